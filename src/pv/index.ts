@@ -1,0 +1,3 @@
+export * from "./pv.ts";
+export * from "./registry.ts";
+export * from "./types.ts";

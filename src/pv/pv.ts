@@ -1,0 +1,511 @@
+import {
+  AlarmStatus,
+  DBE,
+  type PostOptions,
+  type PvKind,
+  type PvListener,
+  type PvMeta,
+  type PvSpec,
+  type PvState,
+  type PvValue,
+  PvWriteError,
+  Severity,
+  type Timestamp,
+  type WriteContext,
+  type WriteHandler,
+} from "./types.ts";
+
+/** Longest string value in bytes (EPICS MAX_STRING_SIZE 40 minus the NUL). */
+export const MAX_STRING_BYTES = 39;
+/** Most enum states a PV may have (mbbi/mbbo). */
+export const MAX_ENUM_STATES = 16;
+/** Longest enum state string in bytes (MAX_ENUM_STRING_SIZE 26 minus the NUL). */
+export const MAX_ENUM_STRING_BYTES = 25;
+/** Longest units string in bytes (MAX_UNITS_SIZE 8 minus the NUL). */
+export const MAX_UNITS_BYTES = 7;
+
+/** Thrown for an invalid PV specification or value; the message says what was expected. */
+export class PvSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PvSpecError";
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Current wall-clock time as an EPICS-style timestamp. */
+export function now(): Timestamp {
+  const ms = Date.now();
+  const ns = process.hrtime.bigint() % 1_000_000n;
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + Number(ns) };
+}
+
+/** Truncates a string to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, max: number): string {
+  const bytes = encoder.encode(s);
+  if (bytes.length <= max) return s;
+  let end = max;
+  // Step back over UTF-8 continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return decoder.decode(bytes.subarray(0, end));
+}
+
+function isArrayLike(v: unknown): v is ArrayLike<number> {
+  return Array.isArray(v) || ArrayBuffer.isView(v);
+}
+
+function toNumber(v: unknown, name: string): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "boolean") return v ? 1 : 0;
+  if (typeof v === "bigint") return Number(v);
+  if (typeof v === "string") {
+    const t = v.trim();
+    const n = t === "" ? 0 : Number(t);
+    if (Number.isNaN(n) && t.toLowerCase() !== "nan") {
+      throw new PvSpecError(`${name}: expected a number, got string "${truncateUtf8(v, 40)}"`);
+    }
+    return n;
+  }
+  if (isArrayLike(v)) return v.length > 0 ? toNumber(v[0], name) : 0;
+  throw new PvSpecError(`${name}: expected a number, got ${v === null ? "null" : typeof v}`);
+}
+
+/** A process variable: value, alarm, timestamp and metadata, with update listeners. */
+export class Pv {
+  readonly name: string;
+  readonly kind: PvKind;
+  /** Maximum element count (1 for scalars). */
+  readonly count: number;
+  readonly writable: boolean;
+  /** Increments on every posted change of value/alarm/timestamp; lets encoders cache per update. */
+  generation = 0;
+  /** Increments on every metadata change. */
+  metaGeneration = 0;
+  /** True once removed from its registry: holders must drop it. */
+  removed = false;
+  writeHandler: WriteHandler | undefined;
+
+  private _meta: Readonly<PvMeta>;
+  private _state: PvState;
+  private readonly listeners = new Set<PvListener>();
+  private readonly removalListeners = new Set<() => void>();
+  // Last values that triggered DBE_VALUE / DBE_LOG, for the MDEL/ADEL deadbands.
+  private lastMonitored: number;
+  private lastArchived: number;
+  // Last alarm limit crossed, for hysteresis (like the ai record's LALM).
+  private lastAlarmLimit = Number.NaN;
+
+  constructor(spec: PvSpec, handler?: WriteHandler) {
+    validateSpec(spec);
+    this.name = spec.name;
+    this.kind = spec.kind;
+    this.count = spec.count ?? 1;
+    this.writable = spec.writable ?? false;
+    this.writeHandler = handler;
+    this._meta = Object.freeze({ ...(spec.meta ?? {}) });
+    const value = this.normalize(spec.initial ?? defaultValue(this.kind, this.count));
+    this._state = {
+      value,
+      status: AlarmStatus.NO_ALARM,
+      severity: Severity.NO_ALARM,
+      timestamp: now(),
+    };
+    const alarm = this.computeAlarm(value);
+    this._state.status = alarm.status;
+    this._state.severity = alarm.severity;
+    const scalar = typeof value === "number" ? value : 0;
+    this.lastMonitored = scalar;
+    this.lastArchived = scalar;
+  }
+
+  /** The current value (typed arrays are shared: treat as read-only). */
+  get value(): PvValue {
+    return this._state.value;
+  }
+  get status(): AlarmStatus {
+    return this._state.status;
+  }
+  get severity(): Severity {
+    return this._state.severity;
+  }
+  get timestamp(): Timestamp {
+    return this._state.timestamp;
+  }
+  /** A consistent snapshot of value, alarm and timestamp. */
+  get state(): Readonly<PvState> {
+    return this._state;
+  }
+  get meta(): Readonly<PvMeta> {
+    return this._meta;
+  }
+  /** Number of valid elements now (≤ count): the length of an array value, else 1. */
+  get length(): number {
+    const v = this._state.value;
+    return typeof v === "object" ? v.length : 1;
+  }
+
+  /** Registers an update listener; returns the function that removes it. */
+  subscribe(listener: PvListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Registers a callback run once when this PV is removed from its registry. */
+  onRemove(cb: () => void): () => void {
+    if (this.removed) {
+      cb();
+      return () => {};
+    }
+    this.removalListeners.add(cb);
+    return () => this.removalListeners.delete(cb);
+  }
+
+  /** Number of update listeners (for diagnostics and tests). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  /**
+   * Converts any accepted input to this PV's native representation, or throws PvSpecError.
+   * Numbers, booleans, numeric strings, arrays and typed arrays are accepted; enum also takes a
+   * state name; char arrays take a string (UTF-8 bytes plus NUL, the EPICS long-string idiom).
+   */
+  normalize(input: unknown): PvValue {
+    const { kind, count, name } = this;
+    if (kind === "string") {
+      if (typeof input === "string") return truncateUtf8(input, MAX_STRING_BYTES);
+      if (isArrayLike(input)) return this.normalize(input.length > 0 ? input[0] : "");
+      if (typeof input === "number" || typeof input === "boolean" || typeof input === "bigint") {
+        return truncateUtf8(String(input), MAX_STRING_BYTES);
+      }
+      throw new PvSpecError(
+        `${name}: expected a string, got ${input === null ? "null" : typeof input}`,
+      );
+    }
+    if (kind === "enum") {
+      if (typeof input === "string") {
+        const idx = this._meta?.states?.indexOf(input) ?? -1;
+        if (idx >= 0) return idx;
+      }
+      const n = toNumber(input, name);
+      if (!Number.isInteger(n) || n < 0 || n > 0xffff) {
+        throw new PvSpecError(
+          `${name}: expected an enum index 0..65535 or a state name, got ${String(input)}`,
+        );
+      }
+      return n;
+    }
+    if (count === 1) {
+      const n = toNumber(input, name);
+      if (kind === "double") return n;
+      if (kind === "long") return Number.isFinite(n) ? Math.trunc(n) | 0 : 0;
+      return Number.isFinite(n) ? Math.trunc(n) & 0xff : 0; // char
+    }
+    return this.normalizeArray(input);
+  }
+
+  private normalizeArray(input: unknown): Float64Array | Int32Array | Uint8Array {
+    const { kind, count, name } = this;
+    if (kind === "char" && typeof input === "string") {
+      const bytes = encoder.encode(input);
+      const n = Math.min(bytes.length + 1, count);
+      const out = new Uint8Array(n);
+      out.set(bytes.subarray(0, n - 1));
+      return out;
+    }
+    let src: ArrayLike<number>;
+    if (isArrayLike(input)) src = input;
+    else if (typeof input === "number" || typeof input === "boolean" || typeof input === "string") {
+      src = [toNumber(input, name)];
+    } else {
+      throw new PvSpecError(
+        `${name}: expected an array of numbers, got ${input === null ? "null" : typeof input}`,
+      );
+    }
+    const n = Math.min(src.length, count);
+    if (kind === "double") {
+      if (src instanceof Float64Array && src.length <= count) return src;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = toNumber(src[i], name);
+      return out;
+    }
+    if (kind === "long") {
+      if (src instanceof Int32Array && src.length <= count) return src;
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) out[i] = toNumber(src[i], name);
+      return out;
+    }
+    if (src instanceof Uint8Array && src.length <= count) return src;
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = toNumber(src[i], name);
+    return out;
+  }
+
+  /**
+   * Sets a new value (server side: plugins, restores). Computes the alarm from limits unless one is
+   * given, applies the MDEL/ADEL deadbands and notifies listeners with the DBE bits triggered.
+   * Typed arrays of the native type are kept by reference: do not mutate them after posting.
+   */
+  post(input: unknown, opts: PostOptions = {}): void {
+    if (this.removed) return;
+    const value = this.normalize(input);
+    const prev = this._state;
+    let status: AlarmStatus;
+    let severity: Severity;
+    if (opts.severity !== undefined || opts.status !== undefined) {
+      severity = opts.severity ?? Severity.NO_ALARM;
+      status =
+        opts.status ?? (severity === Severity.NO_ALARM ? AlarmStatus.NO_ALARM : AlarmStatus.SOFT);
+    } else {
+      const a = this.computeAlarm(value);
+      status = a.status;
+      severity = a.severity;
+    }
+    let mask = 0;
+    if (opts.force) mask |= DBE.VALUE | DBE.LOG;
+    if (typeof value === "number") {
+      if (exceeds(value, this.lastMonitored, this._meta.mdel ?? 0)) {
+        mask |= DBE.VALUE;
+        this.lastMonitored = value;
+      }
+      if (exceeds(value, this.lastArchived, this._meta.adel ?? 0)) {
+        mask |= DBE.LOG;
+        this.lastArchived = value;
+      }
+    } else if (typeof value === "string") {
+      if (value !== prev.value) mask |= DBE.VALUE | DBE.LOG;
+    } else {
+      // Arrays post on every update, like the waveform record: comparing them costs more than sending.
+      mask |= DBE.VALUE | DBE.LOG;
+    }
+    if (status !== prev.status || severity !== prev.severity) mask |= DBE.ALARM;
+    this._state = { value, status, severity, timestamp: opts.timestamp ?? now() };
+    this.generation++;
+    if (mask !== 0) this.emit(mask);
+  }
+
+  /** Changes metadata (units, limits, states, …) and posts DBE_PROPERTY to monitors. */
+  setMeta(patch: Partial<PvMeta>): void {
+    if (this.removed) return;
+    const next = { ...this._meta, ...patch };
+    validateMeta(this.name, this.kind, next);
+    this._meta = Object.freeze(next);
+    this.metaGeneration++;
+    this.generation++;
+    this.emit(DBE.PROPERTY);
+  }
+
+  /**
+   * A write from a protocol client: checks access, type, drive limits and enum range, then runs the
+   * write handler (which may refuse by throwing) and finally posts the value. Rejects with
+   * PvWriteError carrying an operator-readable reason.
+   */
+  async write(input: unknown, ctx: WriteContext = {}): Promise<void> {
+    if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
+    if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
+    let value: PvValue;
+    try {
+      value = this.normalize(input);
+    } catch (e) {
+      throw new PvWriteError((e as Error).message, "type");
+    }
+    this.checkWritable(value);
+    const before = this.generation;
+    if (this.writeHandler) {
+      try {
+        await this.writeHandler(value, ctx);
+      } catch (e) {
+        const reason = e instanceof Error ? e.message : String(e);
+        throw new PvWriteError(reason || "write refused", "rejected");
+      }
+    }
+    // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.
+    if (this.generation === before && !this.removed) this.post(value, { force: true });
+  }
+
+  private checkWritable(value: PvValue): void {
+    const m = this._meta;
+    if (this.kind === "enum" && typeof value === "number") {
+      const n = m.states?.length ?? 0;
+      if (n > 0 && value >= n) {
+        throw new PvWriteError(
+          `${this.name}: enum index ${value} out of range 0..${n - 1}`,
+          "range",
+        );
+      }
+    }
+    const lo = m.controlLow;
+    const hi = m.controlHigh;
+    // EPICS ignores DRVL/DRVH when both are equal (unset); we do the same.
+    if (lo === undefined || hi === undefined || lo === hi) {
+      if (lo !== undefined && hi === undefined)
+        checkRange(this.name, value, lo, Number.POSITIVE_INFINITY);
+      if (hi !== undefined && lo === undefined)
+        checkRange(this.name, value, Number.NEGATIVE_INFINITY, hi);
+      return;
+    }
+    checkRange(this.name, value, lo, hi);
+  }
+
+  private computeAlarm(value: PvValue): { status: AlarmStatus; severity: Severity } {
+    const m = this._meta;
+    if (this.kind === "enum" && typeof value === "number" && m.stateSeverity) {
+      const sev = m.stateSeverity[value] ?? Severity.NO_ALARM;
+      if (sev !== Severity.NO_ALARM) return { status: AlarmStatus.STATE, severity: sev };
+      return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
+    }
+    const a = m.alarm;
+    if (!a || typeof value !== "number" || Number.isNaN(value)) {
+      return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
+    }
+    const hyst = a.hyst ?? 0;
+    const last = this.lastAlarmLimit;
+    const check = (
+      limit: number | undefined,
+      above: boolean,
+      sev: Severity,
+      status: AlarmStatus,
+    ): { status: AlarmStatus; severity: Severity } | null => {
+      if (limit === undefined || sev === Severity.NO_ALARM) return null;
+      const hit = above
+        ? value >= limit || (last === limit && value > limit - hyst)
+        : value <= limit || (last === limit && value < limit + hyst);
+      if (!hit) return null;
+      this.lastAlarmLimit = limit;
+      return { status, severity: sev };
+    };
+    const r =
+      check(a.hihi, true, a.hhsv ?? Severity.MAJOR, AlarmStatus.HIHI) ??
+      check(a.lolo, false, a.llsv ?? Severity.MAJOR, AlarmStatus.LOLO) ??
+      check(a.high, true, a.hsv ?? Severity.MINOR, AlarmStatus.HIGH) ??
+      check(a.low, false, a.lsv ?? Severity.MINOR, AlarmStatus.LOW);
+    if (r) return r;
+    this.lastAlarmLimit = Number.NaN;
+    return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
+  }
+
+  private emit(mask: number): void {
+    for (const l of this.listeners) {
+      try {
+        l(mask);
+      } catch {
+        // A faulty listener must not stop delivery to the others; listeners log their own errors.
+      }
+    }
+  }
+
+  /** Marks the PV removed and tells its holders; called by the registry. */
+  dispose(): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.listeners.clear();
+    const cbs = [...this.removalListeners];
+    this.removalListeners.clear();
+    for (const cb of cbs) {
+      try {
+        cb();
+      } catch {
+        // Same reasoning as emit(): one holder's failure must not keep others attached.
+      }
+    }
+  }
+}
+
+function exceeds(v: number, last: number, deadband: number): boolean {
+  if (deadband < 0) return true;
+  if (Number.isNaN(v) || Number.isNaN(last)) return !(Number.isNaN(v) && Number.isNaN(last));
+  return Math.abs(v - last) > deadband;
+}
+
+function checkRange(name: string, value: PvValue, lo: number, hi: number): void {
+  const check = (x: number) => {
+    if (x < lo || x > hi) {
+      throw new PvWriteError(`${name}: ${x} outside drive limits [${lo}, ${hi}]`, "range");
+    }
+  };
+  if (typeof value === "number") check(value);
+  else if (typeof value === "object") for (const x of value) check(x);
+}
+
+function defaultValue(kind: PvKind, count: number): PvValue {
+  if (kind === "string") return "";
+  if (count === 1) return 0;
+  if (kind === "double") return new Float64Array(0);
+  if (kind === "long") return new Int32Array(0);
+  return new Uint8Array(0);
+}
+
+const NAME_RE = /^[\x21-\x7e]+$/;
+/** Longest PV name in bytes (libca's limit is 1008 including the NUL). */
+export const MAX_PV_NAME_BYTES = 1007;
+/** Largest element count a PV may declare (256 Mi elements: 2 GiB of doubles). */
+export const MAX_PV_COUNT = 1 << 28;
+
+function validateSpec(spec: PvSpec): void {
+  if (typeof spec.name !== "string" || !NAME_RE.test(spec.name)) {
+    throw new PvSpecError(
+      `invalid PV name ${JSON.stringify(spec.name)}: printable ASCII without spaces expected`,
+    );
+  }
+  if (spec.name.length > MAX_PV_NAME_BYTES) {
+    throw new PvSpecError(`PV name too long (${spec.name.length} > ${MAX_PV_NAME_BYTES} bytes)`);
+  }
+  const kinds: PvKind[] = ["double", "long", "string", "enum", "char"];
+  if (!kinds.includes(spec.kind)) {
+    throw new PvSpecError(
+      `${spec.name}: kind must be one of ${kinds.join(", ")}, got ${String(spec.kind)}`,
+    );
+  }
+  const count = spec.count ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_PV_COUNT) {
+    throw new PvSpecError(
+      `${spec.name}: count must be an integer 1..${MAX_PV_COUNT}, got ${count}`,
+    );
+  }
+  if (count > 1 && (spec.kind === "string" || spec.kind === "enum")) {
+    throw new PvSpecError(`${spec.name}: ${spec.kind} PVs are scalar (count must be 1)`);
+  }
+  validateMeta(spec.name, spec.kind, spec.meta ?? {});
+}
+
+function validateMeta(name: string, kind: PvKind, m: PvMeta): void {
+  if (m.units !== undefined && encoder.encode(m.units).length > MAX_UNITS_BYTES) {
+    throw new PvSpecError(`${name}: units "${m.units}" longer than ${MAX_UNITS_BYTES} bytes`);
+  }
+  if (
+    m.precision !== undefined &&
+    (!Number.isInteger(m.precision) || m.precision < 0 || m.precision > 17)
+  ) {
+    throw new PvSpecError(`${name}: precision must be an integer 0..17, got ${m.precision}`);
+  }
+  if (m.states !== undefined) {
+    if (kind !== "enum") throw new PvSpecError(`${name}: states are only valid for enum PVs`);
+    if (m.states.length > MAX_ENUM_STATES) {
+      throw new PvSpecError(
+        `${name}: at most ${MAX_ENUM_STATES} enum states, got ${m.states.length}`,
+      );
+    }
+    for (const s of m.states) {
+      if (encoder.encode(s).length > MAX_ENUM_STRING_BYTES) {
+        throw new PvSpecError(
+          `${name}: enum state "${s}" longer than ${MAX_ENUM_STRING_BYTES} bytes`,
+        );
+      }
+    }
+  }
+  for (const k of [
+    "displayLow",
+    "displayHigh",
+    "controlLow",
+    "controlHigh",
+    "mdel",
+    "adel",
+  ] as const) {
+    const v = m[k];
+    if (v !== undefined && (typeof v !== "number" || Number.isNaN(v))) {
+      throw new PvSpecError(`${name}: ${k} must be a number, got ${String(v)}`);
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import { describe, expect, test } from "bun:test";
+import {
+  AlarmStatus,
+  DBE,
+  PvRegistry,
+  PvSpecError,
+  PvWriteError,
+  Severity,
+} from "../../src/pv/index.ts";
+
+function collect(reg: PvRegistry, name: string): number[] {
+  const masks: number[] = [];
+  reg.get(name)?.subscribe((m) => masks.push(m));
+  return masks;
+}
+
+describe("Pv model", () => {
+  test("MDEL and ADEL deadbands decide DBE_VALUE and DBE_LOG", () => {
+    const reg = new PvRegistry();
+    const pv = reg.add({ name: "T:X", kind: "double", initial: 0, meta: { mdel: 1, adel: 5 } });
+    const masks = collect(reg, "T:X");
+    pv.post(0.5); // inside both deadbands: nothing
+    pv.post(1.5); // |1.5-0| > 1 → VALUE
+    pv.post(6); // |6-1.5| > 1 → VALUE; |6-0| > 5 → LOG
+    expect(masks).toEqual([DBE.VALUE, DBE.VALUE | DBE.LOG]);
+  });
+
+  test("alarm limits with hysteresis raise and clear severity and post DBE_ALARM", () => {
+    const reg = new PvRegistry();
+    const pv = reg.add({
+      name: "T:A",
+      kind: "double",
+      meta: { alarm: { high: 10, hihi: 20, hyst: 2 } },
+    });
+    const masks = collect(reg, "T:A");
+    pv.post(15);
+    expect([pv.status, pv.severity]).toEqual([AlarmStatus.HIGH, Severity.MINOR]);
+    pv.post(25);
+    expect([pv.status, pv.severity]).toEqual([AlarmStatus.HIHI, Severity.MAJOR]);
+    pv.post(19); // still within hysteresis of HIHI
+    expect(pv.status).toBe(AlarmStatus.HIHI);
+    pv.post(17); // out of HIHI hysteresis, still above HIGH
+    expect(pv.status).toBe(AlarmStatus.HIGH);
+    pv.post(5);
+    expect(pv.severity).toBe(Severity.NO_ALARM);
+    expect(masks.every((m) => (m & DBE.VALUE) !== 0)).toBe(true);
+    expect(masks.filter((m) => (m & DBE.ALARM) !== 0).length).toBe(4);
+  });
+
+  test("enum state severities and state names", async () => {
+    const reg = new PvRegistry();
+    const pv = reg.add({
+      name: "T:E",
+      kind: "enum",
+      writable: true,
+      meta: { states: ["OK", "WARN", "BAD"], stateSeverity: [0, 1, 2] },
+    });
+    pv.post("BAD");
+    expect(pv.value).toBe(2);
+    expect([pv.status, pv.severity]).toEqual([AlarmStatus.STATE, Severity.MAJOR]);
+    await expect(pv.write(3)).rejects.toThrow(/out of range/);
+  });
+
+  test("writes: read-only refused, drive limits enforced, handler may reject or replace", async () => {
+    const reg = new PvRegistry();
+    const ro = reg.add({ name: "T:RO", kind: "long" });
+    await expect(ro.write(1)).rejects.toBeInstanceOf(PvWriteError);
+    const seen: unknown[] = [];
+    const sp = reg.add(
+      { name: "T:SP", kind: "double", writable: true, meta: { controlLow: 0, controlHigh: 10 } },
+      (v) => {
+        seen.push(v);
+        if (v === 7) throw new Error("seven is unlucky");
+        if (v === 8) sp.post(8.5);
+      },
+    );
+    await expect(sp.write(11)).rejects.toThrow(/drive limits/);
+    await expect(sp.write(7)).rejects.toThrow("seven is unlucky");
+    expect(sp.value).toBe(0);
+    await sp.write("3.5");
+    expect(sp.value).toBe(3.5);
+    await sp.write(8);
+    expect(sp.value).toBe(8.5);
+    expect(seen).toEqual([7, 3.5, 8]);
+  });
+
+  test("arrays clamp to count, strings to 39 bytes, bad input is refused", () => {
+    const reg = new PvRegistry();
+    const arr = reg.add({ name: "T:ARR", kind: "double", count: 3 });
+    arr.post([1, 2, 3, 4, 5]);
+    expect(Array.from(arr.value as Float64Array)).toEqual([1, 2, 3]);
+    const s = reg.add({ name: "T:S", kind: "string" });
+    s.post("x".repeat(100));
+    expect((s.value as string).length).toBe(39);
+    const l = reg.add({ name: "T:L", kind: "long" });
+    expect(() => l.post("abc")).toThrow(PvSpecError);
+    expect(() => reg.add({ name: "T:L", kind: "long" })).toThrow(/already exists/);
+    expect(() => reg.add({ name: "bad name", kind: "long" })).toThrow(PvSpecError);
+    expect(() =>
+      reg.add({ name: "T:E2", kind: "enum", meta: { states: Array(17).fill("s") } }),
+    ).toThrow(/16/);
+  });
+
+  test("registry removal tells holders and frees the name", () => {
+    const reg = new PvRegistry();
+    const pv = reg.add({ name: "T:R", kind: "double" });
+    let told = 0;
+    pv.onRemove(() => told++);
+    const removed: string[] = [];
+    reg.onRemove((p) => removed.push(p.name));
+    expect(reg.remove("T:R")).toBe(true);
+    expect(told).toBe(1);
+    expect(removed).toEqual(["T:R"]);
+    expect(reg.has("T:R")).toBe(false);
+    reg.add({ name: "T:R", kind: "double" });
+    expect(reg.size).toBe(1);
+  });
+});
