@@ -35,11 +35,20 @@ export class PvSpecError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+// Sub-millisecond wall clock: the monotonic clock plus an offset re-anchored to Date.now()
+// whenever they drift more than 1 ms apart (NTP steps and slews), without BigInt on the hot path.
+let clockOffset = performance.timeOrigin;
+
 /** Current wall-clock time as an EPICS-style timestamp. */
 export function now(): Timestamp {
-  const ms = Date.now();
-  const ns = process.hrtime.bigint() % 1_000_000n;
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + Number(ns) };
+  let ms = clockOffset + performance.now();
+  const wall = Date.now();
+  if (Math.abs(ms - wall) > 1) {
+    clockOffset = wall - performance.now();
+    ms = wall;
+  }
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6)) };
 }
 
 /** Truncates a string to at most `max` UTF-8 bytes without splitting a character. */
