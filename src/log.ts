@@ -1,17 +1,14 @@
 import pino, { type Logger } from "pino";
+import pretty from "pino-pretty";
 
 /** Root logger: JSON lines by default, pretty when stdout is a TTY (set IOCMNG_LOG_PRETTY=0/1 to force). */
 export function createRootLogger(level = process.env.IOCMNG_LOG_LEVEL ?? "info"): Logger {
   const forced = process.env.IOCMNG_LOG_PRETTY;
-  const pretty = forced === undefined ? process.stdout.isTTY === true : forced === "1";
-  if (pretty) {
-    return pino({
-      level,
-      transport: {
-        target: "pino-pretty",
-        options: { colorize: true, translateTime: "SYS:HH:MM:ss.l" },
-      },
-    });
+  const isPretty = forced === undefined ? process.stdout.isTTY === true : forced === "1";
+  if (isPretty) {
+    // pino-pretty as an in-process stream, not a pino transport: transports resolve their target
+    // module by path in a worker thread, which fails inside the `bun build --compile` binary.
+    return pino({ level }, pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", sync: true }));
   }
   return pino({ level, base: { app: "iocmng" } });
 }
