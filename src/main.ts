@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
-import { createApp } from "./api/app.ts";
+import { loadConfig } from "./config.ts";
 import { createRootLogger } from "./log.ts";
+import { installSignalHandlers, startServer } from "./server.ts";
 import { VERSION } from "./version.ts";
 
 /** Entry point: the only place where the parts are composed. */
@@ -14,14 +15,10 @@ async function main(argv: string[]): Promise<number> {
     console.error(`iocmng: unknown command '${cmd}' (try --help)`);
     return 2;
   }
-  const log = createRootLogger();
-  const host = process.env.IOCMNG_HOST ?? "0.0.0.0";
-  const port = Number(process.env.IOCMNG_PORT ?? 8080);
-  const app = createApp({ version: VERSION }).listen({ hostname: host, port });
-  log.info(
-    { host, port: app.server?.port },
-    `REST API listening on http://${host}:${app.server?.port}`,
-  );
+  const config = loadConfig(process.env);
+  const log = createRootLogger(config.logLevel);
+  const server = await startServer(config, log);
+  installSignalHandlers(server, log);
   return await new Promise<number>(() => {});
 }
 

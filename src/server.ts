@@ -1,0 +1,173 @@
+import type { Logger } from "pino";
+import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
+import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
+import type { ServerConfig } from "./config.ts";
+import { PluginController } from "./plugins/controller.ts";
+import { PvRegistry } from "./pv/registry.ts";
+import { StateStore } from "./state/index.ts";
+import { VERSION } from "./version.ts";
+
+/** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
+export interface StartOptions {
+  caConfig?: Partial<CaServerConfig>;
+  /** Environment the CA config is read from (default `process.env`). */
+  env?: Record<string, string | undefined>;
+}
+
+/** A started iocmng: where it listens, its parts, and how to stop it. */
+export interface RunningServer {
+  httpPort: number;
+  caTcpPort: number;
+  caUdpPort: number;
+  controller: PluginController;
+  registry: PvRegistry;
+  /** Stops REST, plugins (cleanup()), state writes and CA, in that order. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** True when `host` only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * The composition root: builds the PV registry, the CA server, the state store and the plugin
+ * controller, restores plugins, then serves REST. REST listens only after `restore()` so that a
+ * passing health check means the persisted plugins are back.
+ */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger,
+  opts: StartOptions = {},
+): Promise<RunningServer> {
+  const registry = new PvRegistry();
+  const caConfig: CaServerConfig = {
+    ...caServerConfigFromEnv(opts.env ?? process.env),
+    ...opts.caConfig,
+  };
+  const ca = new CaServer({
+    registry,
+    logger: logger.child({ component: "ca" }),
+    config: caConfig,
+  });
+  await ca.start();
+  const cleanups: Array<() => Promise<void> | void> = [() => ca.stop()];
+  try {
+    const state = new StateStore(config.stateDir, logger.child({ component: "state" }));
+    const controller = new PluginController({ registry, config, state, logger });
+    cleanups.unshift(
+      () => controller.shutdown(),
+      () => state.flush(),
+    );
+    await controller.restore();
+
+    if (config.apiToken === null && !isLoopbackHost(config.host)) {
+      logger.warn(
+        { host: config.host },
+        "IOCMNG_API_TOKEN is not set and the REST API is reachable beyond this machine: anyone who can reach it can load and run code here. Set IOCMNG_API_TOKEN or bind IOCMNG_HOST=127.0.0.1.",
+      );
+    }
+
+    const app = createApp({
+      controller,
+      version: VERSION,
+      apiToken: config.apiToken,
+      logger,
+    }).listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop for the parser's own limit (a little larger so the parser's 413 body wins).
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 2,
+    });
+    const httpPort = app.server?.port ?? config.port;
+    cleanups.unshift(async () => {
+      await app.stop(true);
+    });
+    logger.info(
+      { host: config.host, port: httpPort },
+      `REST API on http://${config.host}:${httpPort}/api/v1 (docs at /api/v1/docs)`,
+    );
+    logger.info(
+      { tcpPort: ca.tcpPort, udpPort: ca.udpPort },
+      `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
+    );
+
+    let stopping: Promise<void> | null = null;
+    return {
+      httpPort,
+      caTcpPort: ca.tcpPort,
+      caUdpPort: ca.udpPort,
+      controller,
+      registry,
+      stop() {
+        stopping ??= runAll(cleanups, logger);
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await runAll(cleanups, logger);
+    throw e;
+  }
+}
+
+/** Runs every cleanup in order; one failing does not skip the others. */
+async function runAll(cleanups: Array<() => Promise<void> | void>, logger: Logger): Promise<void> {
+  for (const c of cleanups) {
+    try {
+      await c();
+    } catch (err) {
+      logger.error({ err }, "error during shutdown");
+    }
+  }
+}
+
+/** How long a signal-triggered shutdown may take before the process exits anyway. */
+export const SHUTDOWN_GRACE_MS = 4500;
+
+/**
+ * SIGTERM/SIGINT: stop the server (loops, cleanup(), CA clients) and exit 0; exit 1 if that takes
+ * longer than {@link SHUTDOWN_GRACE_MS} or on a second signal. Returns a function that uninstalls.
+ */
+export function installSignalHandlers(
+  server: Pick<RunningServer, "stop">,
+  logger: Logger,
+  exit: (code: number) => void = (code) => process.exit(code),
+): () => void {
+  let started = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (started) {
+      logger.warn({ signal }, "second signal during shutdown: exiting now");
+      exit(1);
+      return;
+    }
+    started = true;
+    logger.info({ signal }, "shutting down");
+    const hard = setTimeout(() => {
+      logger.error({ graceMs: SHUTDOWN_GRACE_MS }, "shutdown took too long: exiting anyway");
+      exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    server.stop().then(
+      () => {
+        clearTimeout(hard);
+        logger.info("stopped");
+        logger.flush?.();
+        exit(0);
+      },
+      (err: unknown) => {
+        clearTimeout(hard);
+        logger.error({ err }, "shutdown failed");
+        exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  return () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  };
+}
