@@ -1,0 +1,46 @@
+import { ConfigError, loadConfig } from "../../config.ts";
+import { createRootLogger } from "../../log.ts";
+import { installSignalHandlers, startServer } from "../../server.ts";
+import { stringFlag } from "../args.ts";
+import type { Command } from "../command.ts";
+import { CliError } from "../errors.ts";
+
+/** `iocmng serve` (the default command): REST API + Channel Access server + plugins. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "serve the REST API and the Channel Access server (default)",
+  usage: "iocmng serve [--host H] [--port P] [--config FILE]",
+  details: [
+    "Loads the configuration from the environment (IOCMNG_* variables, IOCMNG_CONFIG file),",
+    "restores the plugins recorded in the state directory, then serves REST and Channel Access",
+    "until SIGTERM/SIGINT (graceful stop, exit 0). Flags override the matching variables:",
+    "--host IOCMNG_HOST, --port IOCMNG_PORT, --config IOCMNG_CONFIG. CA ports come from",
+    "EPICS_CAS_SERVER_PORT / EPICS_CA_SERVER_PORT (default 5064).",
+  ].join("\n"),
+  flags: {
+    host: { type: "string" },
+    port: { type: "string" },
+    config: { type: "string" },
+  },
+  maxPositionals: 0,
+  async run(args, ctx) {
+    const env = { ...ctx.env };
+    const overrides = { host: "IOCMNG_HOST", port: "IOCMNG_PORT", config: "IOCMNG_CONFIG" };
+    for (const [flag, variable] of Object.entries(overrides)) {
+      const v = stringFlag(args, flag);
+      if (v !== undefined) env[variable] = v;
+    }
+    let config: ReturnType<typeof loadConfig>;
+    try {
+      config = loadConfig(env);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new CliError(`configuration: ${e.message}`);
+      throw e;
+    }
+    const log = createRootLogger(config.logLevel);
+    const server = await startServer(config, log, { env });
+    installSignalHandlers(server, log);
+    // Serve until a signal handler exits the process.
+    return await new Promise<number>(() => {});
+  },
+};
