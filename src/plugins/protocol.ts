@@ -1,0 +1,72 @@
+/**
+ * Messages between the main thread and a plugin's Worker. Every request carrying an `id` gets
+ * exactly one reply with the same `id`; unsolicited messages (set, log, hb) have none.
+ */
+import type { LogLevel, PvDefinition } from "../sdk/host.ts";
+
+/** What the worker knows about each PV: enough to validate names and map enum state names. */
+export interface WorkerPvInfo {
+  kind: string;
+  count: number;
+  writable: boolean;
+  states?: string[];
+  value: unknown;
+}
+
+/** Main → worker. */
+export type ToWorker =
+  | {
+      t: "load";
+      id: number;
+      files: string[];
+      kind: "task" | "job";
+    }
+  | {
+      t: "start";
+      id: number;
+      name: string;
+      kind: "task" | "job";
+      prefix: string;
+      parameters: Record<string, unknown>;
+      mode: "continuous" | "triggered";
+      interval: number;
+      enabled: boolean;
+      pvs: Record<string, WorkerPvInfo>;
+      services: {
+        beamlineValues: Record<string, unknown> | null;
+        beamline: string | null;
+        namespace: string | null;
+        devices: boolean;
+      };
+      /** Longest initialize() may take before start fails (ms). */
+      initTimeoutMs: number;
+    }
+  | { t: "write"; id: number; pv: string; value: unknown }
+  | { t: "trigger"; id: number }
+  | { t: "runJob"; id: number }
+  | { t: "stop"; id: number; cleanupTimeoutMs: number };
+
+/** Worker → main. */
+export type FromWorker =
+  | { t: "ready" }
+  | { t: "reply"; id: number; ok: boolean; message: string; step?: string; data?: unknown }
+  | { t: "set"; updates: SetUpdate[] }
+  | { t: "addPv"; id: number; name: string; def: PvDefinition }
+  | {
+      t: "log";
+      level: LogLevel;
+      bindings: Record<string, unknown>;
+      msg: string;
+      err?: SerializedError;
+    }
+  | { t: "hb" };
+
+/** One batched PV update: short name, value, optional explicit alarm. */
+export type SetUpdate = [name: string, value: unknown, severity?: number, status?: number];
+
+/** An error flattened for postMessage. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+}
