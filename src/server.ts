@@ -34,6 +34,12 @@ export function isLoopbackHost(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** The startup warning for an unauthenticated API reachable from other hosts, or null. */
+export function securityWarning(config: Pick<ServerConfig, "host" | "apiToken">): string | null {
+  if (config.apiToken !== null || isLoopbackHost(config.host)) return null;
+  return `IOCMNG_API_TOKEN is not set and the REST API listens on ${config.host}, beyond this machine: anyone who can reach it can load and run code here. Set IOCMNG_API_TOKEN, or IOCMNG_HOST=127.0.0.1.`;
+}
+
 /**
  * The composition root: builds the PV registry, the CA server, the state store and the plugin
  * controller, restores plugins, then serves REST. REST listens only after `restore()` so that a
@@ -65,12 +71,8 @@ export async function startServer(
     );
     await controller.restore();
 
-    if (config.apiToken === null && !isLoopbackHost(config.host)) {
-      logger.warn(
-        { host: config.host },
-        "IOCMNG_API_TOKEN is not set and the REST API is reachable beyond this machine: anyone who can reach it can load and run code here. Set IOCMNG_API_TOKEN or bind IOCMNG_HOST=127.0.0.1.",
-      );
-    }
+    const warning = securityWarning(config);
+    if (warning !== null) logger.warn({ host: config.host }, warning);
 
     const app = createApp({
       controller,
