@@ -1,0 +1,839 @@
+/**
+ * One TCP virtual circuit: parses client requests (via the codec's MessageReader), keeps the
+ * circuit's channels and subscriptions, and owns its send path.
+ *
+ * Send path: replies and monitor updates are appended to one growable buffer and written with one
+ * `socket.write` per tick (Bun sockets are unbuffered; what the kernel refuses goes to a backlog
+ * written on `drain`). While a backlog exists or the client sent EVENTS_OFF, monitor updates are not
+ * queued: the subscription is only marked pending and its *latest* value is encoded when the
+ * circuit drains (rsrv's coalescing, fact sheet §7.2), so a slow client costs one flag per
+ * subscription, never unbounded memory, and never delays other circuits. Replies to requests still
+ * queue (bounded: reading pauses while the backlog is large, and a circuit whose backlog passes
+ * maxQueuedBytesPerCircuit is dropped).
+ */
+import type { Socket } from "bun";
+import type { Logger } from "pino";
+import type { Pv } from "../../pv/pv.ts";
+import type { PvRegistry } from "../../pv/registry.ts";
+import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
+import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
+import { dbrPayloadSize, decodePut, isValidDbrType, nativeDbrType } from "../codec/dbr.ts";
+import { type CaHeader, headerSizeFor } from "../codec/header.ts";
+import {
+  encodeAccessRights,
+  encodeClearChannelReply,
+  encodeCreateChanReply,
+  encodeCreateChFail,
+  encodeEcho,
+  encodeError,
+  encodeEventCancelAck,
+  encodeNotFound,
+  encodeReadNotifyReply,
+  encodeReadReply,
+  encodeReadSync,
+  encodeSearchReply,
+  encodeServerDisconn,
+  encodeVersion,
+  encodeWriteNotifyReply,
+  writeEventUpdateHeader,
+} from "../codec/messages.ts";
+import { MessageReader } from "../codec/stream.ts";
+import type { CaServerConfig } from "./config.ts";
+import {
+  type Encoded,
+  type FanoutChannel,
+  type FanoutSubscription,
+  type PvEntry,
+  type SubscriptionSink,
+  zeroPayload,
+} from "./fanout.ts";
+
+/** Counters shared by all circuits of a server (see CaServer.stats). */
+export interface CaCounters {
+  updatesSent: number;
+  updatesCoalesced: number;
+  bytesSent: number;
+  circuitsDropped: number;
+}
+
+/** What a circuit needs from its server. */
+export interface CircuitHost {
+  readonly registry: PvRegistry;
+  readonly config: CaServerConfig;
+  readonly logger: Logger;
+  readonly counters: CaCounters;
+  readonly tcpPort: number;
+  /** The fan-out entry of a PV (created on first use). */
+  entryFor(pv: Pv): PvEntry;
+  /** Asks for `flush()` on this circuit at the end of the current tick. */
+  scheduleFlush(c: Circuit): void;
+  /** The circuit closed: forget it. */
+  circuitClosed(c: Circuit): void;
+}
+
+/** Socket user data: the circuit attached at `open`. */
+export interface CircuitSocketData {
+  circuit: Circuit | null;
+}
+
+type CaSocket = Socket<CircuitSocketData>;
+
+const OUT_INITIAL = 64 * 1024;
+const OUT_RETAIN = 1024 * 1024;
+// Above this many unsent bytes the circuit stops reading requests until the client catches up.
+const PAUSE_READ_BYTES = 4 * 1024 * 1024;
+// Budget of pending monitor updates written per drain before handing the data to the kernel.
+const PENDING_BATCH_BYTES = 256 * 1024;
+const NO_CHANNEL = 0xffffffff;
+const textDecoder = new TextDecoder("utf-8", { fatal: false });
+
+class Channel implements FanoutChannel {
+  readonly subs = new Map<number, Subscription>();
+  alive = true;
+  pendingWrites = 0;
+  writeTail: Promise<void> | null = null;
+  constructor(
+    readonly circuit: Circuit,
+    readonly cid: number,
+    readonly sid: number,
+    readonly pv: Pv,
+    readonly entry: PvEntry,
+  ) {}
+  pvRemoved(): void {
+    this.circuit.disconnectChannel(this);
+  }
+}
+
+class Subscription implements FanoutSubscription {
+  pending = false;
+  alive = true;
+  constructor(
+    readonly id: number,
+    readonly channel: Channel,
+    readonly dbrType: number,
+    readonly count: number,
+    readonly mask: number,
+    readonly sink: SubscriptionSink,
+  ) {}
+}
+
+/** A TCP virtual circuit with one client (one per client process and priority). */
+export class Circuit implements SubscriptionSink {
+  readonly peer: string;
+  readonly ip: string;
+  clientMinor = 0;
+  priority = 0;
+  user = "";
+  host = "";
+  closed = false;
+  /** True while queued by the host for a flush this tick. */
+  flushScheduled = false;
+
+  private versionSeen = false;
+  private anyChannelCreated = false;
+  private eventsOff = false;
+  private readonly reader: MessageReader;
+  private readonly channels = new Map<number, Channel>(); // by SID
+  private readonly subs = new Map<number, Subscription>(); // by subscription ID
+  private readonly pendingSubs = new Set<Subscription>();
+  private nextSid = 1;
+  private pendingWrites = 0;
+  private out = new Uint8Array(OUT_INITIAL);
+  private outView = new DataView(this.out.buffer);
+  private outLen = 0;
+  private readonly backlog: Uint8Array[] = [];
+  private backlogBytes = 0;
+  private readPaused = false;
+  private readonly warned = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socket: CaSocket,
+    private readonly srv: CircuitHost,
+  ) {
+    this.ip = socket.remoteAddress;
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = srv.logger.child({ peer: this.peer });
+    this.reader = new MessageReader({
+      maxPayload: srv.config.maxPayloadBytes,
+      extendedAllowed: () => this.clientMinor >= 9,
+    });
+    // rsrv sends its VERSION at accept time, before reading anything (fact sheet §10.1).
+    this.append(encodeVersion());
+    this.flush();
+  }
+
+  /** Channels open on this circuit. */
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /** Subscriptions on this circuit. */
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  /** Unsent bytes held for this circuit. */
+  get queuedBytes(): number {
+    return this.backlogBytes + this.outLen;
+  }
+
+  /** Bytes arrived from the socket: handle every whole message, then send the replies. */
+  onData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.reader.push(chunk);
+    for (;;) {
+      const item = this.reader.next();
+      if (item === null) break;
+      if (item.kind === "error") {
+        if (item.error === "misaligned") {
+          this.sendError(
+            NO_CHANNEL,
+            ECA.INTERNAL,
+            item.header,
+            item.extended,
+            "Missaligned protocol rejected",
+          );
+          this.drop(
+            `misaligned message (command ${item.header.command}, size ${item.header.payloadSize})`,
+          );
+          return;
+        }
+        this.warnOnce(
+          "oversized",
+          `request payload of ${item.header.payloadSize} bytes exceeds the limit of ${this.srv.config.maxPayloadBytes}; skipped`,
+        );
+        this.sendError(
+          this.cidForSid(item.header),
+          ECA.TOLARGE,
+          item.header,
+          item.extended,
+          `payload of ${item.header.payloadSize} bytes exceeds the server limit`,
+        );
+        continue;
+      }
+      try {
+        this.dispatch(item.header, item.payload, item.extended);
+      } catch (e) {
+        // A bug handling one request must not take the server down; the circuit is suspect though.
+        this.log.error({ err: e, command: item.header.command }, "CA request handler failed");
+        this.drop("internal error");
+      }
+      if (this.closed) return;
+    }
+    this.flush();
+  }
+
+  /** The socket can take more data: write the backlog, then the coalesced monitor updates. */
+  onDrain(): void {
+    if (this.closed) return;
+    while (this.backlog.length > 0) {
+      const b = this.backlog[0] as Uint8Array;
+      const n = this.socket.write(b);
+      if (n < 0) return;
+      this.srv.counters.bytesSent += n;
+      this.backlogBytes -= n;
+      if (n < b.length) {
+        this.backlog[0] = b.subarray(n);
+        return;
+      }
+      this.backlog.shift();
+    }
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    this.flush();
+    this.writePending();
+  }
+
+  /** The socket closed (either side): release every channel and subscription. */
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const ch of this.channels.values()) this.releaseChannel(ch);
+    this.channels.clear();
+    this.subs.clear();
+    this.pendingSubs.clear();
+    this.backlog.length = 0;
+    this.backlogBytes = 0;
+    this.srv.circuitClosed(this);
+  }
+
+  /** Closes the circuit after sending what is queued (best effort). */
+  drop(reason: string): void {
+    if (this.closed) return;
+    this.log.warn({ reason }, "CA circuit dropped");
+    this.srv.counters.circuitsDropped++;
+    this.flush();
+    this.socket.end();
+    this.onClose();
+  }
+
+  /** Closes the circuit at server shutdown. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.flush();
+    this.socket.end();
+    this.onClose();
+  }
+
+  /** Sends this tick's replies and updates in one write. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.outLen === 0) return;
+    const len = this.outLen;
+    this.outLen = 0;
+    if (this.backlog.length > 0) {
+      this.pushBacklog(this.out.slice(0, len));
+    } else {
+      const n = this.socket.write(this.out, 0, len);
+      if (n < 0) return; // closing: the close handler cleans up
+      this.srv.counters.bytesSent += n;
+      if (n < len) this.pushBacklog(this.out.slice(n, len));
+    }
+    if (this.out.length > OUT_RETAIN) {
+      this.out = new Uint8Array(OUT_INITIAL);
+      this.outView = new DataView(this.out.buffer);
+    }
+  }
+
+  /** A PV update for one of our subscriptions (called by the fan-out). */
+  queueUpdate(s: FanoutSubscription): void {
+    const sub = s as Subscription;
+    if (this.closed || !sub.alive) return;
+    if (sub.pending) {
+      this.srv.counters.updatesCoalesced++;
+      return;
+    }
+    if (this.eventsOff || this.backlog.length > 0) {
+      sub.pending = true;
+      this.pendingSubs.add(sub);
+      return;
+    }
+    this.writeUpdate(sub);
+    if (!this.flushScheduled) this.srv.scheduleFlush(this);
+  }
+
+  /** The channel's PV was removed from the registry: SERVER_DISCONN and forget the channel. */
+  disconnectChannel(ch: Channel): void {
+    if (!ch.alive) return;
+    this.channels.delete(ch.sid);
+    this.releaseChannel(ch);
+    if (this.closed) return;
+    this.append(encodeServerDisconn(ch.cid));
+    if (!this.flushScheduled) this.srv.scheduleFlush(this);
+  }
+
+  // ---- request dispatch -------------------------------------------------------------------
+
+  private dispatch(h: CaHeader, payload: Uint8Array, ext: boolean): void {
+    switch (h.command) {
+      case CMD.VERSION:
+        this.onVersion(h);
+        return;
+      case CMD.EVENT_ADD:
+        this.onEventAdd(h, payload, ext);
+        return;
+      case CMD.EVENT_CANCEL:
+        this.onEventCancel(h, ext);
+        return;
+      case CMD.READ:
+        this.onRead(h, ext, false);
+        return;
+      case CMD.READ_NOTIFY:
+        this.onRead(h, ext, true);
+        return;
+      case CMD.WRITE:
+        this.onWrite(h, payload, ext, false);
+        return;
+      case CMD.WRITE_NOTIFY:
+        this.onWrite(h, payload, ext, true);
+        return;
+      case CMD.SEARCH:
+        this.onTcpSearch(h, payload);
+        return;
+      case CMD.EVENTS_OFF:
+        this.eventsOff = true;
+        return;
+      case CMD.EVENTS_ON:
+        this.eventsOff = false;
+        this.writePending();
+        return;
+      case CMD.READ_SYNC:
+        this.append(encodeReadSync(h));
+        return;
+      case CMD.CLEAR_CHANNEL:
+        this.onClearChannel(h);
+        return;
+      case CMD.CREATE_CHAN:
+        this.onCreateChan(h, payload);
+        return;
+      case CMD.CLIENT_NAME:
+      case CMD.HOST_NAME:
+        this.onName(h, payload, ext);
+        return;
+      case CMD.ECHO:
+        // Answered at once, ahead of coalesced monitor traffic: libca's watchdog depends on it.
+        this.append(encodeEcho(h, payload));
+        this.flush();
+        return;
+      default: {
+        const name = CMD_NAME[h.command] ?? String(h.command);
+        this.sendError(
+          NO_CHANNEL,
+          ECA.INTERNAL,
+          h,
+          ext,
+          "invalid (damaged?) request code from TCP",
+        );
+        this.drop(`invalid request code ${name}`);
+      }
+    }
+  }
+
+  private onVersion(h: CaHeader): void {
+    // rsrv: priority > 99 or minor < 4 ends the circuit.
+    if (h.count < 4) {
+      this.sendError(NO_CHANNEL, ECA.DEFUNCT, h, false, "CA client version too old");
+      this.drop(`client minor version ${h.count} < 4`);
+      return;
+    }
+    if (h.dataType > 99) {
+      this.drop(`circuit priority ${h.dataType} > 99`);
+      return;
+    }
+    this.versionSeen = true;
+    this.clientMinor = h.count;
+    this.priority = h.dataType;
+  }
+
+  private onName(h: CaHeader, payload: Uint8Array, ext: boolean): void {
+    const nul = payload.indexOf(0);
+    if (payload.length > 512 || nul < 0) {
+      this.sendError(NO_CHANNEL, ECA.INTERNAL, h, ext, "bad client/host name");
+      this.drop("client/host name without NUL or longer than 512 bytes");
+      return;
+    }
+    if (this.anyChannelCreated) {
+      this.sendError(
+        NO_CHANNEL,
+        ECA.INTERNAL,
+        h,
+        ext,
+        "client/host name after channel creation ignored",
+      );
+      return;
+    }
+    const name = textDecoder.decode(payload.subarray(0, nul));
+    if (h.command === CMD.CLIENT_NAME) this.user = name;
+    else this.host = name;
+  }
+
+  private onCreateChan(h: CaHeader, payload: Uint8Array): void {
+    if (h.payloadSize <= 1 && payload.length <= 1) return; // rsrv ignores empty names silently
+    if (!this.versionSeen && h.p2 >= 4 && h.p2 <= 0xffff) this.clientMinor = h.p2;
+    const cid = h.p1;
+    let end = payload.indexOf(0);
+    if (end < 0) end = payload.length;
+    const cfg = this.srv.config;
+    if (end > cfg.maxNameLength) {
+      this.warnOnce("name", `PV name of ${end} bytes exceeds the limit of ${cfg.maxNameLength}`);
+      this.append(encodeCreateChFail(cid));
+      return;
+    }
+    if (end === 0) {
+      this.append(encodeCreateChFail(cid));
+      return;
+    }
+    const name = textDecoder.decode(payload.subarray(0, end));
+    const pv = this.srv.registry.get(name);
+    if (pv === undefined) {
+      this.append(encodeCreateChFail(cid));
+      return;
+    }
+    if (this.channels.size >= cfg.maxChannelsPerCircuit) {
+      this.warnOnce("channels", `channel limit ${cfg.maxChannelsPerCircuit} per circuit reached`);
+      this.append(encodeCreateChFail(cid));
+      return;
+    }
+    const sid = this.allocSid();
+    const entry = this.srv.entryFor(pv);
+    const ch = new Channel(this, cid, sid, pv, entry);
+    entry.channels.add(ch);
+    this.channels.set(sid, ch);
+    this.anyChannelCreated = true;
+    const rights = pv.writable ? ACCESS.READ | ACCESS.WRITE : ACCESS.READ;
+    this.append(encodeAccessRights(cid, rights));
+    const ext = this.clientMinor >= 9;
+    this.append(encodeCreateChanReply(cid, sid, nativeDbrType(pv.kind), pv.count, ext));
+  }
+
+  private onClearChannel(h: CaHeader): void {
+    const ch = this.channels.get(h.p1);
+    // Lenient (spec-rst): a stale SID is ignored rather than ending the circuit like rsrv does.
+    if (ch === undefined) return;
+    this.channels.delete(ch.sid);
+    this.releaseChannel(ch);
+    this.append(encodeClearChannelReply(h));
+  }
+
+  private onRead(h: CaHeader, ext: boolean, notify: boolean): void {
+    const ch = this.channels.get(h.p1);
+    if (ch === undefined) return; // stale SID (e.g. just disconnected): libca already gave up on it
+    if (!isValidDbrType(h.dataType)) {
+      // rsrv drops the circuit silently for a type > 38 (fact sheet §3.2).
+      this.drop(`invalid DBR type ${h.dataType} in read`);
+      return;
+    }
+    if (h.count > ch.pv.count) {
+      this.sendError(
+        ch.cid,
+        ECA.BADCOUNT,
+        h,
+        ext,
+        `count ${h.count} exceeds the channel's ${ch.pv.count} elements`,
+      );
+      return;
+    }
+    const enc = ch.entry.encode(h.dataType, h.count);
+    const allowExt = this.clientMinor >= 9;
+    if ("error" in enc) {
+      if (!notify) {
+        this.sendError(
+          ch.cid,
+          enc.error,
+          h,
+          ext,
+          `get of ${ch.pv.name} as DBR type ${h.dataType} failed`,
+        );
+        return;
+      }
+      this.appendSafe(h, ext, ch.cid, () =>
+        encodeReadNotifyReply(
+          h.dataType,
+          h.count,
+          enc.error,
+          h.p2,
+          zeroPayload(h.dataType, h.count),
+          allowExt,
+        ),
+      );
+      return;
+    }
+    if (!this.sizeAllowed(h, ext, ch, enc.payload.length)) return;
+    this.appendSafe(h, ext, ch.cid, () =>
+      notify
+        ? encodeReadNotifyReply(h.dataType, enc.count, ECA.NORMAL, h.p2, enc.payload, allowExt)
+        : encodeReadReply(h.dataType, enc.count, ch.cid, h.p2, enc.payload, allowExt),
+    );
+  }
+
+  private onWrite(h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
+    const ch = this.channels.get(h.p1);
+    if (ch === undefined) return;
+    const fail = (eca: number, text: string) => {
+      if (notify) this.append(encodeWriteNotifyReply(h.dataType, h.count, eca, h.p2));
+      else this.sendError(ch.cid, eca, h, ext, text);
+    };
+    if (!isValidDbrType(h.dataType)) {
+      fail(ECA.BADTYPE, `invalid DBR type ${h.dataType}`);
+      return;
+    }
+    if (!ch.pv.writable) {
+      fail(ECA.NOWTACCESS, `${ch.pv.name} is read-only`);
+      return;
+    }
+    if (this.pendingWrites >= this.srv.config.maxPendingWritesPerCircuit) {
+      this.warnOnce(
+        "writes",
+        `more than ${this.srv.config.maxPendingWritesPerCircuit} writes pending`,
+      );
+      fail(ECA.PUTCBINPROG, "too many writes in progress on this circuit");
+      return;
+    }
+    const dec = decodePut(h.dataType, h.count, payload, ch.pv, notify);
+    if ("error" in dec) {
+      this.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
+      fail(dec.error, dec.message);
+      return;
+    }
+    this.startWrite(ch, h, ext, notify, dec.value);
+  }
+
+  private startWrite(
+    ch: Channel,
+    h: CaHeader,
+    ext: boolean,
+    notify: boolean,
+    value: PvValue,
+  ): void {
+    const ctx: WriteContext = { user: this.user, host: this.host, peer: this.peer };
+    const settle = (eca: number, reason: string | null) => {
+      ch.pendingWrites--;
+      this.pendingWrites--;
+      if (ch.pendingWrites === 0) ch.writeTail = null;
+      if (this.closed || !ch.alive) return;
+      if (notify) this.append(encodeWriteNotifyReply(h.dataType, h.count, eca, h.p2));
+      else if (reason !== null) this.sendError(ch.cid, eca, h, ext, reason);
+      else return;
+      if (!this.flushScheduled) this.srv.scheduleFlush(this);
+    };
+    const onOk = () => settle(ECA.NORMAL, null);
+    const onFail = (e: unknown) => {
+      const reason = e instanceof Error ? e.message : String(e);
+      const readonly = e instanceof PvWriteError && e.code === "readonly";
+      this.log.info({ pv: ch.pv.name, user: this.user, host: this.host, reason }, "CA put failed");
+      settle(readonly ? ECA.NOWTACCESS : ECA.PUTFAIL, reason);
+    };
+    const run = () => ch.pv.write(value, ctx).then(onOk, onFail);
+    ch.pendingWrites++;
+    this.pendingWrites++;
+    // Writes to one channel complete in order, like rsrv's one-put-at-a-time per channel.
+    ch.writeTail = ch.writeTail === null ? run() : ch.writeTail.then(run);
+  }
+
+  private onEventAdd(h: CaHeader, payload: Uint8Array, ext: boolean): void {
+    const ch = this.channels.get(h.p1);
+    if (ch === undefined) return;
+    if (!isValidDbrType(h.dataType)) {
+      this.drop(`invalid DBR type ${h.dataType} in subscription`);
+      return;
+    }
+    // libca always sends the 16-byte event block; a client that omits it gets VALUE|ALARM.
+    let mask = DBE.VALUE | DBE.ALARM;
+    if (payload.length >= 14) mask = (payload[12] as number) * 256 + (payload[13] as number);
+    // Unknown bits are ignored (spec-rst); a mask selecting nothing is refused, without dropping.
+    mask &= DBE.VALUE | DBE.LOG | DBE.ALARM | DBE.PROPERTY;
+    if (mask === 0) {
+      this.sendError(ch.cid, ECA.BADMASK, h, ext, "subscription event mask selects no events");
+      return;
+    }
+    if (h.count > ch.pv.count) {
+      this.sendError(
+        ch.cid,
+        ECA.BADCOUNT,
+        h,
+        ext,
+        `count ${h.count} exceeds the channel's ${ch.pv.count} elements`,
+      );
+      return;
+    }
+    const maxArray = this.srv.config.maxArrayBytes;
+    if (maxArray !== null && dbrPayloadSize(h.dataType, h.count || ch.pv.count) > maxArray) {
+      this.sendError(
+        ch.cid,
+        ECA.TOLARGE,
+        h,
+        ext,
+        `subscription larger than EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`,
+      );
+      return;
+    }
+    const old = this.subs.get(h.p2);
+    if (old !== undefined) this.removeSub(old);
+    if (this.subs.size >= this.srv.config.maxSubscriptionsPerCircuit) {
+      this.warnOnce(
+        "subs",
+        `subscription limit ${this.srv.config.maxSubscriptionsPerCircuit} per circuit reached`,
+      );
+      this.sendError(ch.cid, ECA.ALLOCMEM, h, ext, "too many subscriptions on this circuit");
+      return;
+    }
+    const sub = new Subscription(h.p2, ch, h.dataType, h.count, mask, this);
+    this.subs.set(sub.id, sub);
+    ch.subs.set(sub.id, sub);
+    ch.entry.addSubscription(sub);
+    // The first update is mandatory and immediate, whatever the mask (fact sheet §10.17).
+    this.queueUpdate(sub);
+  }
+
+  private onEventCancel(h: CaHeader, ext: boolean): void {
+    const sub = this.subs.get(h.p2);
+    if (sub === undefined || sub.channel.sid !== h.p1) {
+      // rsrv also drops the circuit here; an error is enough to tell the client.
+      this.sendError(this.cidForSid(h), ECA.BADMONID, h, ext, "unknown subscription");
+      return;
+    }
+    this.removeSub(sub);
+    this.append(encodeEventCancelAck(sub.dbrType, sub.count, h.p1, sub.id));
+  }
+
+  private onTcpSearch(h: CaHeader, payload: Uint8Array): void {
+    let end = payload.indexOf(0);
+    if (end < 0) end = payload.length;
+    const found =
+      end > 0 &&
+      end <= this.srv.config.maxNameLength &&
+      this.srv.registry.has(textDecoder.decode(payload.subarray(0, end)));
+    if (found) this.append(encodeSearchReply(this.srv.tcpPort, h.p2));
+    else if (h.dataType === 10) this.append(encodeNotFound(h));
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private writeUpdate(sub: Subscription): void {
+    const enc: Encoded = sub.channel.entry.encode(sub.dbrType, sub.count);
+    let payload: Uint8Array;
+    let count: number;
+    let status: number;
+    if ("error" in enc) {
+      payload = zeroPayload(sub.dbrType, sub.count);
+      count = Math.max(1, sub.count);
+      status = enc.error;
+    } else {
+      payload = enc.payload;
+      count = enc.count;
+      status = ECA.NORMAL;
+    }
+    const hs = headerSizeFor(payload.length, count);
+    if (hs === 24 && this.clientMinor < 9) {
+      this.warnOnce("16k", "monitor update too large for a pre-3.14 client");
+      return;
+    }
+    this.reserve(hs + payload.length);
+    writeEventUpdateHeader(
+      this.outView,
+      this.outLen,
+      sub.dbrType,
+      count,
+      status,
+      sub.id,
+      payload.length,
+      true,
+    );
+    this.out.set(payload, this.outLen + hs);
+    this.outLen += hs + payload.length;
+    this.srv.counters.updatesSent++;
+  }
+
+  /** Writes the latest value of every pending subscription, in batches, while the socket takes it. */
+  private writePending(): void {
+    if (this.eventsOff || this.closed) return;
+    while (this.pendingSubs.size > 0 && this.backlog.length === 0) {
+      for (const sub of this.pendingSubs) {
+        this.pendingSubs.delete(sub);
+        sub.pending = false;
+        if (sub.alive) this.writeUpdate(sub);
+        if (this.outLen >= PENDING_BATCH_BYTES) break;
+      }
+      this.flush();
+      if (this.closed) return;
+    }
+  }
+
+  private sizeAllowed(h: CaHeader, ext: boolean, ch: Channel, size: number): boolean {
+    const maxArray = this.srv.config.maxArrayBytes;
+    if (maxArray !== null && size > maxArray) {
+      this.sendError(
+        ch.cid,
+        ECA.TOLARGE,
+        h,
+        ext,
+        `reply of ${size} bytes exceeds EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  // Encoders throw RangeError when the extended header is needed but the client is older than 3.14.
+  private appendSafe(h: CaHeader, ext: boolean, cid: number, build: () => Uint8Array): void {
+    let msg: Uint8Array;
+    try {
+      msg = build();
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.sendError(cid, ECA.ARRAY16K, h, ext, "reply needs the large-array protocol (CA ≥ 4.9)");
+      return;
+    }
+    this.append(msg);
+  }
+
+  private sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void {
+    this.append(encodeError(cid, eca, h, ext, text));
+  }
+
+  private cidForSid(h: CaHeader): number {
+    const c = h.command;
+    const sidBased =
+      c === CMD.EVENT_ADD ||
+      c === CMD.EVENT_CANCEL ||
+      c === CMD.READ ||
+      c === CMD.READ_NOTIFY ||
+      c === CMD.WRITE ||
+      c === CMD.WRITE_NOTIFY;
+    if (!sidBased) return NO_CHANNEL;
+    return this.channels.get(h.p1)?.cid ?? NO_CHANNEL;
+  }
+
+  private append(msg: Uint8Array): void {
+    this.reserve(msg.length);
+    this.out.set(msg, this.outLen);
+    this.outLen += msg.length;
+  }
+
+  private reserve(n: number): void {
+    const need = this.outLen + n;
+    if (need <= this.out.length) return;
+    const next = new Uint8Array(Math.max(need, this.out.length * 2));
+    next.set(this.out.subarray(0, this.outLen));
+    this.out = next;
+    this.outView = new DataView(next.buffer);
+  }
+
+  private pushBacklog(b: Uint8Array): void {
+    this.backlog.push(b);
+    this.backlogBytes += b.length;
+    if (this.backlogBytes > this.srv.config.maxQueuedBytesPerCircuit) {
+      this.backlog.length = 0;
+      this.backlogBytes = 0;
+      this.drop(
+        `client not reading: more than ${this.srv.config.maxQueuedBytesPerCircuit} bytes unsent`,
+      );
+      return;
+    }
+    if (!this.readPaused && this.backlogBytes > PAUSE_READ_BYTES) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private removeSub(sub: Subscription): void {
+    sub.alive = false;
+    this.subs.delete(sub.id);
+    sub.channel.subs.delete(sub.id);
+    sub.channel.entry.removeSubscription(sub);
+    if (sub.pending) {
+      sub.pending = false;
+      this.pendingSubs.delete(sub);
+    }
+  }
+
+  private releaseChannel(ch: Channel): void {
+    ch.alive = false;
+    for (const sub of ch.subs.values()) {
+      sub.alive = false;
+      this.subs.delete(sub.id);
+      ch.entry.removeSubscription(sub);
+      if (sub.pending) this.pendingSubs.delete(sub);
+    }
+    ch.subs.clear();
+    ch.entry.removeChannel(ch);
+  }
+
+  private allocSid(): number {
+    // Circuit-local SIDs; skip any still in use after the u32 counter wraps.
+    for (;;) {
+      const sid = this.nextSid;
+      this.nextSid = sid >= 0xfffffffe ? 1 : sid + 1;
+      if (!this.channels.has(sid)) return sid;
+    }
+  }
+
+  private warnOnce(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn({ user: this.user, host: this.host }, `CA request refused: ${msg}`);
+  }
+}

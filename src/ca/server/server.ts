@@ -1,0 +1,372 @@
+/**
+ * The CA server: binds the UDP search port and the TCP circuit port, sends beacons, accepts
+ * circuits, and ties the PV registry to them (PvEntry fan-out, SERVER_DISCONN on removal).
+ */
+
+import type dgram from "node:dgram";
+import type { Socket, TCPSocketListener } from "bun";
+import type { Logger } from "pino";
+import type { Pv } from "../../pv/pv.ts";
+import type { PvRegistry } from "../../pv/registry.ts";
+import { type CaCounters, Circuit, type CircuitHost, type CircuitSocketData } from "./circuit.ts";
+import { type CaServerConfig, resolveCaConfig } from "./config.ts";
+import { PvEntry } from "./fanout.ts";
+import {
+  type BeaconDest,
+  Beacons,
+  bindUdp,
+  broadcastAddresses,
+  resolveBeaconDests,
+  SearchResponder,
+} from "./udp.ts";
+
+/** Figures returned by CaServer.stats(). */
+export interface CaServerStats {
+  circuits: number;
+  channels: number;
+  subscriptions: number;
+  /** PVs with at least one open channel. */
+  pvsInUse: number;
+  updatesSent: number;
+  /** Monitor updates replaced by a newer value before they could be sent (slow client/EVENTS_OFF). */
+  updatesCoalesced: number;
+  bytesSent: number;
+  circuitsDropped: number;
+  circuitsRefused: number;
+  searchDatagrams: number;
+  searchReplies: number;
+  badDatagrams: number;
+  beaconsSent: number;
+}
+
+/** Native Channel Access server for the PVs of a registry. */
+export class CaServer implements CircuitHost {
+  readonly registry: PvRegistry;
+  readonly logger: Logger;
+  readonly config: CaServerConfig;
+  readonly counters: CaCounters = {
+    updatesSent: 0,
+    updatesCoalesced: 0,
+    bytesSent: 0,
+    circuitsDropped: 0,
+  };
+  private _tcpPort = 0;
+  private _udpPort = 0;
+  private listeners: TCPSocketListener<CircuitSocketData>[] = [];
+  private udpSockets: dgram.Socket[] = [];
+  private beaconSocket: dgram.Socket | null = null;
+  private beacons: Beacons | null = null;
+  private search: SearchResponder | null = null;
+  private readonly circuits = new Set<Circuit>();
+  private readonly perIp = new Map<string, number>();
+  private readonly refusedIps = new Set<string>();
+  private circuitsRefused = 0;
+  private readonly entries = new Map<Pv, PvEntry>();
+  private dirty: Circuit[] = [];
+  private flushQueued = false;
+  private unwatch: (() => void) | null = null;
+  private state: "new" | "starting" | "running" | "stopped" = "new";
+
+  /** Creates a server; nothing is bound until start(). Throws CaConfigError for a bad config. */
+  constructor(opts: { registry: PvRegistry; logger: Logger; config?: Partial<CaServerConfig> }) {
+    this.registry = opts.registry;
+    this.logger = opts.logger.child({ component: "ca-server" });
+    this.config = resolveCaConfig(opts.config);
+  }
+
+  /** TCP port circuits connect to (advertised in search replies and beacons). */
+  get tcpPort(): number {
+    return this._tcpPort;
+  }
+
+  /** UDP port searches are answered on. */
+  get udpPort(): number {
+    return this._udpPort;
+  }
+
+  /** Binds UDP and TCP and starts beacons; rejects with a clear error if a socket can't be bound. */
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new Error(`CA server already ${this.state}`);
+    this.state = "starting";
+    try {
+      await this.bind();
+    } catch (e) {
+      this.closeSockets();
+      this.state = "stopped";
+      throw e;
+    }
+    this.unwatch = this.registry.onRemove((pv) => this.entries.get(pv)?.pvRemoved());
+    await this.startBeacons();
+    this.state = "running";
+    this.logger.info(
+      { tcpPort: this._tcpPort, udpPort: this._udpPort, interfaces: this.bindAddrs() },
+      "CA server listening",
+    );
+  }
+
+  /** Closes sockets and every circuit. */
+  async stop(): Promise<void> {
+    if (this.state === "stopped") return;
+    this.state = "stopped";
+    this.unwatch?.();
+    this.unwatch = null;
+    this.beacons?.stop();
+    for (const c of [...this.circuits]) c.shutdown();
+    this.closeSockets();
+  }
+
+  /** Current counts and counters. */
+  stats(): CaServerStats {
+    let channels = 0;
+    let subscriptions = 0;
+    for (const c of this.circuits) {
+      channels += c.channelCount;
+      subscriptions += c.subscriptionCount;
+    }
+    const s = this.search?.counters;
+    return {
+      circuits: this.circuits.size,
+      channels,
+      subscriptions,
+      pvsInUse: this.entries.size,
+      ...this.counters,
+      circuitsRefused: this.circuitsRefused,
+      searchDatagrams: s?.searchDatagrams ?? 0,
+      searchReplies: s?.searchReplies ?? 0,
+      badDatagrams: s?.badDatagrams ?? 0,
+      beaconsSent: this.beacons?.sent ?? 0,
+    };
+  }
+
+  /** @internal The fan-out entry of a PV, created on first use. */
+  entryFor(pv: Pv): PvEntry {
+    let e = this.entries.get(pv);
+    if (e === undefined) {
+      e = new PvEntry(pv, (gone) => {
+        if (this.entries.get(gone.pv) === gone) this.entries.delete(gone.pv);
+      });
+      this.entries.set(pv, e);
+    }
+    return e;
+  }
+
+  /** @internal Flushes the circuit at the end of this tick, with every other dirty circuit. */
+  scheduleFlush(c: Circuit): void {
+    c.flushScheduled = true;
+    this.dirty.push(c);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushAll);
+    }
+  }
+
+  /** @internal */
+  circuitClosed(c: Circuit): void {
+    if (!this.circuits.delete(c)) return;
+    const n = (this.perIp.get(c.ip) ?? 1) - 1;
+    if (n <= 0) {
+      this.perIp.delete(c.ip);
+      this.refusedIps.delete(c.ip);
+    } else this.perIp.set(c.ip, n);
+    this.logger.debug({ peer: c.peer }, "CA circuit closed");
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushQueued = false;
+    const list = this.dirty;
+    this.dirty = [];
+    for (const c of list) if (c.flushScheduled) c.flush();
+  };
+
+  private bindAddrs(): string[] {
+    return this.config.intfAddrs.length > 0 ? this.config.intfAddrs : ["0.0.0.0"];
+  }
+
+  private listenTcp(port: number): void {
+    const addrs = this.bindAddrs();
+    let p = port;
+    for (const hostname of addrs) {
+      const l = Bun.listen<CircuitSocketData>({
+        hostname,
+        port: p,
+        data: { circuit: null },
+        socket: {
+          open: (s) => this.onOpen(s),
+          data: (s, d) => s.data.circuit?.onData(d),
+          drain: (s) => s.data.circuit?.onDrain(),
+          close: (s) => s.data.circuit?.onClose(),
+          error: (s, err) => {
+            this.logger.debug({ err, peer: s.data.circuit?.peer }, "CA circuit socket error");
+          },
+        },
+      });
+      this.listeners.push(l);
+      p = l.port;
+    }
+    this._tcpPort = p;
+  }
+
+  private async bind(): Promise<void> {
+    const cfg = this.config;
+    if (cfg.serverPort === 0) {
+      // Random port (tests): take a free TCP port and bind UDP searches on the same number.
+      let lastErr: unknown = null;
+      for (let attempt = 0; attempt < 8; attempt++) {
+        this.listenTcp(0);
+        try {
+          await this.bindSearch(this._tcpPort);
+          return;
+        } catch (e) {
+          lastErr = e;
+          this.closeSockets();
+        }
+      }
+      throw new Error(`CA server: could not bind a random TCP+UDP port pair: ${String(lastErr)}`);
+    }
+    try {
+      await this.bindSearch(cfg.serverPort);
+    } catch (e) {
+      throw new Error(
+        `CA server: cannot bind UDP ${this.bindAddrs().join(",")}:${cfg.serverPort} for searches: ${(e as Error).message}`,
+      );
+    }
+    try {
+      this.listenTcp(cfg.serverPort);
+    } catch (e) {
+      // rsrv: if the TCP port is taken, serve on a random one and advertise it in search replies.
+      for (const l of this.listeners) l.stop(true);
+      this.listeners = [];
+      this.logger.info(
+        { port: cfg.serverPort, reason: (e as Error).message },
+        "CA TCP port busy; using a random port",
+      );
+      try {
+        this.listenTcp(0);
+      } catch (e2) {
+        throw new Error(`CA server: cannot listen on TCP: ${(e2 as Error).message}`);
+      }
+    }
+  }
+
+  private async bindSearch(port: number): Promise<void> {
+    const cfg = this.config;
+    this.search = new SearchResponder(
+      this.registry,
+      () => this._tcpPort,
+      cfg.ignoreAddrs,
+      cfg.maxNameLength,
+      this.logger,
+    );
+    const addrs = [...this.bindAddrs()];
+    // A socket bound to a unicast IP does not receive broadcasts: add the interfaces' broadcast
+    // addresses (rsrv does the same on non-Windows hosts).
+    if (cfg.intfAddrs.length > 0 && !cfg.intfAddrs.includes("0.0.0.0")) {
+      for (const b of broadcastAddresses(cfg.intfAddrs)) if (!addrs.includes(b)) addrs.push(b);
+    }
+    for (const addr of addrs) {
+      const s = await bindUdp(addr, port);
+      this.udpSockets.push(s);
+      for (const g of cfg.mcastGroups) {
+        try {
+          s.addMembership(g);
+        } catch (e) {
+          this.logger.warn({ group: g, err: e }, "cannot join CA multicast group");
+        }
+      }
+      s.on("message", (msg, rinfo) => this.onDatagram(s, msg, rinfo));
+      s.on("error", (err) => this.logger.warn({ err }, "CA UDP socket error"));
+    }
+    this._udpPort = this.udpSockets[0]?.address().port ?? port;
+  }
+
+  private onDatagram(s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.search === null) return;
+    let replies: Uint8Array[];
+    try {
+      replies = this.search.handle(msg, rinfo.address);
+    } catch (e) {
+      this.logger.error({ err: e }, "CA search handling failed");
+      return;
+    }
+    for (const r of replies) {
+      s.send(r, rinfo.port, rinfo.address, (err) => {
+        if (err) this.logger.debug({ err, to: rinfo.address }, "CA search reply failed");
+      });
+    }
+  }
+
+  private async startBeacons(): Promise<void> {
+    const cfg = this.config;
+    const dests: BeaconDest[] = [];
+    if (cfg.autoBeaconAddrList) {
+      for (const host of broadcastAddresses(cfg.intfAddrs))
+        dests.push({ host, port: cfg.beaconPort });
+    }
+    try {
+      dests.push(...(await resolveBeaconDests(cfg.beaconAddrs, cfg.beaconPort)));
+    } catch (e) {
+      this.logger.warn({ err: e }, "cannot resolve a beacon address; continuing without it");
+    }
+    if (dests.length === 0) return;
+    const sock = await bindUdp("0.0.0.0", 0);
+    sock.setBroadcast(true);
+    try {
+      sock.setMulticastTTL(cfg.mcastTtl);
+    } catch {
+      // Only matters for multicast destinations; some sandboxes refuse the option.
+    }
+    sock.unref();
+    this.beaconSocket = sock;
+    this.beacons = new Beacons(sock, dests, this._tcpPort, cfg.beaconPeriod, this.logger);
+    this.beacons.start();
+  }
+
+  private onOpen(s: Socket<CircuitSocketData>): void {
+    if (this.state === "stopped") {
+      s.end();
+      return;
+    }
+    const ip = s.remoteAddress;
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.config.maxCircuitsPerClient) {
+      this.circuitsRefused++;
+      if (!this.refusedIps.has(ip)) {
+        this.refusedIps.add(ip);
+        this.logger.warn(
+          { peer: ip, limit: this.config.maxCircuitsPerClient },
+          "CA circuit refused: too many circuits from this client",
+        );
+      }
+      s.end();
+      return;
+    }
+    this.perIp.set(ip, n + 1);
+    s.setNoDelay(true);
+    s.setKeepAlive(true);
+    const c = new Circuit(s, this);
+    this.circuits.add(c);
+    s.data = { circuit: c };
+    this.logger.debug({ peer: c.peer }, "CA circuit opened");
+  }
+
+  private closeSockets(): void {
+    for (const l of this.listeners) l.stop(true);
+    this.listeners = [];
+    for (const s of this.udpSockets) {
+      try {
+        s.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    this.udpSockets = [];
+    if (this.beaconSocket !== null) {
+      try {
+        this.beaconSocket.close();
+      } catch {
+        // Already closed.
+      }
+      this.beaconSocket = null;
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * UDP side of the CA server: name search responder (fact sheet §8.1) and beacons (§8.2).
+ * Search sockets use node:dgram because Bun.udpSocket cannot set SO_REUSEADDR, and several CA
+ * servers on one host must share UDP 5064 (broadcast searches reach all of them).
+ */
+import dgram from "node:dgram";
+import { lookup } from "node:dns/promises";
+import os from "node:os";
+import type { Logger } from "pino";
+import type { PvRegistry } from "../../pv/registry.ts";
+import { CMD, MAX_UDP_SEND } from "../codec/constants.ts";
+import { encodeBeacon, encodeSearchReply, encodeUdpVersion } from "../codec/messages.ts";
+import { parseDatagram } from "../codec/udp.ts";
+
+const textDecoder = new TextDecoder();
+
+/** Counters of the search responder. */
+export interface SearchCounters {
+  searchDatagrams: number;
+  searchReplies: number;
+  badDatagrams: number;
+}
+
+/** Answers UDP name searches for the PVs in a registry. */
+export class SearchResponder {
+  readonly counters: SearchCounters = { searchDatagrams: 0, searchReplies: 0, badDatagrams: 0 };
+  private readonly ignore: Set<string>;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly registry: PvRegistry,
+    private readonly tcpPort: () => number,
+    ignoreAddrs: readonly string[],
+    private readonly maxNameLength: number,
+    private readonly log: Logger,
+  ) {
+    this.ignore = new Set(ignoreAddrs);
+  }
+
+  /**
+   * Handles one datagram; returns the reply datagrams to send back to its source (each ≤ 1024
+   * bytes: VERSION prefix + 24-byte replies), or none. Never throws on malformed input.
+   */
+  handle(msg: Uint8Array, fromIp: string): Uint8Array[] {
+    if (this.ignore.has(fromIp)) return [];
+    this.counters.searchDatagrams++;
+    const { messages, error } = parseDatagram(msg);
+    if (error !== undefined) {
+      this.counters.badDatagrams++;
+      this.warnOnce(fromIp, `malformed CA datagram from ${fromIp}: ${error}`);
+    }
+    const out: Uint8Array[] = [];
+    // Per datagram, like rsrv: a SEARCH counts only after a VERSION with minor ≥ 4 in the same one.
+    let minor = 0;
+    let seq = 0;
+    let batch: Uint8Array[] = [];
+    let batchSize = 0;
+    const prefixSize = 16;
+    const close = () => {
+      if (batch.length === 0) return;
+      const prefix = minor >= 11 ? encodeUdpVersion(seq, minor) : null;
+      const total = batchSize + (prefix ? prefix.length : 0);
+      const d = new Uint8Array(total);
+      let off = 0;
+      if (prefix) {
+        d.set(prefix, 0);
+        off = prefix.length;
+      }
+      for (const r of batch) {
+        d.set(r, off);
+        off += r.length;
+      }
+      out.push(d);
+      batch = [];
+      batchSize = 0;
+    };
+    for (const m of messages) {
+      const h = m.header;
+      if (h.command === CMD.VERSION) {
+        minor = h.count;
+        seq = h.p1;
+        continue;
+      }
+      // rsrv's UDP dispatch only knows VERSION and SEARCH; anything else ends the datagram.
+      if (h.command !== CMD.SEARCH) break;
+      if (minor < 4 || h.count < 4) continue;
+      let end = m.payload.indexOf(0);
+      if (end < 0) end = m.payload.length;
+      if (end === 0 || end > this.maxNameLength) continue;
+      const name = textDecoder.decode(m.payload.subarray(0, end));
+      if (!this.registry.has(name)) continue;
+      const reply = encodeSearchReply(this.tcpPort(), h.p2);
+      if (prefixSize + batchSize + reply.length > MAX_UDP_SEND) close();
+      batch.push(reply);
+      batchSize += reply.length;
+      this.counters.searchReplies++;
+    }
+    close();
+    return out;
+  }
+
+  private warnOnce(ip: string, msg: string): void {
+    if (this.warned.has(ip)) return;
+    // Bounded: after many distinct sources we stop remembering (and logging) new ones.
+    if (this.warned.size < 1024) this.warned.add(ip);
+    else return;
+    this.log.warn(msg);
+  }
+}
+
+/** Binds a UDP socket with SO_REUSEADDR so other CA servers on this host can share the port. */
+export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket({ type: "udp4", reuseAddr: true });
+    const onError = (e: Error) => {
+      s.close();
+      reject(e);
+    };
+    s.once("error", onError);
+    s.bind(port, address, () => {
+      s.off("error", onError);
+      resolve(s);
+    });
+  });
+}
+
+/** IPv4 broadcast address of every broadcast-capable interface (optionally only the given IPs'). */
+export function broadcastAddresses(onlyIps: readonly string[] = []): string[] {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== "IPv4" || a.internal) continue;
+      if (onlyIps.length > 0 && !onlyIps.includes(a.address)) continue;
+      const b = broadcastOf(a.address, a.netmask);
+      if (b !== null) out.add(b);
+    }
+  }
+  return [...out];
+}
+
+/** Broadcast address of ip/netmask, or null for a /32 (no broadcast). */
+export function broadcastOf(ip: string, netmask: string): string | null {
+  const toInt = (s: string) => s.split(".").reduce((acc, o) => (acc << 8) | Number(o), 0) >>> 0;
+  const mask = toInt(netmask);
+  if (mask === 0xffffffff) return null;
+  const b = (toInt(ip) | ~mask) >>> 0;
+  return [b >>> 24, (b >>> 16) & 255, (b >>> 8) & 255, b & 255].join(".");
+}
+
+/** A resolved beacon destination. */
+export interface BeaconDest {
+  host: string;
+  port: number;
+}
+
+/** Resolves "host[:port]" entries (hostnames via DNS, IPv4 only). */
+export async function resolveBeaconDests(
+  entries: readonly string[],
+  defaultPort: number,
+): Promise<BeaconDest[]> {
+  const out: BeaconDest[] = [];
+  for (const e of entries) {
+    const [host = "", portText] = e.split(":");
+    const port = portText === undefined ? defaultPort : Number(portText);
+    const { address } = await lookup(host, { family: 4 });
+    out.push({ host: address, port });
+  }
+  return out;
+}
+
+/**
+ * Sends beacons (RSRV_IS_UP) to each destination: intervals start at 20 ms and double up to the
+ * beacon period, which makes clients waiting on a restarted server re-search quickly (§8.3).
+ */
+export class Beacons {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private id = 0;
+  private interval = 0.02;
+  sent = 0;
+
+  constructor(
+    private readonly socket: dgram.Socket,
+    private readonly dests: readonly BeaconDest[],
+    private readonly tcpPort: number,
+    private readonly period: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the beacon schedule (first beacon at once). */
+  start(): void {
+    if (this.dests.length === 0) return;
+    this.tick();
+  }
+
+  /** Stops sending. */
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    const msg = encodeBeacon(this.tcpPort, this.id);
+    this.id = (this.id + 1) >>> 0;
+    for (const d of this.dests) {
+      this.socket.send(msg, d.port, d.host, (err) => {
+        if (err) this.log.debug({ err, dest: d }, "beacon send failed");
+      });
+    }
+    this.sent++;
+    const delay = this.interval;
+    this.interval = Math.min(this.interval * 2, this.period);
+    this.timer = setTimeout(() => this.tick(), delay * 1000);
+    this.timer.unref?.();
+  }
+}
