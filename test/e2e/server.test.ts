@@ -1,0 +1,73 @@
+import { describe, expect, test } from "bun:test";
+import pino from "pino";
+import { loadConfig } from "../../src/config.ts";
+import { isLoopbackHost, securityWarning, startServer } from "../../src/server.ts";
+import { py } from "./lib/pyepics.ts";
+import { freeTcpPort, freeUdpPort, makeDirs } from "./lib/server.ts";
+
+/** The composition root in-process: what it starts, where it listens, and that it stops. */
+describe("startServer", () => {
+  test("serves REST and CA on the configured loopback ports and stops idempotently", async () => {
+    const dirs = await makeDirs();
+    const lines: string[] = [];
+    const logger = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
+    const caPort = await freeUdpPort();
+    const config = loadConfig({
+      IOCMNG_HOST: "127.0.0.1",
+      IOCMNG_PORT: String(freeTcpPort()),
+      IOCMNG_STATE_DIR: dirs.stateDir,
+      IOCMNG_PLUGINS_DIR: dirs.pluginsDir,
+    });
+    const srv = await startServer(config, logger, {
+      env: {},
+      caConfig: {
+        serverPort: caPort,
+        intfAddrs: ["127.0.0.1"],
+        autoBeaconAddrList: false,
+        beaconAddrs: [`127.0.0.1:${await freeUdpPort()}`],
+      },
+    });
+    try {
+      expect(srv.httpPort).toBe(config.port);
+      expect(srv.caUdpPort).toBe(caPort);
+      const res = await fetch(`http://127.0.0.1:${srv.httpPort}/api/v1/health`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { status: string }).status).toBe("healthy");
+      // A PV put in the registry is reachable by libca through the server's CA side.
+      srv.registry.add({ name: "E2E:SERVER:PING", kind: "long", initial: 7 });
+      const got = await py(`out(get("E2E:SERVER:PING"))`, {
+        EPICS_CA_ADDR_LIST: "127.0.0.1",
+        EPICS_CA_AUTO_ADDR_LIST: "NO",
+        EPICS_CA_SERVER_PORT: String(caPort),
+      });
+      expect(got.result).toBe(7);
+      // Bound to loopback without a token: no warning.
+      expect(lines.join("")).not.toContain("IOCMNG_API_TOKEN is not set");
+    } finally {
+      await Promise.all([srv.stop(), srv.stop()]);
+      await dirs.remove();
+    }
+    await expect(fetch(`http://127.0.0.1:${srv.httpPort}/api/v1/health`)).rejects.toThrow();
+  }, 60_000);
+});
+
+describe("security warning", () => {
+  test("only when no token and bound beyond loopback", () => {
+    expect(securityWarning({ host: "0.0.0.0", apiToken: null })).toContain("IOCMNG_API_TOKEN");
+    expect(securityWarning({ host: "10.1.2.3", apiToken: null })).toContain("load and run code");
+    expect(securityWarning({ host: "::", apiToken: null })).not.toBeNull();
+    expect(securityWarning({ host: "0.0.0.0", apiToken: "t" })).toBeNull();
+    expect(securityWarning({ host: "127.0.0.1", apiToken: null })).toBeNull();
+    expect(securityWarning({ host: "localhost", apiToken: null })).toBeNull();
+    expect(securityWarning({ host: "::1", apiToken: null })).toBeNull();
+  });
+
+  test("isLoopbackHost", () => {
+    for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "LOCALHOST"]) {
+      expect(isLoopbackHost(h)).toBe(true);
+    }
+    for (const h of ["0.0.0.0", "::", "192.168.1.1", "127.0.0.1.example.com", ""]) {
+      expect(isLoopbackHost(h)).toBe(false);
+    }
+  });
+});
