@@ -249,12 +249,15 @@ const PvSchema = Type.Object(
   },
 );
 
-const PvMapSchema = Type.Union([
-  Type.Null(),
-  Type.Record(Type.String({ pattern: PV_NAME_RE.source }), PvSchema, {
-    "x-expected": "a mapping of PV name to PV definition",
-  }),
-]);
+const PvMapSchema = Type.Union(
+  [
+    Type.Null(),
+    Type.Record(Type.String({ pattern: PV_NAME_RE.source }), PvSchema, {
+      "x-expected": "a mapping of PV name to PV definition",
+    }),
+  ],
+  { "x-expected": "a mapping of PV name to PV definition" },
+);
 
 /** The TypeBox schema of a plugin's config.yaml. */
 export const PluginConfigSchema = Type.Object(
@@ -315,7 +318,6 @@ export const PluginConfigSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    $id: "https://github.com/infn-epics/iocmng/schema/plugin-config.schema.json",
     title: "iocmng plugin config.yaml",
     description: "Parameters and PVs of an iocmng task or job plugin",
     "x-expected": "a mapping with `parameters` and/or `pvs`",
@@ -449,11 +451,13 @@ function dotted(path: string): string {
     .replace(/\.\[/g, "[");
 }
 
-function keysFor(path: string[]): string[] {
-  if (path.length === 1) return TOP_KEYS;
-  if (path.length === 2 && path[0] === "pvs") return PVS_KEYS;
-  if (path.length === 4 && path[0] === "pvs") return PV_KEYS;
-  if (path.length === 5 && path[4] === "alarm") return ALARM_KEYS;
+// Keys allowed in the mapping at `parent` (the path without the unknown key itself).
+function keysFor(parent: string[]): string[] {
+  if (parent.length === 0) return TOP_KEYS;
+  if (parent.length === 1 && parent[0] === "pvs") return PVS_KEYS;
+  if (parent.length === 3 && parent[0] === "pvs") return PV_KEYS;
+  if (parent.length === 4 && parent[3] === "alarm") return ALARM_KEYS;
+  if (parent.length === 5 && parent[3] === "states") return ["name", "severity"];
   return [];
 }
 
@@ -484,7 +488,7 @@ function schemaError(file: string, data: unknown): PluginConfigError | null {
   if (chosen.message === "Unexpected property") {
     const segs = chosen.path.split("/").slice(1);
     const key = segs[segs.length - 1] ?? "";
-    const known = keysFor(segs);
+    const known = keysFor(segs.slice(0, -1));
     const hint = suggest(key, known);
     if (segs.length === 4 && segs[0] === "pvs" && (key === "hihi" || key === "lolo")) {
       return new PluginConfigError(
@@ -775,7 +779,7 @@ function initialValue(
     if (byteLen(v) + 1 > count) {
       throw bad(`a string of at most ${count - 1} bytes (count ${count} includes the NUL)`);
     }
-    return v as unknown as PvValue; // Pv.normalize turns a string into UTF-8 bytes plus NUL
+    return v; // Pv.normalize turns a string into UTF-8 bytes plus NUL
   }
   const list = Array.isArray(v) ? v : [v];
   if (list.length > count) {
