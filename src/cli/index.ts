@@ -3,11 +3,19 @@ import { parseArgs } from "./args.ts";
 import type { CliContext, Command } from "./command.ts";
 import { healthCommand } from "./commands/health.ts";
 import { newCommand } from "./commands/new.ts";
+import { runCommand } from "./commands/run.ts";
 import { serveCommand } from "./commands/serve.ts";
+import { validateCommand } from "./commands/validate.ts";
 import { EXIT, UsageError } from "./errors.ts";
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [serveCommand, newCommand, healthCommand];
+export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  validateCommand,
+  newCommand,
+  runCommand,
+  healthCommand,
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
