@@ -14,7 +14,7 @@
  *   It is async on purpose: the server lives in the test's own event loop, so a blocking spawn would
  *   deadlock. A non-zero exit or a missing `out` rejects with python's stderr.
  * - `pyEnv(port)` gives the environment for spawning other clients (the C benchmark client, caget…).
- * - Logs are silent unless IOCMNG_TEST_LOG=<pino level> is set.
+ * - Logs are silent unless IOCMNG_TEST_LOG=<pino level> is set; IOCMNG_TEST_PY_ECHO=1 prints python's output.
  */
 import pino from "pino";
 import { CaServer, type CaServerConfig } from "../../src/ca/server/index.ts";
@@ -107,6 +107,8 @@ export async function runPy(
     proc.exited,
   ]);
   clearTimeout(timeout);
+  if (process.env.IOCMNG_TEST_PY_ECHO)
+    console.error(`--- python stdout:\n${stdout}\n--- stderr:\n${stderr}`);
   const idx = stdout.lastIndexOf("@@OUT@@");
   if (exit !== 0 || idx < 0) {
     throw new Error(
