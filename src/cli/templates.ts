@@ -204,6 +204,8 @@ export function scaffoldPlugin(o: ScaffoldOptions): Scaffold {
     version: "0.1.0",
     private: true,
     type: "module",
+    // The file the server imports (explicit, so helper modules next to it are never mistaken for it).
+    module: file,
     scripts: { test: "bun test", validate: "iocmng validate ." },
     // devDependencies only: the server supplies the real "iocmng" module at run time and installs
     // plugin dependencies without dev ones.
