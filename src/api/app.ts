@@ -125,12 +125,59 @@ function jsonValue(v: unknown): unknown {
   return v;
 }
 
+/** Copies only the documented fields: nothing else the controller holds can leak (a token, say). */
 function plainPvs(pvs: PluginPv[]): PluginPv[] {
-  return pvs.map((p) => ({ ...p, value: jsonValue(p.value) }));
+  return pvs.map((p) => ({
+    name: p.name,
+    fullName: p.fullName,
+    kind: p.kind,
+    writable: p.writable,
+    value: jsonValue(p.value),
+    status: p.status,
+    severity: p.severity,
+  }));
 }
 
+/** The documented view of a plugin (whitelisted, JSON-safe). */
 function plainInfo(info: PluginInfo): PluginInfo {
-  return { ...info, pvs: plainPvs(info.pvs) };
+  const out: PluginInfo = {
+    name: info.name,
+    kind: info.kind,
+    status: info.status,
+    message: info.message,
+    prefix: info.prefix,
+    git_url: redactUrl(info.git_url),
+    parameters: jsonSafe(info.parameters ?? {}) as Record<string, unknown>,
+    pvs: plainPvs(info.pvs),
+    running: info.running,
+  };
+  if (info.mode !== undefined) out.mode = info.mode;
+  if (info.cycleCount !== undefined) out.cycleCount = info.cycleCount;
+  if (info.branch !== undefined) out.branch = info.branch;
+  if (info.path !== undefined) out.path = info.path;
+  return out;
+}
+
+/** Defence in depth: the request's token and URL credentials never appear in what we send. */
+function scrub(text: string, secret?: string): string {
+  let t = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1***@");
+  if (secret !== undefined && secret.length > 0) t = t.replaceAll(secret, "***");
+  return t;
+}
+
+function scrubReport(v: ValidationReport, secret?: string): ValidationReport {
+  const out: ValidationReport = {
+    ok: v.ok,
+    message: scrub(v.message, secret),
+    steps: v.steps.map((s) => ({ step: s.step, ok: s.ok, message: scrub(s.message, secret) })),
+  };
+  if (v.failedStep !== undefined) out.failedStep = v.failedStep;
+  return out;
+}
+
+/** Credentials typed into a URL (https://user:token@host) are never shown back. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@");
 }
 
 const errorResponses = {
@@ -150,10 +197,14 @@ export function createApp(deps: AppDeps) {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const log = deps.logger?.child({ component: "rest" });
 
-  const failure = (set: { status?: number | string }, r: Extract<ApiResult, { ok: false }>) => {
+  const failure = (
+    set: { status?: number | string },
+    r: Extract<ApiResult, { ok: false }>,
+    secret?: string,
+  ) => {
     set.status = r.code;
-    const body: ErrorResponse = { ok: false, message: r.message };
-    if (r.validation !== undefined) body.validation = r.validation;
+    const body: ErrorResponse = { ok: false, message: scrub(r.message, secret) };
+    if (r.validation !== undefined) body.validation = scrubReport(r.validation, secret);
     return body;
   };
 
@@ -178,7 +229,7 @@ export function createApp(deps: AppDeps) {
         `/${plural}`,
         async ({ body, set }) => {
           const r = await controller.add({ ...body, kind });
-          if (!r.ok) return failure(set, r);
+          if (!r.ok) return failure(set, r, body.pat);
           set.status = 201;
           log?.info({ kind, name: body.name }, `${kind} added`);
           const out: {
@@ -187,7 +238,7 @@ export function createApp(deps: AppDeps) {
             validation?: ValidationReport;
             plugin: PluginInfo;
           } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
-          if (r.validation !== undefined) out.validation = r.validation;
+          if (r.validation !== undefined) out.validation = scrubReport(r.validation, body.pat);
           return out;
         },
         {
@@ -357,7 +408,7 @@ export function createApp(deps: AppDeps) {
           validation?: ValidationReport;
           plugin: PluginInfo;
         } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
-        if (r.validation !== undefined) out.validation = r.validation;
+        if (r.validation !== undefined) out.validation = scrubReport(r.validation);
         return out;
       },
       {

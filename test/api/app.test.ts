@@ -40,6 +40,21 @@ class MemoryController implements ControllerPort {
   async add(req: AddPluginBody & { kind: "task" | "job" }): Promise<ApiResult<PluginInfo>> {
     this.calls.push(`add ${req.kind} ${req.name}`);
     if (this.plugins.has(req.name)) return { ok: false, code: 409, message: "name taken" };
+    if (req.git_url === "https://leaky.invalid/r.git") {
+      // A careless message quoting the token and a credentialed URL: the API must scrub both.
+      const msg = `clone of https://user:${req.pat}@leaky.invalid failed (token ${req.pat})`;
+      return {
+        ok: false,
+        code: 422,
+        message: msg,
+        validation: {
+          ok: false,
+          failedStep: "clone",
+          message: msg,
+          steps: [{ step: "clone", ok: false, message: msg }],
+        },
+      };
+    }
     if (req.git_url === "file:///job-repo" && req.kind === "task") {
       return {
         ok: false,
@@ -194,6 +209,30 @@ describe("add", () => {
     );
     expect(res.status).toBe(422);
     expect(await res.text()).not.toContain(secret);
+  });
+
+  test("a PAT quoted by the controller is scrubbed from the error", async () => {
+    const pat = "ghp_LEAK0123456789";
+    const res = await req(
+      "POST",
+      "/tasks",
+      JSON.stringify({ name: "leak", git_url: "https://leaky.invalid/r.git", pat }),
+    );
+    expect(res.status).toBe(422);
+    const text = await res.text();
+    expect(text).not.toContain(pat);
+    expect(text).toContain("https://***@leaky.invalid");
+  });
+
+  test("credentials in a git_url are not shown in listings", async () => {
+    await req(
+      "POST",
+      "/tasks",
+      JSON.stringify({ ...good, git_url: "https://me:tok123@h.invalid/r" }),
+    );
+    const text = await (await req("GET", "/tasks")).text();
+    expect(text).not.toContain("tok123");
+    expect(text).toContain("https://***@h.invalid/r");
   });
 
   test("refuses a non-JSON content type with 415", async () => {
