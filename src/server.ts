@@ -82,8 +82,9 @@ export async function startServer(
     }).listen({
       hostname: config.host,
       port: config.port,
-      // Backstop for the parser's own limit (a little larger so the parser's 413 body wins).
-      maxRequestBodySize: DEFAULT_BODY_LIMIT * 2,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
     });
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
