@@ -19,7 +19,8 @@ export type ToWorker =
       t: "load";
       id: number;
       files: string[];
-      kind: "task" | "job";
+      /** "auto": whichever kind the single plugin class has (for validation without a kind). */
+      kind: "task" | "job" | "auto";
     }
   | {
       t: "start";
@@ -44,7 +45,9 @@ export type ToWorker =
   | { t: "write"; id: number; pv: string; value: unknown }
   | { t: "trigger"; id: number }
   | { t: "runJob"; id: number }
-  | { t: "stop"; id: number; cleanupTimeoutMs: number };
+  | { t: "stop"; id: number; cleanupTimeoutMs: number }
+  /** Reply to a worker request (addPv). */
+  | { t: "reply"; id: number; ok: boolean; message: string; data?: unknown };
 
 /** Worker → main. */
 export type FromWorker =

@@ -1,0 +1,203 @@
+/**
+ * Cloning plugin repositories with the spawned `git` CLI, safely: only https/ssh/scp-style/file
+ * URLs, no option injection, no `ext::`/`fd::` transports, no prompts, and a token that never
+ * reaches argv, URLs, logs, error messages or files on disk (it travels in the child's environment
+ * to an inline credential helper given with `git -c`, which git does not persist into the clone).
+ */
+import { readFile } from "node:fs/promises";
+
+/** A git failure; the message is already scrubbed of secrets. */
+export class GitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GitError";
+  }
+}
+
+/** Longest accepted git URL. */
+export const MAX_GIT_URL = 2048;
+
+const SCP_RE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:(?!\/\/)[^:\s][^\s]*$/;
+
+/** Checks a git URL; returns an error message (what is wrong and what is accepted) or null. */
+export function checkGitUrl(url: unknown): string | null {
+  const accepted = "accepted: https://host/repo, ssh://host/repo, user@host:path, file:///path";
+  if (typeof url !== "string" || url.length === 0) return `git_url is empty (${accepted})`;
+  if (url.length > MAX_GIT_URL) return `git_url longer than ${MAX_GIT_URL} characters`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\s\x00-\x1f\x7f]/.test(url)) return "git_url contains whitespace or control characters";
+  if (url.startsWith("-")) return "git_url must not start with '-'";
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(url)) {
+    return `git_url uses a git remote helper transport ("${url.split("::")[0]}::"), which is not allowed (${accepted})`;
+  }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return `git_url is not a valid URL (${accepted})`;
+    }
+    if (scheme === "https" || scheme === "ssh") {
+      if (!u.hostname) return "git_url has no host";
+      if (u.password) return "git_url must not contain a password or token: pass it as `pat`";
+      if (scheme === "https" && u.username) {
+        return "git_url must not contain credentials: pass the token as `pat`";
+      }
+      return null;
+    }
+    if (scheme === "file") {
+      if (u.hostname && u.hostname !== "localhost") return "file:// git_url must be a local path";
+      if (!u.pathname.startsWith("/")) return "file:// git_url must be an absolute path";
+      return null;
+    }
+    return `git_url scheme "${scheme}://" is not allowed (${accepted})`;
+  }
+  if (SCP_RE.test(url)) return null;
+  return `git_url is not an accepted git URL (${accepted})`;
+}
+
+/** Checks a branch or tag name; returns an error message or null. */
+export function checkBranch(branch: unknown): string | null {
+  if (branch === undefined) return null;
+  if (typeof branch !== "string" || branch.length === 0 || branch.length > 255) {
+    return "branch must be a non-empty string of at most 255 characters";
+  }
+  if (
+    branch.startsWith("-") ||
+    branch.startsWith("/") ||
+    branch.endsWith("/") ||
+    branch.endsWith(".lock") ||
+    branch.includes("..") ||
+    branch.includes("@{") ||
+    branch.includes("//") ||
+    !/^[A-Za-z0-9._/+-]+$/.test(branch)
+  ) {
+    return `branch "${branch.slice(0, 80)}" is not a valid branch or tag name`;
+  }
+  return null;
+}
+
+/** Replaces every secret (and URL userinfo) in `text`. */
+export function scrub(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length > 0) out = out.split(s).join("***");
+  }
+  // Any credentials a remote echoed back inside a URL.
+  return out.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1***@");
+}
+
+/** Options of {@link gitClone}. */
+export interface CloneOptions {
+  url: string;
+  dest: string;
+  branch?: string;
+  /** Token for https remotes; memory only. */
+  pat?: string;
+  timeoutMs?: number;
+}
+
+/** Environment variable the inline credential helper reads the token from. */
+const PAT_ENV = "IOCMNG_GIT_TOKEN";
+// The helper is a shell snippet in argv: it names the variable, never the token itself.
+const CREDENTIAL_HELPER = `!f() { test "$1" = get && echo username=x-access-token && echo "password=$${PAT_ENV}"; }; f`;
+
+function gitEnv(pat?: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    // Inherited GIT_* variables could redirect the clone (GIT_DIR, GIT_CONFIG_*, GIT_SSH_COMMAND…).
+    if (v !== undefined && !k.startsWith("GIT_") && k !== "SSH_ASKPASS" && k !== PAT_ENV) {
+      env[k] = v;
+    }
+  }
+  env.GIT_TERMINAL_PROMPT = "0";
+  env.GIT_ALLOW_PROTOCOL = "https:ssh:file";
+  env.GIT_SSH_COMMAND = "ssh -o BatchMode=yes";
+  env.LC_ALL = "C";
+  if (pat) env[PAT_ENV] = pat;
+  return env;
+}
+
+/** argv of `git clone` for these options (exported for tests: it must never contain the token). */
+export function cloneArgs(opts: CloneOptions): string[] {
+  const args = [
+    "git",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.https.allow=always",
+    "-c",
+    "protocol.ssh.allow=always",
+    "-c",
+    "protocol.file.allow=always",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "protocol.fd.allow=never",
+    "-c",
+    "core.askPass=",
+    "-c",
+    "credential.helper=",
+  ];
+  if (opts.pat) args.push("-c", `credential.helper=${CREDENTIAL_HELPER}`);
+  args.push("clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet");
+  if (opts.branch) args.push("--branch", opts.branch);
+  args.push("--", opts.url, opts.dest);
+  return args;
+}
+
+/** Runs git with the safe environment; returns stdout or throws a scrubbed GitError. */
+async function runGit(
+  args: string[],
+  pat: string | undefined,
+  timeoutMs: number,
+  cwd?: string,
+): Promise<string> {
+  const proc = Bun.spawn(args, {
+    env: gitEnv(pat),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    ...(cwd ? { cwd } : {}),
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, timeoutMs);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  clearTimeout(timer);
+  if (timedOut) throw new GitError(`git timed out after ${Math.round(timeoutMs / 1000)} s`);
+  if (code !== 0) {
+    const text = scrub(err.trim() || out.trim() || `git exited with code ${code}`, [pat]);
+    throw new GitError(text.split("\n").slice(-5).join("; "));
+  }
+  return out;
+}
+
+/** Shallow-clones `url` (branch or tag) into `dest`; returns the checked-out commit. */
+export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> {
+  const urlErr = checkGitUrl(opts.url);
+  if (urlErr) throw new GitError(urlErr);
+  const branchErr = checkBranch(opts.branch);
+  if (branchErr) throw new GitError(branchErr);
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  try {
+    await runGit(cloneArgs(opts), opts.pat, timeoutMs);
+  } catch (e) {
+    if (e instanceof GitError) throw new GitError(`git clone failed: ${e.message}`);
+    throw new GitError(`git clone failed: ${scrub(String(e), [opts.pat])}`);
+  }
+  if (opts.pat) {
+    // Defence in depth: the token must not have reached the clone's config (e.g. via a remote URL).
+    const cfg = await readFile(`${opts.dest}/.git/config`, "utf8").catch(() => "");
+    if (cfg.includes(opts.pat)) throw new GitError("git clone failed: token found in .git/config");
+  }
+  const commit = (await runGit(["git", "rev-parse", "HEAD"], undefined, 10_000, opts.dest)).trim();
+  return { commit };
+}

@@ -1,0 +1,218 @@
+/**
+ * Main-thread side of a plugin Worker: request/reply with timeouts, the heartbeat watchdog, and
+ * routing of the worker's unsolicited messages (PV updates, logs, addPv) to the controller.
+ */
+import type { Logger } from "pino";
+import type { PvDefinition } from "../sdk/host.ts";
+import type { FromWorker, SetUpdate, ToWorker } from "./protocol.ts";
+
+/** A reply of the worker. */
+export interface WorkerReply {
+  ok: boolean;
+  message: string;
+  step?: string;
+  data?: unknown;
+}
+
+/** Distributive Omit, so each message variant keeps its own fields. */
+type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+
+/** Callbacks from the worker to the controller. */
+export interface WorkerEvents {
+  onSet(updates: SetUpdate[]): void;
+  /** Creates the PV; resolves with its current value (an autosaved one may differ from `initial`). */
+  onAddPv(name: string, def: PvDefinition): Promise<unknown>;
+  /** The worker missed heartbeats for `watchdogMs` (blocked in synchronous code). */
+  onUnresponsive(): void;
+  /** Heartbeats came back after onUnresponsive. */
+  onResponsive(): void;
+  /** The worker ended without being terminated by us. */
+  onExit(code: number): void;
+}
+
+/** Timing knobs (tests shorten them). */
+export interface WorkerTimings {
+  readyTimeoutMs: number;
+  watchdogMs: number;
+}
+
+/** Default timings: a worker is declared unresponsive after 3 s without a heartbeat. */
+export const DEFAULT_WORKER_TIMINGS: WorkerTimings = { readyTimeoutMs: 30_000, watchdogMs: 3000 };
+
+/** One plugin's Worker as seen from the main thread. */
+export class PluginWorker {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: WorkerReply) => void; timer: ReturnType<typeof setTimeout> | null }
+  >();
+  private lastBeat = performance.now();
+  private unresponsive = false;
+  private ended = false;
+  private readonly watchdog: ReturnType<typeof setInterval>;
+  private readonly ready: Promise<void>;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly events: WorkerEvents,
+    private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
+  ) {
+    this.worker = new Worker(new URL("./worker.ts", import.meta.url));
+    let readyResolve: () => void = () => {};
+    this.ready = new Promise<void>((resolve) => {
+      readyResolve = resolve;
+    });
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      this.lastBeat = performance.now();
+      if (this.unresponsive) {
+        this.unresponsive = false;
+        this.events.onResponsive();
+      }
+      const m = e.data;
+      switch (m.t) {
+        case "ready":
+          readyResolve();
+          break;
+        case "hb":
+          break;
+        case "reply": {
+          const p = this.pending.get(m.id);
+          if (!p) break;
+          this.pending.delete(m.id);
+          if (p.timer) clearTimeout(p.timer);
+          p.resolve({
+            ok: m.ok,
+            message: m.message,
+            ...(m.step !== undefined ? { step: m.step } : {}),
+            ...(m.data !== undefined ? { data: m.data } : {}),
+          });
+          break;
+        }
+        case "set":
+          this.events.onSet(m.updates);
+          break;
+        case "addPv":
+          this.events.onAddPv(m.name, m.def).then(
+            (value) =>
+              this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
+            (err: unknown) =>
+              this.post({
+                t: "reply",
+                id: m.id,
+                ok: false,
+                message: err instanceof Error ? err.message : String(err),
+              }),
+          );
+          break;
+        case "log": {
+          const obj: Record<string, unknown> = { ...m.bindings };
+          if (m.err) obj.err = m.err;
+          this.log[m.level](obj, m.msg);
+          break;
+        }
+      }
+    };
+    this.worker.addEventListener("error", (e: ErrorEvent) => {
+      this.log.error({ err: e.message }, "plugin worker error");
+    });
+    this.worker.addEventListener("close", (e: Event) => {
+      const code = (e as CloseEvent).code ?? 0;
+      if (!this.ended) {
+        this.ended = true;
+        this.failPending("the plugin's worker ended");
+        clearInterval(this.watchdog);
+        this.log.error({ code }, "plugin worker ended unexpectedly");
+        this.events.onExit(code);
+      }
+    });
+    this.watchdog = setInterval(
+      () => {
+        if (this.ended || this.unresponsive) return;
+        if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
+          this.unresponsive = true;
+          this.log.error(
+            { watchdogMs: this.timings.watchdogMs },
+            "plugin unresponsive: no heartbeat (blocked in synchronous code?)",
+          );
+          this.events.onUnresponsive();
+        }
+      },
+      Math.max(50, Math.floor(this.timings.watchdogMs / 4)),
+    );
+    this.watchdog.unref?.();
+  }
+
+  /** Resolves when the worker runtime is up (rejects after the ready timeout). */
+  async waitReady(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new Error(`plugin worker did not start within ${this.timings.readyTimeoutMs} ms`)),
+        this.timings.readyTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.ready, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** True while heartbeats are missing. */
+  get isUnresponsive(): boolean {
+    return this.unresponsive;
+  }
+
+  /** True once the worker has ended (terminated or exited). */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Sends a request and resolves with its reply; a timeout or the worker's end gives ok=false. */
+  request(
+    msg: WithoutId<Exclude<ToWorker, { t: "reply" }>>,
+    timeoutMs?: number,
+  ): Promise<WorkerReply> {
+    if (this.ended) return Promise.resolve({ ok: false, message: "the plugin's worker has ended" });
+    const id = this.nextId++;
+    return new Promise<WorkerReply>((resolve) => {
+      const timer =
+        timeoutMs === undefined
+          ? null
+          : setTimeout(() => {
+              this.pending.delete(id);
+              resolve({ ok: false, message: `no answer from the plugin within ${timeoutMs} ms` });
+            }, timeoutMs);
+      this.pending.set(id, { resolve, timer });
+      this.post({ ...msg, id } as ToWorker);
+    });
+  }
+
+  private post(msg: ToWorker): void {
+    if (this.ended) return;
+    try {
+      this.worker.postMessage(msg);
+    } catch (err) {
+      this.log.error({ err }, "cannot send to plugin worker");
+    }
+  }
+
+  private failPending(message: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.resolve({ ok: false, message });
+      this.pending.delete(id);
+    }
+  }
+
+  /** Ends the worker at once (works even when it is stuck in a synchronous loop). */
+  terminate(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.watchdog);
+    this.failPending("the plugin was stopped");
+    this.worker.terminate();
+  }
+}

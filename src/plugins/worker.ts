@@ -1,0 +1,572 @@
+/**
+ * Entry of a plugin's Worker: the plugin's code runs here, away from the server's event loop, so a
+ * plugin that blocks or crashes cannot stop CA, REST or other plugins. This file must stay a real
+ * module referenced as `new URL("./worker.ts", import.meta.url)` so `bun build --compile` embeds it
+ * (pass it as an extra entry point).
+ */
+import { format } from "node:util";
+import {
+  constructWithContext,
+  type LogLevel,
+  type PvAlarm,
+  type PvDefinition,
+  type PvInput,
+  type SdkHost,
+  setServices,
+} from "../sdk/host.ts";
+import * as sdk from "../sdk/index.ts";
+import type { FromWorker, SetUpdate, ToWorker, WorkerPvInfo } from "./protocol.ts";
+
+declare const self: Worker;
+
+function send(msg: FromWorker): void {
+  postMessage(msg);
+}
+
+function serializeError(e: unknown): { name: string; message: string; stack?: string } {
+  if (e instanceof Error) {
+    return { name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
+  }
+  return { name: "Error", message: String(e) };
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message || e.name : String(e);
+}
+
+function log(level: LogLevel, msg: string, err?: unknown, bindings: Record<string, unknown> = {}) {
+  send({
+    t: "log",
+    level,
+    bindings,
+    msg,
+    ...(err !== undefined ? { err: serializeError(err) } : {}),
+  });
+}
+
+// --- Hardening, before any plugin code is imported ---------------------------------------------
+// process.exit() in a Worker would only end this Worker in Bun, but then the plugin vanishes with
+// no trace: refuse it loudly instead, so the author sees why and the task keeps its PVs.
+class ExitRefused extends Error {
+  constructor(what: string) {
+    super(`${what} is not allowed in a plugin (ignored)`);
+    this.name = "ExitRefused";
+  }
+}
+process.exit = ((code?: number) => {
+  log("error", `plugin called process.exit(${code ?? ""}): refused`);
+  throw new ExitRefused("process.exit()");
+}) as typeof process.exit;
+process.abort = (() => {
+  log("error", "plugin called process.abort(): refused");
+  throw new ExitRefused("process.abort()");
+}) as typeof process.abort;
+const realKill = process.kill.bind(process);
+process.kill = ((pid: number, signal?: string | number) => {
+  if (pid === process.pid || pid === 0 || pid === -process.pid) {
+    log("error", `plugin tried to signal the server (process.kill(${pid})): refused`);
+    throw new ExitRefused("signalling the server process");
+  }
+  return realKill(pid, signal);
+}) as typeof process.kill;
+process.on("unhandledRejection", (reason) => {
+  log("error", `unhandled promise rejection in plugin: ${errorMessage(reason)}`, reason);
+});
+process.on("uncaughtException", (err) => {
+  log("error", `uncaught exception in plugin: ${errorMessage(err)}`, err);
+});
+
+Bun.plugin({
+  name: "iocmng-sdk",
+  setup(build) {
+    // Plugins import the very SDK instance the runtime checks against (class identity).
+    build.module("iocmng", () => ({
+      exports: sdk as unknown as Record<string, unknown>,
+      loader: "object",
+    }));
+  },
+});
+
+// --- State ----------------------------------------------------------------------------------------
+const pvs = new Map<string, WorkerPvInfo>();
+const pending = new Map<string, SetUpdate>();
+let flushScheduled = false;
+let pluginClass: (new () => sdk.TaskBase | sdk.JobBase) | null = null;
+let instance: sdk.TaskBase | sdk.JobBase | null = null;
+let kind: "task" | "job" = "task";
+let mode: "continuous" | "triggered" = "continuous";
+let intervalMs = 1000;
+let enabled = true;
+let stopping = false;
+let busy: Promise<void> | null = null;
+let cycleCount = 0;
+/** The runtime itself set STATUS ERROR after a failed execute (cleared by the next success). */
+let runtimeError = false;
+let nextRequestId = 1;
+const requests = new Map<
+  number,
+  { resolve: (data: unknown) => void; reject: (e: Error) => void }
+>();
+
+function flush(): void {
+  flushScheduled = false;
+  if (pending.size === 0) return;
+  const updates = [...pending.values()];
+  pending.clear();
+  send({ t: "set", updates });
+}
+
+function copyValue(v: PvInput): unknown {
+  if (Array.isArray(v)) return [...v];
+  if (ArrayBuffer.isView(v)) return (v as Float64Array | Int32Array | Uint8Array).slice();
+  return v;
+}
+
+function localValue(info: WorkerPvInfo, v: PvInput): unknown {
+  if (info.kind === "enum" && typeof v === "string" && info.states) {
+    const i = info.states.indexOf(v);
+    if (i >= 0) return i;
+  }
+  if (typeof v === "boolean") return v ? 1 : 0;
+  return copyValue(v);
+}
+
+const host: SdkHost = {
+  setPv(name: string, value: PvInput, alarm?: PvAlarm): void {
+    const info = pvs.get(name);
+    if (!info) throw new Error(`unknown PV "${name}" (known: ${[...pvs.keys()].join(", ")})`);
+    const v = localValue(info, value);
+    info.value = v;
+    // Last write per PV per tick wins: monitors want the latest state, not every intermediate.
+    pending.delete(name);
+    const update: SetUpdate = [name, v];
+    if (alarm) {
+      update[2] = alarm.severity;
+      if (alarm.status !== undefined) update[3] = alarm.status;
+    }
+    pending.set(name, update);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  },
+  getPv(name: string): unknown {
+    const info = pvs.get(name);
+    if (!info) throw new Error(`unknown PV "${name}"`);
+    return info.value;
+  },
+  hasPv(name: string): boolean {
+    return pvs.has(name);
+  },
+  addPv(name: string, def: PvDefinition): Promise<void> {
+    if (pvs.has(name)) return Promise.reject(new Error(`PV "${name}" already exists`));
+    const id = nextRequestId++;
+    flush();
+    send({ t: "addPv", id, name, def });
+    return new Promise<void>((resolve, reject) => {
+      requests.set(id, {
+        resolve: (current: unknown) => {
+          pvs.set(name, {
+            kind: def.kind,
+            count: def.count ?? 1,
+            writable: def.writable ?? false,
+            ...(def.meta?.states ? { states: def.meta.states } : {}),
+            value: current ?? def.initial ?? (def.kind === "string" ? "" : 0),
+          });
+          resolve();
+        },
+        reject,
+      });
+    });
+  },
+  log(level: LogLevel, bindings: Record<string, unknown>, args: unknown[]): void {
+    let err: unknown;
+    let extra: Record<string, unknown> = {};
+    let rest = args;
+    const first = args[0];
+    if (first instanceof Error) {
+      err = first;
+      rest = args.slice(1);
+    } else if (first !== null && typeof first === "object" && !Array.isArray(first)) {
+      const o = first as Record<string, unknown>;
+      if (o.err instanceof Error) err = o.err;
+      const { err: _e, ...others } = o;
+      extra = others;
+      rest = args.slice(1);
+    }
+    const msg = rest.length > 0 ? format(...rest) : err ? errorMessage(err) : "";
+    log(level, msg, err, safeBindings({ ...bindings, ...extra }));
+  },
+};
+
+/** Keeps only what survives postMessage (drops functions, cyclic objects become a string). */
+function safeBindings(b: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(b)) as Record<string, unknown>;
+  } catch {
+    return { bindings: "[unserializable]" };
+  }
+}
+
+// --- Helpers for the task loop --------------------------------------------------------------------
+function setStatus(s: string): void {
+  if (pvs.has("STATUS")) host.setPv("STATUS", s);
+}
+function setMessage(m: string): void {
+  if (pvs.has("MESSAGE")) host.setPv("MESSAGE", m);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function runCycle(): Promise<void> {
+  const task = instance as sdk.TaskBase;
+  const run = (async () => {
+    try {
+      await task.execute();
+      if (runtimeError && !stopping) {
+        runtimeError = false;
+        setStatus(enabled ? "RUN" : "PAUSED");
+      }
+    } catch (e) {
+      runtimeError = true;
+      setStatus("ERROR");
+      setMessage(errorMessage(e));
+      log("error", `execute() failed: ${errorMessage(e)}`, e);
+      throw e;
+    } finally {
+      cycleCount++;
+      task._cycleCount = cycleCount;
+      if (pvs.has("CYCLE_COUNT")) host.setPv("CYCLE_COUNT", cycleCount);
+    }
+  })();
+  busy = run.then(
+    () => {},
+    () => {},
+  );
+  try {
+    await run;
+  } finally {
+    busy = null;
+  }
+}
+
+let wake: (() => void) | null = null;
+let sleepTimer: ReturnType<typeof setTimeout> | null = null;
+
+function wakeLoop(): void {
+  if (sleepTimer) clearTimeout(sleepTimer);
+  sleepTimer = null;
+  const w = wake;
+  wake = null;
+  w?.();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    wake = resolve;
+    sleepTimer = setTimeout(wakeLoop, Math.max(0, ms));
+  });
+}
+
+/** Fixed-rate loop without overlap: a late cycle starts at once, missed ones are not piled up. */
+async function continuousLoop(): Promise<void> {
+  let nextAt = performance.now();
+  while (!stopping) {
+    if (!enabled) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      nextAt = performance.now();
+      continue;
+    }
+    try {
+      await runCycle();
+    } catch {
+      // Already reported (STATUS/MESSAGE/log); the loop goes on at the next interval.
+    }
+    if (stopping) break;
+    nextAt += intervalMs;
+    const now = performance.now();
+    if (nextAt < now) nextAt = now;
+    await sleep(nextAt - now);
+  }
+}
+
+// --- Message handling ------------------------------------------------------------------------------
+type Reply = { ok: boolean; message: string; step?: string; data?: unknown };
+
+function isSubclass(v: unknown, base: abstract new () => unknown): boolean {
+  return typeof v === "function" && v.prototype instanceof base;
+}
+
+async function handleLoad(files: string[], requested: "task" | "job" | "auto"): Promise<Reply> {
+  const found = new Map<unknown, string>();
+  for (const file of files) {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(file)) as Record<string, unknown>;
+    } catch (e) {
+      return { ok: false, step: "import", message: `${file}: ${errorMessage(e)}` };
+    }
+    for (const [exportName, v] of Object.entries(mod)) {
+      if (isSubclass(v, sdk.TaskBase) || isSubclass(v, sdk.JobBase)) {
+        if (!found.has(v)) found.set(v, (v as { name?: string }).name || exportName);
+      }
+    }
+  }
+  const tasks = [...found.keys()].filter((c) => isSubclass(c, sdk.TaskBase));
+  const jobs = [...found.keys()].filter((c) => isSubclass(c, sdk.JobBase));
+  const wanted: "task" | "job" =
+    requested !== "auto" ? requested : jobs.length > 0 && tasks.length === 0 ? "job" : "task";
+  const mine = wanted === "task" ? tasks : jobs;
+  const other = wanted === "task" ? jobs : tasks;
+  const base = wanted === "task" ? "TaskBase" : "JobBase";
+  if (mine.length === 0) {
+    if (other.length > 0) {
+      const names = other.map((c) => found.get(c)).join(", ");
+      const otherKind = wanted === "task" ? "job" : "task";
+      return {
+        ok: false,
+        step: "inheritance",
+        message: `${names} derives from ${wanted === "task" ? "JobBase" : "TaskBase"}: this is a ${otherKind}, add it as a ${otherKind} (POST /api/v1/${otherKind}s), not as a ${wanted}`,
+      };
+    }
+    return {
+      ok: false,
+      step: "inheritance",
+      message: `no exported class derives from ${base} (import { ${base} } from "iocmng" and export your class)`,
+    };
+  }
+  if (mine.length > 1) {
+    return {
+      ok: false,
+      step: "inheritance",
+      message: `exactly one exported class deriving from ${base} expected, found ${mine.length}: ${mine.map((c) => found.get(c)).join(", ")}`,
+    };
+  }
+  const cls = mine[0] as new () => sdk.TaskBase | sdk.JobBase;
+  const required =
+    wanted === "task" ? ["initialize", "execute", "cleanup"] : ["initialize", "execute"];
+  const proto = cls.prototype as unknown as Record<string, unknown>;
+  const missing = required.filter((m) => typeof proto[m] !== "function");
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      step: "abstract",
+      message: `${found.get(cls)} does not implement ${missing.map((m) => `${m}()`).join(", ")}`,
+    };
+  }
+  pluginClass = cls;
+  return {
+    ok: true,
+    message: `class ${found.get(cls)} derives from ${base}`,
+    data: found.get(cls),
+  };
+}
+
+async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply> {
+  if (!pluginClass) return { ok: false, step: "start", message: "no plugin class loaded" };
+  kind = m.kind;
+  mode = m.mode;
+  intervalMs = Math.max(0, m.interval * 1000);
+  enabled = m.enabled;
+  for (const [k, v] of Object.entries(m.pvs)) pvs.set(k, v);
+  await installServices(m.services);
+  try {
+    instance = constructWithContext(pluginClass, {
+      name: m.name,
+      kind: m.kind,
+      prefix: m.prefix,
+      parameters: m.parameters,
+      mode: m.mode,
+      interval: m.interval,
+      host,
+    });
+  } catch (e) {
+    log("error", `constructor failed: ${errorMessage(e)}`, e);
+    return { ok: false, step: "start", message: `constructor failed: ${errorMessage(e)}` };
+  }
+  try {
+    await withTimeout(
+      Promise.resolve().then(() => instance?.initialize()),
+      m.initTimeoutMs,
+      "initialize()",
+    );
+  } catch (e) {
+    log("error", `initialize() failed: ${errorMessage(e)}`, e);
+    return { ok: false, step: "start", message: `initialize() failed: ${errorMessage(e)}` };
+  }
+  if (kind === "task") {
+    setStatus(enabled ? "RUN" : "PAUSED");
+    if (mode === "continuous") void continuousLoop();
+  } else {
+    setStatus("IDLE");
+  }
+  return { ok: true, message: "started" };
+}
+
+async function handleWrite(pv: string, value: unknown): Promise<Reply> {
+  const info = pvs.get(pv);
+  if (kind === "task" && pv === "ENABLE") {
+    enabled = Number(value) !== 0;
+    if (info) info.value = enabled ? 1 : 0;
+    if (!stopping) {
+      if (!runtimeError || !enabled) setStatus(enabled ? "RUN" : "PAUSED");
+      if (enabled) wakeLoop();
+    }
+    return { ok: true, message: enabled ? "enabled" : "paused" };
+  }
+  const handler = instance?.onPvWrite;
+  if (handler && instance) {
+    try {
+      await handler.call(instance, pv, value);
+    } catch (e) {
+      return { ok: false, message: errorMessage(e) || "write refused by the plugin" };
+    }
+  }
+  if (info && !pending.has(pv)) info.value = value;
+  return { ok: true, message: "written" };
+}
+
+async function handleTrigger(): Promise<Reply> {
+  if (kind !== "task" || !instance) return { ok: false, message: "not a task" };
+  if (mode !== "triggered") {
+    return {
+      ok: false,
+      message: "RUN triggers execute() only in triggered mode; this task is continuous",
+    };
+  }
+  if (stopping) return { ok: false, message: "task is stopping" };
+  if (!enabled) return { ok: false, message: "task is disabled (ENABLE=0)" };
+  if (busy) return { ok: false, message: "busy: the previous execute() is still running" };
+  try {
+    await runCycle();
+    return { ok: true, message: "executed" };
+  } catch (e) {
+    return { ok: false, message: `execute() failed: ${errorMessage(e)}` };
+  }
+}
+
+async function handleRunJob(): Promise<Reply> {
+  const job = instance as sdk.JobBase | null;
+  if (kind !== "job" || !job) return { ok: false, message: "not a job" };
+  if (busy) return { ok: false, message: "job is already running" };
+  let release: () => void = () => {};
+  busy = new Promise<void>((r) => {
+    release = r;
+  });
+  setStatus("RUNNING");
+  setMessage("");
+  let result: sdk.JobResult;
+  try {
+    result = sdk.toJobResult(await job.execute());
+  } catch (e) {
+    log("error", `execute() failed: ${errorMessage(e)}`, e);
+    result = sdk.JobResult.fail(errorMessage(e));
+  } finally {
+    busy = null;
+    release();
+  }
+  setStatus(result.success ? "SUCCESS" : "FAILED");
+  setMessage(result.message);
+  let data: unknown = result.data;
+  try {
+    data = structuredClone(data);
+  } catch {
+    try {
+      data = JSON.parse(JSON.stringify(data) ?? "null");
+    } catch {
+      data = String(data);
+    }
+  }
+  return {
+    ok: true,
+    message: result.message,
+    data: { success: result.success, data, message: result.message, timestamp: result.timestamp },
+  };
+}
+
+async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
+  stopping = true;
+  wakeLoop();
+  const deadline = performance.now() + cleanupTimeoutMs;
+  try {
+    if (busy) await withTimeout(busy, Math.max(1, deadline - performance.now()), "execute()");
+    if (instance) {
+      await withTimeout(
+        Promise.resolve().then(() => instance?.cleanup()),
+        Math.max(1, deadline - performance.now()),
+        "cleanup()",
+      );
+    }
+  } catch (e) {
+    log("warn", `stop: ${errorMessage(e)}`, e);
+  }
+  if (kind === "task") setStatus("END");
+  return { ok: true, message: "stopped" };
+}
+
+async function installServices(s: Extract<ToWorker, { t: "start" }>["services"]): Promise<void> {
+  // The CA client and device layer live in other modules; they are wired here when present.
+  setServices({});
+  void s;
+}
+
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
+  const m = event.data;
+  if (m.t === "reply") {
+    const r = requests.get(m.id);
+    requests.delete(m.id);
+    if (r) {
+      if (m.ok) r.resolve(m.data);
+      else r.reject(new Error(m.message));
+    }
+    return;
+  }
+  let reply: Reply;
+  try {
+    switch (m.t) {
+      case "load":
+        reply = await handleLoad(m.files, m.kind);
+        break;
+      case "start":
+        reply = await handleStart(m);
+        break;
+      case "write":
+        reply = await handleWrite(m.pv, m.value);
+        break;
+      case "trigger":
+        reply = await handleTrigger();
+        break;
+      case "runJob":
+        reply = await handleRunJob();
+        break;
+      case "stop":
+        reply = await handleStop(m.cleanupTimeoutMs);
+        break;
+    }
+  } catch (e) {
+    reply = { ok: false, message: errorMessage(e) };
+  }
+  // PV updates made while handling go out before the reply, so the main thread sees them first
+  // (a write handler that set its own value keeps it; a RUN completes after its outputs).
+  flush();
+  send({ t: "reply", id: m.id, ...reply });
+};
+
+setInterval(() => send({ t: "hb" }), 250);
+send({ t: "ready" });

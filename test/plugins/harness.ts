@@ -1,0 +1,132 @@
+/**
+ * Shared setup for plugin runtime tests: a real PvRegistry, StateStore and PluginController over
+ * temp directories, fixture plugins turned into real git repos, and bounded polling helpers.
+ */
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import pino from "pino";
+import type { ServerConfig } from "../../src/config.ts";
+import { PluginController, type RuntimeTimings } from "../../src/plugins/controller.ts";
+import { PvRegistry } from "../../src/pv/registry.ts";
+import { StateStore } from "../../src/state/index.ts";
+import { createRepo, type RepoFile, type TestRepo } from "../helpers/git-repo.ts";
+
+const FIXTURES = join(import.meta.dir, "..", "fixtures", "plugins");
+
+/** Files of a fixture plugin directory, path → content. */
+export async function fixtureFiles(name: string, under = ""): Promise<Record<string, RepoFile>> {
+  const root = join(FIXTURES, name);
+  const out: Record<string, RepoFile> = {};
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const full = join(d, e.name);
+      if (e.isDirectory()) await walk(full);
+      else out[join(under, relative(root, full))] = await readFile(full, "utf8");
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** A fixture plugin as a fresh git repo. */
+export async function fixtureRepo(
+  name: string,
+  extra: Record<string, RepoFile> = {},
+): Promise<TestRepo> {
+  return createRepo({ files: { ...(await fixtureFiles(name)), ...extra } });
+}
+
+/** A controller with everything real, over temp dirs. */
+export interface Env {
+  registry: PvRegistry;
+  controller: PluginController;
+  state: StateStore;
+  config: ServerConfig;
+  root: string;
+  /** Lines logged (JSON objects) — for secrecy checks. */
+  logs: string[];
+  /** A second controller over the same dirs (simulates a server restart). */
+  reopen(): Promise<Env>;
+  close(): Promise<void>;
+}
+
+/** Timings short enough for tests, still generous on a loaded machine. */
+export const TEST_TIMINGS: Partial<RuntimeTimings> = { watchdogMs: 1500, importTimeoutMs: 20_000 };
+
+/** Builds an Env; `root` reuses existing dirs. */
+export async function makeEnv(
+  opts: { root?: string; config?: Partial<ServerConfig>; timings?: Partial<RuntimeTimings> } = {},
+): Promise<Env> {
+  const root = opts.root ?? (await mkdtemp(join(tmpdir(), "iocmng-rt-")));
+  const logs: string[] = [];
+  const logger = pino({ level: "debug" }, { write: (s: string) => void logs.push(s) });
+  const config: ServerConfig = {
+    host: "127.0.0.1",
+    port: 0,
+    pluginsDir: join(root, "plugins"),
+    stateDir: join(root, "state"),
+    logLevel: "debug",
+    prefix: "TEST",
+    beamline: null,
+    namespace: null,
+    beamlineValues: null,
+    apiToken: null,
+    disableDevices: true,
+    plugins: [],
+    configFile: null,
+    beamlineConfigFile: null,
+    ...opts.config,
+  };
+  const registry = new PvRegistry();
+  const state = new StateStore(config.stateDir, logger);
+  const controller = new PluginController({
+    registry,
+    config,
+    state,
+    logger,
+    timings: { ...TEST_TIMINGS, ...opts.timings },
+  });
+  const env: Env = {
+    registry,
+    controller,
+    state,
+    config,
+    root,
+    logs,
+    reopen: () => makeEnv({ ...opts, root }),
+    async close() {
+      await controller.shutdown();
+      await state.flush();
+    },
+  };
+  return env;
+}
+
+/** Removes an Env's directories. */
+export async function destroyEnv(env: Env): Promise<void> {
+  await env.close();
+  await rm(env.root, { recursive: true, force: true });
+}
+
+/** Polls `fn` until it returns truthy or `timeoutMs` passes (then throws with `what`). */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** Value of a PV by full name. */
+export function pvValue(env: Env, name: string): unknown {
+  const pv = env.registry.get(name);
+  if (!pv) throw new Error(`no PV ${name}`);
+  return pv.value;
+}
