@@ -40,8 +40,8 @@ export interface ServerConfig {
   disableDevices: boolean;
   plugins: DeclaredPlugin[];
   configFile: string | null;
-  /** Path of the values file, when one was given. */
-  beamlineConfigFile: string | null;
+  /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
+  beamlineConfigFile?: string | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */

@@ -363,6 +363,10 @@ export class StateStore {
       const batch = this.pending;
       this.pending = new Map();
       let firstError: unknown = null;
+      if (batch.size > 0) {
+        // saveAutosave may come before load(): make sure the directory exists.
+        await mkdir(join(this.dir, AUTOSAVE_DIR), { recursive: true, mode: 0o700 }).catch(() => {});
+      }
       for (const [plugin, changes] of batch) {
         try {
           const next = { ...(await this.readAutosave(plugin)), ...changes };

@@ -369,3 +369,13 @@ describe("crash safety", () => {
     }
   }, 120_000);
 });
+
+describe("StateStore: use before load()", () => {
+  test("autosave works on a fresh directory even before load()", async () => {
+    const d = join(await tempDir(), "fresh");
+    const s = new StateStore(d, logger);
+    s.saveAutosave("p", "A", 7);
+    await s.flush();
+    expect(await new StateStore(d, logger).loadAutosave("p")).toEqual({ A: 7 });
+  });
+});
