@@ -246,32 +246,63 @@ function stringAt(src: DbrSource, i: number): string {
   }
 }
 
-function writeNumber(view: DataView, off: number, elem: number, v: number): void {
+// Big-endian writers straight into the result bytes. A DataView over a small, fresh Uint8Array
+// costs more than the whole encoding (the engine must materialise its ArrayBuffer), so scalars
+// go through one module-level scratch view and only large arrays get a DataView of their own.
+const scratch = new DataView(new ArrayBuffer(8));
+const scratchBytes = new Uint8Array(scratch.buffer);
+
+function put16(out: Uint8Array, off: number, v: number): void {
+  out[off] = (v >>> 8) & 0xff;
+  out[off + 1] = v & 0xff;
+}
+
+function put32(out: Uint8Array, off: number, v: number): void {
+  out[off] = (v >>> 24) & 0xff;
+  out[off + 1] = (v >>> 16) & 0xff;
+  out[off + 2] = (v >>> 8) & 0xff;
+  out[off + 3] = v & 0xff;
+}
+
+function putF32(out: Uint8Array, off: number, v: number): void {
+  scratch.setFloat32(0, v);
+  out[off] = scratchBytes[0]!;
+  out[off + 1] = scratchBytes[1]!;
+  out[off + 2] = scratchBytes[2]!;
+  out[off + 3] = scratchBytes[3]!;
+}
+
+function putF64(out: Uint8Array, off: number, v: number): void {
+  scratch.setFloat64(0, v);
+  for (let i = 0; i < 8; i++) out[off + i] = scratchBytes[i]!;
+}
+
+function writeNumber(out: Uint8Array, off: number, elem: number, v: number): void {
   switch (elem) {
     case ELEM.DOUBLE:
-      view.setFloat64(off, v);
+      putF64(out, off, v);
       return;
     case ELEM.FLOAT:
-      view.setFloat32(off, toFloat32(v));
+      putF32(out, off, toFloat32(v));
       return;
     case ELEM.LONG:
-      view.setInt32(off, Number.isFinite(v) ? Math.trunc(v) | 0 : 0);
+      put32(out, off, Number.isFinite(v) ? Math.trunc(v) | 0 : 0);
       return;
     case ELEM.SHORT:
-      view.setInt16(off, Number.isFinite(v) ? Math.trunc(v) | 0 : 0);
-      return;
     case ELEM.ENUM:
-      view.setUint16(off, Number.isFinite(v) ? Math.trunc(v) & 0xffff : 0);
+      put16(out, off, Number.isFinite(v) ? Math.trunc(v) & 0xffff : 0);
       return;
     default:
-      view.setUint8(off, Number.isFinite(v) ? Math.trunc(v) & 0xff : 0);
+      out[off] = Number.isFinite(v) ? Math.trunc(v) & 0xff : 0;
   }
 }
+
+// Arrays at least this long get their own DataView (its set-up cost is then amortised).
+const VIEW_THRESHOLD = 16;
 
 // Writes nValid value elements at `off`; false when a string source does not parse as a number.
 function writeValues(
   out: Uint8Array,
-  view: DataView,
   off: number,
   elem: number,
   src: DbrSource,
@@ -285,35 +316,35 @@ function writeValues(
   }
   const v = src.value;
   if (typeof v === "object") {
-    // Hot path for arrays: tight loops per element kind, no per-element dispatch.
-    switch (elem) {
-      case ELEM.DOUBLE:
-        for (let i = 0; i < nValid; i++) view.setFloat64(off + i * 8, v[i] ?? 0);
+    if (elem === ELEM.CHAR && v instanceof Uint8Array) {
+      out.set(nValid === v.length ? v : v.subarray(0, nValid), off);
+      return true;
+    }
+    if (nValid >= VIEW_THRESHOLD) {
+      // Hot path for big arrays: tight loops per element kind, no per-element dispatch.
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+      if (elem === ELEM.DOUBLE) {
+        for (let i = 0; i < nValid; i++) view.setFloat64(off + i * 8, v[i]!);
         return true;
-      case ELEM.LONG:
-        if (v instanceof Float64Array) break;
-        for (let i = 0; i < nValid; i++) view.setInt32(off + i * 4, v[i] ?? 0);
+      }
+      if (elem === ELEM.LONG && !(v instanceof Float64Array)) {
+        for (let i = 0; i < nValid; i++) view.setInt32(off + i * 4, v[i]!);
         return true;
-      case ELEM.CHAR:
-        if (v instanceof Uint8Array) {
-          out.set(nValid === v.length ? v : v.subarray(0, nValid), off);
-          return true;
-        }
-        break;
+      }
     }
     const size = ELEM_SIZE[elem] ?? 1;
-    for (let i = 0; i < nValid; i++) writeNumber(view, off + i * size, elem, v[i] ?? 0);
+    for (let i = 0; i < nValid; i++) writeNumber(out, off + i * size, elem, v[i] ?? 0);
     return true;
   }
   const n = numericAt(src, 0);
   if (n === null) return false;
-  writeNumber(view, off, elem, n);
+  writeNumber(out, off, elem, n);
   return true;
 }
 
 // Writes the GR/CTRL limits: display high/low, alarm hihi, high, low, lolo, then control high/low.
 function writeLimits(
-  view: DataView,
+  out: Uint8Array,
   off: number,
   elem: number,
   meta: Readonly<PvMeta>,
@@ -324,18 +355,17 @@ function writeLimits(
   // Unset alarm limits are NaN for float flavours (ai record), 0 for integer ones.
   const unset = isFloat ? Number.NaN : 0;
   const a = meta.alarm;
-  const limits = [
-    meta.displayHigh ?? 0,
-    meta.displayLow ?? 0,
-    a?.hihi ?? unset,
-    a?.high ?? unset,
-    a?.low ?? unset,
-    a?.lolo ?? unset,
-    meta.controlHigh ?? 0,
-    meta.controlLow ?? 0,
-  ];
-  const n = ctrl ? 8 : 6;
-  for (let i = 0; i < n; i++) writeNumber(view, off + i * size, elem, limits[i] ?? 0);
+  // No intermediate array: this runs for every GR/CTRL encoding.
+  writeNumber(out, off, elem, meta.displayHigh ?? 0);
+  writeNumber(out, off + size, elem, meta.displayLow ?? 0);
+  writeNumber(out, off + 2 * size, elem, a?.hihi ?? unset);
+  writeNumber(out, off + 3 * size, elem, a?.high ?? unset);
+  writeNumber(out, off + 4 * size, elem, a?.low ?? unset);
+  writeNumber(out, off + 5 * size, elem, a?.lolo ?? unset);
+  if (ctrl) {
+    writeNumber(out, off + 6 * size, elem, meta.controlHigh ?? 0);
+    writeNumber(out, off + 7 * size, elem, meta.controlLow ?? 0);
+  }
 }
 
 function epicsSeconds(ts: Timestamp): number {
@@ -369,7 +399,6 @@ export function encodeDbr(
   const nValid = Math.min(valid, count);
   const size = dbrPayloadSize(dbrType, count);
   const out = new Uint8Array(pad8(size));
-  const view = new DataView(out.buffer);
   const elem = dbrElementKind(dbrType);
   const valueOff = VALUE_OFFSET[dbrType] ?? 0;
 
@@ -378,31 +407,25 @@ export function encodeDbr(
     return { payload: out, count };
   }
   if (dbrType >= DBR.STS_STRING) {
-    view.setInt16(0, src.status);
-    view.setInt16(2, src.severity);
+    put16(out, 0, src.status);
+    put16(out, 2, src.severity);
   }
   if (dbrType === DBR.STSACK_STRING) {
     // No alarm acknowledgement tracking: ACKT on (the record default), nothing unacknowledged.
-    view.setUint16(4, 1);
-    view.setUint16(6, 0);
+    put16(out, 4, 1);
+    put16(out, 6, 0);
   } else if (dbrType >= DBR.TIME_STRING && dbrType <= DBR.TIME_DOUBLE) {
-    view.setUint32(4, epicsSeconds(src.timestamp));
+    put32(out, 4, epicsSeconds(src.timestamp));
     const ns = Math.trunc(src.timestamp.nsec);
-    view.setUint32(8, ns >= 0 && ns < 1e9 ? ns : 0);
+    put32(out, 8, ns >= 0 && ns < 1e9 ? ns : 0);
   } else if (dbrType >= DBR.GR_STRING && dbrType <= DBR.CTRL_DOUBLE) {
-    writeGraphic(out, view, dbrType, elem, src);
+    writeGraphic(out, dbrType, elem, src);
   }
-  if (!writeValues(out, view, valueOff, elem, src, nValid)) return { error: ECA.GETFAIL };
+  if (!writeValues(out, valueOff, elem, src, nValid)) return { error: ECA.GETFAIL };
   return { payload: out, count };
 }
 
-function writeGraphic(
-  out: Uint8Array,
-  view: DataView,
-  dbrType: number,
-  elem: number,
-  src: DbrSource,
-): void {
+function writeGraphic(out: Uint8Array, dbrType: number, elem: number, src: DbrSource): void {
   const ctrl = dbrType >= DBR.CTRL_STRING;
   const meta = src.meta;
   switch (elem) {
@@ -412,7 +435,7 @@ function writeGraphic(
       // Only enum PVs have state strings; other kinds read as GR_ENUM report none.
       const states = src.kind === "enum" ? meta.states : undefined;
       const n = stateCount(states);
-      view.setInt16(4, n);
+      put16(out, 4, n);
       for (let i = 0; i < n; i++) {
         writeCString(out, 6 + i * MAX_ENUM_STRING_SIZE, MAX_ENUM_STRING_SIZE, states?.[i] ?? "");
       }
@@ -420,13 +443,13 @@ function writeGraphic(
     }
     case ELEM.FLOAT:
     case ELEM.DOUBLE:
-      view.setInt16(4, meta.precision ?? 0);
+      put16(out, 4, meta.precision ?? 0);
       writeCString(out, 8, MAX_UNITS_SIZE, meta.units ?? "");
-      writeLimits(view, 16, elem, meta, ctrl);
+      writeLimits(out, 16, elem, meta, ctrl);
       return;
     default:
       writeCString(out, 4, MAX_UNITS_SIZE, meta.units ?? "");
-      writeLimits(view, 12, elem, meta, ctrl);
+      writeLimits(out, 12, elem, meta, ctrl);
   }
 }
 
