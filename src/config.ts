@@ -600,11 +600,9 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     llEnv !== undefined
       ? checkLogLevel(llEnv, "IOCMNG_LOG_LEVEL")
       : (file.logLevel ?? ENV_DEFAULTS.IOCMNG_LOG_LEVEL);
-  const prefixEnv = env.IOCMNG_PREFIX;
+  const prefixEnv = envStr(env, "IOCMNG_PREFIX");
   const prefix =
-    prefixEnv !== undefined
-      ? checkPrefix(prefixEnv.trim(), "IOCMNG_PREFIX")
-      : (file.prefix ?? null);
+    prefixEnv !== undefined ? checkPrefix(prefixEnv, "IOCMNG_PREFIX") : (file.prefix ?? null);
 
   // IOCMNG_DISABLE_DEVICES is the new name; IOCMNG_DISABLE_OPHYD (the seed's) still works.
   let disableDevices = file.disableDevices ?? true;

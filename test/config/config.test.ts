@@ -77,7 +77,13 @@ describe("environment variables", () => {
   });
 
   test("empty values count as unset", () => {
-    const cfg = loadConfig({ IOCMNG_PORT: "", IOCMNG_HOST: " ", IOCMNG_API_TOKEN: "" });
+    const cfg = loadConfig({
+      IOCMNG_PORT: "",
+      IOCMNG_HOST: " ",
+      IOCMNG_API_TOKEN: "",
+      IOCMNG_PREFIX: "",
+    });
+    expect(cfg.prefix).toBeNull();
     expect(cfg.port).toBe(8080);
     expect(cfg.host).toBe("0.0.0.0");
     expect(cfg.apiToken).toBeNull();

@@ -99,6 +99,85 @@ export function readHeader(
 /** Serialises a header alone into a new array (16 or 24 bytes). */
 export function encodeHeader(h: CaHeader, extendedAllowed: boolean): Uint8Array {
   const out = new Uint8Array(headerSizeFor(h.payloadSize, h.count));
-  writeHeader(new DataView(out.buffer), 0, h, extendedAllowed);
+  writeHeaderBytes(out, 0, h, extendedAllowed);
   return out;
+}
+
+function put16(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 8) & 0xff;
+  b[o + 1] = v & 0xff;
+}
+
+function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+function get16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+
+function get32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+/**
+ * writeHeader on a Uint8Array. Same result; avoids creating a DataView, which for a small fresh
+ * array makes the engine materialise its ArrayBuffer (the dominant cost of small messages).
+ */
+export function writeHeaderBytes(
+  out: Uint8Array,
+  offset: number,
+  h: CaHeader,
+  extendedAllowed: boolean,
+): number {
+  const size = headerSizeFor(h.payloadSize, h.count);
+  if (size === EXTENDED_HEADER_SIZE && !extendedAllowed) {
+    throw new RangeError(
+      `payload ${h.payloadSize} / count ${h.count} needs the extended header, which the peer does not support`,
+    );
+  }
+  if (h.payloadSize < 0 || h.count < 0 || h.payloadSize > 0xffffffff || h.count > 0xffffffff) {
+    throw new RangeError(`header size/count out of range: ${h.payloadSize}/${h.count}`);
+  }
+  put16(out, offset, h.command);
+  put16(out, offset + 4, h.dataType);
+  put32(out, offset + 8, h.p1 >>> 0);
+  put32(out, offset + 12, h.p2 >>> 0);
+  if (size === HEADER_SIZE) {
+    put16(out, offset + 2, h.payloadSize);
+    put16(out, offset + 6, h.count);
+    return HEADER_SIZE;
+  }
+  put16(out, offset + 2, 0xffff);
+  put16(out, offset + 6, 0);
+  put32(out, offset + 16, h.payloadSize);
+  put32(out, offset + 20, h.count);
+  return EXTENDED_HEADER_SIZE;
+}
+
+/** readHeader on a Uint8Array (no DataView needed); same rules and result. */
+export function readHeaderBytes(
+  bytes: Uint8Array,
+  offset: number,
+  available: number,
+  extendedAllowed: boolean,
+): { header: CaHeader; headerSize: 16 | 24 } | null {
+  if (available < HEADER_SIZE) return null;
+  const size16 = get16(bytes, offset + 2);
+  const extended = size16 === 0xffff && extendedAllowed;
+  if (extended && available < EXTENDED_HEADER_SIZE) return null;
+  return {
+    header: {
+      command: get16(bytes, offset),
+      payloadSize: extended ? get32(bytes, offset + 16) : size16,
+      dataType: get16(bytes, offset + 4),
+      count: extended ? get32(bytes, offset + 20) : get16(bytes, offset + 6),
+      p1: get32(bytes, offset + 8),
+      p2: get32(bytes, offset + 12),
+    },
+    headerSize: extended ? EXTENDED_HEADER_SIZE : HEADER_SIZE,
+  };
 }

@@ -10,7 +10,7 @@ import {
   INADDR_ANY_REPLY,
   MAX_ERROR_PAYLOAD,
 } from "./constants.ts";
-import { type CaHeader, headerSizeFor, pad8, writeHeader } from "./header.ts";
+import { type CaHeader, headerSizeFor, pad8, writeHeader, writeHeaderBytes } from "./header.ts";
 
 const textEncoder = new TextEncoder();
 
@@ -29,7 +29,7 @@ export function encodeMessage(
   const h: CaHeader = { command, payloadSize: padded, dataType, count, p1, p2 };
   const hs = headerSizeFor(padded, count);
   const out = new Uint8Array(hs + padded);
-  writeHeader(new DataView(out.buffer), 0, h, extendedAllowed);
+  writeHeaderBytes(out, 0, h, extendedAllowed);
   if (payload !== null) out.set(payload, hs);
   return out;
 }
@@ -53,9 +53,8 @@ export function encodeUdpVersion(seq: number, clientMinor: number): Uint8Array {
 /** UDP SEARCH reply: dt = TCP port, p1 = 0xFFFFFFFF (use sender address), 8-byte minor payload. */
 export function encodeSearchReply(tcpPort: number, searchId: number): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + 8);
-  const v = new DataView(out.buffer);
-  writeHeader(
-    v,
+  writeHeaderBytes(
+    out,
     0,
     {
       command: CMD.SEARCH,
@@ -67,7 +66,9 @@ export function encodeSearchReply(tcpPort: number, searchId: number): Uint8Array
     },
     false,
   );
-  v.setUint16(HEADER_SIZE, CA_MINOR_VERSION);
+  // Payload: u16 server minor version, then 6 zero bytes.
+  out[HEADER_SIZE] = (CA_MINOR_VERSION >>> 8) & 0xff;
+  out[HEADER_SIZE + 1] = CA_MINOR_VERSION & 0xff;
   return out;
 }
 

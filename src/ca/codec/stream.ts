@@ -2,7 +2,7 @@
  * TCP reassembly: turns arbitrary chunks from a socket into whole CA messages. Sans-I/O: the
  * caller pushes what it read and pulls messages until `next()` returns null.
  */
-import { type CaHeader, readHeader } from "./header.ts";
+import { type CaHeader, readHeaderBytes } from "./header.ts";
 
 /** One item pulled from a MessageReader: a whole message, or a framing error. */
 export type ReaderItem =
@@ -35,7 +35,6 @@ export class MessageReader {
   private readonly maxPayload: number;
   private readonly extendedAllowed: () => boolean;
   private buf: Uint8Array = EMPTY;
-  private view: DataView = new DataView(EMPTY.buffer);
   private start = 0;
   private end = 0;
   // Our own gathering buffer (buf is either this or a borrowed chunk).
@@ -103,7 +102,7 @@ export class MessageReader {
       if (this.skipRemaining > 0) return null;
     }
     const avail = this.end - this.start;
-    const r = readHeader(this.view, this.start, avail, this.extendedAllowed());
+    const r = readHeaderBytes(this.buf, this.start, avail, this.extendedAllowed());
     if (r === null) return null;
     const { header, headerSize } = r;
     const extended = headerSize === 24;
@@ -129,7 +128,6 @@ export class MessageReader {
 
   private setBuf(b: Uint8Array): void {
     this.buf = b;
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   private releaseIfLarge(): void {

@@ -1,5 +1,5 @@
 /** UDP datagram parsing: several CA messages packed back to back in one datagram. */
-import { type CaHeader, readHeader } from "./header.ts";
+import { type CaHeader, readHeaderBytes } from "./header.ts";
 
 /** A message found in a datagram; `payload` is a view into the datagram. */
 export interface DatagramMessage {
@@ -13,12 +13,11 @@ export interface DatagramMessage {
  */
 export function parseDatagram(bytes: Uint8Array): { messages: DatagramMessage[]; error?: string } {
   const messages: DatagramMessage[] = [];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let off = 0;
   while (off < bytes.length) {
     const avail = bytes.length - off;
     // UDP messages are small: the extended header is never valid here.
-    const r = readHeader(view, off, avail, false);
+    const r = readHeaderBytes(bytes, off, avail, false);
     if (r === null) return { messages, error: `truncated header at byte ${off} (${avail} bytes)` };
     const { header, headerSize } = r;
     if ((header.payloadSize & 7) !== 0) {
