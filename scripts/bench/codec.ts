@@ -94,3 +94,10 @@ console.log(
   `${"MessageReader 1 M x 16-byte messages, 64 KiB chunks".padEnd(48)} ${(msgs / secs / 1e6).toFixed(2).padStart(10)} M msg/s ${(stream.length / secs / 1e6).toFixed(0).padStart(8)} MB/s`,
 );
 if (sink === -1) console.log("unreachable");
+
+// One request per socket read (the common interactive case): push + next per message.
+const small = new MessageReader({ maxPayload: 1 << 20, extendedAllowed: () => true });
+bench("MessageReader push+next, one message per read", 2_000_000, () => {
+  small.push(one.slice(0));
+  if (small.next() !== null) sink++;
+});

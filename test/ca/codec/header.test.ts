@@ -5,9 +5,11 @@ import {
   headerSizeFor,
   pad8,
   readHeader,
+  readHeaderBytes,
   writeHeader,
+  writeHeaderBytes,
 } from "../../../src/ca/codec/index.ts";
-import { bytes, h, hex } from "./helpers.ts";
+import { bytes, h, hex, prng } from "./helpers.ts";
 
 const view = (u: Uint8Array) => new DataView(u.buffer, u.byteOffset, u.byteLength);
 
@@ -81,5 +83,40 @@ describe("writeHeader / readHeader", () => {
     const b = new Uint8Array(40);
     writeHeader(view(b), 8, std, false);
     expect(readHeader(view(b), 8, 32, false)?.header).toEqual(std);
+  });
+});
+
+describe("Uint8Array variants", () => {
+  test("writeHeaderBytes/readHeaderBytes agree with the DataView versions on random headers", () => {
+    const rnd = prng(5);
+    for (let i = 0; i < 5000; i++) {
+      const r32 = () => Math.floor(rnd() * 2 ** 32);
+      const small = rnd() < 0.5;
+      const hd: CaHeader = {
+        command: Math.floor(rnd() * 0x10000),
+        payloadSize: small ? Math.floor(rnd() * 0xffff) : r32(),
+        dataType: Math.floor(rnd() * 0x10000),
+        count: small ? Math.floor(rnd() * 0xffff) : r32(),
+        p1: r32(),
+        p2: r32(),
+      };
+      const a = new Uint8Array(32);
+      const b = new Uint8Array(32);
+      const n = writeHeader(view(a), 4, hd, true);
+      expect(writeHeaderBytes(b, 4, hd, true)).toBe(n);
+      expect(hex(b)).toBe(hex(a));
+      for (const ext of [true, false]) {
+        expect(readHeaderBytes(b, 4, 28, ext)).toEqual(readHeader(view(b), 4, 28, ext));
+        expect(readHeaderBytes(b, 4, 20, ext)).toEqual(readHeader(view(b), 4, 20, ext));
+      }
+    }
+    expect(() =>
+      writeHeaderBytes(
+        new Uint8Array(24),
+        0,
+        { command: 0, payloadSize: 0x10000, dataType: 0, count: 0, p1: 0, p2: 0 },
+        false,
+      ),
+    ).toThrow(RangeError);
   });
 });
