@@ -91,14 +91,20 @@ pvs:
 `,
 };
 
-/** Continuous task whose execute() never returns control (a busy loop). */
+/**
+ * Continuous task whose execute() never returns control (a busy loop), from the cycle given by
+ * `parameters.hang_at` (0 = the very first execute()).
+ */
 export const HUNG_TASK: Record<string, string> = {
   "hung.ts": `import { TaskBase } from "iocmng";
 
 export default class Hung extends TaskBase {
+  private n = 0;
   initialize() {}
   execute() {
-    for (;;) {}
+    if (this.n++ >= Number(this.parameters.hang_at ?? 0)) {
+      for (;;) {}
+    }
   }
   cleanup() {}
 }

@@ -1,0 +1,214 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
+import { COUNTER_TASK, DIAG_JOB, HUNG_TASK } from "./lib/plugins.ts";
+import { py } from "./lib/pyepics.ts";
+import { freeUdpPort, makeDirs, type ServerDirs, spawnServer, waitFor } from "./lib/server.ts";
+
+/**
+ * Lifecycle through the real process: a hung plugin cannot stop the server, plugins and
+ * setpoints come back after `kill -9`, and SIGTERM stops cleanly (cleanup() runs, exit 0).
+ */
+const repos: TestRepo[] = [];
+const allDirs: ServerDirs[] = [];
+
+afterAll(async () => {
+  await Promise.all(repos.map((r) => r.remove()));
+  await Promise.all(allDirs.map((d) => d.remove()));
+});
+
+async function repo(files: Record<string, string>): Promise<TestRepo> {
+  const r = await makeRepo(files);
+  repos.push(r);
+  return r;
+}
+
+async function dirs(): Promise<ServerDirs> {
+  const d = await makeDirs();
+  allDirs.push(d);
+  return d;
+}
+
+describe("a hung plugin", () => {
+  test("hanging in its first execute(): the add still answers and DELETE ends it", async () => {
+    const d = await dirs();
+    const srv = await spawnServer(d);
+    try {
+      const hung = await repo(HUNG_TASK);
+      const add = await srv.api("POST", "/tasks", {
+        name: "hung0",
+        git_url: hung.url,
+        parameters: { hang_at: 0 },
+      });
+      expect(add.body.message).not.toContain("no answer");
+      expect(add.status).toBe(201);
+      expect((await srv.api("GET", "/health")).status).toBe(200);
+      expect((await srv.api("DELETE", "/tasks/hung0")).status).toBe(200);
+    } finally {
+      await srv.kill("SIGKILL");
+    }
+  }, 120_000);
+
+  test("REST and CA keep answering, the watchdog shows ERROR, DELETE ends it", async () => {
+    const d = await dirs();
+    const srv = await spawnServer(d);
+    try {
+      const counter = await repo(COUNTER_TASK);
+      expect((await srv.api("POST", "/tasks", { name: "ok", git_url: counter.url })).status).toBe(
+        201,
+      );
+      const hung = await repo(HUNG_TASK);
+      expect(
+        (
+          await srv.api("POST", "/tasks", {
+            name: "hung",
+            git_url: hung.url,
+            parameters: { hang_at: 3 },
+          })
+        ).status,
+      ).toBe(201);
+      // The healthy task keeps cycling over CA while the other spins.
+      const run = await py(
+        `
+c0 = get("IOCMNG:OK:CYCLE_COUNT")
+deadline = time.time() + 20
+while get("IOCMNG:OK:CYCLE_COUNT") < c0 + 5 and time.time() < deadline:
+    time.sleep(0.1)
+out({"advanced": get("IOCMNG:OK:CYCLE_COUNT") >= c0 + 5, "hung_status_readable": get("IOCMNG:HUNG:STATUS", as_string=True) is not None})
+`,
+        srv.caEnv,
+      );
+      expect(run.result).toEqual({ advanced: true, hung_status_readable: true });
+      expect((await srv.api("GET", "/health")).status).toBe(200);
+      const status = await waitFor(
+        "watchdog to flag the hung task",
+        async () => {
+          const s = (await srv.api("GET", "/tasks/hung")).body.status;
+          return s === "ERROR" ? s : undefined;
+        },
+        30_000,
+      );
+      expect(status).toBe("ERROR");
+      const t0 = performance.now();
+      const del = await srv.api("DELETE", "/tasks/hung");
+      const ms = performance.now() - t0;
+      console.log(`DELETE of a hung task took ${ms.toFixed(0)} ms (target < 2000 ms)`);
+      expect(del.status).toBe(200);
+      expect((await srv.api("GET", "/tasks/hung")).status).toBe(404);
+      expect((await srv.api("GET", "/tasks/ok")).body.status).toBe("RUN");
+    } finally {
+      await srv.kill("SIGKILL");
+    }
+  }, 120_000);
+});
+
+describe("persistence", () => {
+  test("after kill -9, plugins come back from their clones with parameters and setpoints", async () => {
+    const d = await dirs();
+    const caPort = await freeUdpPort();
+    const first = await spawnServer(d, { caPort });
+    const counter = await repo(COUNTER_TASK);
+    const job = await repo(DIAG_JOB);
+    try {
+      expect(
+        (
+          await first.api("POST", "/tasks", {
+            name: "keep",
+            git_url: counter.url,
+            parameters: { gain: 3 },
+          })
+        ).status,
+      ).toBe(201);
+      expect((await first.api("POST", "/jobs", { name: "keepjob", git_url: job.url })).status).toBe(
+        201,
+      );
+      const put = await py(
+        `
+put("IOCMNG:KEEP:SETPOINT", 33.5, wait=True)
+out(get("IOCMNG:KEEP:SETPOINT"))
+`,
+        first.caEnv,
+      );
+      expect(put.result).toBe(33.5);
+      // Autosave is written shortly after a change; wait for it to reach the disk.
+      await waitFor("autosave on disk", async () => {
+        const { readdir, readFile } = await import("node:fs/promises");
+        const files = await readdir(d.stateDir, { recursive: true }).catch(() => []);
+        for (const f of files) {
+          const text = await readFile(`${d.stateDir}/${f}`, "utf8").catch(() => "");
+          if (text.includes("33.5")) return true;
+        }
+        return undefined;
+      });
+    } finally {
+      expect(await first.kill("SIGKILL")).not.toBe(0);
+    }
+    // The repositories disappear: the restore must use the on-disk clones, not the network.
+    await Promise.all([counter.remove(), job.remove()]);
+
+    const second = await spawnServer(d, { caPort });
+    try {
+      const task = (await second.api("GET", "/tasks/keep")).body;
+      expect(task.name).toBe("keep");
+      expect((task.parameters as Record<string, unknown>).gain).toBe(3);
+      expect((await second.api("GET", "/jobs/keepjob")).status).toBe(200);
+      const got = await py(
+        `
+deadline = time.time() + 20
+while get("IOCMNG:KEEP:GAIN_SEEN") != 3 and time.time() < deadline:
+    time.sleep(0.1)
+out({"sp": get("IOCMNG:KEEP:SETPOINT"), "out": get("IOCMNG:KEEP:OUT"), "gain": get("IOCMNG:KEEP:GAIN_SEEN")})
+`,
+        second.caEnv,
+      );
+      expect(got.result).toEqual({ sp: 33.5, out: 67, gain: 3 });
+      const ran = await second.api("POST", "/jobs/keepjob/run");
+      expect(ran.body.ok).toBe(true);
+    } finally {
+      await second.kill("SIGKILL");
+    }
+  }, 120_000);
+
+  test("a deleted plugin stays deleted after a restart", async () => {
+    const d = await dirs();
+    const first = await spawnServer(d);
+    const counter = await repo(COUNTER_TASK);
+    try {
+      expect(
+        (await first.api("POST", "/tasks", { name: "gone", git_url: counter.url })).status,
+      ).toBe(201);
+      expect((await first.api("DELETE", "/tasks/gone")).status).toBe(200);
+    } finally {
+      await first.kill("SIGKILL");
+    }
+    const second = await spawnServer(d);
+    try {
+      expect((await second.api("GET", "/tasks")).body.count).toBe(0);
+    } finally {
+      await second.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
+describe("signals", () => {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    test(`${signal}: cleanup() runs and the process exits 0`, async () => {
+      const d = await dirs();
+      const srv = await spawnServer(d);
+      const counter = await repo(COUNTER_TASK);
+      const marker = `${d.root}/cleanup-${signal}`;
+      expect(
+        (
+          await srv.api("POST", "/tasks", {
+            name: "stopme",
+            git_url: counter.url,
+            parameters: { marker },
+          })
+        ).status,
+      ).toBe(201);
+      const code = await srv.kill(signal);
+      expect(code).toBe(0);
+      expect(await Bun.file(marker).text()).toBe("cleaned up");
+      expect(srv.output()).toContain("stopped");
+    }, 60_000);
+  }
+});
