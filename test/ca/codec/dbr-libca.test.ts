@@ -10,6 +10,7 @@ import {
   dbrElementSize,
   dbrPayloadSize,
   dbrValueOffset,
+  decodePut,
   ECA,
   encodeDbr,
 } from "../../../src/ca/codec/index.ts";
@@ -234,6 +235,93 @@ describe("encodeDbr against libca", () => {
         const got = names.slice(0, ctrl ? 8 : 6).map((n) => num(d[n]));
         expect([label, got]).toEqual([label, want.slice(0, ctrl ? 8 : 6)]);
       }
+    });
+  });
+});
+
+describe("decodePut of payloads encoded by libca (caNetConvert host → network)", () => {
+  interface Put {
+    type: number;
+    values: (number | string)[];
+    target: { kind: "double" | "long" | "string" | "enum" | "char"; count: number; meta: object };
+    want: unknown;
+  }
+  const states = { states: ["Off", "On", "Fault"] };
+  const puts: Put[] = [
+    {
+      type: DBR.DOUBLE,
+      values: [1.5, -2.25],
+      target: { kind: "double", count: 4, meta: {} },
+      want: new Float64Array([1.5, -2.25]),
+    },
+    { type: DBR.DOUBLE, values: [3.75], target: { kind: "long", count: 1, meta: {} }, want: 3 },
+    {
+      type: DBR.FLOAT,
+      values: [0.5, 8],
+      target: { kind: "double", count: 2, meta: {} },
+      want: new Float64Array([0.5, 8]),
+    },
+    {
+      type: DBR.LONG,
+      values: [-7, 2147483647],
+      target: { kind: "long", count: 2, meta: {} },
+      want: new Int32Array([-7, 2147483647]),
+    },
+    { type: DBR.SHORT, values: [-2], target: { kind: "double", count: 1, meta: {} }, want: -2 },
+    {
+      type: DBR.CHAR,
+      values: [104, 105, 0],
+      target: { kind: "char", count: 8, meta: {} },
+      want: new Uint8Array([104, 105, 0]),
+    },
+    { type: DBR.ENUM, values: [2], target: { kind: "enum", count: 1, meta: states }, want: 2 },
+    {
+      type: DBR.STRING,
+      values: ["Fault"],
+      target: { kind: "enum", count: 1, meta: states },
+      want: 2,
+    },
+    {
+      type: DBR.STRING,
+      values: ["42.5 mm"],
+      target: { kind: "double", count: 1, meta: {} },
+      want: 42.5,
+    },
+    {
+      type: DBR.STRING,
+      values: ["héllo"],
+      target: { kind: "string", count: 1, meta: {} },
+      want: "héllo",
+    },
+    {
+      type: DBR.STRING,
+      values: ["1", "2", "x"],
+      target: { kind: "long", count: 2, meta: {} },
+      want: new Int32Array([1, 2]),
+    },
+  ];
+
+  test("every libca-encoded put decodes to the value sent", () => {
+    const proc = Bun.spawnSync(
+      ["/usr/bin/python3", join(import.meta.dir, "fixtures", "libca_dbr.py")],
+      {
+        stdin: new TextEncoder().encode(
+          JSON.stringify({ encode: puts.map((p) => ({ type: p.type, values: p.values })) }),
+        ),
+      },
+    );
+    if (proc.exitCode !== 0) throw new Error(`libca_dbr.py failed: ${proc.stderr.toString()}`);
+    const encoded: { eca: number; hex: string }[] = JSON.parse(proc.stdout.toString()).encoded;
+    expect(encoded.length).toBe(puts.length);
+    puts.forEach((p, i) => {
+      const e = encoded[i]!;
+      expect(e.eca).toBe(ECA.NORMAL);
+      const raw = Uint8Array.from(e.hex.match(/../g) ?? [], (x) => Number.parseInt(x, 16));
+      // Pad to 8 as libca does on the wire.
+      const payload = new Uint8Array((raw.length + 7) & ~7);
+      payload.set(raw);
+      const r = decodePut(p.type, p.values.length, payload, p.target, true);
+      expect([i, r]).toEqual([i, { value: p.want }]);
     });
   });
 });
