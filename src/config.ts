@@ -173,21 +173,37 @@ export function parseYamlText(
   return { ok: true, value };
 }
 
-// Upper bound of flow-collection nesting plus indentation levels, computed without parsing.
+// Characters after which a quote opens a quoted scalar: space, tab, newline, [ { , :
+const QUOTE_OPENERS = new Set([0x20, 0x09, 0x0a, 0x5b, 0x7b, 0x2c, 0x3a]);
+
+// Rough upper bound of flow-collection nesting and indentation levels, computed without parsing.
+// Brackets inside quoted scalars and comments are skipped so ordinary strings do not count.
 function roughNestingDepth(text: string): number {
   let depth = 0;
   let max = 0;
+  let quote = 0; // 0, or the char code of the open quote
+  let prev = 0x0a;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x5b || c === 0x7b) {
+    if (quote !== 0) {
+      if (c === 0x5c && quote === 0x22)
+        i++; // backslash escape in "…"
+      else if (c === quote || c === 0x0a) quote = 0;
+    } else if (c === 0x23 && (prev === 0x20 || prev === 0x0a || prev === 0x09)) {
+      while (i < text.length && text.charCodeAt(i) !== 0x0a) i++; // comment
+    } else if ((c === 0x22 || c === 0x27) && QUOTE_OPENERS.has(prev)) {
+      // Only where YAML starts a quoted scalar: `it's` in a plain scalar is not a quote.
+      quote = c;
+    } else if (c === 0x5b || c === 0x7b) {
       depth++;
       if (depth > max) max = depth;
     } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+    prev = text.charCodeAt(i);
   }
   let maxIndent = 0;
   for (const line of text.split("\n")) {
     let n = 0;
-    while (n < line.length && (line[n] === " " || line[n] === "-")) n++;
+    while (n < line.length && (line[n] === " " || line[n] === "-" || line[n] === "?")) n++;
     if (n > maxIndent) maxIndent = n;
   }
   return Math.max(max, Math.floor(maxIndent / 2));

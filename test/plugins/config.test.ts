@@ -624,6 +624,22 @@ describe("config.yaml: huge and hostile files", () => {
     expect(errorOf(text).message).toContain("nesting too deep");
   });
 
+  test("deep block sequences and complex keys on one line are refused", () => {
+    expect(errorOf(`${"- ".repeat(100_000)}x\n`).message).toContain("nesting too deep");
+    expect(errorOf(`${"? ".repeat(50_000)}x\n`).message).toContain("nesting too deep");
+    expect(errorOf(`parameters: {a: [x'y ${"[".repeat(100_000)}]}\n`).message).toContain(
+      "nesting too deep",
+    );
+  });
+
+  test("brackets inside strings and comments do not count as nesting", () => {
+    const text = `parameters:\n  s: "${"[".repeat(500)}"\n  t: it's [[[[ fine # ${"{".repeat(500)}\n`;
+    expect(parsePluginConfig(text, "c.yaml", "task").parameters).toEqual({
+      s: "[".repeat(500),
+      t: "it's [[[[ fine",
+    });
+  });
+
   test("many PVs are fine up to the cap", () => {
     let text = "pvs:\n  outputs:\n";
     for (let i = 0; i < 500; i++) text += `    PV${i}: {type: int}\n`;
