@@ -50,10 +50,14 @@ import {
 
 /** Counters shared by all circuits of a server (see CaServer.stats). */
 export interface CaCounters {
+  /** TCP messages parsed (well-framed requests, whatever their fate). */
+  requests: number;
   updatesSent: number;
   updatesCoalesced: number;
   bytesSent: number;
   circuitsDropped: number;
+  /** Requests whose handler threw (a server bug; the circuit is dropped). */
+  internalErrors: number;
 }
 
 /** What a circuit needs from its server. */
@@ -212,10 +216,12 @@ export class Circuit implements SubscriptionSink {
         );
         continue;
       }
+      this.srv.counters.requests++;
       try {
         this.dispatch(item.header, item.payload, item.extended);
       } catch (e) {
         // A bug handling one request must not take the server down; the circuit is suspect though.
+        this.srv.counters.internalErrors++;
         this.log.error({ err: e, command: item.header.command }, "CA request handler failed");
         this.drop("internal error");
       }

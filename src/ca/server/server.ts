@@ -27,11 +27,15 @@ export interface CaServerStats {
   subscriptions: number;
   /** PVs with at least one open channel. */
   pvsInUse: number;
+  /** TCP requests parsed. */
+  requests: number;
   updatesSent: number;
   /** Monitor updates replaced by a newer value before they could be sent (slow client/EVENTS_OFF). */
   updatesCoalesced: number;
   bytesSent: number;
   circuitsDropped: number;
+  /** Requests whose handler threw: a server bug (logged at error level). */
+  internalErrors: number;
   circuitsRefused: number;
   searchDatagrams: number;
   searchReplies: number;
@@ -45,10 +49,12 @@ export class CaServer implements CircuitHost {
   readonly logger: Logger;
   readonly config: CaServerConfig;
   readonly counters: CaCounters = {
+    requests: 0,
     updatesSent: 0,
     updatesCoalesced: 0,
     bytesSent: 0,
     circuitsDropped: 0,
+    internalErrors: 0,
   };
   private _tcpPort = 0;
   private _udpPort = 0;
