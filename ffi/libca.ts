@@ -1,0 +1,149 @@
+/**
+ * The libca symbol table: the only place that calls `dlopen` on the EPICS Channel Access client
+ * library. Each symbol carries its C prototype (epics-base `modules/ca/src/client/cadef.h`) as a
+ * comment because Debian ships no headers with the runtime package.
+ *
+ * Loading is lazy: nothing here runs at import time, so a host without libca still starts and
+ * serves PVs; only a caller of the client gets a CaLibraryError naming the library and the package.
+ */
+import { dlopen, FFIType } from "bun:ffi";
+import { CaLibraryError } from "./errors.ts";
+
+/** Debian package that ships the library (named in the error when it is missing). */
+export const LIBCA_PACKAGE = "libca4.13.5";
+/** Soname tried first: the exact ABI we declare prototypes for. */
+export const LIBCA_SONAME = "libca.so.4.13.5";
+
+const { ptr, cstring, i32, i64, u32, u64_fast, f64, i16 } = FFIType;
+
+/** The declared symbols; types follow the x86_64/aarch64 LP64 ABI (long = 64 bits). */
+const symbols = {
+  // int ca_context_create(enum ca_preemptive_callback_select select);
+  ca_context_create: { args: [i32], returns: i32 },
+  // void ca_context_destroy(void);
+  ca_context_destroy: { args: [], returns: FFIType.void },
+  // struct ca_client_context *ca_current_context(void);
+  ca_current_context: { args: [], returns: ptr },
+  // int ca_add_fd_registration(CAFDHANDLER *pHandler, void *pArg);
+  //   typedef void CAFDHANDLER(void *parg, int fd, int opened);
+  ca_add_fd_registration: { args: [ptr, ptr], returns: i32 },
+  // int ca_add_exception_event(caExceptionHandler *pfunc, void *pArg);
+  //   typedef void caExceptionHandler(struct exception_handler_args);
+  ca_add_exception_event: { args: [ptr, ptr], returns: i32 },
+  // int ca_create_channel(const char *pChanName, caCh *pConnStateCallback, void *pUserPrivate,
+  //                       capri priority, chid *pChanID);
+  //   typedef void caCh(struct connection_handler_args);  capri = unsigned
+  ca_create_channel: { args: [ptr, ptr, ptr, u32, ptr], returns: i32 },
+  // int ca_clear_channel(chid chanId);
+  ca_clear_channel: { args: [ptr], returns: i32 },
+  // int ca_replace_access_rights_event(chid chan, caArh *pfunc);
+  //   typedef void caArh(struct access_rights_handler_args);
+  ca_replace_access_rights_event: { args: [ptr, ptr], returns: i32 },
+  // int ca_array_get_callback(chtype type, unsigned long count, chid chanId,
+  //                           caEventCallBackFunc *pFunc, void *pArg);   chtype = long
+  ca_array_get_callback: { args: [i64, u64_fast, ptr, ptr, ptr], returns: i32 },
+  // int ca_array_put(chtype type, unsigned long count, chid chanId, const void *pValue);
+  ca_array_put: { args: [i64, u64_fast, ptr, ptr], returns: i32 },
+  // int ca_array_put_callback(chtype type, unsigned long count, chid chanId, const void *pValue,
+  //                           caEventCallBackFunc *pFunc, void *pArg);
+  ca_array_put_callback: { args: [i64, u64_fast, ptr, ptr, ptr, ptr], returns: i32 },
+  // int ca_create_subscription(chtype type, unsigned long count, chid chanId, long mask,
+  //                            caEventCallBackFunc *pFunc, void *pArg, evid *pEventID);
+  ca_create_subscription: { args: [i64, u64_fast, ptr, i64, ptr, ptr, ptr], returns: i32 },
+  // int ca_clear_subscription(evid eventID);
+  ca_clear_subscription: { args: [ptr], returns: i32 },
+  // int ca_pend_event(ca_real timeout);   ca_real = double; ca_poll() is a macro for 1e-12
+  ca_pend_event: { args: [f64], returns: i32 },
+  // int ca_flush_io(void);
+  ca_flush_io: { args: [], returns: i32 },
+  // short ca_field_type(chid chan);   -1 (TYPENOTCONN) while disconnected
+  ca_field_type: { args: [ptr], returns: i16 },
+  // unsigned long ca_element_count(chid chan);
+  ca_element_count: { args: [ptr], returns: u64_fast },
+  // enum channel_state ca_state(chid chan);   cs_never_conn 0, cs_prev_conn 1, cs_conn 2, cs_closed 3
+  ca_state: { args: [ptr], returns: i32 },
+  // unsigned ca_read_access(chid chan);
+  ca_read_access: { args: [ptr], returns: u32 },
+  // unsigned ca_write_access(chid chan);
+  ca_write_access: { args: [ptr], returns: u32 },
+  // const char *ca_host_name(chid chan);
+  ca_host_name: { args: [ptr], returns: cstring },
+  // const char *ca_message(long ca_status);
+  ca_message: { args: [i64], returns: cstring },
+  // int ca_get_ioc_connection_count(void);   TCP circuits of the current context
+  ca_get_ioc_connection_count: { args: [], returns: i32 },
+  // const char *ca_version(void);
+  ca_version: { args: [], returns: cstring },
+} as const;
+
+/** The bound library as bun:ffi returns it. */
+export type LibCa = ReturnType<typeof dlopen<typeof symbols>>;
+
+let loaded: LibCa | undefined;
+let loadError: CaLibraryError | undefined;
+
+/** Candidate paths in search order: IOCMNG_LIBCA, the exact soname, the development symlink. */
+export function libcaCandidates(env: Record<string, string | undefined> = process.env): string[] {
+  const out: string[] = [];
+  const explicit = env.IOCMNG_LIBCA?.trim();
+  if (explicit) out.push(explicit);
+  out.push(LIBCA_SONAME, "libca.so");
+  return out;
+}
+
+/**
+ * Loads libca on first use (once per thread: each Worker has its own bun:ffi handle) and returns
+ * the bound symbols; throws CaLibraryError listing what was tried when no candidate loads.
+ */
+export function loadLibca(): LibCa {
+  if (loaded) return loaded;
+  if (loadError) throw loadError;
+  const tried: string[] = [];
+  for (const path of libcaCandidates()) {
+    try {
+      loaded = dlopen(path, symbols);
+      return loaded;
+    } catch (e) {
+      tried.push(`${path}: ${(e as Error).message}`);
+    }
+  }
+  loadError = new CaLibraryError(
+    `Channel Access client library not found (tried ${tried.join("; ")}). ` +
+      `Install the Debian package ${LIBCA_PACKAGE} (apt-get install ${LIBCA_PACKAGE}) ` +
+      "or point IOCMNG_LIBCA at libca.so.",
+  );
+  throw loadError;
+}
+
+/** Whether libca can be loaded on this host (never throws). */
+export function libcaAvailable(): boolean {
+  try {
+    loadLibca();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** libc's setenv: libca reads EPICS_CA_* with getenv(), which never sees Bun's process.env writes. */
+let libc:
+  | ReturnType<
+      typeof dlopen<{ setenv: { args: [typeof ptr, typeof ptr, typeof i32]; returns: typeof i32 } }>
+    >
+  | undefined;
+
+/**
+ * Copies every EPICS_* variable of process.env into the C environment so that libca, which reads
+ * its configuration with getenv() when a context is created, sees what JavaScript set.
+ */
+export function syncEpicsEnv(): void {
+  if (!libc) {
+    const name = process.platform === "darwin" ? "libc.dylib" : "libc.so.6";
+    // int setenv(const char *name, const char *value, int overwrite);
+    libc = dlopen(name, { setenv: { args: [ptr, ptr, i32], returns: i32 } });
+  }
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith("EPICS_") || v === undefined) continue;
+    libc.symbols.setenv(Buffer.from(`${k}\0`), Buffer.from(`${v}\0`), 1);
+  }
+}
