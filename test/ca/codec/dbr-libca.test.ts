@@ -15,6 +15,7 @@ import {
   encodeDbr,
 } from "../../../src/ca/codec/index.ts";
 import { Pv } from "../../../src/pv/pv.ts";
+import type { PvValue } from "../../../src/pv/types.ts";
 import { hex } from "./helpers.ts";
 
 const EPOCH = 631152000;
@@ -244,7 +245,7 @@ describe("decodePut of payloads encoded by libca (caNetConvert host → network)
     type: number;
     values: (number | string)[];
     target: { kind: "double" | "long" | "string" | "enum" | "char"; count: number; meta: object };
-    want: unknown;
+    want: PvValue;
   }
   const states = { states: ["Off", "On", "Fault"] };
   const puts: Put[] = [
