@@ -68,8 +68,8 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 /** Plugin names, as the seed: 1..128 of letters, digits, `_` and `-`. */
 export const PLUGIN_NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** Characters EPICS allows in record names; used for prefixes and PV name fragments. */
-export const PV_FRAGMENT_RE = /^[A-Za-z0-9_\-+:.[\]<>;]+$/;
+/** Characters EPICS allows in record names (no '.': it separates the field name); for prefixes. */
+export const PV_FRAGMENT_RE = /^[A-Za-z0-9_\-+:[\]<>;]+$/;
 
 /** Environment variable names (for `pat_env`). */
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -322,7 +322,7 @@ function checkPrefix(raw: string, what: string): string {
   if (raw === "") return raw;
   if (raw.length > 128 || !PV_FRAGMENT_RE.test(raw) || raw.endsWith(":")) {
     throw new ConfigError(
-      `${what} must be a PV name fragment (letters, digits and _ - + : . [ ] < > ;, at most 128 characters, not ending in ':'), got ${show(raw)}`,
+      `${what} must be a PV name fragment (letters, digits and _ - + : [ ] < > ;, at most 128 characters, not ending in ':'), got ${show(raw)}`,
     );
   }
   return raw;
@@ -571,7 +571,7 @@ export function parseValuesFile(
     const s = String(v);
     if (s === "" || s.length > 64 || !PV_FRAGMENT_RE.test(s) || s.includes(":")) {
       throw new ConfigError(
-        `${file}: ${key}: expected a PV name fragment (letters, digits and _ - + . [ ] < > ;, no ':', at most 64 characters), got ${show(v)}`,
+        `${file}: ${key}: expected a PV name fragment (letters, digits and _ - + [ ] < > ;, no ':', at most 64 characters), got ${show(v)}`,
       );
     }
     return s;
@@ -639,7 +639,9 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   }
 
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
+  let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
   if (beamlineConfigFile === null && file.beamlineConfig !== undefined && configFile !== null) {
+    valuesLabel = `${configFile}: beamline_config`;
     // Relative paths in the config file are relative to that file, like most tools do.
     beamlineConfigFile = isAbsolute(file.beamlineConfig)
       ? file.beamlineConfig
@@ -649,7 +651,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   let namespace: string | null = null;
   let beamlineValues: Record<string, unknown> | null = null;
   if (beamlineConfigFile !== null) {
-    const text = readTextFile(beamlineConfigFile, "IOCMNG_BEAMLINE_CONFIG", MAX_VALUES_FILE_BYTES);
+    const text = readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES);
     const v = parseValuesFile(text, beamlineConfigFile);
     beamline = v.beamline;
     namespace = v.namespace;

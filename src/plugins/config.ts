@@ -66,8 +66,8 @@ export const MAX_ARRAY_COUNT = 1 << 22;
 export const MAX_DESC_CHARS = 40;
 /** Longest PV short name a plugin may declare. */
 export const MAX_PV_SHORT_NAME = 60;
-/** Allowed PV short names: EPICS record-name characters, starting with a letter, digit or '_'. */
-export const PV_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_\-+:.[\]<>;]{0,59}$/;
+/** PV short names: EPICS record-name characters (no '.', the field separator), not starting with a symbol. */
+export const PV_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_\-+:[\]<>;]{0,59}$/;
 /** Shortest and longest `interval` accepted (seconds). */
 export const MIN_INTERVAL = 0.001;
 export const MAX_INTERVAL = 7 * 24 * 3600;
@@ -821,7 +821,7 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
           file,
           base,
           "a PV name",
-          `invalid PV name; expected 1..${MAX_PV_SHORT_NAME} characters of letters, digits and _ - + : . [ ] < > ; starting with a letter, digit or _`,
+          `invalid PV name; expected 1..${MAX_PV_SHORT_NAME} characters of letters, digits and _ - + : [ ] < > ; starting with a letter, digit or _`,
         );
       }
       const clash = reserved.find((r) => r.toUpperCase() === name.toUpperCase());

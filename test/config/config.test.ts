@@ -127,6 +127,9 @@ describe("environment variables", () => {
       "IOCMNG_PREFIX must be a PV name fragment",
     );
     expect(configError({ IOCMNG_PREFIX: "ENDS:" })).toContain("not ending in ':'");
+    expect(configError({ IOCMNG_PREFIX: "A.B" })).toContain(
+      "IOCMNG_PREFIX must be a PV name fragment",
+    );
     expect(configError({ IOCMNG_API_TOKEN: "two words" })).toContain(
       "IOCMNG_API_TOKEN must be a single word",
     );
@@ -383,6 +386,10 @@ epicsConfiguration:
     await writeFile(cfgFile, "beamline_config: values.yaml\n");
     expect(loadConfig({ IOCMNG_CONFIG: cfgFile }).beamline).toBe("bl1");
     const other = await file("beamline: bl2\n");
+    await writeFile(cfgFile, "beamline_config: nowhere.yaml\n");
+    expect(configError({ IOCMNG_CONFIG: cfgFile })).toContain(
+      `${cfgFile}: beamline_config: cannot read '${join(sub, "nowhere.yaml")}': ENOENT`,
+    );
     expect(loadConfig({ IOCMNG_CONFIG: cfgFile, IOCMNG_BEAMLINE_CONFIG: other }).beamline).toBe(
       "bl2",
     );

@@ -529,6 +529,11 @@ const ERRORS: [string, string, string[]][] = [
     `pvs:\n  inputs:\n    ${"N".repeat(61)}: {type: float}\n`,
     ["invalid PV name; expected 1..60 characters"],
   ],
+  [
+    "PV name with a dot (the field separator)",
+    "pvs:\n  inputs:\n    SP.VAL: {type: float}\n",
+    ["pvs.inputs.SP.VAL: invalid PV name"],
+  ],
   ["PV name with a quote", "pvs:\n  inputs:\n    'A\"B': {type: float}\n", ["invalid PV name"]],
   [
     "clash with a default PV",
@@ -575,7 +580,12 @@ const ERRORS: [string, string, string[]][] = [
     "pvs:\n  inputs:\n    SP: {type: float}\n    SP: {type: int}\n",
     ["line 4", "Map keys must be unique"],
   ],
-  ["YAML syntax error", "pvs:\n  inputs:\n    SP: {type: float\n", ["YAML syntax error at line"]],
+  [
+    "YAML syntax error",
+    "pvs:\n  inputs:\n    SP: {type: float\n  outputs: x\n",
+    ["YAML syntax error at line 4, column"],
+  ],
+  ["YAML bad indentation", "parameters:\n  a: 1\n   b: 2\n", ["YAML syntax error at line 2, column 6"]],
   ["tab indentation", "pvs:\n\tinputs: {}\n", ["YAML syntax error at line 2"]],
 ];
 
@@ -638,6 +648,12 @@ describe("config.yaml: huge and hostile files", () => {
       s: "[".repeat(500),
       t: "it's [[[[ fine",
     });
+  });
+
+  test("more PVs than the cap are refused", () => {
+    let text = "pvs:\n  outputs:\n";
+    for (let i = 0; i <= 4096; i++) text += `    P${i}: {type: int}\n`;
+    expect(errorOf(text).message).toContain("pvs.outputs: too many PVs (more than 4096)");
   });
 
   test("many PVs are fine up to the cap", () => {
