@@ -41,6 +41,8 @@ export const DEFAULT_WORKER_TIMINGS: WorkerTimings = { readyTimeoutMs: 30_000, w
 
 /** One plugin's Worker as seen from the main thread. */
 export class PluginWorker {
+  /** Workers started and not yet ended, process-wide (diagnostics; tests check for leaks). */
+  static live = 0;
   private readonly worker: Worker;
   private nextId = 1;
   private readonly pending = new Map<
@@ -59,6 +61,7 @@ export class PluginWorker {
     private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
   ) {
     this.worker = new Worker(new URL("./worker.ts", import.meta.url));
+    PluginWorker.live++;
     let readyResolve: () => void = () => {};
     this.ready = new Promise<void>((resolve) => {
       readyResolve = resolve;
@@ -120,6 +123,7 @@ export class PluginWorker {
       const code = (e as CloseEvent).code ?? 0;
       if (!this.ended) {
         this.ended = true;
+        PluginWorker.live--;
         this.failPending("the plugin's worker ended");
         clearInterval(this.watchdog);
         this.log.error({ code }, "plugin worker ended unexpectedly");
@@ -211,6 +215,7 @@ export class PluginWorker {
   terminate(): void {
     if (this.ended) return;
     this.ended = true;
+    PluginWorker.live--;
     clearInterval(this.watchdog);
     this.failPending("the plugin was stopped");
     this.worker.terminate();

@@ -374,7 +374,7 @@ async function handleLoad(files: string[], requested: "task" | "job" | "auto"): 
   return {
     ok: true,
     message: `class ${found.get(cls)} derives from ${base}`,
-    data: found.get(cls),
+    data: { className: found.get(cls), kind: wanted },
   };
 }
 

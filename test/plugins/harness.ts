@@ -130,3 +130,18 @@ export function pvValue(env: Env, name: string): unknown {
   if (!pv) throw new Error(`no PV ${name}`);
   return pv.value;
 }
+
+/**
+ * Awaits `p` and returns its rejection reason as text (or throws if it resolved). Used instead of
+ * `expect(p).rejects`, which in bun:test waits for the promise in a nested event loop that does not
+ * deliver Worker messages, so a reply from a plugin's worker never arrives.
+ */
+export async function rejectionOf(p: Promise<unknown> | undefined): Promise<string> {
+  if (!p) throw new Error("no promise (missing PV?)");
+  try {
+    await p;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  throw new Error("expected a rejection, but the promise resolved");
+}
