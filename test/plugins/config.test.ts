@@ -585,7 +585,11 @@ const ERRORS: [string, string, string[]][] = [
     "pvs:\n  inputs:\n    SP: {type: float\n  outputs: x\n",
     ["YAML syntax error at line 4, column"],
   ],
-  ["YAML bad indentation", "parameters:\n  a: 1\n   b: 2\n", ["YAML syntax error at line 2, column 6"]],
+  [
+    "YAML bad indentation",
+    "parameters:\n  a: 1\n   b: 2\n",
+    ["YAML syntax error at line 2, column 6"],
+  ],
   ["tab indentation", "pvs:\n\tinputs: {}\n", ["YAML syntax error at line 2"]],
 ];
 
