@@ -114,11 +114,11 @@ export async function waitFor<T>(
   fn: () => T | Promise<T>,
   what: string,
   timeoutMs = 15_000,
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(20);
   }

@@ -40,10 +40,10 @@ async function expectFailureLeavesNothing(
   code = 422,
 ) {
   const before = PluginWorker.live;
-  const r = await env.controller.add({ name, kind: "task", ...req });
+  const r = await env.controller.add({ ...req, name, kind: "task" });
   expect(r.ok).toBe(false);
   if (r.ok) return;
-  expect(r.code).toBe(code);
+  expect(r.code as number).toBe(code);
   expect(r.validation?.failedStep).toBe(step);
   if (typeof messagePart === "string") expect(r.message).toContain(messagePart);
   else expect(r.message).toMatch(messagePart);
