@@ -4,13 +4,13 @@ import { basename, join } from "node:path";
 import { CaServer, caServerConfigFromEnv } from "../../ca/server/index.ts";
 import { ConfigError, loadConfig, type ServerConfig } from "../../config.ts";
 import { createRootLogger } from "../../log.ts";
-import { PluginController, validatePluginSource } from "../../plugins/controller.ts";
+import { PluginController } from "../../plugins/controller.ts";
 import { PvRegistry } from "../../pv/registry.ts";
 import { StateStore } from "../../state/index.ts";
 import { stringFlag } from "../args.ts";
 import type { CliContext, Command } from "../command.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
-import { pluginSource } from "../source.ts";
+import { failureLine, pluginSource, validateAnyKind } from "../source.ts";
 
 const NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -87,18 +87,16 @@ async function runPlugin(
   ctx: CliContext,
   once: boolean,
 ): Promise<number> {
-  const report = await validatePluginSource({
+  const report = await validateAnyKind({
     dir,
     ...(opts.path !== undefined ? { path: opts.path } : {}),
     ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
   });
+  const kind = report.kind;
   if (!report.ok) {
     for (const s of report.steps) ctx.err(`  ${s.ok ? "ok  " : "FAIL"} ${s.step}: ${s.message}`);
-    throw new CliError(
-      `invalid plugin: ${report.failedStep ? `step '${report.failedStep}' failed: ` : ""}${report.message}`,
-    );
+    throw new CliError(`invalid plugin: ${failureLine(report)}`);
   }
-  const kind = opts.kind ?? report.kind ?? "task";
   const work = mkdtempSync(join(tmpdir(), "iocmng-run-"));
   const log = createRootLogger(config.logLevel);
   const cfg: ServerConfig = {

@@ -1,8 +1,7 @@
-import { validatePluginSource } from "../../plugins/controller.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { EXIT, UsageError } from "../errors.ts";
-import { pluginSource } from "../source.ts";
+import { failureLine, pluginSource, validateAnyKind } from "../source.ts";
 
 /** `iocmng validate`: the server's validation pipeline on a directory or git URL, no server. */
 export const validateCommand: Command = {
@@ -31,7 +30,7 @@ export const validateCommand: Command = {
       throw new UsageError("--branch applies to git URLs only");
     }
     const kindFlag = stringFlag(args, "kind");
-    const report = await validatePluginSource({
+    const report = await validateAnyKind({
       ...source,
       ...(stringFlag(args, "path") !== undefined ? { path: stringFlag(args, "path") } : {}),
       ...(branch !== undefined ? { branch } : {}),
@@ -45,12 +44,10 @@ export const validateCommand: Command = {
       ctx.out(`  ${s.ok ? "ok  " : "FAIL"} ${s.step}${s.message ? `: ${s.message}` : ""}`);
     }
     if (report.ok) {
-      ctx.out(`valid ${report.kind ?? "plugin"}: ${report.message}`);
+      ctx.out(`valid ${report.kind}: ${report.message}`);
       return EXIT.ok;
     }
-    ctx.err(
-      `iocmng validate: invalid plugin: ${report.failedStep ? `step '${report.failedStep}' failed: ` : ""}${report.message}`,
-    );
+    ctx.err(`iocmng validate: invalid plugin: ${failureLine(report)}`);
     return EXIT.failure;
   },
 };

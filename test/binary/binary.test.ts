@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BINARY, buildBinary } from "../../scripts/build.ts";
+import { VERSION } from "../../src/version.ts";
+import { serverEnv, startServe } from "./serve-process.ts";
+import { makeExamplesRepo, runSmoke } from "./smoke.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+let work: string;
+
+function bin(args: string[], env: Record<string, string> = {}, cwd = work) {
+  const p = Bun.spawnSync([BINARY, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+beforeAll(async () => {
+  // Rebuilt only when an input changed (hash of src/, ffi/, package.json, bun.lock, …).
+  await buildBinary({ quiet: true });
+  work = mkdtempSync(join(tmpdir(), "iocmng-bin-"));
+}, 300_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("dist/iocmng", () => {
+  test("--version and --help work without Bun or the sources (run from an empty dir)", () => {
+    const v = bin(["--version"]);
+    expect(v.code).toBe(0);
+    expect(v.out.trim()).toBe(VERSION);
+    const h = bin(["--help"]);
+    expect(h.code).toBe(0);
+    expect(h.out).toContain("validate");
+  });
+
+  test("usage errors: exit 2, one line, no stack", () => {
+    const r = bin(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("BUN_BE_BUN=1 makes it Bun: installs a plugin's file: dependency", () => {
+    expect(bin(["--version"], { BUN_BE_BUN: "1" }).out.trim()).toBe(Bun.version);
+    const plugin = join(work, "with-dep");
+    mkdirSync(join(plugin, "local-dep"), { recursive: true });
+    writeFileSync(
+      join(plugin, "local-dep", "package.json"),
+      JSON.stringify({ name: "local-dep", version: "1.0.0", main: "index.js" }),
+    );
+    writeFileSync(join(plugin, "local-dep", "index.js"), "module.exports = 42;\n");
+    writeFileSync(
+      join(plugin, "package.json"),
+      JSON.stringify({ name: "p", dependencies: { "local-dep": "file:./local-dep" } }),
+    );
+    const r = bin(["install", "--production", "--no-progress"], { BUN_BE_BUN: "1" }, plugin);
+    expect(`${r.out}${r.err}`).not.toContain("error:");
+    expect(r.code).toBe(0);
+    expect(existsSync(join(plugin, "node_modules", "local-dep", "index.js"))).toBe(true);
+  });
+
+  test("validate runs the whole pipeline (worker import of 'iocmng') inside the binary", () => {
+    for (const ex of ["ramp-task", "snapshot-task", "diagnostics-job"]) {
+      const r = bin(["validate", join(ROOT, "examples", ex)]);
+      expect(`${ex}: ${r.err}`).toBe(`${ex}: `);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("valid ");
+    }
+    const bad = join(work, "bad-plugin");
+    mkdirSync(bad);
+    writeFileSync(join(bad, "x.ts"), "export class NotAPlugin {}\n");
+    const r = bin(["validate", bad]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^iocmng validate: invalid plugin: step '/);
+  });
+
+  test("smoke: serve, add the example task from a git repo, operate its PVs with pyepics, run a job", async () => {
+    const repo = makeExamplesRepo(join(work, "repo"));
+    const { env, httpPort, caPort } = await serverEnv({
+      HOME: work,
+      IOCMNG_PLUGINS_DIR: join(work, "plugins"),
+      IOCMNG_STATE_DIR: join(work, "state"),
+      IOCMNG_PREFIX: "BINSMOKE",
+      // Pretty logs go through pino-pretty in-process: this would crash a compiled binary if they
+      // were a pino transport.
+      IOCMNG_LOG_PRETTY: "1",
+    });
+    const sp = await startServe([BINARY, "serve"], { env, httpPort, caPort });
+    try {
+      const health = bin(["health", "--url", `${sp.api}/health`]);
+      expect(health.code).toBe(0);
+      const r = await runSmoke(sp, `file://${repo}`, "BINSMOKE");
+      expect(r.setpointPutOk).toBe(true);
+      expect(r.reading).toBe(12.5);
+      expect(r.addJob.body.ok).toBe(true);
+      expect(r.run.status).toBe(200);
+      expect((r.run.body.result as { success: boolean }).success).toBe(true);
+      expect(r.jobStatusPv).toBe("SUCCESS");
+      expect(r.removeTask).toBe(200);
+      expect(r.removeJob).toBe(200);
+      expect((r.tasksAfter as { count: number }).count).toBe(0);
+    } finally {
+      const code = await sp.stop();
+      expect(code).toBe(0);
+    }
+  }, 240_000);
+});
