@@ -246,6 +246,7 @@ export function createApp(deps: AppDeps) {
           response: { 201: OpResponse, ...errorResponses },
           detail: {
             tags: [tag],
+            security: [{ bearer: [] }],
             summary: `Add a ${kind} from a git repository`,
             description:
               "Clones, validates (each step reported in `validation`), creates the PVs and starts it. 409 when the name is taken, 422 when validation fails.",
@@ -289,7 +290,7 @@ export function createApp(deps: AppDeps) {
         {
           params: NameParams,
           response: { 200: OpResponse, ...errorResponses },
-          detail: { tags: [tag], summary: `Stop and remove a ${kind}` },
+          detail: { tags: [tag], security: [{ bearer: [] }], summary: `Stop and remove a ${kind}` },
         },
       );
   };
@@ -416,6 +417,7 @@ export function createApp(deps: AppDeps) {
         response: { 200: OpResponse, ...errorResponses },
         detail: {
           tags: ["tasks"],
+          security: [{ bearer: [] }],
           summary: "Re-clone and reload a task; its PVs keep their values",
         },
       },
@@ -436,6 +438,7 @@ export function createApp(deps: AppDeps) {
         response: { 200: RunResponse, ...errorResponses },
         detail: {
           tags: ["jobs"],
+          security: [{ bearer: [] }],
           summary: "Run a job once and return its result",
           description:
             "200 whenever the job ran; `ok` mirrors `result.success`. 404 unknown job, 409 already running.",

@@ -149,6 +149,37 @@ out({"writable": writable, "paused": paused, "resumed": get("${pv("STATUS")}", a
   });
 });
 
+describe("restart", () => {
+  test("new code is picked up; a broken push is refused and the previous version keeps running", async () => {
+    const r = await repo(COUNTER_TASK);
+    expect((await srv.api("POST", "/tasks", { name: "upd", git_url: r.url })).status).toBe(201);
+    // New code: OUT = 3 × SETPOINT instead of 2 ×.
+    await r.commit({
+      "counter.ts": (COUNTER_TASK["counter.ts"] ?? "").replace("sp * 2", "sp * 3"),
+    });
+    const ok = await srv.api("POST", "/tasks/upd/restart");
+    expect(ok.status).toBe(200);
+    const tripled = await py(
+      `
+deadline = time.time() + 20
+while get("${PREFIX}:UPD:OUT") != 4.5 and time.time() < deadline:
+    time.sleep(0.1)
+out(get("${PREFIX}:UPD:OUT"))
+`,
+      srv.caEnv,
+    );
+    expect(tripled.result).toBe(4.5);
+    await r.commit({ "counter.ts": "export default class {\n  broken( {\n" });
+    const bad = await srv.api("POST", "/tasks/upd/restart");
+    expect(bad.status).toBe(422);
+    expect((bad.body.validation as { failedStep: string }).failedStep).toBe("syntax");
+    const info = await srv.api("GET", "/tasks/upd");
+    expect(info.status).toBe(200);
+    expect(info.body.status).toBe("RUN");
+    expect((await srv.api("DELETE", "/tasks/upd")).status).toBe(200);
+  });
+});
+
 describe("triggered task", () => {
   test("caput -c on RUN returns only once execute() has finished", async () => {
     const r = await repo(TRIGGERED_TASK);
