@@ -11,6 +11,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
+import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
 import { parseYamlText, show, suggest } from "../config.ts";
 import {
@@ -480,7 +481,12 @@ function refineError(e: ValueError, depth = 0): ValueError {
   return e;
 }
 
+// Compiled once: the fast path for valid files. Errors are only enumerated when Check fails.
+let compiled: TypeCheck<typeof PluginConfigSchema> | null = null;
+
 function schemaError(file: string, data: unknown): PluginConfigError | null {
+  compiled ??= TypeCompiler.Compile(PluginConfigSchema);
+  if (compiled.Check(data)) return null;
   const picked = pickError([...Value.Errors(PluginConfigSchema, data)]);
   if (picked === undefined) return null;
   const chosen = refineError(picked);
@@ -872,6 +878,9 @@ export async function loadPluginConfig(dir: string, kind: "task" | "job"): Promi
     } catch (e) {
       if (e instanceof PluginConfigError) throw e;
       if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+      if ((e as NodeJS.ErrnoException).code === "ENOTDIR") {
+        throw new PluginConfigError(dir, "", "a plugin directory", "not a directory");
+      }
       throw new PluginConfigError(
         file,
         "",

@@ -774,6 +774,10 @@ describe("loadPluginConfig", () => {
       await rm(join(dir, "config.yaml"));
       await mkdir(join(dir, "config.yaml"));
       await expect(loadPluginConfig(dir, "task")).rejects.toThrow("not a regular file");
+      await writeFile(join(dir, "plain-file"), "x");
+      await expect(loadPluginConfig(join(dir, "plain-file"), "task")).rejects.toThrow(
+        "plain-file: not a directory",
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
