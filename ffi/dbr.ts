@@ -27,9 +27,9 @@ export const EPICS_EPOCH_OFFSET = 631152000;
 /** Bytes of one element of each native type. */
 const ELEMENT_SIZE = [MAX_STRING, 2, 4, 2, 1, 4, 8];
 
-/** Byte offset of the first value element inside each DBR structure, indexed by DBR type 0..34. */
+/** dbr_value_offset[]: offset of the first value element in each DBR structure (types 0..34). */
 // biome-ignore format: one row per DBR form reads like db_access.h
-const VALUE_OFFSET = [
+export const DBR_VALUE_OFFSET: readonly number[] = [
   // plain
   0, 0, 0, 0, 0, 0, 0,
   // STS: status, severity, [pad], value
@@ -52,7 +52,7 @@ export const DBR_SIZE: readonly number[] = [
   44, 30, 52, 424, 22, 48, 88,
 ];
 /** dbr_value_size[]: size of one value element of each DBR type. */
-export const DBR_VALUE_SIZE: readonly number[] = VALUE_OFFSET.map(
+export const DBR_VALUE_SIZE: readonly number[] = DBR_VALUE_OFFSET.map(
   (_, t) => ELEMENT_SIZE[t % 7] ?? 0,
 );
 
@@ -110,7 +110,7 @@ export function decodeDbr(
   const base = type % 7;
   const form = Math.floor(type / 7);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const off = VALUE_OFFSET[type] ?? 0;
+  const off = DBR_VALUE_OFFSET[type] ?? 0;
   const r: CaReading = { value: 0, count, nativeType: NATIVE_NAMES[base] ?? "unknown" };
   if (form >= 1) {
     r.status = dv.getInt16(0, true);

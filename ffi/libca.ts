@@ -82,13 +82,15 @@ export type LibCa = ReturnType<typeof dlopen<typeof symbols>>;
 let loaded: LibCa | undefined;
 let loadError: CaLibraryError | undefined;
 
-/** Candidate paths in search order: IOCMNG_LIBCA, the exact soname, the development symlink. */
+/**
+ * Candidate paths in search order. IOCMNG_LIBCA, when set, is the only candidate: an operator who
+ * names a library wants that one, not a silent fallback. Otherwise the exact soname, then the
+ * development symlink.
+ */
 export function libcaCandidates(env: Record<string, string | undefined> = process.env): string[] {
-  const out: string[] = [];
   const explicit = env.IOCMNG_LIBCA?.trim();
-  if (explicit) out.push(explicit);
-  out.push(LIBCA_SONAME, "libca.so");
-  return out;
+  if (explicit) return [explicit];
+  return [LIBCA_SONAME, "libca.so"];
 }
 
 /**
