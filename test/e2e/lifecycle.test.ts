@@ -189,7 +189,101 @@ out({"sp": get("IOCMNG:KEEP:SETPOINT"), "out": get("IOCMNG:KEEP:OUT"), "gain": g
   }, 60_000);
 });
 
+describe("declarative plugins (IOCMNG_CONFIG)", () => {
+  test("plugins listed in the config file are loaded at boot, before REST answers", async () => {
+    const d = await dirs();
+    const counter = await repo(COUNTER_TASK);
+    const job = await repo(DIAG_JOB);
+    const cfg = `${d.root}/iocmng.yaml`;
+    await Bun.write(
+      cfg,
+      [
+        "prefix: BOOT",
+        "tasks:",
+        "  - name: boot-task",
+        `    git_url: ${counter.url}`,
+        "    parameters: { gain: 5 }",
+        "jobs:",
+        "  - name: boot-job",
+        `    git_url: ${job.url}`,
+        "",
+      ].join("\n"),
+    );
+    const srv = await spawnServer(d, { env: { IOCMNG_CONFIG: cfg } });
+    try {
+      // No waiting: the server listens only once restore() has loaded them.
+      const health = (await srv.api("GET", "/health")).body;
+      expect(health).toMatchObject({ tasks_count: 1, jobs_count: 1 });
+      const task = (await srv.api("GET", "/tasks/boot-task")).body;
+      expect((task.parameters as Record<string, unknown>).gain).toBe(5);
+      const got = await py(
+        `
+deadline = time.time() + 20
+while get("BOOT:BOOT-TASK:GAIN_SEEN") != 5 and time.time() < deadline:
+    time.sleep(0.1)
+out(get("BOOT:BOOT-TASK:GAIN_SEEN"))
+`,
+        srv.caEnv,
+      );
+      expect(got.result).toBe(5);
+      expect((await srv.api("POST", "/jobs/boot-job/run")).body.ok).toBe(true);
+    } finally {
+      await srv.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
 describe("signals", () => {
+  test("SIGTERM with a hung plugin and a connected CA client: clients see the disconnect, exit 0", async () => {
+    const d = await dirs();
+    const srv = await spawnServer(d);
+    const hung = await repo(HUNG_TASK);
+    const counter = await repo(COUNTER_TASK);
+    expect(
+      (
+        await srv.api("POST", "/tasks", {
+          name: "spin",
+          git_url: hung.url,
+          parameters: { hang_at: 2 },
+        })
+      ).status,
+    ).toBe(201);
+    expect((await srv.api("POST", "/tasks", { name: "calm", git_url: counter.url })).status).toBe(
+      201,
+    );
+    await waitFor(
+      "the task to hang",
+      async () => {
+        const s = (await srv.api("GET", "/tasks/spin")).body.status;
+        return s === "ERROR" ? s : undefined;
+      },
+      30_000,
+    );
+    const marker = `${d.root}/ca-connected`;
+    const watcher = py(
+      `
+p = epics.PV("IOCMNG:CALM:CYCLE_COUNT", auto_monitor=True)
+ok = p.wait_for_connection(timeout=20)
+open("${marker}", "w").write("1")
+deadline = time.time() + 30
+while p.connected and time.time() < deadline:
+    time.sleep(0.05)
+out({"connected_first": ok, "disconnected": not p.connected})
+`,
+      srv.caEnv,
+    );
+    await waitFor("the CA client to connect", async () =>
+      (await Bun.file(marker).exists()) ? true : undefined,
+    );
+    const t0 = performance.now();
+    const code = await srv.kill("SIGTERM");
+    console.log(
+      `SIGTERM → exit with a hung plugin: ${(performance.now() - t0).toFixed(0)} ms (limit 5000)`,
+    );
+    expect(code).toBe(0);
+    expect((await watcher).result).toEqual({ connected_first: true, disconnected: true });
+  }, 120_000);
+
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     test(`${signal}: cleanup() runs and the process exits 0`, async () => {
       const d = await dirs();

@@ -232,4 +232,42 @@ describe("job", () => {
     expect((await srv.api("DELETE", "/jobs/diag")).status).toBe(200);
     expect((await srv.api("POST", "/jobs/diag/run")).status).toBe(404);
   });
+
+  test("a second run while the first is still running is 409", async () => {
+    const r = await repo(DIAG_JOB);
+    const add = await srv.api("POST", "/jobs", {
+      name: "slow",
+      git_url: r.url,
+      parameters: { sleep_ms: 1500 },
+    });
+    expect(add.status).toBe(201);
+    const first = srv.api("POST", "/jobs/slow/run");
+    // The job publishes RUNNING on its STATUS PV: only then is the second run sure to overlap.
+    await waitFor("job RUNNING", async () => {
+      const s = (await srv.api("GET", "/jobs/slow")).body.status;
+      return s === "RUNNING" ? s : undefined;
+    });
+    const second = await srv.api("POST", "/jobs/slow/run");
+    expect(second.status).toBe(409);
+    expect(second.body.ok).toBe(false);
+    expect((await first).status).toBe(200);
+    expect((await srv.api("DELETE", "/jobs/slow")).status).toBe(200);
+  });
+});
+
+describe("concurrent adds", () => {
+  test("two adds of one name at once: exactly one wins, the other is 409", async () => {
+    const r = await repo(COUNTER_TASK);
+    const results = await Promise.all([
+      srv.api("POST", "/tasks", { name: "race", git_url: r.url }),
+      srv.api("POST", "/tasks", { name: "race", git_url: r.url }),
+      srv.api("POST", "/jobs", { name: "race", git_url: r.url }),
+    ]);
+    const codes = results.map((x) => x.status).sort();
+    expect(codes.filter((c) => c === 201)).toHaveLength(1);
+    expect(codes.filter((c) => c === 409).length).toBeGreaterThanOrEqual(1);
+    expect(codes.every((c) => c === 201 || c === 409 || c === 422)).toBe(true);
+    expect((await srv.api("GET", "/tasks/race")).status).toBe(200);
+    expect((await srv.api("DELETE", "/tasks/race")).status).toBe(200);
+  });
 });

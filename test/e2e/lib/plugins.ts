@@ -77,6 +77,7 @@ export default class Diag extends JobBase {
   initialize() {}
   async execute() {
     this.setPv("SYSTEM_NAME", "healthy");
+    if (this.parameters.sleep_ms) await Bun.sleep(Number(this.parameters.sleep_ms));
     return new JobResult({ success: true, data: { answer: 42, who: this.parameters.who ?? null }, message: "Diagnostics OK" });
   }
 }
