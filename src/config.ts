@@ -7,7 +7,7 @@
  * Precedence: environment variable > IOCMNG_CONFIG file > built-in default.
  */
 import { readFileSync, statSync } from "node:fs";
-import { isAbsolute, resolve as resolvePath } from "node:path";
+import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
@@ -80,8 +80,11 @@ export const MAX_SERVER_CONFIG_BYTES = 1 << 20;
 export const MAX_VALUES_FILE_BYTES = 16 << 20;
 /** Deepest nesting accepted in any YAML document we read. */
 export const MAX_YAML_DEPTH = 64;
-/** Most YAML alias expansions accepted (defeats "billion laughs" documents). */
-export const MAX_YAML_ALIASES = 100;
+/**
+ * Alias budget handed to the `yaml` package (uses of an anchor × nodes behind it): large enough for
+ * a PV template reused by thousands of PVs, small enough to stop "billion laughs" documents.
+ */
+export const MAX_YAML_ALIASES = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // YAML reading shared with the plugin config.yaml parser.
@@ -591,6 +594,14 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (configFile !== null) {
     const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
     file = parseServerConfigFile(text, configFile);
+    // Relative paths in the file are relative to the file's directory (like docker compose), so a
+    // config means the same whatever the working directory of the server.
+    const base = dirname(resolvePath(configFile));
+    const rel = (p: string | undefined): string | undefined =>
+      p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
+    file.pluginsDir = rel(file.pluginsDir);
+    file.stateDir = rel(file.stateDir);
+    file.beamlineConfig = rel(file.beamlineConfig);
   }
 
   const hostEnv = envStr(env, "IOCMNG_HOST");
@@ -643,9 +654,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (beamlineConfigFile === null && file.beamlineConfig !== undefined && configFile !== null) {
     valuesLabel = `${configFile}: beamline_config`;
     // Relative paths in the config file are relative to that file, like most tools do.
-    beamlineConfigFile = isAbsolute(file.beamlineConfig)
-      ? file.beamlineConfig
-      : resolvePath(configFile, "..", file.beamlineConfig);
+    beamlineConfigFile = file.beamlineConfig;
   }
   let beamline: string | null = null;
   let namespace: string | null = null;

@@ -40,7 +40,9 @@ export const AUTOSAVE_DIR = "autosave";
 /** Delay between the first unsaved autosave change and its write (changes meanwhile coalesce). */
 export const AUTOSAVE_DELAY_MS = 250;
 /** Largest state file read back (a bigger one is treated as corrupt). */
-export const MAX_STATE_FILE_BYTES = 64 << 20;
+export const MAX_STATE_FILE_BYTES = 256 << 20;
+/** Longest array autosaved; bigger waveforms are data, not setpoints, and are not saved. */
+export const MAX_AUTOSAVE_ELEMENTS = 1 << 20;
 
 type Values = Record<string, unknown>;
 
@@ -130,6 +132,8 @@ export class StateStore {
   /** Changes not yet written. */
   private pending = new Map<string, Values>();
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** PVs already reported as too large to autosave (warned once). */
+  private readonly tooBig = new Set<string>();
   // All file operations run one after the other: no two writers race on a file.
   private chain: Promise<void> = Promise.resolve();
 
@@ -340,6 +344,21 @@ export class StateStore {
   /** Records a PV value to save; writes are coalesced and happen within AUTOSAVE_DELAY_MS. */
   saveAutosave(plugin: string, pv: string, value: unknown): void {
     checkPluginName(plugin);
+    const len =
+      Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))
+        ? (value as ArrayLike<unknown>).length
+        : 0;
+    if (len > MAX_AUTOSAVE_ELEMENTS) {
+      const key = `${plugin}:${pv}`;
+      if (!this.tooBig.has(key)) {
+        this.tooBig.add(key);
+        this.logger.warn(
+          { plugin, pv, elements: len },
+          `not autosaving ${key}: more than ${MAX_AUTOSAVE_ELEMENTS} elements`,
+        );
+      }
+      return;
+    }
     let p = this.pending.get(plugin);
     if (p === undefined) {
       p = {};

@@ -211,6 +211,17 @@ jobs:
     expect(cfg.host).toBe("127.0.0.1");
   });
 
+  test("relative paths in the file are relative to the file's directory", async () => {
+    const sub = join(dir, "rel");
+    await mkdir(sub, { recursive: true });
+    const p = join(sub, "iocmng.yaml");
+    await writeFile(p, "plugins_dir: data/plugins\nstate_dir: ../state\n");
+    const cfg = loadConfig({ IOCMNG_CONFIG: p });
+    expect(cfg.pluginsDir).toBe(join(sub, "data", "plugins"));
+    expect(cfg.stateDir).toBe(join(dir, "state"));
+    expect(loadConfig({ IOCMNG_CONFIG: p, IOCMNG_STATE_DIR: "rel/env" }).stateDir).toBe("rel/env");
+  });
+
   test("an empty file is fine", async () => {
     const cfg = loadConfig({ IOCMNG_CONFIG: await file("# nothing yet\n") });
     expect(cfg.plugins).toEqual([]);
@@ -341,14 +352,23 @@ jobs:
     expect(configError({ IOCMNG_CONFIG: sub })).toContain("is not a regular file");
     const big = await file(Buffer.alloc(MAX_SERVER_CONFIG_BYTES + 1, 0x20));
     expect(configError({ IOCMNG_CONFIG: big })).toContain("is too large");
-    const bomb = await file(
-      [
-        "a: &a [x, x, x, x, x, x, x, x, x, x]",
-        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
-        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
-        "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
-      ].join("\n"),
-    );
+    // "Billion laughs": 9 levels of 10 aliases each, nested under a known key.
+    const levels = [
+      "plugins:",
+      "  - name: a",
+      "    kind: task",
+      "    git_url: x",
+      "    parameters:",
+    ];
+    levels.push(`      l0: &l0 [${Array(10).fill("lol").join(", ")}]`);
+    for (let i = 1; i < 9; i++) {
+      levels.push(
+        `      l${i}: &l${i} [${Array(10)
+          .fill(`*l${i - 1}`)
+          .join(", ")}]`,
+      );
+    }
+    const bomb = await file(levels.join("\n"));
     expect(configError({ IOCMNG_CONFIG: bomb })).toContain("alias");
     const deep = await file(`plugins: ${"[".repeat(20000)}${"]".repeat(20000)}\n`);
     expect(configError({ IOCMNG_CONFIG: deep })).toContain("nesting too deep");

@@ -255,6 +255,16 @@ describe("StateStore: autosave", () => {
     });
   });
 
+  test("huge arrays are not autosaved (the previous value stays)", async () => {
+    const d = await tempDir();
+    const s = new StateStore(d, logger);
+    await s.load();
+    s.saveAutosave("p", "W", [1, 2]);
+    s.saveAutosave("p", "W", new Float64Array(2_000_000));
+    await s.flush();
+    expect(await new StateStore(d, logger).loadAutosave("p")).toEqual({ W: [1, 2] });
+  });
+
   test("dropAutosave forgets pending and written values", async () => {
     const d = await tempDir();
     const s = new StateStore(d, logger);
