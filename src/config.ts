@@ -364,7 +364,8 @@ const PLUGIN_KEYS = [
   "pat_env",
 ] as const;
 
-interface FileSettings {
+/** Settings read from an IOCMNG_CONFIG file (paths as written; loadConfig resolves them). */
+export interface FileSettings {
   prefix?: string;
   host?: string;
   port?: number;

@@ -69,8 +69,9 @@ export const MAX_DESC_CHARS = 40;
 export const MAX_PV_SHORT_NAME = 60;
 /** PV short names: EPICS record-name characters (no '.', the field separator), not starting with a symbol. */
 export const PV_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_\-+:[\]<>;]{0,59}$/;
-/** Shortest and longest `interval` accepted (seconds). */
+/** Shortest `interval` accepted (seconds). */
 export const MIN_INTERVAL = 0.001;
+/** Longest `interval` accepted (seconds): one week. */
 export const MAX_INTERVAL = 7 * 24 * 3600;
 
 // -----------------------------------------------------------------------------------------------
@@ -730,7 +731,6 @@ function buildPvDef(
       );
     }
   }
-  void name;
   return {
     name,
     direction,
