@@ -79,13 +79,21 @@ export async function startServer(
       version: VERSION,
       apiToken: config.apiToken,
       logger,
-    }).listen({
-      hostname: config.host,
-      port: config.port,
-      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-      // so Bun's plain-text refusal is left for absurd sizes.
-      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
     });
+    try {
+      app.listen({
+        hostname: config.host,
+        port: config.port,
+        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+        // so Bun's plain-text refusal is left for absurd sizes.
+        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      });
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new Error(
+        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${why}`,
+      );
+    }
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);

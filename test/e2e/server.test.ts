@@ -51,6 +51,41 @@ describe("startServer", () => {
   }, 60_000);
 });
 
+describe("startServer failures", () => {
+  test("a busy REST port rejects with a message naming it, and releases the CA port", async () => {
+    const dirs = await makeDirs();
+    const hold = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const caPort = await freeUdpPort();
+    const config = loadConfig({
+      IOCMNG_HOST: "127.0.0.1",
+      IOCMNG_PORT: String(hold.port),
+      IOCMNG_STATE_DIR: dirs.stateDir,
+      IOCMNG_PLUGINS_DIR: dirs.pluginsDir,
+    });
+    const caConfig = {
+      serverPort: caPort,
+      intfAddrs: ["127.0.0.1"],
+      autoBeaconAddrList: false,
+      beaconAddrs: [`127.0.0.1:${await freeUdpPort()}`],
+    };
+    try {
+      await expect(
+        startServer(config, pino({ level: "silent" }), { env: {}, caConfig }),
+      ).rejects.toThrow(`cannot listen on 127.0.0.1:${hold.port}`);
+    } finally {
+      hold.stop(true);
+    }
+    // The CA server was stopped on the way out: the same ports serve a new instance.
+    const again = await startServer({ ...config, port: freeTcpPort() }, pino({ level: "silent" }), {
+      env: {},
+      caConfig,
+    });
+    expect(again.caUdpPort).toBe(caPort);
+    await again.stop();
+    await dirs.remove();
+  }, 60_000);
+});
+
 describe("security warning", () => {
   test("only when no token and bound beyond loopback", () => {
     expect(securityWarning({ host: "0.0.0.0", apiToken: null })).toContain("IOCMNG_API_TOKEN");
