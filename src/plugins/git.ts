@@ -99,9 +99,10 @@ export interface CloneOptions {
 }
 
 /** Environment variable the inline credential helper reads the token from. */
-const PAT_ENV = "IOCMNG_GIT_TOKEN";
+export const PAT_ENV = "IOCMNG_GIT_TOKEN";
 // The helper is a shell snippet in argv: it names the variable, never the token itself.
-const CREDENTIAL_HELPER = `!f() { test "$1" = get && echo username=x-access-token && echo "password=$${PAT_ENV}"; }; f`;
+/** The inline credential helper (`git -c credential.helper=…`): prints the token from PAT_ENV. */
+export const CREDENTIAL_HELPER = `!f() { test "$1" = get && echo username=x-access-token && echo "password=$${PAT_ENV}"; }; f`;
 
 function gitEnv(pat?: string): Record<string, string> {
   const env: Record<string, string> = {};

@@ -1,0 +1,234 @@
+/**
+ * Git safety: URL and branch checks against hostile input, and PAT secrecy (never in argv, the
+ * clone's .git/config, error messages, logs, API results or the state on disk).
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CREDENTIAL_HELPER,
+  checkBranch,
+  checkGitUrl,
+  cloneArgs,
+  gitClone,
+  PAT_ENV,
+  scrub,
+} from "../../src/plugins/git.ts";
+import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
+import { destroyEnv, type Env, fixtureFiles, makeEnv } from "./harness.ts";
+
+setDefaultTimeout(60_000);
+
+const TOKEN = "ghp_SECRETtoken1234567890abcdef";
+
+describe("URL checks", () => {
+  test("accepted forms", () => {
+    for (const url of [
+      "https://github.com/org/repo.git",
+      "https://gitlab.example.org:8443/group/sub/repo",
+      "ssh://git@github.com/org/repo.git",
+      "ssh://git@host:2222/repo",
+      "git@github.com:org/repo.git",
+      "deploy@host.example:repos/x",
+      "file:///srv/git/repo",
+      "file://localhost/srv/git/repo",
+    ]) {
+      expect(checkGitUrl(url)).toBeNull();
+    }
+  });
+  test("hostile and unsupported forms are refused with a reason", () => {
+    const cases: Array<[unknown, string]> = [
+      ["ext::sh -c 'touch /tmp/x'", "whitespace"],
+      ["ext::sh%20-c%20touch", "remote helper"],
+      ["fd::3", "remote helper"],
+      ["-uhttps://x", "'-'"],
+      ["--upload-pack=touch", "'-'"],
+      ["http://example.com/r", "not allowed"],
+      ["git://example.com/r", "not allowed"],
+      ["ftp://example.com/r", "not allowed"],
+      ["https://tok@github.com/r", "credentials"],
+      ["https://u:p@github.com/r", "password"],
+      ["ssh://u:p@github.com/r", "password"],
+      ["file://evil.com/etc", "local"],
+      ["host:path", "not an accepted"],
+      ["git@-oProxyCommand=x:r", "not an accepted"],
+      ["git@host::x", "not an accepted"],
+      ["/local/path", "not an accepted"],
+      ["https://x/\u0000", "control"],
+      ["https://x/r\n", "control"],
+      ["", "empty"],
+      [null, "empty"],
+      [42, "empty"],
+      [`https://h/${"a".repeat(3000)}`, "longer"],
+    ];
+    for (const [url, why] of cases) {
+      const err = checkGitUrl(url);
+      expect(err).not.toBeNull();
+      expect(err).toContain(why);
+    }
+  });
+  test("branch names", () => {
+    for (const b of ["main", "v1.2.3", "feature/x-y", "release_2"])
+      expect(checkBranch(b)).toBeNull();
+    for (const b of [
+      "-b",
+      "--orphan=x",
+      "a..b",
+      "a b",
+      "x.lock",
+      "a@{1}",
+      "/a",
+      "a/",
+      "",
+      "a\nb",
+      "x".repeat(300),
+    ]) {
+      expect(checkBranch(b)).not.toBeNull();
+    }
+  });
+  test("scrub removes tokens and URL credentials", () => {
+    expect(scrub(`fatal: https://x:${TOKEN}@h/r ${TOKEN}`, [TOKEN])).not.toContain(TOKEN);
+    expect(scrub("https://user:pw@host/x", [])).toBe("https://***@host/x");
+  });
+});
+
+describe("clone", () => {
+  let repo: TestRepo;
+  beforeAll(async () => {
+    repo = await createRepo({
+      files: { "a.txt": "main\n" },
+      branches: { dev: { "a.txt": "dev\n" } },
+      tags: ["v1.0"],
+    });
+  });
+  afterAll(async () => {
+    await repo.cleanup();
+  });
+
+  test("argv carries a credential helper naming an env var, never the token", () => {
+    const args = cloneArgs({ url: "https://example.com/r.git", dest: "/tmp/x", pat: TOKEN });
+    expect(args.join(" ")).not.toContain(TOKEN);
+    expect(args.join(" ")).toContain("credential.helper=!f()");
+    // Option injection is impossible: the URL comes after "--".
+    expect(args.indexOf("--")).toBe(args.length - 3);
+  });
+
+  test("the credential helper hands git the token from the environment", async () => {
+    // `git credential fill` runs the helper exactly as a clone would, without any network.
+    const p = Bun.spawn(
+      [
+        "git",
+        "-c",
+        "credential.helper=",
+        "-c",
+        `credential.helper=${CREDENTIAL_HELPER}`,
+        "credential",
+        "fill",
+      ],
+      {
+        stdin: new TextEncoder().encode("protocol=https\nhost=git.example.org\n\n"),
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, [PAT_ENV]: TOKEN, GIT_TERMINAL_PROMPT: "0" },
+      },
+    );
+    const out = await new Response(p.stdout).text();
+    expect(await p.exited).toBe(0);
+    expect(out).toContain(`password=${TOKEN}`);
+    expect(out).toContain("username=x-access-token");
+  });
+
+  test("branch and tag clones, shallow; the token never reaches .git/config", async () => {
+    const tmp = (await import("node:fs/promises")).mkdtemp;
+    const base = await tmp("/tmp/iocmng-clone-");
+    for (const [branch, want] of [
+      ["dev", "dev\n"],
+      ["v1.0", "main\n"],
+    ] as const) {
+      const dest = join(base, branch);
+      const { commit } = await gitClone({ url: repo.url, dest, branch, pat: TOKEN });
+      expect(commit).toMatch(/^[0-9a-f]{40}$/);
+      expect(readFileSync(join(dest, "a.txt"), "utf8")).toBe(want);
+      const cfg = readFileSync(join(dest, ".git", "config"), "utf8");
+      expect(cfg).not.toContain(TOKEN);
+      expect(cfg).not.toContain("credential");
+      expect(existsShallow(dest)).toBe(true);
+    }
+    await (await import("node:fs/promises")).rm(base, { recursive: true, force: true });
+  });
+
+  test("a failing https clone with a token: the error names the failure, not the token", async () => {
+    // Port 9 on loopback: connection refused, no network needed.
+    let msg = "";
+    try {
+      await gitClone({
+        url: "https://127.0.0.1:9/org/repo.git",
+        dest: "/tmp/iocmng-never-created",
+        pat: TOKEN,
+        timeoutMs: 30_000,
+      });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain("git clone failed");
+    expect(msg).not.toContain(TOKEN);
+  });
+});
+
+function existsShallow(dir: string): boolean {
+  try {
+    return statSync(join(dir, ".git", "shallow")).isFile();
+  } catch {
+    return false;
+  }
+}
+
+describe("PAT secrecy through the controller", () => {
+  let env: Env;
+  let repo: TestRepo;
+  beforeAll(async () => {
+    env = await makeEnv();
+    repo = await createRepo({ files: await fixtureFiles("counter") });
+  });
+  afterAll(async () => {
+    await destroyEnv(env);
+    await repo.cleanup();
+  });
+
+  test("token never in responses, logs, clone config or state files", async () => {
+    const ok = await env.controller.add({
+      name: "secret",
+      kind: "task",
+      git_url: repo.url,
+      pat: TOKEN,
+    });
+    expect(ok.ok).toBe(true);
+    expect(JSON.stringify(ok)).not.toContain(TOKEN);
+    expect(JSON.stringify(env.controller.list("task"))).not.toContain(TOKEN);
+    const bad = await env.controller.add({
+      name: "secret2",
+      kind: "task",
+      git_url: "https://127.0.0.1:9/org/private.git",
+      pat: TOKEN,
+    });
+    expect(bad.ok).toBe(false);
+    expect(JSON.stringify(bad)).not.toContain(TOKEN);
+    await env.state.flush();
+    expect(env.logs.join("")).not.toContain(TOKEN);
+    for (const f of walk(env.root)) {
+      if (statSync(f).size > 1 << 20) continue;
+      expect(readFileSync(f).includes(TOKEN)).toBe(false);
+    }
+    expect((await env.controller.remove("task", "secret")).ok).toBe(true);
+  });
+});
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
