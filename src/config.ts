@@ -9,6 +9,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
+import { checkBranch, checkGitUrl } from "./plugins/git.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export interface DeclaredPlugin {
@@ -522,17 +523,34 @@ function parseDeclaredPlugin(
   if (typeof gitUrl !== "string" || gitUrl.trim() === "") {
     throw at("git_url", "a git URL (https://, ssh://, user@host:path or file://)", gitUrl);
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(gitUrl)) {
+  // user:password@ anywhere, or any user@ on https (a token passed as user name), is a secret.
+  if (
+    /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(gitUrl) ||
+    /^https?:\/\/[^/@]+@/i.test(gitUrl)
+  ) {
     throw new ConfigError(
       `${where}.git_url: credentials must not be written in the URL; use 'pat_env' naming an environment variable`,
     );
   }
+  // Same rules as REST adds (src/plugins/git.ts), so a bad entry fails at boot with its location.
+  const urlProblem = checkGitUrl(gitUrl);
+  if (urlProblem !== null) throw new ConfigError(`${where}.git_url: ${urlProblem}`);
   const p: DeclaredPlugin = { name, kind, git_url: gitUrl };
   for (const key of ["branch", "path"] as const) {
     const v = item[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== "string" || v === "") throw at(key, "a non-empty string", v);
     p[key] = v;
+  }
+  const branchProblem = checkBranch(p.branch);
+  if (branchProblem !== null) throw new ConfigError(`${where}.branch: ${branchProblem}`);
+  if (p.path !== undefined) {
+    const segs = p.path.split(/[\\/]+/);
+    if (isAbsolute(p.path) || segs.includes("..") || p.path.includes("\0")) {
+      throw new ConfigError(
+        `${where}.path: expected a relative path inside the repository (no '..', not absolute), got ${show(p.path)}`,
+      );
+    }
   }
   if (item.parameters !== undefined && item.parameters !== null) {
     if (!isPlainObject(item.parameters)) throw at("parameters", "a mapping", item.parameters);

@@ -275,27 +275,27 @@ jobs:
     ],
     [
       "plugin bad name",
-      "plugins:\n  - {name: 'a b', kind: task, git_url: x}\n",
+      "plugins:\n  - {name: 'a b', kind: task, git_url: 'file:///r'}\n",
       "plugins[0].name: expected a plugin name of 1..128 letters",
     ],
     [
       "plugin name too long",
-      `plugins:\n  - {name: ${"a".repeat(129)}, kind: task, git_url: x}\n`,
+      `plugins:\n  - {name: ${"a".repeat(129)}, kind: task, git_url: 'file:///r'}\n`,
       "plugins[0].name: expected a plugin name",
     ],
     [
       "plugin without kind",
-      "plugins:\n  - {name: a, git_url: x}\n",
+      "plugins:\n  - {name: a, git_url: 'file:///r'}\n",
       "plugins[0].kind: expected 'task' or 'job', got nothing",
     ],
     [
       "plugin bad kind",
-      "plugins:\n  - {name: a, kind: cron, git_url: x}\n",
+      "plugins:\n  - {name: a, kind: cron, git_url: 'file:///r'}\n",
       "plugins[0].kind: expected 'task' or 'job', got 'cron'",
     ],
     [
       "kind contradicting its list",
-      "tasks:\n  - {name: a, kind: job, git_url: x}\n",
+      "tasks:\n  - {name: a, kind: job, git_url: 'file:///r'}\n",
       "tasks[0].kind: expected 'task' (or no kind) in this list, got 'job'",
     ],
     [
@@ -305,32 +305,72 @@ jobs:
     ],
     [
       "plugin unknown key",
-      "plugins:\n  - {name: a, kind: task, git_url: x, brnch: main}\n",
+      "plugins:\n  - {name: a, kind: task, git_url: 'file:///r', brnch: main}\n",
       "plugins[0].brnch: unknown key (did you mean 'branch'?)",
     ],
     [
+      "token as the https user name",
+      "plugins:\n  - {name: a, kind: task, git_url: 'https://ghp_x@h/r.git'}\n",
+      "plugins[0].git_url: credentials must not be written in the URL",
+    ],
+    [
+      "remote-helper transport",
+      "plugins:\n  - {name: a, kind: task, git_url: 'ext::sh'}\n",
+      'plugins[0].git_url: git_url uses a git remote helper transport ("ext::")',
+    ],
+    [
+      "fd transport",
+      "plugins:\n  - {name: a, kind: task, git_url: 'fd::17'}\n",
+      "plugins[0].git_url: git_url uses a git remote helper transport",
+    ],
+    [
+      "URL starting with a dash",
+      "plugins:\n  - {name: a, kind: task, git_url: '--upload-pack=touch'}\n",
+      "plugins[0].git_url: git_url must not start with '-'",
+    ],
+    [
+      "unsupported scheme",
+      "plugins:\n  - {name: a, kind: task, git_url: 'ftp://h/r.git'}\n",
+      'plugins[0].git_url: git_url scheme "ftp://" is not allowed',
+    ],
+    [
+      "bad branch",
+      "plugins:\n  - {name: a, kind: task, git_url: 'https://h/r.git', branch: '--force'}\n",
+      'plugins[0].branch: branch "--force" is not a valid branch or tag name',
+    ],
+    [
+      "path escaping the clone",
+      "plugins:\n  - {name: a, kind: task, git_url: 'https://h/r.git', path: 'src/../../etc'}\n",
+      "plugins[0].path: expected a relative path inside the repository",
+    ],
+    [
+      "absolute path",
+      "plugins:\n  - {name: a, kind: task, git_url: 'https://h/r.git', path: /etc}\n",
+      "plugins[0].path: expected a relative path inside the repository",
+    ],
+    [
       "branch empty",
-      "plugins:\n  - {name: a, kind: task, git_url: x, branch: ''}\n",
+      "plugins:\n  - {name: a, kind: task, git_url: 'file:///r', branch: ''}\n",
       "plugins[0].branch: expected a non-empty string",
     ],
     [
       "parameters a list",
-      "plugins:\n  - {name: a, kind: task, git_url: x, parameters: [1]}\n",
+      "plugins:\n  - {name: a, kind: task, git_url: 'file:///r', parameters: [1]}\n",
       "plugins[0].parameters: expected a mapping, got a list",
     ],
     [
       "auto_start a string",
-      "plugins:\n  - {name: a, kind: task, git_url: x, auto_start: 'yes'}\n",
+      "plugins:\n  - {name: a, kind: task, git_url: 'file:///r', auto_start: 'yes'}\n",
       "plugins[0].auto_start: expected true or false, got 'yes'",
     ],
     [
       "pat_env not a variable name",
-      "plugins:\n  - {name: a, kind: task, git_url: x, pat_env: 'ghp_$(x)'}\n",
+      "plugins:\n  - {name: a, kind: task, git_url: 'file:///r', pat_env: 'ghp_$(x)'}\n",
       "plugins[0].pat_env: expected the name of an environment variable",
     ],
     [
       "duplicate plugin names across lists",
-      "tasks:\n  - {name: a, git_url: x}\njobs:\n  - {name: a, git_url: y}\n",
+      "tasks:\n  - {name: a, git_url: 'file:///r'}\njobs:\n  - {name: a, git_url: 'file:///s'}\n",
       "jobs[0].name: plugin name 'a' already declared at tasks[0]",
     ],
     ["YAML syntax error", "prefix: A\nplugins:\n  - name: [\n", "YAML syntax error at line"],
@@ -357,7 +397,7 @@ jobs:
       "plugins:",
       "  - name: a",
       "    kind: task",
-      "    git_url: x",
+      "    git_url: file:///r",
       "    parameters:",
     ];
     levels.push(`      l0: &l0 [${Array(10).fill("lol").join(", ")}]`);
