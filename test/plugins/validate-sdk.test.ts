@@ -46,6 +46,9 @@ test("validate a git URL with a path and a branch; a temp clone is not left behi
     files: { "README.md": "x\n" },
     branches: { plugins: await fixtureFiles("triggered", "sub/trig") },
   });
+  const temps = async () =>
+    (await readdir(tmpdir())).filter((n) => n.startsWith("iocmng-validate-")).length;
+  const before = await temps();
   try {
     const ok = await validatePluginSource({
       git_url: repo.url,
