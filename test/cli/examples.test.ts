@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validatePluginSource } from "../../src/plugins/controller.ts";
@@ -57,4 +57,46 @@ describe("examples/", () => {
       expect(await sp.stop()).toBe(0);
     }
   }, 240_000);
+});
+
+describe("iocmng validate on git URLs", () => {
+  function validate(args: string[]) {
+    const p = Bun.spawnSync([process.execPath, join(ROOT, "src/main.ts"), "validate", ...args], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+  }
+
+  test("a file:// repository with --path and --branch: clone step shown, exit 0", () => {
+    const repo = makeExamplesRepo(join(work, "vrepo"));
+    const r = validate([`file://${repo}`, "--path", "examples/snapshot-task", "--branch", "main"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/ok {3}clone: /);
+    expect(r.out).toContain("valid task: ");
+  });
+
+  test("a missing branch fails at the clone step, exit 1", () => {
+    const repo = makeExamplesRepo(join(work, "vrepo2"));
+    const r = validate([`file://${repo}`, "--branch", "no-such-branch", "--json"]);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.out);
+    expect(report.ok).toBe(false);
+    expect(report.failedStep).toBe("clone");
+  });
+
+  test("hostile sources never reach git as options or ext:: commands", () => {
+    const marker = join(work, "pwned");
+    const ext = validate([`ext::sh -c touch% ${marker}`]);
+    expect(ext.code).toBe(1);
+    expect(ext.err).toContain("no such directory");
+    const opt = validate([`--upload-pack=touch ${marker}`]);
+    expect(opt.code).toBe(2);
+    expect(opt.err).toContain("unknown option");
+    const path = validate([join(ROOT, "examples"), "--path", "../../etc"]);
+    expect(path.code).toBe(1);
+    expect(path.err).toContain("step 'path' failed");
+    expect(existsSync(marker)).toBe(false);
+  });
 });
