@@ -18,17 +18,13 @@ import type { PvRegistry } from "../../pv/registry.ts";
 import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
 import { dbrPayloadSize, decodePut, isValidDbrType, nativeDbrType } from "../codec/dbr.ts";
-import { type CaHeader, headerSizeFor } from "../codec/header.ts";
+import { type CaHeader, headerSizeFor, writeHeader } from "../codec/header.ts";
 import {
-  encodeAccessRights,
   encodeClearChannelReply,
-  encodeCreateChanReply,
-  encodeCreateChFail,
   encodeEcho,
   encodeError,
   encodeEventCancelAck,
   encodeNotFound,
-  encodeReadNotifyReply,
   encodeReadReply,
   encodeReadSync,
   encodeSearchReply,
@@ -445,22 +441,22 @@ export class Circuit implements SubscriptionSink {
     const cfg = this.srv.config;
     if (end > cfg.maxNameLength) {
       this.warnOnce("name", `PV name of ${end} bytes exceeds the limit of ${cfg.maxNameLength}`);
-      this.append(encodeCreateChFail(cid));
+      this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
     if (end === 0) {
-      this.append(encodeCreateChFail(cid));
+      this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
     const name = textDecoder.decode(payload.subarray(0, end));
     const pv = this.srv.registry.get(name);
     if (pv === undefined) {
-      this.append(encodeCreateChFail(cid));
+      this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
     if (this.channels.size >= cfg.maxChannelsPerCircuit) {
       this.warnOnce("channels", `channel limit ${cfg.maxChannelsPerCircuit} per circuit reached`);
-      this.append(encodeCreateChFail(cid));
+      this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
     const sid = this.allocSid();
@@ -470,9 +466,10 @@ export class Circuit implements SubscriptionSink {
     this.channels.set(sid, ch);
     this.anyChannelCreated = true;
     const rights = pv.writable ? ACCESS.READ | ACCESS.WRITE : ACCESS.READ;
-    this.append(encodeAccessRights(cid, rights));
-    const ext = this.clientMinor >= 9;
-    this.append(encodeCreateChanReply(cid, sid, nativeDbrType(pv.kind), pv.count, ext));
+    this.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, cid, rights);
+    // Older clients (< 4.9) cannot take the extended header: rsrv clamps the count to 0xFFFE.
+    const count = this.clientMinor >= 9 ? pv.count : Math.min(pv.count, 0xfffe);
+    this.appendHeader(CMD.CREATE_CHAN, nativeDbrType(pv.kind), count, cid, sid);
   }
 
   private onClearChannel(h: CaHeader): void {
@@ -516,13 +513,13 @@ export class Circuit implements SubscriptionSink {
         return;
       }
       this.appendSafe(h, ext, ch.cid, () =>
-        encodeReadNotifyReply(
+        this.appendWithPayload(
+          CMD.READ_NOTIFY,
           h.dataType,
-          h.count,
+          Math.max(1, h.count),
           enc.error,
           h.p2,
           zeroPayload(h.dataType, h.count),
-          allowExt,
         ),
       );
       return;
@@ -530,8 +527,15 @@ export class Circuit implements SubscriptionSink {
     if (!this.sizeAllowed(h, ext, ch, enc.payload.length)) return;
     this.appendSafe(h, ext, ch.cid, () =>
       notify
-        ? encodeReadNotifyReply(h.dataType, enc.count, ECA.NORMAL, h.p2, enc.payload, allowExt)
-        : encodeReadReply(h.dataType, enc.count, ch.cid, h.p2, enc.payload, allowExt),
+        ? this.appendWithPayload(
+            CMD.READ_NOTIFY,
+            h.dataType,
+            enc.count,
+            ECA.NORMAL,
+            h.p2,
+            enc.payload,
+          )
+        : this.append(encodeReadReply(h.dataType, enc.count, ch.cid, h.p2, enc.payload, allowExt)),
     );
   }
 
@@ -744,16 +748,52 @@ export class Circuit implements SubscriptionSink {
   }
 
   // Encoders throw RangeError when the extended header is needed but the client is older than 3.14.
-  private appendSafe(h: CaHeader, ext: boolean, cid: number, build: () => Uint8Array): void {
-    let msg: Uint8Array;
+  private appendSafe(h: CaHeader, ext: boolean, cid: number, write: () => void): void {
     try {
-      msg = build();
+      write();
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       this.sendError(cid, ECA.ARRAY16K, h, ext, "reply needs the large-array protocol (CA ≥ 4.9)");
-      return;
     }
-    this.append(msg);
+  }
+
+  // Header-only message written straight into the send buffer (no per-message allocation).
+  private appendHeader(
+    command: number,
+    dataType: number,
+    count: number,
+    p1: number,
+    p2: number,
+  ): void {
+    this.reserve(24);
+    this.outLen += writeHeader(
+      this.outView,
+      this.outLen,
+      { command, payloadSize: 0, dataType, count, p1, p2 },
+      this.clientMinor >= 9,
+    );
+  }
+
+  // Header + already padded payload; throws RangeError (nothing written) if the client is too old.
+  private appendWithPayload(
+    command: number,
+    dataType: number,
+    count: number,
+    p1: number,
+    p2: number,
+    payload: Uint8Array,
+  ): void {
+    const hs = headerSizeFor(payload.length, count);
+    if (hs === 24 && this.clientMinor < 9) throw new RangeError("extended header needed");
+    this.reserve(hs + payload.length);
+    writeHeader(
+      this.outView,
+      this.outLen,
+      { command, payloadSize: payload.length, dataType, count, p1, p2 },
+      true,
+    );
+    this.out.set(payload, this.outLen + hs);
+    this.outLen += hs + payload.length;
   }
 
   private sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void {

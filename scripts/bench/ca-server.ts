@@ -1,0 +1,231 @@
+/**
+ * CA server benchmarks with the C load client (../shared/bench/cabench.c, linked against libca),
+ * the same instrument as the softIoc reference figures. Run: `bun scripts/bench/ca-server.ts
+ * [connect|latency|fanout|maxrate|memory ...]` (default: all). Each server runs in its own process
+ * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
+ * Prints one line per figure. Keep runs short: the machine may be shared.
+ */
+import { existsSync, readFileSync } from "node:fs";
+
+const CABENCH = process.env.CABENCH ?? "/tmp/cabench";
+const CABENCH_SRC = "/work/shared/bench/cabench.c";
+const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
+const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
+
+interface ServerProc {
+  pid: number;
+  port: number;
+  cmd(line: string): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+function buildClient(): void {
+  if (existsSync(CABENCH)) return;
+  const r = Bun.spawnSync(["gcc", "-O2", "-o", CABENCH, CABENCH_SRC, LIBCA]);
+  if (r.exitCode !== 0) throw new Error(`building cabench failed: ${r.stderr.toString()}`);
+}
+
+/** utime+stime of a process in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After "pid (comm) ", field index 11 = utime, 12 = stime (fields 14/15 of proc(5)).
+  return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+async function startServer(count: number): Promise<ServerProc> {
+  // CA_BENCH_PROF=<dir> profiles the server process (bun --cpu-prof) for the whole run.
+  const prof = process.env.CA_BENCH_PROF;
+  const bunArgs = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const proc = Bun.spawn(["bun", ...bunArgs, "scripts/bench/ca-server-proc.ts", String(count)], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  const lines: string[] = [];
+  const waiter: { wake: (() => void) | null } = { wake: null };
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += new TextDecoder().decode(value);
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
+      waiter.wake?.();
+    }
+  })();
+  const nextLine = async (): Promise<string> => {
+    while (lines.length === 0)
+      await new Promise<void>((r) => {
+        waiter.wake = r;
+      });
+    return lines.shift() as string;
+  };
+  const ready = await nextLine();
+  const port = Number(ready.split(" ")[1]);
+  return {
+    pid: proc.pid,
+    port,
+    async cmd(line) {
+      proc.stdin.write(`${line}\n`);
+      proc.stdin.flush();
+      return JSON.parse(await nextLine());
+    },
+    async stop() {
+      proc.stdin.end(); // the server exits when stdin closes (lets --cpu-prof write its profile)
+      const t = setTimeout(() => proc.kill(), 5000);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+function clientEnv(port: number): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    EPICS_CA_ADDR_LIST: "127.0.0.1",
+    EPICS_CA_AUTO_ADDR_LIST: "NO",
+    EPICS_CA_SERVER_PORT: String(port),
+  };
+}
+
+async function cabench(port: number, ...args: string[]): Promise<string> {
+  const p = Bun.spawn([CABENCH, ...args], {
+    env: clientEnv(port),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  if (code !== 0) throw new Error(`cabench ${args.join(" ")} failed (${code}): ${err}`);
+  return out.trim();
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function benchConnect(): Promise<void> {
+  const s = await startServer(10_000);
+  const totals: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const out = await cabench(s.port, "connect", "BENCH:D", "10000");
+    totals.push(Number(/connect\+get: ([\d.]+) s/.exec(out)?.[1]));
+  }
+  console.log(
+    `connect+get 10,000 doubles, one client: median ${median(totals).toFixed(3)} s, best ${Math.min(...totals).toFixed(3)} s (5 runs)  [softIoc 0.041 s]`,
+  );
+  await s.stop();
+}
+
+async function benchLatency(): Promise<void> {
+  const s = await startServer(10);
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const out = await cabench(s.port, "latency", "BENCH:LAT", "2000");
+    const m = /p50 ([\d.]+) us, p99 ([\d.]+) us/.exec(out);
+    p50s.push(Number(m?.[1]));
+    p99s.push(Number(m?.[2]));
+  }
+  console.log(
+    `get round trip, 2,000 sequential: p50 ${median(p50s).toFixed(1)} µs, p99 ${median(p99s).toFixed(1)} µs (median of 3 runs)  [softIoc 91/142 µs]`,
+  );
+  await s.stop();
+}
+
+async function benchFanout(): Promise<void> {
+  const n = 1000;
+  const clients = 5;
+  const secs = 10;
+  const s = await startServer(n);
+  await s.cmd(`update ${n} 10`);
+  const runs = Array.from({ length: clients }, () =>
+    cabench(s.port, "monitor", "BENCH:D", String(n), String(secs)),
+  );
+  // Clients connect and settle (~1 s in cabench); measure a window inside their run.
+  await Bun.sleep(3000);
+  const c0 = cpuSeconds(s.pid);
+  const st0 = await s.cmd("stats");
+  const t0 = performance.now();
+  await Bun.sleep(6000);
+  const c1 = cpuSeconds(s.pid);
+  const st1 = await s.cmd("stats");
+  const dt = (performance.now() - t0) / 1000;
+  const outs = await Promise.all(runs);
+  const rates = outs.map((o) => Number(/([\d.]+) updates\/s/.exec(o)?.[1]));
+  const delivered = (st1.updatesSent ?? 0) - (st0.updatesSent ?? 0);
+  const cpu = c1 - c0;
+  console.log(
+    `fan-out ${n} PVs @10 Hz to ${clients} clients: ${(delivered / dt).toFixed(0)} updates/s sent, clients saw ${rates.map((r) => r.toFixed(0)).join("/")} /s; server CPU ${cpu.toFixed(2)} s over ${dt.toFixed(1)} s = ${((cpu / delivered) * 1e6).toFixed(2)} CPU-s per million updates; coalesced ${(st1.updatesCoalesced ?? 0) - (st0.updatesCoalesced ?? 0)}  [softIoc 1.55]`,
+  );
+  await s.stop();
+}
+
+async function benchMaxRate(): Promise<void> {
+  const n = 1000;
+  const s = await startServer(n);
+  const run = cabench(s.port, "monitor", "BENCH:D", String(n), "6");
+  await Bun.sleep(1500);
+  await s.cmd(`flood ${n}`);
+  await Bun.sleep(1500);
+  const st0 = await s.cmd("stats");
+  const c0 = cpuSeconds(s.pid);
+  const t0 = performance.now();
+  await Bun.sleep(3000);
+  const st1 = await s.cmd("stats");
+  const c1 = cpuSeconds(s.pid);
+  const dt = (performance.now() - t0) / 1000;
+  await s.cmd("flood 0");
+  const out = await run;
+  const sent = ((st1.updatesSent ?? 0) - (st0.updatesSent ?? 0)) / dt;
+  const coalesced = ((st1.updatesCoalesced ?? 0) - (st0.updatesCoalesced ?? 0)) / dt;
+  console.log(
+    `max rate to one client (1,000 PVs posted in a tight loop): sent ${sent.toFixed(0)} updates/s, coalesced ${coalesced.toFixed(0)}/s, server CPU ${((c1 - c0) / dt).toFixed(2)} cores; client: ${out}`,
+  );
+  await s.stop();
+}
+
+async function benchMemory(): Promise<void> {
+  const n = 11_000;
+  const s = await startServer(n);
+  await s.cmd("gc");
+  await Bun.sleep(500);
+  const idle = rssMb(s.pid);
+  const run = cabench(s.port, "monitor", "BENCH:D", String(n), "3");
+  await Bun.sleep(2500);
+  const busy = rssMb(s.pid);
+  await run;
+  console.log(
+    `RSS serving ${n.toLocaleString("en")} scalar PVs: ${idle.toFixed(0)} MB idle, ${busy.toFixed(0)} MB with one client connected and subscribed to all  [softIoc 87 MB]`,
+  );
+  await s.stop();
+}
+
+const all: Record<string, () => Promise<void>> = {
+  connect: benchConnect,
+  latency: benchLatency,
+  fanout: benchFanout,
+  maxrate: benchMaxRate,
+  memory: benchMemory,
+};
+buildClient();
+const which = process.argv.slice(2);
+console.log(`CA server benchmarks, ${new Date().toISOString()}, Bun ${Bun.version}`);
+for (const name of which.length > 0 ? which : Object.keys(all)) {
+  const f = all[name];
+  if (!f) throw new Error(`unknown benchmark ${name}; choose from ${Object.keys(all).join(", ")}`);
+  await f();
+}
