@@ -84,6 +84,9 @@ const OUT_RETAIN = 1024 * 1024;
 const PAUSE_READ_BYTES = 4 * 1024 * 1024;
 // Budget of pending monitor updates written per drain before handing the data to the kernel.
 const PENDING_BATCH_BYTES = 256 * 1024;
+// A tick's send buffer is handed to the kernel early past this size, so a burst of big replies or
+// updates (e.g. many subscriptions to a large array) turns into backlog/coalescing, not a huge buffer.
+const FLUSH_NOW_BYTES = 1024 * 1024;
 const NO_CHANNEL = 0xffffffff;
 const textDecoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -222,6 +225,10 @@ export class Circuit implements SubscriptionSink {
         this.drop("internal error");
       }
       if (this.closed) return;
+      if (this.outLen >= FLUSH_NOW_BYTES) {
+        this.flush();
+        if (this.closed) return;
+      }
     }
     this.flush();
   }
@@ -314,7 +321,8 @@ export class Circuit implements SubscriptionSink {
       return;
     }
     this.writeUpdate(sub);
-    if (!this.flushScheduled) this.srv.scheduleFlush(this);
+    if (this.outLen >= FLUSH_NOW_BYTES) this.flush();
+    else if (!this.flushScheduled) this.srv.scheduleFlush(this);
   }
 
   /** The channel's PV was removed from the registry: SERVER_DISCONN and forget the channel. */

@@ -27,6 +27,8 @@ export interface CaServerStats {
   subscriptions: number;
   /** PVs with at least one open channel. */
   pvsInUse: number;
+  /** Bytes waiting to be sent, summed over circuits (bounded by coalescing and read pausing). */
+  queuedBytes: number;
   /** TCP requests parsed. */
   requests: number;
   updatesSent: number;
@@ -125,9 +127,11 @@ export class CaServer implements CircuitHost {
   stats(): CaServerStats {
     let channels = 0;
     let subscriptions = 0;
+    let queuedBytes = 0;
     for (const c of this.circuits) {
       channels += c.channelCount;
       subscriptions += c.subscriptionCount;
+      queuedBytes += c.queuedBytes;
     }
     const s = this.search?.counters;
     return {
@@ -135,6 +139,7 @@ export class CaServer implements CircuitHost {
       channels,
       subscriptions,
       pvsInUse: this.entries.size,
+      queuedBytes,
       ...this.counters,
       circuitsRefused: this.circuitsRefused,
       searchDatagrams: s?.searchDatagrams ?? 0,

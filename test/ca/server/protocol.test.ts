@@ -172,17 +172,21 @@ describe("monitors and flow control", () => {
     const pv = h.registry.add({ name: "R:BIGMON", kind: "double", count: n });
     const slow = await RawCaClient.handshake(h.port);
     const { sid } = await slow.createChannel("R:BIGMON", 1);
-    slow.send(msg(CMD.EVENT_ADD, 6, n, sid, 5, eventBlock(1)));
-    await slow.next((m) => m.header.command === CMD.EVENT_ADD);
+    // 20 subscriptions on the same array: every post is 20 × 800 kB for this one circuit.
+    for (let id = 0; id < 20; id++) slow.send(msg(CMD.EVENT_ADD, 6, n, sid, id, eventBlock(1)));
+    for (let id = 0; id < 20; id++) await slow.next((m) => m.header.command === CMD.EVENT_ADD);
     slow.pause();
+    let maxQueued = 0;
     const coalescedBefore = h.server.stats().updatesCoalesced;
     const arr = new Float64Array(n);
     for (let i = 1; i <= 300; i++) {
       arr.fill(i);
       pv.post(arr.slice());
+      maxQueued = Math.max(maxQueued, h.server.stats().queuedBytes);
       await Bun.sleep(0); // let the circuit flush between posts, like a real periodic task
     }
-    // 300 × 800 kB = 240 MB if queued; coalescing keeps the circuit's backlog to a few socket loads.
+    // 300 × 20 × 800 kB = 4.8 GB if queued; coalescing keeps the backlog to a few socket loads.
+    expect(maxQueued).toBeLessThan(32 * 2 ** 20);
     const fast = await RawCaClient.handshake(h.port);
     const ch = await fast.createChannel("R:RO", 1);
     fast.send(msg(CMD.READ_NOTIFY, 6, 1, ch.sid, 1));
@@ -194,7 +198,7 @@ describe("monitors and flow control", () => {
     let last = 0;
     let updates = 0;
     while (last !== 300) {
-      const m = await slow.next((x) => x.header.command === CMD.EVENT_ADD);
+      const m = await slow.next((x) => x.header.command === CMD.EVENT_ADD && x.header.p2 === 7);
       updates++;
       last = f64At(m.payload);
     }
