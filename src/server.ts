@@ -12,6 +12,8 @@ export interface StartOptions {
   caConfig?: Partial<CaServerConfig>;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
+  /** Seconds an HTTP connection may stay idle (default 30); adds and job runs are exempt. */
+  httpIdleTimeoutSec?: number;
 }
 
 /** A started iocmng: where it listens, its parts, and how to stop it. */
@@ -87,6 +89,9 @@ export async function startServer(
         // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
         // so Bun's plain-text refusal is left for absurd sizes.
         maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
+        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+        reusePort: false,
       });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);

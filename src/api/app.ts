@@ -64,6 +64,17 @@ class ApiError extends Error {
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
+/**
+ * Adds (clone + dependencies) and job runs legitimately take longer than the server's idle
+ * timeout (Elysia sets 30 s), which would reset the connection mid-request; lift it for them.
+ */
+function longRequest(ctx: {
+  server: { timeout(req: Request, seconds: number): void } | null;
+  request: Request;
+}): void {
+  ctx.server?.timeout(ctx.request, 0);
+}
+
 /** Constant-time token comparison: hashing first makes both sides the same length. */
 function tokenMatches(header: string | null, token: string): boolean {
   if (header === null) return false;
@@ -227,7 +238,8 @@ export function createApp(deps: AppDeps) {
       )
       .post(
         `/${plural}`,
-        async ({ body, set }) => {
+        async ({ body, set, server, request }) => {
+          longRequest({ server, request });
           const r = await controller.add({ ...body, kind });
           if (!r.ok) return failure(set, r, body.pat);
           set.status = 201;
@@ -396,7 +408,8 @@ export function createApp(deps: AppDeps) {
     .use(pluginRoutes("job"))
     .post(
       "/tasks/:name/restart",
-      async ({ params, set }) => {
+      async ({ params, set, server, request }) => {
+        longRequest({ server, request });
         if (controller.get("task", params.name) === undefined) {
           return notFound(set, "task", params.name);
         }
@@ -424,7 +437,8 @@ export function createApp(deps: AppDeps) {
     )
     .post(
       "/jobs/:name/run",
-      async ({ params, set }) => {
+      async ({ params, set, server, request }) => {
+        longRequest({ server, request });
         const r = await controller.runJob(params.name);
         if (!r.ok) return failure(set, r);
         return {

@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import pino from "pino";
 import { loadConfig } from "../../src/config.ts";
 import { isLoopbackHost, securityWarning, startServer } from "../../src/server.ts";
+import { makeRepo } from "../helpers/git-e2e.ts";
+import { DIAG_JOB } from "./lib/plugins.ts";
 import { py } from "./lib/pyepics.ts";
 import { freeTcpPort, freeUdpPort, makeDirs } from "./lib/server.ts";
 
@@ -51,10 +53,58 @@ describe("startServer", () => {
   }, 60_000);
 });
 
+describe("long requests", () => {
+  test("a job run longer than the HTTP idle timeout still gets its answer", async () => {
+    const dirs = await makeDirs();
+    const repo = await makeRepo(DIAG_JOB);
+    const config = loadConfig({
+      IOCMNG_HOST: "127.0.0.1",
+      IOCMNG_PORT: String(freeTcpPort()),
+      IOCMNG_STATE_DIR: dirs.stateDir,
+      IOCMNG_PLUGINS_DIR: dirs.pluginsDir,
+    });
+    const srv = await startServer(config, pino({ level: "silent" }), {
+      env: {},
+      httpIdleTimeoutSec: 1,
+      caConfig: {
+        serverPort: await freeUdpPort(),
+        intfAddrs: ["127.0.0.1"],
+        autoBeaconAddrList: false,
+        beaconAddrs: [`127.0.0.1:${await freeUdpPort()}`],
+      },
+    });
+    try {
+      const base = `http://127.0.0.1:${srv.httpPort}/api/v1`;
+      const add = await fetch(`${base}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "long", git_url: repo.url, parameters: { sleep_ms: 6000 } }),
+      });
+      expect(add.status).toBe(201);
+      // Without the per-request exemption Bun resets the connection once the idle timeout has
+      // passed (Bun checks idle sockets every ~4 s, hence a 6 s job against a 1 s timeout).
+      const run = await fetch(`${base}/jobs/long/run`, { method: "POST" });
+      expect(run.status).toBe(200);
+      expect(((await run.json()) as { ok: boolean }).ok).toBe(true);
+    } finally {
+      await srv.stop();
+      await repo.remove();
+      await dirs.remove();
+    }
+  }, 60_000);
+});
+
 describe("startServer failures", () => {
   test("a busy REST port rejects with a message naming it, and releases the CA port", async () => {
     const dirs = await makeDirs();
-    const hold = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    // Held with SO_REUSEPORT, as another iocmng would if we let Elysia's default stand: the port
+    // must still count as busy.
+    const hold = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      reusePort: true,
+      fetch: () => new Response("other"),
+    });
     const caPort = await freeUdpPort();
     const config = loadConfig({
       IOCMNG_HOST: "127.0.0.1",
