@@ -127,25 +127,36 @@ export function libcaAvailable(): boolean {
   }
 }
 
-/** libc's setenv: libca reads EPICS_CA_* with getenv(), which never sees Bun's process.env writes. */
-let libc:
-  | ReturnType<
-      typeof dlopen<{ setenv: { args: [typeof ptr, typeof ptr, typeof i32]; returns: typeof i32 } }>
-    >
-  | undefined;
+/** Array size libca may transfer when EPICS_CA_MAX_ARRAY_BYTES is unset (libca's own default is 16 KiB). */
+export const DEFAULT_MAX_ARRAY_BYTES = "10000000";
+
+const libcSymbols = {
+  // int setenv(const char *name, const char *value, int overwrite);
+  setenv: { args: [ptr, ptr, i32], returns: i32 },
+  // char *getenv(const char *name);
+  getenv: { args: [ptr], returns: cstring },
+} as const;
+let libc: ReturnType<typeof dlopen<typeof libcSymbols>> | undefined;
 
 /**
- * Copies every EPICS_* variable of process.env into the C environment so that libca, which reads
- * its configuration with getenv() when a context is created, sees what JavaScript set.
+ * Copies every EPICS_* variable of process.env into the C environment, because libca reads its
+ * configuration with getenv() when a context is created and Bun's process.env writes never reach
+ * the C environment. Only changed values are written (setenv is not safe against concurrent
+ * getenv in libca threads of other contexts, so we touch the environment as little as possible).
+ * EPICS_CA_MAX_ARRAY_BYTES defaults to 10 MB, as beamline values files usually set it.
  */
 export function syncEpicsEnv(): void {
   if (!libc) {
-    const name = process.platform === "darwin" ? "libc.dylib" : "libc.so.6";
-    // int setenv(const char *name, const char *value, int overwrite);
-    libc = dlopen(name, { setenv: { args: [ptr, ptr, i32], returns: i32 } });
+    libc = dlopen(process.platform === "darwin" ? "libc.dylib" : "libc.so.6", libcSymbols);
   }
+  const want: Record<string, string> = { EPICS_CA_MAX_ARRAY_BYTES: DEFAULT_MAX_ARRAY_BYTES };
   for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith("EPICS_") || v === undefined) continue;
-    libc.symbols.setenv(Buffer.from(`${k}\0`), Buffer.from(`${v}\0`), 1);
+    if (k.startsWith("EPICS_") && v !== undefined) want[k] = v;
+  }
+  for (const [k, v] of Object.entries(want)) {
+    const key = Buffer.from(`${k}\0`);
+    const current = libc.symbols.getenv(key);
+    if (current !== null && String(current) === v) continue;
+    libc.symbols.setenv(key, Buffer.from(`${v}\0`), 1);
   }
 }

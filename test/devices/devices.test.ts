@@ -216,6 +216,34 @@ function simulateMotor(r: PvRegistry, prefix: string, step = 0.5): void {
   });
 }
 
+/** A Technosoft TML axis: VAL_SP + ACT=ABS_POS + ACTX_SP=RUN starts a move; MSTA bit 10 = moving. */
+function simulateTml(r: PvRegistry, prefix: string, step = 0.5): void {
+  const rbv = r.add({ name: `${prefix}:RBV`, kind: "double", initial: 0 });
+  const msta = r.add({ name: `${prefix}:MSTA`, kind: "long", initial: 0 });
+  const sp = r.add({ name: `${prefix}:VAL_SP`, kind: "double", writable: true });
+  const act = r.add({ name: `${prefix}:ACT`, kind: "long", writable: true });
+  let running = false;
+  r.add({ name: `${prefix}:ACTX_SP`, kind: "long", writable: true }, (v) => {
+    if (v === 2) running = false;
+    if (v !== 1 || act.value !== 2 || running) return;
+    running = true;
+    msta.post((msta.value as number) | 0x400);
+    const tick = () => {
+      const pos = rbv.value as number;
+      const target = sp.value as number;
+      if (!running || pos === target) {
+        running = false;
+        msta.post((msta.value as number) & ~0x400);
+        return;
+      }
+      const d = target - pos;
+      rbv.post(Math.abs(d) <= step ? target : pos + Math.sign(d) * step);
+      setTimeout(tick, 2);
+    };
+    setTimeout(tick, 2);
+  });
+}
+
 describe("devices over Channel Access", () => {
   let h: CaHarness;
   let ca: LibcaClient;
@@ -225,6 +253,7 @@ describe("devices over Channel Access", () => {
     h = await startCaServer();
     Object.assign(process.env, h.env);
     simulateMotor(h.registry, "TBL:MOT:M1");
+    simulateTml(h.registry, "TBL:TML:AXES:SLIT1");
     h.registry.add({ name: "TBL:DIAG:BPM1:SA:SA_X_MONITOR", kind: "double", initial: 0.125 });
     h.registry.add({
       name: "TBL:DIAG:BPM1:ENV:ENV_ADCSP_THRESHOLD_SP",
@@ -270,6 +299,24 @@ describe("devices over Channel Access", () => {
     expect(stoppedAt).toBeGreaterThan(start);
     expect(stoppedAt).toBeLessThan(45);
     expect(await m1.isMoving()).toBe(false);
+  });
+
+  test("TML motor: moveTo drives the command words and waits for MSTA", async () => {
+    const slit = reg.getDevice("SLIT1") as MotorDevice;
+    await slit.moveTo(7.5, { timeout: 30 });
+    expect(await slit.readback()).toBe(7.5);
+    expect(await slit.isMoving()).toBe(false);
+    expect(h.registry.get("TBL:TML:AXES:SLIT1:ACT")?.value).toBe(2);
+    await slit.moveTo(20, { wait: false });
+    const end = Date.now() + 10_000;
+    const rb = h.registry.get("TBL:TML:AXES:SLIT1:RBV") as Pv;
+    while ((rb.value as number) <= 8.5 && Date.now() < end) await Bun.sleep(5);
+    expect(await slit.isMoving()).toBe(true);
+    await slit.stop();
+    while ((await slit.isMoving()) && Date.now() < end) await Bun.sleep(5);
+    const at = await slit.readback();
+    expect(at).toBeGreaterThan(7.5);
+    expect(at).toBeLessThan(20);
   });
 
   test("generic device: named signals as get/put/monitor", async () => {

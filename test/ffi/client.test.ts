@@ -150,6 +150,24 @@ describe("get: every form of every kind", () => {
     expect((await ca.get("FFI:LWAVE", { count: 2 })).value).toEqual(new Int32Array([1, 2]));
   });
 
+  test("large arrays (200,000 doubles = 1.6 MB) round-trip", async () => {
+    const big = new Float64Array(200_000).map((_, i) => i * 0.5);
+    h.registry.add({
+      name: "FFI:BIG",
+      kind: "double",
+      count: 200_000,
+      writable: true,
+      initial: big,
+    });
+    const r = await ca.get("FFI:BIG", { timeout: 30 });
+    expect(r.count).toBe(200_000);
+    expect(r.value).toEqual(big);
+    const half = new Float64Array(100_000).map((_, i) => -i);
+    await ca.put("FFI:BIG", half, { wait: true, timeout: 30 });
+    expect((h.registry.get("FFI:BIG")?.value as Float64Array).length).toBe(100_000);
+    expect((await ca.get("FFI:BIG", { timeout: 30 })).value).toEqual(half);
+  });
+
   test("alarm state follows the server", async () => {
     const pv = h.registry.get("FFI:DBL") as Pv;
     pv.post(3.5);
