@@ -187,6 +187,7 @@ export async function runLifecycle<P extends TaskBase | JobBase>(
   if (initialised && plugin instanceof TaskBase) {
     host.store("STATUS", "RUN");
     const total = opts.cycles ?? 1;
+    let calls = 0;
     for (let i = 0; i < total; i++) {
       try {
         await opts.beforeCycle?.(i, ctl);
@@ -197,10 +198,15 @@ export async function runLifecycle<P extends TaskBase | JobBase>(
       try {
         await plugin.execute();
         cycles++;
-        plugin._cycleCount = cycles;
-        host.store("CYCLE_COUNT", cycles);
+        // A good cycle after a failed one clears the ERROR state, as the runtime does.
+        if (host.getPv("STATUS") === "ERROR") host.store("STATUS", "RUN");
       } catch (e) {
         fail("execute", e, i);
+      } finally {
+        // CYCLE_COUNT counts every execute(), failed ones included (the runtime's rule).
+        calls++;
+        plugin._cycleCount = calls;
+        host.store("CYCLE_COUNT", calls);
       }
     }
   } else if (initialised && plugin instanceof JobBase) {
@@ -219,10 +225,11 @@ export async function runLifecycle<P extends TaskBase | JobBase>(
   if (!opts.skipCleanup) {
     try {
       await plugin.cleanup();
-      if (isTask && errors.length === 0) host.store("STATUS", "END");
     } catch (e) {
       fail("cleanup", e);
     }
+    // The runtime ends a removed task in END whatever cleanup() did (its error is logged).
+    if (isTask) host.store("STATUS", "END");
   }
   const run: LifecycleRun<P> = {
     plugin,
