@@ -8,8 +8,14 @@ import { lookup } from "node:dns/promises";
 import os from "node:os";
 import type { Logger } from "pino";
 import type { PvRegistry } from "../../pv/registry.ts";
-import { CMD, HEADER_SIZE, MAX_UDP_SEND } from "../codec/constants.ts";
-import { encodeBeacon, encodeSearchReply, encodeUdpVersion } from "../codec/messages.ts";
+import {
+  CA_MINOR_VERSION,
+  CMD,
+  HEADER_SIZE,
+  INADDR_ANY_REPLY,
+  MAX_UDP_SEND,
+} from "../codec/constants.ts";
+import { encodeBeacon, encodeUdpVersion } from "../codec/messages.ts";
 
 const textDecoder = new TextDecoder();
 // A search reply: 16-byte header + 8-byte payload carrying our minor version.
@@ -50,7 +56,9 @@ export class SearchResponder {
     const len = msg.length;
     const replies: Uint8Array[] = [];
     let out: Uint8Array | null = null;
+    let outView: DataView | null = null;
     let outLen = 0;
+    const tcpPort = this.tcpPort();
     // Per datagram, like rsrv: a SEARCH counts only after a VERSION with minor ≥ 4 in the same one.
     let minor = 0;
     let seq = 0;
@@ -90,8 +98,9 @@ export class SearchResponder {
         replies.push(out.subarray(0, outLen));
         out = null;
       }
-      if (out === null) {
+      if (out === null || outView === null) {
         out = new Uint8Array(MAX_UDP_SEND);
+        outView = new DataView(out.buffer);
         outLen = 0;
         // Clients < 4.11 get no VERSION prefix (rsrv strips it).
         if (minor >= 11) {
@@ -99,7 +108,14 @@ export class SearchResponder {
           outLen = HEADER_SIZE;
         }
       }
-      out.set(encodeSearchReply(this.tcpPort(), p2), outLen);
+      // SEARCH reply written in place (fact sheet §3.2): dt = TCP port, p1 = 0xFFFFFFFF ("use the
+      // sender's address"), p2 = search ID, 8-byte payload with our minor version (buffer is zeroed).
+      outView.setUint16(outLen, CMD.SEARCH);
+      outView.setUint16(outLen + 2, 8);
+      outView.setUint16(outLen + 4, tcpPort);
+      outView.setUint32(outLen + 8, INADDR_ANY_REPLY);
+      outView.setUint32(outLen + 12, p2);
+      outView.setUint16(outLen + 16, CA_MINOR_VERSION);
       outLen += SEARCH_REPLY_SIZE;
       this.counters.searchReplies++;
     }
