@@ -81,7 +81,7 @@ export function quantile(xs: number[], q: number): number {
 
 /** "p50 x / p95 y / p99 z / max w" in ms with one decimal. */
 export function summary(xs: number[], unit = "ms"): string {
-  const f = (v: number) => v.toFixed(unit === "ms" ? 2 : 1);
+  const f = (v: number) => v.toFixed(unit === "ms" ? 3 : 1);
   return `n=${xs.length} p50 ${f(quantile(xs, 0.5))} / p95 ${f(quantile(xs, 0.95))} / p99 ${f(quantile(xs, 0.99))} / max ${f(Math.max(...xs))} ${unit}`;
 }
 
