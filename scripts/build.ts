@@ -94,7 +94,9 @@ export async function buildBinary(opts: { force?: boolean; quiet?: boolean } = {
     result = await Bun.build({
       entrypoints,
       root: ENTRY_DIR,
-      minify: true,
+      // keepNames: class and function names survive minification, so logs (pino's err.type is
+      // err.constructor.name) and messages naming classes read the same as from the sources.
+      minify: { whitespace: true, syntax: true, identifiers: true, keepNames: true },
       // Errors in the field still point at src/ lines.
       sourcemap: "linked",
       // Pre-parsed bytecode: shorter cold start (see docs/bench/binary.md).
