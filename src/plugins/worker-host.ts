@@ -60,7 +60,11 @@ export class PluginWorker {
     private readonly events: WorkerEvents,
     private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
   ) {
-    this.worker = new Worker(new URL("./worker.ts", import.meta.url));
+    // The worker sees the server's environment as it is now (Bun would otherwise give it the
+    // process's initial environment), e.g. EPICS_CA_* for the plugin's libca client.
+    this.worker = new Worker(new URL("./worker.ts", import.meta.url), {
+      env: { ...process.env } as Record<string, string>,
+    });
     PluginWorker.live++;
     let readyResolve: () => void = () => {};
     this.ready = new Promise<void>((resolve) => {

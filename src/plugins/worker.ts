@@ -7,7 +7,9 @@
 import { format } from "node:util";
 import {
   constructWithContext,
+  type DeviceAccess,
   type LogLevel,
+  type PluginCaClient,
   type PvAlarm,
   type PvDefinition,
   type PvInput,
@@ -521,9 +523,32 @@ async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
 }
 
 async function installServices(s: Extract<ToWorker, { t: "start" }>["services"]): Promise<void> {
-  // The CA client and device layer live in other modules; they are wired here when present.
-  setServices({});
-  void s;
+  // Loaded on first use with require(): a plugin that never touches CA pays nothing, and static
+  // specifiers keep both modules inside a `bun build --compile` binary.
+  const ca = (): PluginCaClient =>
+    (require("../../ffi/index.ts") as typeof import("../../ffi/index.ts")).caClient();
+  let devices: DeviceAccess | undefined;
+  const values = s.beamlineValues;
+  setServices({
+    ca,
+    ...(s.devices && values
+      ? {
+          devices: (): DeviceAccess => {
+            if (!devices) {
+              const mod = require("../devices/index.ts") as typeof import("../devices/index.ts");
+              const ffi = require("../../ffi/index.ts") as typeof import("../../ffi/index.ts");
+              const reg = mod.DeviceRegistry.fromValues(values, () => ffi.caClient());
+              devices = {
+                getDevice: (name) => reg.getDevice(name),
+                listDevices: () => reg.listDevices(),
+                getDevicesByType: (group) => reg.getDevicesByType(group),
+              };
+            }
+            return devices;
+          },
+        }
+      : {}),
+  });
 }
 
 self.onmessage = async (event: MessageEvent<ToWorker>) => {

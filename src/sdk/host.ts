@@ -129,9 +129,39 @@ export class LocalHost implements SdkHost {
   }
 }
 
+/** A reading from the CA client (subset of ffi's CaReading that plugins rely on). */
+export interface PluginCaReading {
+  value: number | string | ArrayLike<number>;
+  status?: number;
+  severity?: number;
+  timestamp?: Date;
+  units?: string;
+  enumStrings?: string[];
+  count: number;
+  nativeType: string;
+}
+
+/** The Channel Access client plugins get as `this.ca` (libca through bun:ffi, in their Worker). */
+export interface PluginCaClient {
+  /** Reads a PV; `timeout` in seconds (default 5). */
+  get(
+    name: string,
+    opts?: { as?: "value" | "time" | "ctrl"; timeout?: number; count?: number },
+  ): Promise<PluginCaReading>;
+  /** Writes a PV; `wait: true` waits for completion like `caput -c`. */
+  put(name: string, value: unknown, opts?: { wait?: boolean; timeout?: number }): Promise<void>;
+  /** Subscribes; iterate with `for await`, or pass onUpdate; close() ends it. */
+  monitor(
+    name: string,
+    opts?: { mask?: number; onUpdate?: (r: PluginCaReading) => void; queueLimit?: number },
+  ): AsyncIterable<PluginCaReading> & { close(): void };
+  /** Connection changes of a PV; returns the function that stops listening. */
+  onConnection(name: string, cb: (connected: boolean) => void): () => void;
+}
+
 /** Optional services (CA client, device layer) a runtime may provide to plugins. */
 export interface Services {
-  ca?: () => unknown;
+  ca?: () => PluginCaClient;
   devices?: () => DeviceAccess;
 }
 

@@ -10,13 +10,22 @@ import {
   getServices,
   LocalHost,
   type LogLevel,
+  type PluginCaClient,
   type PvAlarm,
   type PvDefinition,
   type PvInput,
   type SdkHost,
 } from "./host.ts";
 
-export type { LogLevel, PvAlarm, PvDefinition, PvInput, PvKindName } from "./host.ts";
+export type {
+  LogLevel,
+  PluginCaClient,
+  PluginCaReading,
+  PvAlarm,
+  PvDefinition,
+  PvInput,
+  PvKindName,
+} from "./host.ts";
 
 /** Longest MESSAGE in bytes (an EPICS string holds 39 characters plus the NUL). */
 export const MAX_MESSAGE_BYTES = 39;
@@ -118,7 +127,7 @@ export abstract class PluginBase {
   }
 
   /** The Channel Access client (libca); throws a clear error when it is not available. */
-  get ca(): unknown {
+  get ca(): PluginCaClient {
     const provider = getServices().ca;
     if (!provider) throw new Error("the Channel Access client is not available in this runtime");
     return provider();

@@ -56,7 +56,12 @@ export const TEST_TIMINGS: Partial<RuntimeTimings> = { watchdogMs: 1500, importT
 
 /** Builds an Env; `root` reuses existing dirs. */
 export async function makeEnv(
-  opts: { root?: string; config?: Partial<ServerConfig>; timings?: Partial<RuntimeTimings> } = {},
+  opts: {
+    registry?: PvRegistry;
+    root?: string;
+    config?: Partial<ServerConfig>;
+    timings?: Partial<RuntimeTimings>;
+  } = {},
 ): Promise<Env> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), "iocmng-rt-")));
   const logs: string[] = [];
@@ -78,7 +83,7 @@ export async function makeEnv(
     beamlineConfigFile: null,
     ...opts.config,
   };
-  const registry = new PvRegistry();
+  const registry = opts.registry ?? new PvRegistry();
   const state = new StateStore(config.stateDir, logger);
   const controller = new PluginController({
     registry,
