@@ -681,6 +681,7 @@ export class LibcaClient implements CaClient {
     if (!this.safety) {
       this.safety = setInterval(() => this.safetyTick(), SAFETY_POLL_MS);
     }
+    this.safety.ref();
   }
 
   private safetyTick(): void {
@@ -692,10 +693,11 @@ export class LibcaClient implements CaClient {
     const now = Date.now();
     if (this.idleSince === 0) this.idleSince = now;
     else if (now - this.idleSince >= IDLE_STOP_MS) {
-      // Idle: stop polling so an open client does not keep the process alive.
+      // Idle: let the process exit if nothing else holds it, but keep servicing the context so
+      // libca's threads never sit blocked on the callback lock (echoes, reconnects of cached
+      // channels) while nobody waits for a callback.
       this.stopWake();
-      if (this.safety) clearInterval(this.safety);
-      this.safety = undefined;
+      this.safety?.unref();
     }
   }
 

@@ -384,6 +384,25 @@ describe("threads", () => {
   });
 });
 
+describe("process lifetime", () => {
+  test("an idle client that was never closed does not keep the process alive", async () => {
+    const code = `
+      process.env.EPICS_CA_ADDR_LIST = "127.0.0.1";
+      process.env.EPICS_CA_AUTO_ADDR_LIST = "NO";
+      process.env.EPICS_CA_SERVER_PORT = "1";
+      const m = await import(${JSON.stringify(new URL("../../ffi/index.ts", import.meta.url).pathname)});
+      const err = await m.caClient().get("NOBODY:HOME", { timeout: 0.2 }).catch((e) => e);
+      console.log(err.name);`;
+    const p = Bun.spawn([process.execPath, "-e", code], { stdout: "pipe", stderr: "pipe" });
+    const killer = setTimeout(() => p.kill(), 30_000);
+    const out = await new Response(p.stdout).text();
+    const code_ = await p.exited;
+    clearTimeout(killer);
+    expect(out.trim()).toBe("CaTimeoutError");
+    expect(code_).toBe(0);
+  }, 60_000);
+});
+
 describe("library loading", () => {
   test("a missing libca gives CaLibraryError naming the Debian package", async () => {
     const code = `
