@@ -151,9 +151,12 @@ export const SHUTDOWN_GRACE_MS = 4500;
 export function installSignalHandlers(
   server: Pick<RunningServer, "stop">,
   logger: Logger,
-  exit: (code: number) => void = (code) => process.exit(code),
+  opts: { exit?: (code: number) => void; graceMs?: number } = {},
 ): () => void {
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const graceMs = opts.graceMs ?? SHUTDOWN_GRACE_MS;
   let started = false;
+  let hard: ReturnType<typeof setTimeout> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (started) {
       logger.warn({ signal }, "second signal during shutdown: exiting now");
@@ -162,10 +165,10 @@ export function installSignalHandlers(
     }
     started = true;
     logger.info({ signal }, "shutting down");
-    const hard = setTimeout(() => {
-      logger.error({ graceMs: SHUTDOWN_GRACE_MS }, "shutdown took too long: exiting anyway");
+    hard = setTimeout(() => {
+      logger.error({ graceMs }, "shutdown took too long: exiting anyway");
       exit(1);
-    }, SHUTDOWN_GRACE_MS);
+    }, graceMs);
     server.stop().then(
       () => {
         clearTimeout(hard);
@@ -183,6 +186,7 @@ export function installSignalHandlers(
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   return () => {
+    clearTimeout(hard);
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   };
