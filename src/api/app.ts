@@ -207,6 +207,7 @@ export function createApp(deps: AppDeps) {
   const { controller, apiToken } = deps;
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const log = deps.logger?.child({ component: "rest" });
+  const started = new WeakMap<Request, number>();
 
   const failure = (
     set: { status?: number | string },
@@ -329,6 +330,7 @@ export function createApp(deps: AppDeps) {
     .error({ ApiError })
     // Auth and size checks run before the body is even read.
     .onRequest(({ request, set }) => {
+      started.set(request, performance.now());
       if (apiToken !== null && MUTATING.has(request.method)) {
         if (!tokenMatches(request.headers.get("authorization"), apiToken)) {
           set.status = 401;
@@ -359,6 +361,16 @@ export function createApp(deps: AppDeps) {
         const why = e instanceof Error ? e.message : String(e);
         throw new ApiError(400, `malformed JSON body: ${why.slice(0, 200)}`);
       }
+    })
+    // One line per request (never the body: it may hold a token); reads only at debug level.
+    .onAfterResponse(({ request, set }) => {
+      if (log === undefined) return;
+      const t0 = started.get(request);
+      const ms = t0 === undefined ? undefined : Math.round(performance.now() - t0);
+      const path = new URL(request.url).pathname;
+      const entry = { method: request.method, path, status: set.status, ms };
+      if (MUTATING.has(request.method)) log.info(entry, "request");
+      else log.debug(entry, "request");
     })
     .onError(({ code, error, set }) => {
       // Elysia wraps what a parser throws in a ParseError; ours carries the real status.
