@@ -34,6 +34,21 @@ let instance: LibcaClient | undefined;
 let previous: LibcaClient | undefined;
 
 /**
+ * Closes this thread's client if one was created (never creates one) and resolves once its libca
+ * context is destroyed. For a plugin worker's stop path: it frees libca's threads and circuits,
+ * which a terminated Worker would otherwise leave behind.
+ */
+export async function closeCaClient(): Promise<void> {
+  const c = instance;
+  if (c) {
+    c.close();
+    await c.whenClosed();
+  } else if (previous) {
+    await previous.whenClosed();
+  }
+}
+
+/**
  * The calling thread's client (main thread or Worker each get their own libca context), created on
  * first use. Throws CaLibraryError when libca is missing. After close() the next call makes a new one.
  * EPICS_CA_* variables must be in process.env before the first call: libca reads them only when

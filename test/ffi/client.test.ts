@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   CaBadTypeError,
+  CaDisconnectedError,
   CaError,
   CaLibraryError,
   CaNoAccessError,
@@ -244,6 +245,39 @@ describe("put", () => {
 });
 
 describe("errors and hostile input", () => {
+  test("a PV removed while a put waits for completion: CaDisconnectedError", async () => {
+    h.registry.add(
+      { name: "FFI:VANISH", kind: "double", writable: true },
+      () => new Promise<void>(() => {}),
+    );
+    const pending = ca.put("FFI:VANISH", 1, { wait: true, timeout: 60 }).catch((e) => e);
+    await until(
+      () => h.registry.get("FFI:VANISH") !== undefined && ca.nativeType("FFI:VANISH") !== undefined,
+      "connect",
+    );
+    // Give the write time to reach the server's handler, bounded by the server-side check.
+    await Bun.sleep(50);
+    h.registry.remove("FFI:VANISH");
+    const err = await pending;
+    expect(err).toBeInstanceOf(CaDisconnectedError);
+  });
+
+  test("a throwing onUpdate does not stop other monitors", async () => {
+    const pv = h.registry.get("FFI:MON") as Pv;
+    let good = 0;
+    const bad = ca.monitor("FFI:MON", {
+      onUpdate: () => {
+        throw new Error("consumer bug");
+      },
+    });
+    const ok = ca.monitor("FFI:MON", { onUpdate: () => good++ });
+    await until(() => good >= 1, "initial update");
+    pv.post(4242);
+    await until(() => good >= 2, "update after a throwing consumer");
+    bad.close();
+    ok.close();
+  });
+
   test("unknown PV: CaTimeoutError naming the PV", async () => {
     const err = await ca.get("FFI:DOES_NOT_EXIST", { timeout: 0.3 }).catch((e) => e);
     expect(err).toBeInstanceOf(CaTimeoutError);
