@@ -337,6 +337,7 @@ export class PluginController {
     let worker: PluginWorker | null = null;
     const created: string[] = [];
     const unsubs: Array<() => void> = [];
+    let loadedRef: Loaded | null = null;
     try {
       // clone
       if (src.from === "git") {
@@ -432,6 +433,7 @@ export class PluginController {
         jobBusy: false,
         stopped: false,
       };
+      loadedRef = loaded;
       worker = this.spawnWorker(loaded, log);
       loaded.worker = worker;
       try {
@@ -513,6 +515,7 @@ export class PluginController {
               ? `running every ${loaded.interval} s`
               : "loaded, disabled (ENABLE=0)",
       );
+      if (this.shuttingDown) steps.fail("start", "server is shutting down");
       this.plugins.set(spec.name.toLowerCase(), loaded);
       log.info({ kind: spec.kind, prefix: loaded.prefix }, `${spec.kind} ${spec.name} loaded`);
       return { ok: true, loaded, report: steps.report() };
@@ -522,7 +525,10 @@ export class PluginController {
       else log.warn({ step: e.step }, `${spec.kind} ${spec.name} not loaded: ${report.message}`);
       for (const u of unsubs) u();
       worker?.terminate();
+      if (loadedRef) loadedRef.stopped = true;
       for (const n of created) this.deps.registry.remove(n);
+      // PVs the plugin created with addPv during initialize() go too.
+      for (const { pv } of loadedRef?.pvs.values() ?? []) this.deps.registry.remove(pv.name);
       if (src.from === "git" && cloneDir) {
         await rm(cloneDir, { recursive: true, force: true }).catch(() => {});
         // The per-plugin directory too, when nothing else (an older clone) lives there.
@@ -597,6 +603,7 @@ export class PluginController {
       return async (value: PvValue): Promise<void> => {
         if (value === 0) return;
         if (p.triggerBusy) throw new Error("busy: the previous execute() is still running");
+        if (p.worker.isUnresponsive) throw new Error("plugin unresponsive: trigger refused");
         const pv = p.pvs.get("RUN")?.pv;
         p.triggerBusy = true;
         pv?.post(1);

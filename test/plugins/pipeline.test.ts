@@ -226,6 +226,12 @@ describe("each failing step leaves nothing behind (422)", () => {
     const r = await repo({ "index.ts": src });
     await expectFailureLeavesNothing("st1", { git_url: r.url }, "start", "no hardware");
   });
+  test("start: PVs added by initialize() before it throws are removed too", async () => {
+    const src =
+      'import { TaskBase } from "iocmng";\nexport class Bad extends TaskBase { async initialize() { await this.addPv("DYN", { kind: "double" }); throw new Error("late failure"); } execute() {} cleanup() {} }\n';
+    const r = await repo({ "index.ts": src });
+    await expectFailureLeavesNothing("st2", { git_url: r.url }, "start", "late failure");
+  });
   test("the name is free after a failure: the same name loads a good plugin", async () => {
     const r = await repo(counterFiles);
     const ok = await env.controller.add({ name: "c1", kind: "task", git_url: r.url });
