@@ -423,7 +423,7 @@ describe("process lifetime", () => {
     const code = `
       process.env.EPICS_CA_ADDR_LIST = "127.0.0.1";
       process.env.EPICS_CA_AUTO_ADDR_LIST = "NO";
-      process.env.EPICS_CA_SERVER_PORT = "1";
+      process.env.EPICS_CA_SERVER_PORT = "45999";
       const m = await import(${JSON.stringify(new URL("../../ffi/index.ts", import.meta.url).pathname)});
       const err = await m.caClient().get("NOBODY:HOME", { timeout: 0.2 }).catch((e) => e);
       console.log(err.name);`;

@@ -68,6 +68,35 @@ describe("decodeDbr", () => {
     b.fill(0);
     expect(r.value).toEqual(new Int32Array([7, -8, 9]));
   });
+  test("CTRL_SHORT and CTRL_FLOAT (native types our server does not serve) decode by offset", () => {
+    const b = new Uint8Array(dbrSizeN(29, 1));
+    const dv = new DataView(b.buffer);
+    b.set(new TextEncoder().encode("V"), 4);
+    [100, -100, 90, 80, -80, -90, 50, -50].forEach((x, i) => {
+      dv.setInt16(12 + i * 2, x, true);
+    });
+    dv.setInt16(28, -7, true);
+    expect(decodeDbr(29, 1, b, false)).toMatchObject({
+      value: -7,
+      nativeType: "short",
+      units: "V",
+      displayLimits: { low: -100, high: 100 },
+      alarmLimits: { hihi: 90, high: 80, low: -80, lolo: -90 },
+      controlLimits: { low: -50, high: 50 },
+    });
+    const f = new Uint8Array(dbrSizeN(30, 2));
+    const fv = new DataView(f.buffer);
+    fv.setInt16(4, 2, true);
+    f.set(new TextEncoder().encode("A"), 8);
+    fv.setFloat32(16, 5, true);
+    fv.setFloat32(20, -5, true);
+    fv.setFloat32(48, 1.5, true);
+    fv.setFloat32(52, -2.5, true);
+    const r = decodeDbr(30, 2, f, true);
+    expect(r).toMatchObject({ precision: 2, units: "A", displayLimits: { low: -5, high: 5 } });
+    expect(r.value).toEqual(new Float32Array([1.5, -2.5]));
+  });
+
   test("strings stop at NUL and never run past 40 bytes", () => {
     const b = new Uint8Array(40).fill(65);
     expect(decodeDbr(0, 1, b, false).value).toBe("A".repeat(40));
