@@ -90,6 +90,8 @@ describe("validation pipeline: one failing step each, reported by name", () => {
       const res = await srv.api("POST", "/tasks", { name: "v-escape", git_url: r.url, path }, auth);
       expect([400, 422]).toContain(res.status);
       expect(res.body.ok).toBe(false);
+      const step = (res.body.validation as { failedStep?: string } | undefined)?.failedStep;
+      expect(["request", "path"]).toContain(step ?? "");
     }
     await expectNothingLeft("v-escape");
   });
@@ -169,18 +171,31 @@ describe("bad requests", () => {
   test("hostile git URLs are refused before git runs", async () => {
     const marker = `${dirs.root}/pwned`;
     for (const git_url of [
+      "--upload-pack=touch",
       `--upload-pack=touch ${marker}`,
+      "-oProxyCommand=x",
       `-c core.sshCommand=touch ${marker}`,
+      "ext::sh",
       `ext::sh -c touch% ${marker}`,
       "fd::17",
-      `ssh://-oProxyCommand=touch ${marker}/x`,
       "http://insecure.invalid/repo.git",
+      "git://host.invalid/repo",
       "/absolute/path/without/scheme",
+      "https://user:token@host.invalid/repo.git",
     ]) {
       const res = await post({ name: "hostile", git_url });
-      expect([400, 422]).toContain(res.status);
+      expect(res.status).toBe(400);
       expect(res.body.ok).toBe(false);
+      expect((res.body.validation as { failedStep?: string } | undefined)?.failedStep).toBe(
+        "request",
+      );
     }
+    // An option smuggled into the host part: git's own guard refuses it ("strange hostname").
+    const smuggled = await post({
+      name: "hostile",
+      git_url: `ssh://-oProxyCommand=touch%20${marker}/x`,
+    });
+    expect([400, 422]).toContain(smuggled.status);
     expect(await Bun.file(marker).exists()).toBe(false);
     await expectNothingLeft("hostile");
   });
