@@ -228,7 +228,7 @@ export class MotorDevice extends Device {
       await this.put("setpoint", pos, { wait: true, timeout });
       await this.put("action", TML.CMD_ABS_POS, { wait: true, timeout });
       await this.put("execute", TML.RUN, { wait: true, timeout });
-      if (wait) await this.waitStopped(timeout);
+      if (wait) await this.waitStopped(pos, timeout);
       return;
     }
     await this.put("setpoint", pos, { wait, timeout });
@@ -240,19 +240,50 @@ export class MotorDevice extends Device {
     else await this.put("stop", 1, { wait: true });
   }
 
-  private async waitStopped(timeout: number): Promise<void> {
-    const end = Date.now() + timeout * 1000;
-    // TML motors report motion only in MSTA; a monitor wakes us on every change.
-    const m = this.monitor("status", { as: "value" });
-    try {
-      for await (const r of m) {
-        if ((Number(r.value) & TML.MOVING_BIT) === 0) return;
-        if (Date.now() > end) break;
-      }
-      throw new DeviceError(`${this.name}: still moving after ${timeout} s`);
-    } finally {
-      m.close();
-    }
+  /**
+   * Waits until a TML move has finished: MSTA's moving bit was seen set and is clear again, or it
+   * never appeared and the readback already sits at the target (a null move). Bounded by
+   * `timeout` even when MSTA never changes.
+   */
+  private waitStopped(target: number, timeout: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let seenMoving = false;
+      let done = false;
+      const finish = (err?: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        m.close();
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(
+            new DeviceError(`${this.name}: move to ${target} not finished after ${timeout} s`),
+          ),
+        timeout * 1000,
+      );
+      const m = this.monitor("status", {
+        as: "value",
+        onUpdate: (r) => {
+          if ((Number(r.value) & TML.MOVING_BIT) !== 0) {
+            seenMoving = true;
+            return;
+          }
+          if (seenMoving) {
+            finish();
+            return;
+          }
+          this.readback().then(
+            (p) => {
+              if (Math.abs(p - target) <= 1e-9 * Math.max(1, Math.abs(target))) finish();
+            },
+            (e: Error) => finish(e),
+          );
+        },
+      });
+    });
   }
 
   override describe(): Record<string, unknown> {

@@ -267,6 +267,36 @@ describe("devices over Channel Access", () => {
     expect(at).toBeLessThan(20);
   });
 
+  test("TML motor that never starts: moveTo fails after its timeout, not before", async () => {
+    for (const sfx of ["VAL_SP", "ACT", "ACTX_SP"]) {
+      h.registry.add({ name: `TBL:DEAD:AX:${sfx}`, kind: "double", writable: true });
+    }
+    h.registry.add({ name: "TBL:DEAD:AX:MSTA", kind: "long", initial: 0 });
+    h.registry.add({ name: "TBL:DEAD:AX:RBV", kind: "double", initial: 0 });
+    const r = DeviceRegistry.fromValues(
+      {
+        epicsConfiguration: {
+          iocs: [
+            {
+              name: "dead",
+              devgroup: "mot",
+              devtype: "tml",
+              iocprefix: "TBL:DEAD",
+              devices: [{ name: "AX" }],
+            },
+          ],
+        },
+      },
+      () => ca,
+    );
+    const ax = r.getDevice("AX") as MotorDevice;
+    const err = await ax.moveTo(3, { timeout: 0.5 }).catch((e) => e);
+    expect(err).toBeInstanceOf(DeviceError);
+    expect((err as Error).message).toMatch(/not finished after 0.5 s/);
+    // A null move (already at the target) finishes without a moving bit.
+    await ax.moveTo(0, { timeout: 10 });
+  });
+
   test("generic device: named signals as get/put/monitor", async () => {
     const bpm = reg.getDevice("BPM1")!;
     expect(await bpm.read("x")).toBe(0.125);
