@@ -96,6 +96,21 @@ describe("validation pipeline: one failing step each, reported by name", () => {
     await expectNothingLeft("v-escape");
   });
 
+  test("path through a symlink that leaves the clone is refused", async () => {
+    const outside = await repo(COUNTER_TASK); // a valid plugin dir outside the clone
+    const r = await makeRepo(
+      { "README.md": "decoy\n" },
+      { symlinks: { evil: outside.dir, "nested/evil2": "../../" } },
+    );
+    repos.push(r);
+    for (const path of ["evil", "nested/evil2"]) {
+      const res = await srv.api("POST", "/tasks", { name: "v-link", git_url: r.url, path }, auth);
+      expect(res.status).toBe(422);
+      expect((res.body.validation as { failedStep: string }).failedStep).toBe("path");
+    }
+    await expectNothingLeft("v-link");
+  });
+
   test("a job repository under /tasks is refused and leaves nothing loaded", async () => {
     const r = await repo(DIAG_JOB);
     const res = await srv.api("POST", "/tasks", { name: "wrong-kind", git_url: r.url }, auth);

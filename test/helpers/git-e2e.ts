@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -42,14 +42,22 @@ async function writeFiles(root: string, files: Record<string, string>): Promise<
   }
 }
 
-/** `git init` a temp dir with `files` on branch `main` (plus any extra `branches`). */
+/** `git init` a temp dir with `files` (and `symlinks`) on branch `main`, plus extra `branches`. */
 export async function makeRepo(
   files: Record<string, string>,
-  opts: { branches?: Record<string, Record<string, string>> } = {},
+  opts: {
+    branches?: Record<string, Record<string, string>>;
+    /** Symbolic links to commit: link path → target (for path-escape tests). */
+    symlinks?: Record<string, string>;
+  } = {},
 ): Promise<TestRepo> {
   const dir = await mkdtemp(join(tmpdir(), "iocmng-e2e-repo-"));
   await git(dir, "init", "-q", "-b", "main");
   await writeFiles(dir, files);
+  for (const [link, target] of Object.entries(opts.symlinks ?? {})) {
+    await mkdir(dirname(join(dir, link)), { recursive: true });
+    await symlink(target, join(dir, link));
+  }
   await git(dir, "add", "-A");
   await git(dir, "commit", "-q", "-m", "initial");
   for (const [branch, extra] of Object.entries(opts.branches ?? {})) {
