@@ -189,6 +189,28 @@ out({"sp": get("IOCMNG:KEEP:SETPOINT"), "out": get("IOCMNG:KEEP:OUT"), "gain": g
   }, 60_000);
 });
 
+describe("corrupt state", () => {
+  test("a corrupt plugins.json is reported and moved aside; the server boots and works", async () => {
+    const d = await dirs();
+    const { mkdir, readdir } = await import("node:fs/promises");
+    await mkdir(d.stateDir, { recursive: true });
+    await Bun.write(`${d.stateDir}/plugins.json`, '{"version":1,"plugins":[{"name": tru');
+    const srv = await spawnServer(d);
+    try {
+      expect((await srv.api("GET", "/health")).body).toMatchObject({ tasks_count: 0 });
+      const files = await readdir(d.stateDir);
+      expect(files.some((f) => f.startsWith("plugins.json.corrupt"))).toBe(true);
+      expect(srv.output()).toMatch(/corrupt/i);
+      const counter = await repo(COUNTER_TASK);
+      expect(
+        (await srv.api("POST", "/tasks", { name: "fresh", git_url: counter.url })).status,
+      ).toBe(201);
+    } finally {
+      await srv.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
 describe("declarative plugins (IOCMNG_CONFIG)", () => {
   test("plugins listed in the config file are loaded at boot, before REST answers", async () => {
     const d = await dirs();
