@@ -91,7 +91,8 @@ const NO_CHANNEL = 0xffffffff;
 const textDecoder = new TextDecoder("utf-8", { fatal: false });
 
 class Channel implements FanoutChannel {
-  readonly subs = new Map<number, Subscription>();
+  // Allocated with the first subscription (most channels never subscribe).
+  subs: Map<number, Subscription> | null = null;
   alive = true;
   pendingWrites = 0;
   writeTail: Promise<void> | null = null;
@@ -660,6 +661,7 @@ export class Circuit implements SubscriptionSink {
     }
     const sub = new Subscription(h.p2, ch, h.dataType, h.count, mask, this);
     this.subs.set(sub.id, sub);
+    ch.subs ??= new Map();
     ch.subs.set(sub.id, sub);
     ch.entry.addSubscription(sub);
     // The first update is mandatory and immediate, whatever the mask (fact sheet §10.17).
@@ -856,7 +858,7 @@ export class Circuit implements SubscriptionSink {
   private removeSub(sub: Subscription): void {
     sub.alive = false;
     this.subs.delete(sub.id);
-    sub.channel.subs.delete(sub.id);
+    sub.channel.subs?.delete(sub.id);
     sub.channel.entry.removeSubscription(sub);
     if (sub.pending) {
       sub.pending = false;
@@ -866,13 +868,15 @@ export class Circuit implements SubscriptionSink {
 
   private releaseChannel(ch: Channel): void {
     ch.alive = false;
-    for (const sub of ch.subs.values()) {
-      sub.alive = false;
-      this.subs.delete(sub.id);
-      ch.entry.removeSubscription(sub);
-      if (sub.pending) this.pendingSubs.delete(sub);
+    if (ch.subs !== null) {
+      for (const sub of ch.subs.values()) {
+        sub.alive = false;
+        this.subs.delete(sub.id);
+        ch.entry.removeSubscription(sub);
+        if (sub.pending) this.pendingSubs.delete(sub);
+      }
+      ch.subs = null;
     }
-    ch.subs.clear();
     ch.entry.removeChannel(ch);
   }
 

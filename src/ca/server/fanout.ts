@@ -41,65 +41,81 @@ export function zeroPayload(dbrType: number, count: number): Uint8Array {
   return z;
 }
 
+// Distinct (type, count) encodings kept per update beyond the first; more are encoded uncached,
+// so a client asking for many odd counts of a big array cannot make the cache hold many copies.
+const MAX_EXTRA_ENCODINGS = 8;
+
 /** Server-side companion of one Pv while clients use it. */
 export class PvEntry {
   readonly channels = new Set<FanoutChannel>();
-  private readonly subs = new Set<FanoutSubscription>();
+  // Allocated with the first subscription: most channels (one-off gets, connect storms) have none.
+  private subs: Set<FanoutSubscription> | null = null;
   private unlisten: (() => void) | null = null;
   private cacheGeneration = -1;
-  private readonly cache = new Map<number, Encoded>();
+  // One-slot cache for the common case (every subscriber asks for the same type/count) …
+  private key0 = -1;
+  private enc0: Encoded | null = null;
+  // … and a small map for the others.
+  private more: Map<number, Encoded> | null = null;
 
   constructor(
     readonly pv: Pv,
     private readonly onEmpty: (entry: PvEntry) => void,
   ) {}
 
-  /** Encodes the PV's current state (cached until the PV's next post or metadata change). */
+  /**
+   * Encodes the PV's current state. While subscriptions exist the result is cached until the PV's
+   * next post or metadata change, so all subscribers share one encoding per update.
+   */
   encode(dbrType: number, count: number): Encoded {
     const pv = this.pv;
+    if (this.subs === null || this.subs.size === 0) return encodeDbr(pv, dbrType, count);
     if (pv.generation !== this.cacheGeneration) {
-      this.cache.clear();
       this.cacheGeneration = pv.generation;
+      this.key0 = -1;
+      this.enc0 = null;
+      this.more?.clear();
     }
     // count < 2^28 (MAX_PV_COUNT bounds requests) and dbrType < 64: the key is an exact integer.
     const key = count * 64 + dbrType;
-    let e = this.cache.get(key);
-    if (e === undefined) {
-      e = encodeDbr(pv, dbrType, count);
-      this.cache.set(key, e);
+    if (key === this.key0 && this.enc0 !== null) return this.enc0;
+    let e = this.more?.get(key);
+    if (e !== undefined) return e;
+    e = encodeDbr(pv, dbrType, count);
+    if (this.enc0 === null) {
+      this.key0 = key;
+      this.enc0 = e;
+    } else {
+      this.more ??= new Map();
+      if (this.more.size < MAX_EXTRA_ENCODINGS) this.more.set(key, e);
     }
     return e;
   }
 
   /** Adds a subscription; the Pv listener is attached with the first one. */
   addSubscription(sub: FanoutSubscription): void {
+    this.subs ??= new Set();
     this.subs.add(sub);
     if (this.unlisten === null) this.unlisten = this.pv.subscribe((mask) => this.fire(mask));
   }
 
   /** Removes a subscription; detaches from the Pv when none are left. */
   removeSubscription(sub: FanoutSubscription): void {
+    if (this.subs === null) return;
     this.subs.delete(sub);
-    if (this.subs.size === 0 && this.unlisten !== null) {
-      this.unlisten();
-      this.unlisten = null;
-    }
+    if (this.subs.size === 0) this.detach();
   }
 
   /** Number of subscriptions (diagnostics). */
   get subscriptionCount(): number {
-    return this.subs.size;
+    return this.subs?.size ?? 0;
   }
 
   /** Removes a channel; the entry is dropped by its owner once unused. */
   removeChannel(ch: FanoutChannel): void {
     this.channels.delete(ch);
     if (this.channels.size === 0) {
-      if (this.unlisten !== null) {
-        this.unlisten();
-        this.unlisten = null;
-      }
-      this.cache.clear();
+      this.detach();
       this.onEmpty(this);
     }
   }
@@ -109,7 +125,20 @@ export class PvEntry {
     for (const ch of [...this.channels]) ch.pvRemoved();
   }
 
+  // No listener and no cached bytes while nobody subscribes.
+  private detach(): void {
+    if (this.unlisten !== null) {
+      this.unlisten();
+      this.unlisten = null;
+    }
+    this.enc0 = null;
+    this.key0 = -1;
+    this.more = null;
+    this.cacheGeneration = -1;
+  }
+
   private fire(mask: number): void {
+    if (this.subs === null) return;
     for (const sub of this.subs) {
       if ((sub.mask & mask) !== 0) sub.sink.queueUpdate(sub);
     }

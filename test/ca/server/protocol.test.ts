@@ -207,6 +207,38 @@ describe("monitors and flow control", () => {
     fast.close();
   }, 60_000);
 
+  test("subscribers with different types and counts on one PV each get their own encoding", async () => {
+    const pv = h.registry.add({
+      name: "R:MULTI",
+      kind: "double",
+      count: 20,
+      meta: { precision: 2 },
+    });
+    const c = await RawCaClient.handshake(h.port);
+    const { sid } = await c.createChannel("R:MULTI", 1);
+    // DBR_DOUBLE with counts 1..12 (more than the cache keeps), DBR_STRING count 1, TIME_DOUBLE 0.
+    for (let k = 1; k <= 12; k++) c.send(msg(CMD.EVENT_ADD, 6, k, sid, k, eventBlock(1)));
+    c.send(msg(CMD.EVENT_ADD, 0, 1, sid, 100, eventBlock(1)));
+    c.send(msg(CMD.EVENT_ADD, 20, 0, sid, 101, eventBlock(1)));
+    await c.sync();
+    pv.post(Float64Array.from({ length: 15 }, (_, i) => i + 0.25));
+    const got = (await c.sync()).filter((m) => m.header.command === CMD.EVENT_ADD);
+    expect(got.length).toBe(14);
+    for (const m of got) {
+      const id = m.header.p2;
+      if (id <= 12) {
+        expect(m.header.count).toBe(id);
+        expect(f64At(m.payload, 8 * (id - 1))).toBe(id - 1 + 0.25);
+      } else if (id === 100) {
+        expect(new TextDecoder().decode(m.payload.subarray(0, 4))).toBe("0.25");
+      } else {
+        expect(m.header.count).toBe(15); // count 0 = the 15 valid elements
+        expect(f64At(m.payload, 16 + 8 * 14)).toBe(14.25);
+      }
+    }
+    c.close();
+  });
+
   test("unknown subscription cancel gets ECA_BADMONID; circuit stays usable", async () => {
     const c = await RawCaClient.handshake(h.port);
     const { sid } = await c.createChannel("R:RO", 1);
