@@ -414,7 +414,8 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
   }
   if (kind === "task") {
     setStatus(enabled ? "RUN" : "PAUSED");
-    if (mode === "continuous") void continuousLoop();
+    // After the start reply is out: a first execute() that blocks must not hold up the add.
+    if (mode === "continuous") setTimeout(() => void continuousLoop(), 0);
   } else {
     setStatus("IDLE");
   }

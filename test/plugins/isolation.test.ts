@@ -75,6 +75,24 @@ test("while(true) in execute(): watchdog ERROR, others keep running, remove ends
   expect((await env.controller.remove("task", "healthy")).ok).toBe(true);
 });
 
+test("a task that blocks in its very first execute(): the add still succeeds, removal ends it", async () => {
+  const { createRepo } = await import("../helpers/git-repo.ts");
+  const repo = await createRepo({
+    files: {
+      "t.ts":
+        'import { TaskBase } from "iocmng";\nexport class Spin extends TaskBase { initialize() {} execute() { for (;;) {} } cleanup() {} }\n',
+    },
+  });
+  repos.push(repo);
+  const r = await env.controller.add({ name: "spin0", kind: "task", git_url: repo.url });
+  expect(r.ok).toBe(true);
+  await waitFor(
+    () => TASK_STATES[Number(pvValue(env, "TEST:SPIN0:STATUS"))] === "ERROR",
+    "watchdog STATUS ERROR",
+  );
+  expect((await env.controller.remove("task", "spin0")).ok).toBe(true);
+});
+
 test("a task blocked before the watchdog fires is still removed (terminate after cleanup timeout)", async () => {
   await add("hung2", "hung");
   await waitFor(() => pvValue(env, "TEST:HUNG2:CYCLES_SEEN") === 1, "hung2 ran once");
