@@ -80,6 +80,15 @@ describe("dist/iocmng", () => {
     expect(r.err).toMatch(/^iocmng validate: invalid plugin: step '/);
   });
 
+  test("run --once loads a job through the full pipeline and prints its result", async () => {
+    const { env } = await serverEnv({ HOME: work, IOCMNG_PREFIX: "BINRUN" });
+    const r = bin(["run", join(ROOT, "examples/diagnostics-job"), "--once"], env);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "null");
+    expect(result.success).toBe(true);
+    expect(result.data.runtime).toBe(`bun ${Bun.version}`);
+  });
+
   test("smoke: serve, add the example task from a git repo, operate its PVs with pyepics, run a job", async () => {
     const repo = makeExamplesRepo(join(work, "repo"));
     const { env, httpPort, caPort } = await serverEnv({
