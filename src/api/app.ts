@@ -62,6 +62,25 @@ class ApiError extends Error {
   }
 }
 
+/** Plugin parameters are settings, not documents; deeper nesting is a mistake or an attack. */
+export const MAX_PARAMETER_DEPTH = 32;
+
+/** Nesting depth of a JSON value, stopping early once past the limit (no deep recursion). */
+function depth(v: unknown): number {
+  let level = 0;
+  let current: unknown[] = [v];
+  while (current.length > 0 && level <= MAX_PARAMETER_DEPTH) {
+    const next: unknown[] = [];
+    for (const x of current) {
+      if (x !== null && typeof x === "object") next.push(...Object.values(x));
+    }
+    if (next.length === 0 && current.every((x) => x === null || typeof x !== "object")) break;
+    level++;
+    current = next;
+  }
+  return level;
+}
+
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
@@ -240,6 +259,13 @@ export function createApp(deps: AppDeps) {
       .post(
         `/${plural}`,
         async ({ body, set, server, request }) => {
+          if (body.parameters !== undefined && depth(body.parameters) > MAX_PARAMETER_DEPTH) {
+            set.status = 422;
+            return {
+              ok: false,
+              message: `body.parameters: nested deeper than ${MAX_PARAMETER_DEPTH} levels`,
+            };
+          }
           longRequest({ server, request });
           const r = await controller.add({ ...body, kind });
           if (!r.ok) return failure(set, r, body.pat);

@@ -200,6 +200,19 @@ describe("add", () => {
     });
   }
 
+  test("parameters nested deeper than 32 levels are refused; 32 are fine", async () => {
+    const nest = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+    const deep = `{"name":"deep","git_url":"file:///r","parameters":{"x":${nest(5000)}}}`;
+    const res = await req("POST", "/tasks", deep);
+    expect(res.status).toBe(422);
+    expect(String((await json(res)).message)).toContain("deeper than 32");
+    expect(ctl.calls).toEqual([]);
+    const edge = `{"name":"edge","git_url":"file:///r","parameters":{"x":${nest(32)}}}`;
+    expect((await req("POST", "/tasks", edge)).status).toBe(422);
+    const ok = `{"name":"ok","git_url":"file:///r","parameters":{"x":${nest(31)}}}`;
+    expect((await req("POST", "/tasks", ok)).status).toBe(201);
+  });
+
   test("a PAT of the wrong type is not echoed in the error", async () => {
     const secret = "ghp_SECRET1234567890";
     const res = await req(
