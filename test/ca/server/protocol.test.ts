@@ -317,6 +317,50 @@ describe("hostile input", () => {
     await s.stop();
   });
 
+  test("VERSION rules: minor < 4 gets ECA_DEFUNCT and a drop; priority > 99 drops", async () => {
+    const old = await RawCaClient.connect(h.port);
+    old.send(msg(CMD.VERSION, 0, 3, 0, 0));
+    const e = await old.next((m) => m.header.command === CMD.ERROR);
+    expect(e.header.p2).toBe(ECA.DEFUNCT);
+    await old.closed;
+    const prio = await RawCaClient.connect(h.port);
+    prio.send(msg(CMD.VERSION, 100, 13, 0, 0));
+    await prio.closed;
+  });
+
+  test("bad subscription requests: mask without DBE bits, count above the channel's", async () => {
+    const c = await RawCaClient.handshake(h.port);
+    const { sid } = await c.createChannel("R:RO", 9);
+    c.send(msg(CMD.EVENT_ADD, 6, 1, sid, 1, eventBlock(0x100)));
+    const e1 = await c.next((m) => m.header.command === CMD.ERROR);
+    expect([e1.header.p1, e1.header.p2]).toEqual([9, ECA.BADMASK]);
+    c.send(msg(CMD.EVENT_ADD, 6, 2, sid, 2, eventBlock(1)), msg(CMD.READ_NOTIFY, 6, 5, sid, 3));
+    const e2 = await c.next((m) => m.header.command === CMD.ERROR);
+    const e3 = await c.next((m) => m.header.command === CMD.ERROR);
+    expect([e2.header.p2, e3.header.p2]).toEqual([ECA.BADCOUNT, ECA.BADCOUNT]);
+    expect(headerOf(e3.payload).p2).toBe(3); // libca routes it to the IOID of the get
+    const after = await c.sync();
+    expect(after.filter((m) => m.header.command === CMD.EVENT_ADD)).toEqual([]);
+    expect(c.isOpen).toBe(true);
+    c.close();
+  });
+
+  test("EPICS_CA_MAX_ARRAY_BYTES (auto off): bigger replies get ECA_TOLARGE", async () => {
+    const s = await startCaServer({ config: { maxArrayBytes: 16384 } });
+    s.registry.add({ name: "MA:W", kind: "double", count: 4096 });
+    const c = await RawCaClient.handshake(s.port);
+    const { sid } = await c.createChannel("MA:W", 1);
+    c.send(msg(CMD.READ_NOTIFY, 6, 4096, sid, 5), msg(CMD.READ_NOTIFY, 6, 100, sid, 6));
+    const e = await c.next((m) => m.header.command === CMD.ERROR);
+    expect(e.header.p2).toBe(ECA.TOLARGE);
+    const ok = await c.next((m) => m.header.command === CMD.READ_NOTIFY);
+    expect([ok.header.p1, ok.header.p2, ok.header.count]).toEqual([ECA.NORMAL, 6, 100]);
+    c.send(msg(CMD.EVENT_ADD, 6, 0, sid, 1, eventBlock(1)));
+    expect((await c.next((m) => m.header.command === CMD.ERROR)).header.p2).toBe(ECA.TOLARGE);
+    c.close();
+    await s.stop();
+  });
+
   test("CLIENT_NAME without NUL drops the circuit; after a channel it is refused", async () => {
     const c = await RawCaClient.handshake(h.port);
     await c.createChannel("R:RO", 1);
