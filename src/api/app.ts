@@ -331,6 +331,37 @@ export function createApp(deps: AppDeps) {
           response: { 200: OpResponse, ...errorResponses },
           detail: { tags: [tag], security: [{ bearer: [] }], summary: `Stop and remove a ${kind}` },
         },
+      )
+      .post(
+        `/${plural}/:name/restart`,
+        async ({ params, set, server, request }) => {
+          longRequest({ server, request });
+          if (controller.get(kind, params.name) === undefined) {
+            return notFound(set, kind, params.name);
+          }
+          const r = await controller.restart(params.name);
+          if (!r.ok) return failure(set, r);
+          log?.info({ kind, name: params.name }, `${kind} restarted`);
+          const out: {
+            ok: boolean;
+            message: string;
+            validation?: ValidationReport;
+            plugin: PluginInfo;
+          } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
+          if (r.validation !== undefined) out.validation = scrubReport(r.validation);
+          return out;
+        },
+        {
+          params: NameParams,
+          response: { 200: OpResponse, ...errorResponses },
+          detail: {
+            tags: [tag],
+            security: [{ bearer: [] }],
+            summary: `Re-clone and reload a ${kind}; its PVs keep their values`,
+            description:
+              "404 unknown name, 409 while it is being changed, 422 when the new code fails validation (the previous version is loaded again).",
+          },
+        },
       );
   };
 
@@ -444,35 +475,6 @@ export function createApp(deps: AppDeps) {
     )
     .use(pluginRoutes("task"))
     .use(pluginRoutes("job"))
-    .post(
-      "/tasks/:name/restart",
-      async ({ params, set, server, request }) => {
-        longRequest({ server, request });
-        if (controller.get("task", params.name) === undefined) {
-          return notFound(set, "task", params.name);
-        }
-        const r = await controller.restart(params.name);
-        if (!r.ok) return failure(set, r);
-        log?.info({ name: params.name }, "task restarted");
-        const out: {
-          ok: boolean;
-          message: string;
-          validation?: ValidationReport;
-          plugin: PluginInfo;
-        } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
-        if (r.validation !== undefined) out.validation = scrubReport(r.validation);
-        return out;
-      },
-      {
-        params: NameParams,
-        response: { 200: OpResponse, ...errorResponses },
-        detail: {
-          tags: ["tasks"],
-          security: [{ bearer: [] }],
-          summary: "Re-clone and reload a task; its PVs keep their values",
-        },
-      },
-    )
     .post(
       "/jobs/:name/run",
       async ({ params, set, server, request }) => {

@@ -398,6 +398,7 @@ describe("OpenAPI", () => {
       "/api/v1/jobs/{name}",
       "/api/v1/jobs/{name}/pvs",
       "/api/v1/jobs/{name}/run",
+      "/api/v1/jobs/{name}/restart",
     ]) {
       expect(Object.keys(doc.paths)).toContain(p);
     }

@@ -229,6 +229,10 @@ describe("job", () => {
       return run.code === 0 ? run.result : undefined;
     });
     expect(pvs).toEqual({ name: "healthy", status: "SUCCESS" });
+    expect((await srv.api("POST", "/tasks/diag/restart")).status).toBe(404);
+    const restarted = await srv.api("POST", "/jobs/diag/restart");
+    expect(restarted.status).toBe(200);
+    expect((await srv.api("POST", "/jobs/diag/run")).body.ok).toBe(true);
     expect((await srv.api("DELETE", "/jobs/diag")).status).toBe(200);
     expect((await srv.api("POST", "/jobs/diag/run")).status).toBe(404);
   });
