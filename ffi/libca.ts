@@ -135,14 +135,19 @@ const libcSymbols = {
   setenv: { args: [ptr, ptr, i32], returns: i32 },
   // char *getenv(const char *name);
   getenv: { args: [ptr], returns: cstring },
+  // int unsetenv(const char *name);
+  unsetenv: { args: [ptr], returns: i32 },
 } as const;
+/** Variables this module wrote into the C environment (so it can undo them, and only them). */
+const written = new Set<string>();
 let libc: ReturnType<typeof dlopen<typeof libcSymbols>> | undefined;
 
 /**
  * Copies every EPICS_* variable of process.env into the C environment, because libca reads its
  * configuration with getenv() when a context is created and Bun's process.env writes never reach
  * the C environment. Only changed values are written (setenv is not safe against concurrent
- * getenv in libca threads of other contexts, so we touch the environment as little as possible).
+ * getenv in libca threads of other contexts, so we touch the environment as little as possible);
+ * a variable we wrote that process.env no longer has is unset again.
  * EPICS_CA_MAX_ARRAY_BYTES defaults to 10 MB, as beamline values files usually set it.
  */
 export function syncEpicsEnv(): void {
@@ -158,5 +163,12 @@ export function syncEpicsEnv(): void {
     const current = libc.symbols.getenv(key);
     if (current !== null && String(current) === v) continue;
     libc.symbols.setenv(key, Buffer.from(`${v}\0`), 1);
+    written.add(k);
+  }
+  // A variable we copied earlier and JavaScript has since deleted must not linger in C.
+  for (const k of written) {
+    if (k in want) continue;
+    libc.symbols.unsetenv(Buffer.from(`${k}\0`));
+    written.delete(k);
   }
 }

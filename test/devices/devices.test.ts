@@ -18,6 +18,15 @@ import type { Pv } from "../../src/pv/index.ts";
 import { type CaHarness, startCaServer } from "../helpers/ca-harness.ts";
 import { simulateMotor, simulateTml } from "./sim.ts";
 
+/** Environment this file changed, restored afterwards so later test files start clean. */
+const savedEnv: Record<string, string | undefined> = {};
+function restoreEnv(): void {
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
 const FIXTURE = join(import.meta.dir, "fixtures", "beamline-values.yaml");
 const values = parse(await Bun.file(FIXTURE).text()) as Record<string, unknown>;
 const noClient = () => {
@@ -199,6 +208,7 @@ describe("devices over Channel Access", () => {
 
   beforeAll(async () => {
     h = await startCaServer();
+    for (const k of Object.keys(h.env)) savedEnv[k] = process.env[k];
     Object.assign(process.env, h.env);
     simulateMotor(h.registry, "TBL:MOT:M1");
     simulateTml(h.registry, "TBL:TML:AXES:SLIT1");
@@ -218,6 +228,7 @@ describe("devices over Channel Access", () => {
     ca?.close();
     await ca?.whenClosed();
     await h?.stop();
+    restoreEnv();
   });
 
   test("motor: moveTo with wait returns at the target; readback follows", async () => {

@@ -18,6 +18,15 @@ import {
 import type { Pv } from "../../src/pv/index.ts";
 import { type CaHarness, startCaServer } from "../helpers/ca-harness.ts";
 
+/** Environment this file changed, restored afterwards so later test files start clean. */
+const savedEnv: Record<string, string | undefined> = {};
+function restoreEnv(): void {
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
 let h: CaHarness;
 let ca: LibcaClient;
 
@@ -32,6 +41,7 @@ async function until(pred: () => boolean, what: string, ms = 10_000): Promise<vo
 
 beforeAll(async () => {
   h = await startCaServer();
+  for (const k of Object.keys(h.env)) savedEnv[k] = process.env[k];
   Object.assign(process.env, h.env);
   const r = h.registry;
   r.add({
@@ -88,6 +98,7 @@ afterAll(async () => {
   ca?.close();
   await ca?.whenClosed();
   await h?.stop();
+  restoreEnv();
 });
 
 describe("get: every form of every kind", () => {
