@@ -266,3 +266,34 @@ test("parameters from the request override config.yaml", async () => {
   if (r.ok) expect(r.value.parameters).toMatchObject({ greeting: "override", mode: "triggered" });
   expect((await env.controller.remove("task", "params")).ok).toBe(true);
 });
+
+test("continuous: an execute() longer than the interval never overlaps the next one", async () => {
+  const repo = await createRepo({
+    files: {
+      "slow.ts": `import { TaskBase } from "iocmng";
+export class Slow extends TaskBase {
+  private running = 0;
+  private maxRunning = 0;
+  initialize() {}
+  async execute() {
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    await Bun.sleep(60);
+    this.running--;
+    this.setPv("MAX_CONCURRENT", this.maxRunning);
+  }
+  cleanup() {}
+}
+`,
+      "config.yaml":
+        "parameters:\n  interval: 0.01\npvs:\n  outputs:\n    MAX_CONCURRENT:\n      type: int\n",
+    },
+  });
+  repos.push(repo);
+  expect((await env.controller.add({ name: "slow", kind: "task", git_url: repo.url })).ok).toBe(
+    true,
+  );
+  await waitFor(() => count("TEST:SLOW") >= 5, "5 slow cycles");
+  expect(pvValue(env, "TEST:SLOW:MAX_CONCURRENT")).toBe(1);
+  expect((await env.controller.remove("task", "slow")).ok).toBe(true);
+});
