@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
-import { COUNTER_TASK, DIAG_JOB, HUNG_TASK } from "./lib/plugins.ts";
+import { COUNTER_TASK, DIAG_JOB, HUNG_TASK, ROGUE_TASK } from "./lib/plugins.ts";
 import { py } from "./lib/pyepics.ts";
 import { freeUdpPort, makeDirs, type ServerDirs, spawnServer, waitFor } from "./lib/server.ts";
 
@@ -95,6 +95,55 @@ out({"advanced": get("IOCMNG:OK:CYCLE_COUNT") >= c0 + 5, "hung_status_readable":
       expect(del.status).toBe(200);
       expect((await srv.api("GET", "/tasks/hung")).status).toBe(404);
       expect((await srv.api("GET", "/tasks/ok")).body.status).toBe("RUN");
+    } finally {
+      await srv.kill("SIGKILL");
+    }
+  }, 120_000);
+});
+
+describe("a rogue plugin", () => {
+  test("rejections, uncaught errors and process.exit() in a plugin never stop the server", async () => {
+    const d = await dirs();
+    const srv = await spawnServer(d);
+    try {
+      const counter = await repo(COUNTER_TASK);
+      const rogue = await repo(ROGUE_TASK);
+      expect((await srv.api("POST", "/tasks", { name: "good", git_url: counter.url })).status).toBe(
+        201,
+      );
+      expect((await srv.api("POST", "/tasks", { name: "rogue", git_url: rogue.url })).status).toBe(
+        201,
+      );
+      // Let the rogue reach its process.exit() (cycle 6 at 100 ms), then check everything else.
+      // Either the runtime refuses process.exit() (an error the plugin sees) or the plugin's
+      // worker ends; both must leave the server up. Wait until one of them shows.
+      const message = await waitFor(
+        "the rogue's exit to be handled",
+        async () => {
+          const info = (await srv.api("GET", "/tasks/rogue")).body;
+          const msg = String(info.message);
+          return /exit/i.test(msg) || info.running === false ? msg : undefined;
+        },
+        30_000,
+      );
+      expect(srv.proc.exitCode).toBeNull();
+      expect((await srv.api("GET", "/health")).status).toBe(200);
+      const run = await py(
+        `
+c0 = get("IOCMNG:GOOD:CYCLE_COUNT")
+deadline = time.time() + 20
+while get("IOCMNG:GOOD:CYCLE_COUNT") < c0 + 3 and time.time() < deadline:
+    time.sleep(0.1)
+out({"good_advances": get("IOCMNG:GOOD:CYCLE_COUNT") >= c0 + 3,
+     "rogue_msg_len": len(get("IOCMNG:ROGUE:MESSAGE", as_string=True))})
+`,
+        srv.caEnv,
+      );
+      expect(run.result).toMatchObject({ good_advances: true });
+      expect((run.result as { rogue_msg_len: number }).rogue_msg_len).toBeLessThanOrEqual(39);
+      console.log(`rogue plugin after process.exit(): ${message}`);
+      expect((await srv.api("DELETE", "/tasks/rogue")).status).toBe(200);
+      expect((await srv.api("GET", "/tasks/good")).body.status).toBe("RUN");
     } finally {
       await srv.kill("SIGKILL");
     }

@@ -176,3 +176,23 @@ export const FAILING: Record<string, { files: Record<string, string>; path?: str
     },
   },
 };
+
+/** A task that misbehaves in every way a plugin can try to take the server down with it. */
+export const ROGUE_TASK: Record<string, string> = {
+  "rogue.ts": `import { TaskBase } from "iocmng";
+
+export default class Rogue extends TaskBase {
+  private n = 0;
+  initialize() {}
+  execute() {
+    this.n++;
+    if (this.n === 2) Promise.reject(new Error("unhandled rejection from a plugin"));
+    if (this.n === 3) setTimeout(() => { throw new Error("uncaught error in a timer"); }, 0);
+    if (this.n === 4) throw new Error("a rather long error message that will not fit in a CA string");
+    if (this.n === 6) process.exit(3);
+  }
+  cleanup() {}
+}
+`,
+  "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
+};
