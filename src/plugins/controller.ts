@@ -232,6 +232,8 @@ export class PluginController {
   private readonly timings: RuntimeTimings;
   private readonly log: Logger;
   private shuttingDown = false;
+  /** Every pat_env name seen (kept: hiding a token variable from all plugins costs nothing). */
+  private readonly knownTokenEnv = new Set<string>();
 
   constructor(private readonly deps: ControllerDeps) {
     this.timings = { ...DEFAULT_TIMINGS, ...deps.timings };
@@ -338,6 +340,7 @@ export class PluginController {
     const created: string[] = [];
     const unsubs: Array<() => void> = [];
     let loadedRef: Loaded | null = null;
+    if (spec.pat_env) this.knownTokenEnv.add(spec.pat_env);
     try {
       // clone
       if (src.from === "git") {
@@ -594,7 +597,16 @@ export class PluginController {
         },
       },
       { readyTimeoutMs: this.timings.importTimeoutMs, watchdogMs: this.timings.watchdogMs },
+      this.tokenEnvNames(),
     );
+  }
+
+  /** Names of every environment variable known to hold a git token (pat_env of any plugin). */
+  private tokenEnvNames(): string[] {
+    const names = new Set<string>();
+    for (const d of this.deps.config.plugins) if (d.pat_env) names.add(d.pat_env);
+    for (const n of this.knownTokenEnv) names.add(n);
+    return [...names];
   }
 
   /** The write handler of a plugin PV: ENABLE, RUN and inputs go through the worker. */

@@ -39,6 +39,9 @@ export interface WorkerTimings {
 /** Default timings: a worker is declared unresponsive after 3 s without a heartbeat. */
 export const DEFAULT_WORKER_TIMINGS: WorkerTimings = { readyTimeoutMs: 30_000, watchdogMs: 3000 };
 
+/** Variables never passed to a plugin's Worker. */
+export const ALWAYS_HIDDEN_ENV = ["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"] as const;
+
 /** One plugin's Worker as seen from the main thread. */
 export class PluginWorker {
   /** Workers started and not yet ended, process-wide (diagnostics; tests check for leaks). */
@@ -59,12 +62,18 @@ export class PluginWorker {
     private readonly log: Logger,
     private readonly events: WorkerEvents,
     private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
+    /** Environment variables the plugin must not see (API token, git tokens). */
+    hiddenEnv: readonly string[] = [],
   ) {
     // The worker sees the server's environment as it is now (Bun would otherwise give it the
-    // process's initial environment), e.g. EPICS_CA_* for the plugin's libca client.
-    this.worker = new Worker(new URL("./worker.ts", import.meta.url), {
-      env: { ...process.env } as Record<string, string>,
-    });
+    // process's initial environment), e.g. EPICS_CA_* for the plugin's libca client — minus the
+    // secrets: plugin code is trusted to run, not to hold the API token or other repos' tokens.
+    const env: Record<string, string> = {};
+    const hidden = new Set([...ALWAYS_HIDDEN_ENV, ...hiddenEnv]);
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !hidden.has(k)) env[k] = v;
+    }
+    this.worker = new Worker(new URL("./worker.ts", import.meta.url), { env });
     PluginWorker.live++;
     let readyResolve: () => void = () => {};
     this.ready = new Promise<void>((resolve) => {

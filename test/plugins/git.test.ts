@@ -232,3 +232,42 @@ function walk(dir: string): string[] {
   }
   return out;
 }
+
+test("plugins do not see the API token or git token variables in their environment", async () => {
+  const names = ["IOCMNG_API_TOKEN", "MY_GIT_TOKEN", "EPICS_HARMLESS_VAR"];
+  const saved = names.map((n) => [n, process.env[n]] as const);
+  process.env.IOCMNG_API_TOKEN = "api-secret";
+  process.env.MY_GIT_TOKEN = "git-secret";
+  process.env.EPICS_HARMLESS_VAR = "visible";
+  const env = await makeEnv();
+  const repo = await createRepo({
+    files: {
+      "j.ts": `import { JobBase } from "iocmng";
+export class EnvJob extends JobBase {
+  initialize() {}
+  execute() {
+    return { success: true, data: { api: process.env.IOCMNG_API_TOKEN ?? null, git: process.env.MY_GIT_TOKEN ?? null, other: process.env.EPICS_HARMLESS_VAR ?? null }, message: "" };
+  }
+}
+`,
+    },
+  });
+  try {
+    const add = await env.controller.add({
+      name: "envjob",
+      kind: "job",
+      git_url: repo.url,
+      pat_env: "MY_GIT_TOKEN",
+    });
+    expect(add.ok).toBe(true);
+    const r = await env.controller.runJob("envjob");
+    expect(r.ok && r.value.data).toEqual({ api: null, git: null, other: "visible" });
+  } finally {
+    await destroyEnv(env);
+    await repo.cleanup();
+    for (const [n, v] of saved) {
+      if (v === undefined) delete process.env[n];
+      else process.env[n] = v;
+    }
+  }
+});
