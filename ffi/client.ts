@@ -744,7 +744,13 @@ export class LibcaClient implements CaClient {
     if (fd < 0) return;
     // Non-blocking so neither Bun's reads nor libca's drain of this socket can ever block.
     this.shim.shim_set_nonblock(fd);
-    this.wakeFd = fd;
+    // Bun reads a duplicate: when libca closes its descriptor at context destruction, the number
+    // may be reused at once, and a reader Bun has not fully torn down must never touch that new
+    // file. The duplicate (one per client) is left to the process; closing it ourselves could race
+    // with Bun's own cleanup of the stream.
+    const dupFd = this.shim.shim_dup(fd);
+    if (dupFd < 0) return;
+    this.wakeFd = dupFd;
     if (this.busy()) this.startWake();
   }
 

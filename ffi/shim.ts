@@ -41,6 +41,7 @@ void *memset(void *d, int c, size_t n);
 void free(void *p);
 size_t strlen(const char *s);
 int fcntl(int fd, int cmd, ...);
+int dup(int fd);
 
 struct event_handler_args { void *usr; void *chid; long type; long count; const void *dbr; int status; };
 struct connection_handler_args { void *chid; long op; };
@@ -128,6 +129,7 @@ int shim_set_nonblock(int fd) {
   if (fl < 0) return fl;
   return fcntl(fd, 4 /* F_SETFL */, fl | 04000 /* O_NONBLOCK */);
 }
+int shim_dup(int fd) { return dup(fd); }
 void shim_free(void) { free(buf); buf = 0; len = 0; cap = 0; dropped = 0; wakefd = -1; }
 `;
 }
@@ -146,6 +148,7 @@ const shimSymbols = {
   shim_wakefd: { args: [], returns: i32 },
   shim_clear_wakefd: { args: [], returns: none },
   shim_set_nonblock: { args: [i32], returns: i32 },
+  shim_dup: { args: [i32], returns: i32 },
   shim_free: { args: [], returns: none },
 } as const;
 
