@@ -288,7 +288,11 @@ export class PluginController {
         steps,
         { from: "git", keep: null },
       );
-      if (!r.ok) return { ok: false, code: 422, message: r.report.message, validation: r.report };
+      if (!r.ok) {
+        // A failure outside the pipeline's checks (disk full, permissions…) is the server's fault.
+        const code = r.report.failedStep === "internal" ? 500 : 422;
+        return { ok: false, code, message: r.report.message, validation: r.report };
+      }
       await this.persist(r.loaded);
       return {
         ok: true,

@@ -387,6 +387,9 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
   intervalMs = Math.max(0, m.interval * 1000);
   enabled = m.enabled;
   for (const [k, v] of Object.entries(m.pvs)) pvs.set(k, v);
+  // A restart keeps PV values: the count goes on from there.
+  const kept = Number(m.pvs.CYCLE_COUNT?.value);
+  cycleCount = Number.isInteger(kept) && kept > 0 ? kept : 0;
   await installServices(m.services);
   try {
     instance = constructWithContext(pluginClass, {
@@ -398,6 +401,7 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
       interval: m.interval,
       host,
     });
+    if (instance instanceof sdk.TaskBase) instance._cycleCount = cycleCount;
   } catch (e) {
     log("error", `constructor failed: ${errorMessage(e)}`, e);
     return { ok: false, step: "start", message: `constructor failed: ${errorMessage(e)}` };

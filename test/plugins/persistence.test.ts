@@ -67,10 +67,13 @@ test("restart re-clones, runs the new code and keeps PV values", async () => {
   await waitFor(() => Number(pvValue(env, "TEST:EVOLVE:VALUE")) >= 3, "VALUE counting");
   const newCode = String(files["counter.ts"]).replace("this.n++;", "this.n += 1000;");
   await commitFiles(repo, { "counter.ts": newCode });
+  const cyclesBefore = Number(pvValue(env, "TEST:EVOLVE:CYCLE_COUNT"));
   const r = await env.controller.restart("evolve");
   expect(r.ok).toBe(true);
   expect(pvValue(env, "TEST:EVOLVE:SETPOINT")).toBe(7);
   await waitFor(() => Number(pvValue(env, "TEST:EVOLVE:VALUE")) >= 1000, "new code runs");
+  // CYCLE_COUNT goes on from where it was.
+  expect(Number(pvValue(env, "TEST:EVOLVE:CYCLE_COUNT"))).toBeGreaterThan(cyclesBefore);
 
   // A broken push: restart fails with the step, the previous version is back and running.
   await commitFiles(repo, { "counter.ts": "export class {" });
