@@ -36,6 +36,7 @@ import {
 import { MessageReader } from "../codec/stream.ts";
 import type { CaServerConfig } from "./config.ts";
 import {
+  decodeName,
   type Encoded,
   type FanoutChannel,
   type FanoutSubscription,
@@ -457,7 +458,7 @@ export class Circuit implements SubscriptionSink {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
-    const name = textDecoder.decode(payload.subarray(0, end));
+    const name = decodeName(payload, 0, end);
     const pv = this.srv.registry.get(name);
     if (pv === undefined) {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
@@ -685,7 +686,7 @@ export class Circuit implements SubscriptionSink {
     const found =
       end > 0 &&
       end <= this.srv.config.maxNameLength &&
-      this.srv.registry.has(textDecoder.decode(payload.subarray(0, end)));
+      this.srv.registry.has(decodeName(payload, 0, end));
     if (found) this.append(encodeSearchReply(this.srv.tcpPort, h.p2));
     else if (h.dataType === 10) this.append(encodeNotFound(h));
   }

@@ -144,3 +144,13 @@ export class PvEntry {
     }
   }
 }
+
+/**
+ * Decodes a PV name from request bytes. PV names are printable ASCII (the PV model enforces it), so
+ * latin1 is exact for every name we serve and any other byte simply fails the lookup; Buffer's
+ * latin1 decoding is about twice as fast as TextDecoder on this connect-storm hot path.
+ */
+export function decodeName(bytes: Uint8Array, start: number, end: number): string {
+  if (Buffer.isBuffer(bytes)) return bytes.toString("latin1", start, end);
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString("latin1");
+}

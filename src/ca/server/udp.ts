@@ -16,8 +16,8 @@ import {
   MAX_UDP_SEND,
 } from "../codec/constants.ts";
 import { encodeBeacon, encodeUdpVersion } from "../codec/messages.ts";
+import { decodeName } from "./fanout.ts";
 
-const textDecoder = new TextDecoder();
 // A search reply: 16-byte header + 8-byte payload carrying our minor version.
 const SEARCH_REPLY_SIZE = 24;
 
@@ -92,7 +92,7 @@ export class SearchResponder {
       if (end < 0 || end > body + size) end = body + size;
       const nameLen = end - body;
       if (nameLen === 0 || nameLen > this.maxNameLength) continue;
-      const name = textDecoder.decode(msg.subarray(body, end));
+      const name = decodeName(msg, body, end);
       if (!this.registry.has(name)) continue;
       if (out !== null && outLen + SEARCH_REPLY_SIZE > MAX_UDP_SEND) {
         replies.push(out.subarray(0, outLen));
