@@ -2,6 +2,7 @@
  * CA client benchmarks (ffi/ over libca against our native server on loopback):
  *  1. monitor latency: server post -> JS onUpdate, one update in flight at a time, server on the
  *     same thread (what a device-layer monitor on the main thread sees); p50/p99/max.
+ *     Then the idle CPU cost of 1,000 open monitors receiving nothing.
  *  2. monitor throughput into JS: 1,000 PVs served by a separate process posting in rounds as
  *     fast as it can; updates delivered to onUpdate per second.
  * Usage: bun scripts/bench/client-monitor.ts [latencySamples=2000] [pvs=1000] [seconds=5]
@@ -41,10 +42,29 @@ for (let i = 0; i < samples + 100; i++) {
   if (i >= 100) lat.push((performance.now() - t0) * 1000); // skip warm-up
 }
 mon.close();
+
+// --- idle cost: 1,000 open monitors, no updates (safety poll + libca housekeeping) ----------
+let initial = 0;
+const idleMons = Array.from({ length: npv }, (_, i) => {
+  h.registry.add({ name: `BENCH:IDLE:${i}`, kind: "double", initial: i });
+  return ca.monitor(`BENCH:IDLE:${i}`, { onUpdate: () => initial++ });
+});
+while (initial < npv) await Bun.sleep(10);
+await Bun.sleep(500);
+const cpu0 = process.cpuUsage();
+const idleT0 = performance.now();
+await Bun.sleep(3000);
+const cpu = process.cpuUsage(cpu0);
+const idlePct = ((cpu.user + cpu.system) / ((performance.now() - idleT0) * 1000)) * 100;
+for (const m of idleMons) m.close();
 lat.sort((a, b) => a - b);
 console.log(
   `monitor latency (server post -> JS callback), ${samples} samples: ` +
     `p50 ${pct(lat, 50).toFixed(0)} us, p99 ${pct(lat, 99).toFixed(0)} us, max ${(lat.at(-1) ?? 0).toFixed(0)} us`,
+);
+console.log(
+  `idle cost with ${npv} open monitors and no updates: ${idlePct.toFixed(2)}% of one core ` +
+    "(client and server in this process)",
 );
 ca.close();
 await ca.whenClosed();
