@@ -93,6 +93,9 @@ export interface ControllerDeps {
   timings?: Partial<RuntimeTimings>;
 }
 
+/** Most PVs one plugin may have (declared plus addPv): a runaway addPv loop stops here. */
+export const MAX_PVS_PER_PLUGIN = 10_000;
+
 /** Longest MESSAGE (EPICS string). */
 const MESSAGE_MAX = 39;
 
@@ -694,6 +697,9 @@ export class PluginController {
       );
     }
     if (p.pvs.has(name)) throw new Error(`PV "${name}" already exists`);
+    if (p.pvs.size >= MAX_PVS_PER_PLUGIN) {
+      throw new Error(`too many PVs: a plugin may have at most ${MAX_PVS_PER_PLUGIN}`);
+    }
     if (!isPlainObject(def)) throw new Error("addPv: definition must be an object");
     const spec: PvSpec = {
       name: `${p.prefix}:${name}`,

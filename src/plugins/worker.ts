@@ -36,7 +36,40 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message || e.name : String(e);
 }
 
+/** Log lines a plugin may send per second on average, and in one burst. */
+const LOG_RATE = 200;
+const LOG_BURST = 1000;
+let logTokens = LOG_BURST;
+let logDropped = 0;
+let logRefill = performance.now();
+
+/** Tells the main thread how many lines were dropped since the last report (if any). */
+function reportDroppedLogs(): void {
+  if (logDropped === 0) return;
+  const n = logDropped;
+  logDropped = 0;
+  send({
+    t: "log",
+    level: "warn",
+    bindings: { dropped: n },
+    msg: `${n} log line(s) dropped: more than ${LOG_RATE}/s`,
+  });
+}
+
+/**
+ * Forwards a log line to the main thread. A token bucket caps a chatty plugin (a log call in a hot
+ * loop) so that it cannot flood the server's event loop; dropped lines are counted and reported.
+ */
 function log(level: LogLevel, msg: string, err?: unknown, bindings: Record<string, unknown> = {}) {
+  const now = performance.now();
+  logTokens = Math.min(LOG_BURST, logTokens + ((now - logRefill) / 1000) * LOG_RATE);
+  logRefill = now;
+  if (logTokens < 1) {
+    logDropped++;
+    return;
+  }
+  logTokens--;
+  reportDroppedLogs();
   send({
     t: "log",
     level,
@@ -598,5 +631,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   send({ t: "reply", id: m.id, ...reply });
 };
 
-setInterval(() => send({ t: "hb" }), 250);
+setInterval(() => {
+  send({ t: "hb" });
+  reportDroppedLogs();
+}, 250);
 send({ t: "ready" });

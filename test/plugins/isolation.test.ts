@@ -147,3 +147,27 @@ test("a plugin whose worker really dies is shown as ERROR and can be removed", a
   expect(String(pvValue(env, "TEST:DIES:MESSAGE"))).toContain("worker ended");
   expect((await env.controller.remove("task", "dies")).ok).toBe(true);
 });
+
+test("a plugin logging in a hot loop is rate-limited, and says how much was dropped", async () => {
+  const { createRepo } = await import("../helpers/git-repo.ts");
+  const repo = await createRepo({
+    files: {
+      "t.ts":
+        'import { TaskBase } from "iocmng";\nexport class Chatty extends TaskBase { initialize() { for (let i = 0; i < 50000; i++) this.logger.info("line %d", i); } execute() {} cleanup() {} }\n',
+      "config.yaml": "parameters:\n  interval: 0.5\n",
+    },
+  });
+  repos.push(repo);
+  const before = env.logs.length;
+  expect((await env.controller.add({ name: "chatty", kind: "task", git_url: repo.url })).ok).toBe(
+    true,
+  );
+  await waitFor(
+    () => env.logs.slice(before).some((l) => l.includes("dropped")),
+    "dropped-lines notice",
+  );
+  const lines = env.logs.slice(before).filter((l) => l.includes('"msg":"line '));
+  expect(lines.length).toBeGreaterThan(0);
+  expect(lines.length).toBeLessThan(50000);
+  expect((await env.controller.remove("task", "chatty")).ok).toBe(true);
+});
