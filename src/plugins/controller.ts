@@ -96,6 +96,9 @@ export interface ControllerDeps {
 /** Most PVs one plugin may have (declared plus addPv): a runaway addPv loop stops here. */
 export const MAX_PVS_PER_PLUGIN = 10_000;
 
+/** Plugins restored in parallel at boot. */
+const RESTORE_CONCURRENCY = 4;
+
 /** Longest MESSAGE (EPICS string). */
 const MESSAGE_MAX = 39;
 
@@ -898,9 +901,9 @@ export class PluginController {
   async restore(): Promise<void> {
     const { plugins, warnings } = await this.deps.state.load();
     for (const w of warnings) this.log.warn(w);
-    for (const rec of plugins) {
+    const restoreOne = async (rec: PluginRecord): Promise<void> => {
       const key = rec.name.toLowerCase();
-      if (this.plugins.has(key)) continue;
+      if (this.plugins.has(key) || this.busy.has(key)) return;
       const pat = rec.pat_env ? process.env[rec.pat_env] : undefined;
       this.busy.add(key);
       try {
@@ -924,7 +927,13 @@ export class PluginController {
       } finally {
         this.busy.delete(key);
       }
-    }
+    };
+    // A few at a time: boot is mostly waiting on Worker start-up and imports.
+    const queue = [...plugins];
+    const lanes = Array.from({ length: Math.min(RESTORE_CONCURRENCY, queue.length) }, async () => {
+      for (let rec = queue.shift(); rec; rec = queue.shift()) await restoreOne(rec);
+    });
+    await Promise.all(lanes);
     for (const d of this.deps.config.plugins) {
       const cur = this.find(d.name);
       if (
