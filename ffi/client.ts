@@ -102,6 +102,7 @@ interface Op {
 class Channel {
   chid = 0 as Pointer;
   connected = false;
+  everConnected = false;
   native = -1;
   elementCount = 0;
   canRead = false;
@@ -606,11 +607,31 @@ export class LibcaClient implements CaClient {
               `${what}: not connected within ${timeout} s (PV not found or server unreachable)`,
             ),
       );
+      if (!op.issued) this.dropIfUnused(ch);
     }, timeout * 1000);
     if (ch.connected) this.issue(op);
     else ch.waiting.add(op);
     this.kick();
     return op;
+  }
+
+  /**
+   * Forgets a channel that never connected and nobody uses any more (a typo'd or absent PV after
+   * its get/put timed out), so libca stops searching for it forever.
+   */
+  private dropIfUnused(ch: Channel): void {
+    if (this.closed || ch.everConnected || ch.waiting.size > 0) return;
+    if (ch.monitors.size > 0 || ch.listeners.size > 0) return;
+    for (const op of this.ops.values()) if (op.ch === ch) return;
+    this.lib.symbols.ca_clear_channel(ch.chid);
+    this.channels.delete(ch.name);
+    this.byChid.delete(ch.chid);
+    this.requestFlush();
+  }
+
+  /** Channels currently cached (for diagnostics and tests). */
+  get channelCount(): number {
+    return this.channels.size;
   }
 
   private issue(op: Op): void {
@@ -842,6 +863,7 @@ export class LibcaClient implements CaClient {
     }
     if (now === ch.connected) return;
     ch.connected = now;
+    if (now) ch.everConnected = true;
     if (now) {
       for (const op of [...ch.waiting]) {
         ch.waiting.delete(op);

@@ -296,6 +296,22 @@ describe("errors and hostile input", () => {
     expect((err as CaTimeoutError).eca).toBe(80);
   });
 
+  test("a PV that never connected is forgotten after its timeout (no endless searches)", async () => {
+    const before = ca.channelCount;
+    const errs = await Promise.all(
+      ["FFI:TYPO1", "FFI:TYPO2", "FFI:TYPO3"].map((n) =>
+        ca.get(n, { timeout: 0.2 }).catch((e) => e),
+      ),
+    );
+    for (const e of errs) expect(e).toBeInstanceOf(CaTimeoutError);
+    expect(ca.channelCount).toBe(before);
+    // A watched absent PV is kept: its listener wants to hear when it appears.
+    const off = ca.onConnection("FFI:LATER", () => {});
+    await ca.get("FFI:LATER", { timeout: 0.2 }).catch(() => {});
+    expect(ca.channelCount).toBe(before + 1);
+    off();
+  });
+
   test("invalid names and options are refused", async () => {
     await expect(ca.get("")).rejects.toThrow(/invalid PV name/);
     await expect(ca.get("has space")).rejects.toThrow(/invalid PV name/);
