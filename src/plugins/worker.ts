@@ -170,6 +170,20 @@ const host: SdkHost = {
   setPv(name: string, value: PvInput, alarm?: PvAlarm): void {
     const info = pvs.get(name);
     if (!info) throw new Error(`unknown PV "${name}" (known: ${[...pvs.keys()].join(", ")})`);
+    // Checked here, synchronously, so the plugin sees its mistake where it made it (a value that
+    // cannot cross postMessage would otherwise fail later and take the whole batch with it).
+    const t = typeof value;
+    if (
+      t !== "number" &&
+      t !== "string" &&
+      t !== "boolean" &&
+      !Array.isArray(value) &&
+      !ArrayBuffer.isView(value)
+    ) {
+      throw new TypeError(
+        `setPv("${name}"): expected a number, string, boolean or array, got ${value === null ? "null" : t}`,
+      );
+    }
     const v = localValue(info, value);
     info.value = v;
     // Last write per PV per tick wins: monitors want the latest state, not every intermediate.

@@ -297,3 +297,36 @@ export class Slow extends TaskBase {
   expect(pvValue(env, "TEST:SLOW:MAX_CONCURRENT")).toBe(1);
   expect((await env.controller.remove("task", "slow")).ok).toBe(true);
 });
+
+test("setPv with an unknown PV or an unsupported value throws inside the plugin", async () => {
+  const repo = await createRepo({
+    files: {
+      "bad.ts": `import { TaskBase } from "iocmng";
+export class BadSet extends TaskBase {
+  initialize() {}
+  execute() {
+    const which = this.cycleCount % 2;
+    if (which === 0) this.setPv("NOPE", 1);
+    else this.setPv("OUT", { not: "a value" } as unknown as number);
+  }
+  cleanup() {}
+}
+`,
+      "config.yaml": "parameters:\n  interval: 0.05\npvs:\n  outputs:\n    OUT:\n      type: int\n",
+    },
+  });
+  repos.push(repo);
+  expect((await env.controller.add({ name: "badset", kind: "task", git_url: repo.url })).ok).toBe(
+    true,
+  );
+  await waitFor(
+    () => env.logs.some((l) => l.includes('unknown PV \\"NOPE\\"')),
+    "unknown PV error logged",
+  );
+  await waitFor(
+    () => env.logs.some((l) => l.includes('setPv(\\"OUT\\"): expected a number')),
+    "bad value error logged",
+  );
+  expect(status("TEST:BADSET")).toBe("ERROR");
+  expect((await env.controller.remove("task", "badset")).ok).toBe(true);
+});
