@@ -52,7 +52,7 @@ export interface Env {
 }
 
 /** Timings short enough for tests, still generous on a loaded machine. */
-export const TEST_TIMINGS: Partial<RuntimeTimings> = { watchdogMs: 1500, importTimeoutMs: 20_000 };
+export const TEST_TIMINGS: Partial<RuntimeTimings> = { watchdogMs: 2500, importTimeoutMs: 20_000 };
 
 /** Builds an Env; `root` reuses existing dirs. */
 export async function makeEnv(
