@@ -315,3 +315,21 @@ test("a file: dependency is installed by the running executable and usable", asy
   await waitFor(() => env.registry.get("TEST:WITHDEP:ANSWER")?.value === 42, "ANSWER = 42");
   expect((await env.controller.remove("task", "withdep")).ok).toBe(true);
 });
+
+test("import: a module that blocks at top level fails the import step after its time limit", async () => {
+  const short = await makeEnv({ timings: { importTimeoutMs: 1500 } });
+  try {
+    const r = await repo({ "index.ts": "while (true) {}\nexport const never = 1;\n" });
+    const before = PluginWorker.live;
+    const res = await short.controller.add({ name: "blocker", kind: "task", git_url: r.url });
+    expect(res.ok).toBe(false);
+    if (!res.ok) {
+      expect(res.validation?.failedStep).toBe("import");
+      expect(res.message).toContain("1500 ms");
+    }
+    expect(PluginWorker.live).toBe(before);
+    expect(existsSync(join(short.config.pluginsDir, "blocker"))).toBe(false);
+  } finally {
+    await destroyEnv(short);
+  }
+});
