@@ -137,6 +137,8 @@ interface Loaded {
   triggerBusy: boolean;
   jobBusy: boolean;
   stopped: boolean;
+  /** Set when start failed during a restore: loaded for inspection, not running. */
+  startError?: string;
 }
 
 /** What the pipeline needs to know about the plugin to load. */
@@ -517,6 +519,20 @@ export class PluginController {
         },
         this.timings.initTimeoutMs + 2000,
       );
+      if (!sr.ok && src.from === "disk" && !this.shuttingDown) {
+        // Boot (or a restart's rollback): keep the plugin visible in ERROR with the reason, so an
+        // operator sees why (e.g. hardware offline) and can restart or delete it, instead of it
+        // silently missing from the API. It does not run.
+        loaded.startError = sr.message;
+        loaded.pvs.get("STATUS")?.pv.post(spec.kind === "task" ? "ERROR" : "FAILED");
+        loaded.pvs.get("MESSAGE")?.pv.post(truncateMessage(sr.message));
+        this.plugins.set(spec.name.toLowerCase(), loaded);
+        log.error(
+          { step: "start" },
+          `${spec.kind} ${spec.name} loaded but not started: ${sr.message}`,
+        );
+        return { ok: true, loaded, report: steps.report(new StepError("start", sr.message)) };
+      }
       if (!sr.ok) steps.fail("start", sr.message);
       steps.ok(
         "start",
@@ -812,7 +828,8 @@ export class PluginController {
       ...(p.path !== undefined ? { path: p.path } : {}),
       parameters: p.parameters,
       pvs,
-      running: !p.stopped && !p.worker.isEnded && !p.worker.isUnresponsive,
+      running:
+        !p.stopped && p.startError === undefined && !p.worker.isEnded && !p.worker.isUnresponsive,
     };
   }
 
@@ -889,7 +906,7 @@ export class PluginController {
       return {
         ok: false,
         code: 422,
-        message: `restart failed (${back.ok ? "previous version reloaded" : "plugin unloaded"}): ${r.report.message}`,
+        message: `restart failed (${back.ok ? (back.loaded.startError === undefined ? "previous version reloaded" : "previous version reloaded but not started") : "plugin unloaded"}): ${r.report.message}`,
         validation: r.report,
       };
     } finally {

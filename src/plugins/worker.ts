@@ -137,6 +137,8 @@ let busy: Promise<void> | null = null;
 let cycleCount = 0;
 /** The runtime itself set STATUS ERROR after a failed execute (cleared by the next success). */
 let runtimeError = false;
+/** initialize() succeeded: the plugin may run (a failed start keeps the Worker for inspection). */
+let started = false;
 let nextRequestId = 1;
 const requests = new Map<
   number,
@@ -470,6 +472,7 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
   } else {
     setStatus("IDLE");
   }
+  started = true;
   return { ok: true, message: "started" };
 }
 
@@ -478,7 +481,7 @@ async function handleWrite(pv: string, value: unknown): Promise<Reply> {
   if (kind === "task" && pv === "ENABLE") {
     enabled = Number(value) !== 0;
     if (info) info.value = enabled ? 1 : 0;
-    if (!stopping) {
+    if (!stopping && started) {
       if (!runtimeError || !enabled) setStatus(enabled ? "RUN" : "PAUSED");
       if (enabled) wakeLoop();
     }
@@ -505,6 +508,7 @@ async function handleTrigger(): Promise<Reply> {
     };
   }
   if (stopping) return { ok: false, message: "task is stopping" };
+  if (!started) return { ok: false, message: "task did not start (see MESSAGE)" };
   if (!enabled) return { ok: false, message: "task is disabled (ENABLE=0)" };
   if (busy) return { ok: false, message: "busy: the previous execute() is still running" };
   try {
@@ -518,6 +522,7 @@ async function handleTrigger(): Promise<Reply> {
 async function handleRunJob(): Promise<Reply> {
   const job = instance as sdk.JobBase | null;
   if (kind !== "job" || !job) return { ok: false, message: "not a job" };
+  if (!started) return { ok: false, message: "job did not start (see MESSAGE)" };
   if (busy) return { ok: false, message: "job is already running" };
   let release: () => void = () => {};
   busy = new Promise<void>((r) => {
@@ -560,7 +565,7 @@ async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
   const deadline = performance.now() + cleanupTimeoutMs;
   try {
     if (busy) await withTimeout(busy, Math.max(1, deadline - performance.now()), "execute()");
-    if (instance) {
+    if (instance && started) {
       await withTimeout(
         Promise.resolve().then(() => instance?.cleanup()),
         Math.max(1, deadline - performance.now()),

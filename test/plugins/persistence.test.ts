@@ -128,3 +128,46 @@ test("a record whose clone vanished is reported, the rest of the boot goes on", 
   expect(env2.controller.list("task").map((p) => p.name)).toEqual(["a2"]);
   expect(env2.logs.some((l) => l.includes("not restored") && l.includes("a1"))).toBe(true);
 });
+
+test("a plugin whose initialize() fails at boot stays listed in ERROR (not running) and can be restarted", async () => {
+  const env = await makeEnv();
+  const repo = await createRepo({
+    files: {
+      "t.ts": `import { TaskBase } from "iocmng";
+export class Hw extends TaskBase {
+  initialize() {
+    if (process.env.IOCMNG_TEST_HW_OFFLINE === "1") throw new Error("hardware offline");
+  }
+  execute() {}
+  cleanup() {}
+}
+`,
+      "config.yaml": "parameters:\n  interval: 0.05\n",
+    },
+  });
+  cleanups.push(() => repo.cleanup());
+  expect((await env.controller.add({ name: "hw", kind: "task", git_url: repo.url })).ok).toBe(true);
+  await env.state.flush();
+  await env.controller.shutdown();
+  process.env.IOCMNG_TEST_HW_OFFLINE = "1";
+  let env2: Env;
+  try {
+    env2 = await env.reopen();
+    cleanups.push(() => destroyEnv(env2));
+    await env2.controller.restore();
+  } finally {
+    delete process.env.IOCMNG_TEST_HW_OFFLINE;
+  }
+  const info = env2.controller.get("task", "hw");
+  expect(info?.status).toBe("ERROR");
+  expect(info?.running).toBe(false);
+  expect(info?.message).toContain("hardware offline");
+  // ENABLE does not pretend it runs.
+  await env2.registry.get("TEST:HW:ENABLE")?.write(1);
+  expect(env2.controller.get("task", "hw")?.status).toBe("ERROR");
+  // Once the hardware is back, a restart brings it up.
+  const r = await env2.controller.restart("hw");
+  expect(r.ok).toBe(true);
+  expect(env2.controller.get("task", "hw")?.running).toBe(true);
+  await waitFor(() => Number(pvValue(env2, "TEST:HW:CYCLE_COUNT")) > 0, "running after restart");
+});
