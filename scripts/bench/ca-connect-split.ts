@@ -1,0 +1,96 @@
+/**
+ * Splits the connect-storm cost of the CA server into its UDP and TCP halves, measured as server
+ * CPU (utime+stime from /proc/<pid>/stat) of a separate server process:
+ *   UDP: 10 rounds of 10,000 searches sent like libca (datagrams of 31 names);
+ *   TCP: 10 rounds of one circuit doing 10,000 CREATE_CHAN, 10,000 READ_NOTIFY, then closing.
+ * Run: `bun scripts/bench/ca-connect-split.ts`. Prints server CPU per 10,000 channels for each half.
+ */
+import { readFileSync } from "node:fs";
+import { msg, nameBytes, RawCaClient } from "../../test/helpers/ca-raw.ts";
+
+const N = 10_000;
+const ROUNDS = 10;
+const proc = Bun.spawn(["bun", "scripts/bench/ca-server-proc.ts", String(N)], {
+  stdin: "pipe",
+  stdout: "pipe",
+  stderr: "inherit",
+});
+const reader = proc.stdout.getReader();
+let buf = "";
+while (!buf.includes("\n")) {
+  const { value, done } = await reader.read();
+  if (done) throw new Error("server process exited");
+  buf += new TextDecoder().decode(value);
+}
+const port = Number(buf.split("\n")[0]?.split(" ")[1]);
+const cpu = (): number => {
+  const s = readFileSync(`/proc/${proc.pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const concat = (parts: Uint8Array[]): Uint8Array => {
+  const d = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    d.set(p, o);
+    o += p.length;
+  }
+  return d;
+};
+await Bun.sleep(300);
+
+let got = 0;
+let wake: () => void = () => {};
+const udp = await Bun.udpSocket({
+  hostname: "127.0.0.1",
+  port: 0,
+  socket: {
+    data(_s, d) {
+      got += (d.length - 16) / 24; // VERSION prefix + 24-byte replies
+      wake();
+    },
+  },
+});
+let c0 = cpu();
+let lost = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  got = 0;
+  for (let i = 0; i < N; i += 31) {
+    const parts = [msg(0, 1, 13, i, 0)];
+    for (let k = i; k < Math.min(i + 31, N); k++) {
+      parts.push(msg(6, 5, 13, k, k, nameBytes(`BENCH:D${k}`)));
+    }
+    udp.send(concat(parts), port, "127.0.0.1");
+    if (i % 155 === 0) await Bun.sleep(1); // stay under the socket buffers
+  }
+  const deadline = Date.now() + 2000;
+  while (got < N && Date.now() < deadline) {
+    await new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, 50);
+    });
+  }
+  lost += N - got;
+}
+const udpCpu = (cpu() - c0) / ROUNDS;
+udp.close();
+
+c0 = cpu();
+for (let r = 0; r < ROUNDS; r++) {
+  const c = await RawCaClient.handshake(port);
+  c.send(...Array.from({ length: N }, (_, k) => msg(18, 0, 0, k, 13, nameBytes(`BENCH:D${k}`))));
+  const sids: number[] = [];
+  while (sids.length < N) sids.push((await c.next((m) => m.header.command === 18)).header.p2);
+  c.received.length = 0;
+  c.send(...sids.map((sid, k) => msg(15, 6, 1, sid, k)));
+  for (let k = 0; k < N; k++) await c.next((m) => m.header.command === 15);
+  c.close();
+  await c.closed;
+}
+const tcpCpu = (cpu() - c0) / ROUNDS;
+console.log(
+  `connect storm split, server CPU per ${N.toLocaleString("en")} channels: UDP search ${(udpCpu * 1000).toFixed(1)} ms${lost ? ` (${lost} replies lost)` : ""}; TCP create+get+close ${(tcpCpu * 1000).toFixed(1)} ms`,
+);
+proc.stdin.end();
+await proc.exited;
+process.exit(0);
