@@ -99,7 +99,7 @@ export async function buildBinary(opts: { force?: boolean; quiet?: boolean } = {
       minify: { whitespace: true, syntax: true, identifiers: true, keepNames: true },
       // Errors in the field still point at src/ lines.
       sourcemap: "linked",
-      // Pre-parsed bytecode: shorter cold start (see docs/bench/binary.md).
+      // Pre-parsed bytecode: shorter cold start (see docs/benchmarks.md).
       bytecode: true,
       format: "esm",
       compile: {

@@ -7,7 +7,7 @@
  * Cold start = process spawn → REST `GET /api/v1/health` answers 200 AND the CA server answers a
  * CA VERSION exchange on its TCP port (both polled every 2 ms). Measured for the compiled binary
  * (dist/iocmng, built if stale) and for the sources (`bun src/main.ts serve`). Idle RSS is VmRSS
- * 2 s after ready with no plugin loaded. Prints the figures; docs/bench/binary.md records them.
+ * 2 s after ready with no plugin loaded. Prints the figures; docs/benchmarks.md records them.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -559,6 +559,9 @@ async function handleRunJob(): Promise<Reply> {
   };
 }
 
+/** Set once the plugin touched `this.ca`, so stop knows a libca context may need closing. */
+let caLoaded = false;
+
 async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
   stopping = true;
   wakeLoop();
@@ -575,6 +578,15 @@ async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
   } catch (e) {
     log("warn", `stop: ${errorMessage(e)}`, e);
   }
+  // Close libca before the Worker is terminated: a context left open leaks its threads and a TCP
+  // circuit per plugin stop/restart (the ffi client's docs measure it).
+  if (caLoaded) {
+    try {
+      await (require("../../ffi/index.ts") as typeof import("../../ffi/index.ts")).closeCaClient();
+    } catch (e) {
+      log("warn", `stop: closing the CA client: ${errorMessage(e)}`, e);
+    }
+  }
   if (kind === "task") setStatus("END");
   return { ok: true, message: "stopped" };
 }
@@ -582,8 +594,10 @@ async function handleStop(cleanupTimeoutMs: number): Promise<Reply> {
 async function installServices(s: Extract<ToWorker, { t: "start" }>["services"]): Promise<void> {
   // Loaded on first use with require(): a plugin that never touches CA pays nothing, and static
   // specifiers keep both modules inside a `bun build --compile` binary.
-  const ca = (): PluginCaClient =>
-    (require("../../ffi/index.ts") as typeof import("../../ffi/index.ts")).caClient();
+  const ca = (): PluginCaClient => {
+    caLoaded = true;
+    return (require("../../ffi/index.ts") as typeof import("../../ffi/index.ts")).caClient();
+  };
   let devices: DeviceAccess | undefined;
   const values = s.beamlineValues;
   setServices({

@@ -183,6 +183,8 @@ out(get("IOCMNG:KEEP:SETPOINT"))
         const { readdir, readFile } = await import("node:fs/promises");
         const files = await readdir(d.stateDir, { recursive: true }).catch(() => []);
         for (const f of files) {
+          // Only renamed (complete) files count: a kill between write and rename loses a .tmp file.
+          if (String(f).includes(".tmp")) continue;
           const text = await readFile(`${d.stateDir}/${f}`, "utf8").catch(() => "");
           if (text.includes("33.5")) return true;
         }
