@@ -23,7 +23,7 @@ import {
   ECA,
   errorFromEca,
 } from "./errors.ts";
-import { type LibCa, loadLibca, syncEpicsEnv } from "./libca.ts";
+import { type LibCa, loadLibca, nonblockingDup, syncEpicsEnv } from "./libca.ts";
 import { loadShim, REC, REC_HEADER, type Shim } from "./shim.ts";
 
 /** Data form of a request: plain value, value + alarm + timestamp, or value + alarm + metadata. */
@@ -764,12 +764,11 @@ export class LibcaClient implements CaClient {
     const fd = this.shim.shim_wakefd();
     if (fd < 0) return;
     // Non-blocking so neither Bun's reads nor libca's drain of this socket can ever block.
-    this.shim.shim_set_nonblock(fd);
     // Bun reads a duplicate: when libca closes its descriptor at context destruction, the number
     // may be reused at once, and a reader Bun has not fully torn down must never touch that new
     // file. The duplicate (one per client) is left to the process; closing it ourselves could race
     // with Bun's own cleanup of the stream.
-    const dupFd = this.shim.shim_dup(fd);
+    const dupFd = nonblockingDup(fd);
     if (dupFd < 0) return;
     this.wakeFd = dupFd;
     if (this.busy()) this.startWake();

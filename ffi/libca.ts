@@ -137,10 +137,33 @@ const libcSymbols = {
   getenv: { args: [ptr], returns: cstring },
   // int unsetenv(const char *name);
   unsetenv: { args: [ptr], returns: i32 },
+  // int fcntl(int fd, int cmd, ...);   called with one int argument (F_GETFL ignores it)
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  // int dup(int oldfd);
+  dup: { args: [i32], returns: i32 },
 } as const;
 /** Variables this module wrote into the C environment (so it can undo them, and only them). */
 const written = new Set<string>();
 let libc: ReturnType<typeof dlopen<typeof libcSymbols>> | undefined;
+
+function loadLibc() {
+  return dlopen(process.platform === "darwin" ? "libc.dylib" : "libc.so.6", libcSymbols);
+}
+
+/**
+ * Sets O_NONBLOCK on `fd` and returns a duplicate of it (or -1). Done through libc from
+ * JavaScript rather than in the TinyCC shim: the shim is compiled with -nostdlib (see shim.ts),
+ * where only a few libc names resolve.
+ */
+export function nonblockingDup(fd: number): number {
+  libc ??= loadLibc();
+  const F_GETFL = 3;
+  const F_SETFL = 4;
+  const O_NONBLOCK = 0o4000;
+  const fl = libc.symbols.fcntl(fd, F_GETFL, 0);
+  if (fl >= 0) libc.symbols.fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  return libc.symbols.dup(fd);
+}
 
 /**
  * Copies every EPICS_* variable of process.env into the C environment, because libca reads its
@@ -151,9 +174,7 @@ let libc: ReturnType<typeof dlopen<typeof libcSymbols>> | undefined;
  * EPICS_CA_MAX_ARRAY_BYTES defaults to 10 MB, as beamline values files usually set it.
  */
 export function syncEpicsEnv(): void {
-  if (!libc) {
-    libc = dlopen(process.platform === "darwin" ? "libc.dylib" : "libc.so.6", libcSymbols);
-  }
+  libc ??= loadLibc();
   const want: Record<string, string> = { EPICS_CA_MAX_ARRAY_BYTES: DEFAULT_MAX_ARRAY_BYTES };
   for (const [k, v] of Object.entries(process.env)) {
     if (k.startsWith("EPICS_") && v !== undefined) want[k] = v;

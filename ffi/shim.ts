@@ -39,9 +39,6 @@ void *realloc(void *p, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 void *memset(void *d, int c, size_t n);
 void free(void *p);
-size_t strlen(const char *s);
-int fcntl(int fd, int cmd, ...);
-int dup(int fd);
 
 struct event_handler_args { void *usr; void *chid; long type; long count; const void *dbr; int status; };
 struct connection_handler_args { void *chid; long op; };
@@ -104,8 +101,8 @@ static void on_access(struct access_rights_handler_args a) {
 }
 
 static void on_exception(struct exception_handler_args a) {
-  size_t n = a.ctx ? strlen(a.ctx) : 0;
-  if (n > 512) n = 512;
+  size_t n = 0;
+  if (a.ctx) while (n < 512 && a.ctx[n]) n++;
   put(${REC.EXCEPTION}, (int) a.stat, a.op, a.count, a.usr, a.chid, a.ctx, n);
 }
 
@@ -124,12 +121,6 @@ long shim_take_dropped(void) { long d = dropped; dropped = 0; return d; }
 void shim_reset(void) { len = 0; if (cap > (16UL << 20)) { free(buf); buf = 0; cap = 0; } }
 int shim_wakefd(void) { return wakefd; }
 void shim_clear_wakefd(void) { wakefd = -1; }
-int shim_set_nonblock(int fd) {
-  int fl = fcntl(fd, 3 /* F_GETFL */);
-  if (fl < 0) return fl;
-  return fcntl(fd, 4 /* F_SETFL */, fl | 04000 /* O_NONBLOCK */);
-}
-int shim_dup(int fd) { return dup(fd); }
 void shim_free(void) { free(buf); buf = 0; len = 0; cap = 0; dropped = 0; wakefd = -1; }
 `;
 }
@@ -147,8 +138,6 @@ const shimSymbols = {
   shim_reset: { args: [], returns: none },
   shim_wakefd: { args: [], returns: i32 },
   shim_clear_wakefd: { args: [], returns: none },
-  shim_set_nonblock: { args: [i32], returns: i32 },
-  shim_dup: { args: [i32], returns: i32 },
   shim_free: { args: [], returns: none },
 } as const;
 
@@ -168,7 +157,12 @@ export function loadShim(): Shim {
   const file = join(dir, "cashim.c");
   try {
     writeFileSync(file, source());
-    compiled = cc({ source: file, symbols: shimSymbols });
+    // -nostdlib: TinyCC would otherwise link "-lc", i.e. read the libc.so linker script that only
+    // libc6-dev ships: absent on a plain beamline host and in the scratch image, where cc() failed
+    // with "library 'c' not found". Without it only the few names Bun's TinyCC binds itself
+    // resolve (realloc, free, memcpy, memset: all the shim calls); fcntl and dup are done from
+    // JavaScript (libca.ts nonblockingDup). test/rootfs runs a plugin using this.ca in the image.
+    compiled = cc({ source: file, symbols: shimSymbols, flags: ["-nostdlib"] });
   } catch (e) {
     throw new CaLibraryError(`cannot compile the libca callback shim: ${(e as Error).message}`);
   } finally {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { BINARY, buildBinary } from "../../scripts/build.ts";
 import { VERSION } from "../../src/version.ts";
 import { serverEnv, startServe } from "./serve-process.ts";
-import { makeExamplesRepo, runSmoke } from "./smoke.ts";
+import { caClientEnv, makeCaJob, makeExamplesRepo, runSmoke } from "./smoke.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 let work: string;
@@ -88,6 +88,18 @@ describe("dist/iocmng", () => {
     expect(result.success).toBe(true);
     expect(result.data.runtime).toBe(`bun ${Bun.version}`);
   });
+
+  test("a plugin's this.ca works inside the binary (libca + the TinyCC callback shim)", async () => {
+    const { env, caPort } = await serverEnv({ HOME: work, IOCMNG_PREFIX: "BINCA" });
+    const dir = makeCaJob(join(work, "ca-job"));
+    const r = bin(["run", dir, "--once", "--params", '{"pv": "BINCA:CA-JOB:ECHO"}'], {
+      ...env,
+      ...caClientEnv(caPort),
+    });
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "null");
+    expect(result).toEqual(expect.objectContaining({ success: true, data: { value: 42.5 } }));
+    expect(r.code).toBe(0);
+  }, 120_000);
 
   test("smoke: serve, add the example task from a git repo, operate its PVs with pyepics, run a job", async () => {
     const repo = makeExamplesRepo(join(work, "repo"));

@@ -3,7 +3,7 @@
  * tree): add the example task from a local git repository via REST, operate its PVs with pyepics,
  * add and run the example job, remove both.
  */
-import { cpSync, mkdirSync } from "node:fs";
+import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runPy } from "../helpers/ca-harness.ts";
 import { eventually, type ServeProcess } from "./serve-process.ts";
@@ -40,6 +40,41 @@ export function makeExamplesRepo(dir: string): string {
   git(dir, ["add", "-A"]);
   git(dir, ["commit", "-q", "-m", "examples"]);
   return dir;
+}
+
+/**
+ * A job plugin at `dir` that reads the PV named by its `pv` parameter with `this.ca` (libca in the
+ * plugin's Worker, through the TinyCC-compiled callback shim) and returns the value.
+ */
+export function makeCaJob(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, "config.yaml"),
+    'parameters:\n  pv: ""\npvs:\n  outputs:\n    ECHO:\n      type: float\n      value: 42.5\n',
+  );
+  writeFileSync(join(dir, "package.json"), '{"name": "ca-job", "type": "module"}\n');
+  writeFileSync(
+    join(dir, "cajob.ts"),
+    `import { JobBase, JobResult } from "iocmng";
+export class CaJob extends JobBase {
+  override async initialize(): Promise<void> {}
+  override async execute(): Promise<JobResult> {
+    const r = await this.ca.get(String(this.parameters.pv), { as: "ctrl", timeout: 30 });
+    return JobResult.ok({ value: r.value }, "read through this.ca");
+  }
+}
+`,
+  );
+  return dir;
+}
+
+/** Client-side EPICS_CA_* for a CA server on loopback `port` (what `this.ca` reads). */
+export function caClientEnv(port: number): Record<string, string> {
+  return {
+    EPICS_CA_ADDR_LIST: "127.0.0.1",
+    EPICS_CA_AUTO_ADDR_LIST: "NO",
+    EPICS_CA_SERVER_PORT: String(port),
+  };
 }
 
 async function call(sp: ServeProcess, method: string, path: string, body?: unknown) {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { BINARY, buildBinary } from "../../scripts/build.ts";
 import { VERSION } from "../../src/version.ts";
 import { serverEnv, startServe } from "../binary/serve-process.ts";
-import { makeExamplesRepo, runSmoke } from "../binary/smoke.ts";
+import { caClientEnv, makeCaJob, makeExamplesRepo, runSmoke } from "../binary/smoke.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const UID = 10001;
@@ -73,6 +73,8 @@ describe.skipIf(!isRoot)("image tree (scripts/rootfs.sh + chroot)", () => {
     }
     makeExamplesRepo(join(tree, "data", "repo"));
     chownTree(join(tree, "data", "repo"));
+    makeCaJob(join(tree, "data", "ca-job"));
+    chownTree(join(tree, "data", "ca-job"));
   }, 300_000);
 
   afterAll(() => {
@@ -133,6 +135,24 @@ describe.skipIf(!isRoot)("image tree (scripts/rootfs.sh + chroot)", () => {
     expect(r.err).toBe("");
     expect(r.out.trim()).toBe("function");
   });
+
+  test("a plugin's this.ca works in the image (no compiler files: TinyCC links no libc.so)", async () => {
+    const { env, caPort } = await serverEnv({ ...IMAGE_ENV, IOCMNG_PREFIX: "IMGCA" });
+    const r = inTree(
+      [
+        "/usr/local/bin/iocmng",
+        "run",
+        "/data/ca-job",
+        "--once",
+        "--params",
+        '{"pv": "IMGCA:CA-JOB:ECHO"}',
+      ],
+      { ...env, ...IMAGE_ENV, ...caClientEnv(caPort) },
+    );
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "null");
+    expect(result).toEqual(expect.objectContaining({ success: true, data: { value: 42.5 } }));
+    expect(r.code).toBe(0);
+  }, 120_000);
 
   test("serves: REST + CA from the chroot, plugin cloned from file:// inside it, PVs read with pyepics outside", async () => {
     const { env, httpPort, caPort } = await serverEnv({ ...IMAGE_ENV, IOCMNG_PREFIX: "IMG" });
