@@ -119,6 +119,7 @@ describe("dist/iocmng", () => {
       const r = await runSmoke(sp, `file://${repo}`, "BINSMOKE");
       expect(r.setpointPutOk).toBe(true);
       expect(r.reading).toBe(12.5);
+      expect(r.trigger).toEqual({ quality: "GOOD", cycles: 1 });
       expect(r.addJob.body.ok).toBe(true);
       expect(r.run.status).toBe(200);
       expect((r.run.body.result as { success: boolean }).success).toBe(true);

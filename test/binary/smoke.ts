@@ -99,6 +99,8 @@ export interface SmokeResult {
   addTask: { status: number; body: Record<string, unknown> };
   reading: number;
   setpointPutOk: boolean;
+  /** The triggered task after `caput -c RUN 1`: its QUALITY state and CYCLE_COUNT. */
+  trigger: { quality: string; cycles: number };
   addJob: { status: number; body: Record<string, unknown> };
   run: { status: number; body: Record<string, unknown> };
   jobStatusPv: string;
@@ -138,6 +140,26 @@ out({"put": ok == 1, "reading": reading})
     { timeoutMs: 90_000 },
   )) as { put: boolean; reading: number };
 
+  const addSnap = await call(sp, "POST", "/tasks", {
+    name: "snap",
+    git_url: gitUrl,
+    path: "examples/snapshot-task",
+  });
+  if (addSnap.status !== 200 && addSnap.status !== 201) {
+    throw new Error(`add triggered task failed: ${JSON.stringify(addSnap.body)}\n${sp.output()}`);
+  }
+  // put(wait=True) returns only once execute() has finished, so QUALITY is already set.
+  const trigger = (await runPy(
+    sp.caPort,
+    `
+epics.caput("${prefix}:SNAP:RUN", 1, wait=True, timeout=60)
+out({"quality": epics.caget("${prefix}:SNAP:QUALITY", as_string=True, timeout=10),
+     "cycles": epics.caget("${prefix}:SNAP:CYCLE_COUNT", timeout=10)})
+`,
+    { timeoutMs: 90_000 },
+  )) as { quality: string; cycles: number };
+  await call(sp, "DELETE", "/tasks/snap");
+
   const addJob = await call(sp, "POST", "/jobs", {
     name: "diag",
     git_url: gitUrl,
@@ -162,6 +184,7 @@ out({"put": ok == 1, "reading": reading})
     addTask,
     reading: ops.reading,
     setpointPutOk: ops.put,
+    trigger,
     addJob,
     run,
     jobStatusPv,

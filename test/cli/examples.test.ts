@@ -49,6 +49,7 @@ describe("examples/", () => {
       const r = await runSmoke(sp, `file://${repo}`, "SRCSMOKE");
       expect(r.setpointPutOk).toBe(true);
       expect(r.reading).toBe(12.5);
+      expect(r.trigger).toEqual({ quality: "GOOD", cycles: 1 });
       expect((r.run.body.result as { success: boolean }).success).toBe(true);
       expect(r.jobStatusPv).toBe("SUCCESS");
       expect(r.removeTask).toBe(200);
