@@ -14,6 +14,20 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   /** Seconds an HTTP connection may stay idle (default 30); adds and job runs are exempt. */
   httpIdleTimeoutSec?: number;
+  /**
+   * Install the SIGTERM/SIGINT handlers ({@link installSignalHandlers}) as soon as the CA server is
+   * up, before the plugins are restored: a signal during a slow boot still stops cleanly (exit 0).
+   * `true` for the process defaults; an object to inject the exit and grace time (tests).
+   */
+  signals?: boolean | { exit?: (code: number) => void; graceMs?: number };
+}
+
+/** Thrown by {@link startServer} when a signal (or `stop`) arrived before the server was up. */
+export class StartAbortedError extends Error {
+  constructor() {
+    super("stopped before the server finished starting");
+    this.name = "StartAbortedError";
+  }
 }
 
 /** A started iocmng: where it listens, its parts, and how to stop it. */
@@ -64,6 +78,19 @@ export async function startServer(
   });
   await ca.start();
   const cleanups: Array<() => Promise<void> | void> = [() => ca.stop()];
+  let uninstallSignals = (): void => {};
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= runAll(cleanups, logger).finally(() => uninstallSignals());
+    return stopping;
+  };
+  if (opts.signals) {
+    uninstallSignals = installSignalHandlers(
+      { stop },
+      logger,
+      opts.signals === true ? {} : opts.signals,
+    );
+  }
   try {
     const state = new StateStore(config.stateDir, logger.child({ component: "state" }));
     const controller = new PluginController({ registry, config, state, logger });
@@ -72,6 +99,11 @@ export async function startServer(
       () => state.flush(),
     );
     await controller.restore();
+    // A signal during the restore already stopped everything: do not start listening.
+    if (stopping !== null) {
+      await stopping;
+      throw new StartAbortedError();
+    }
 
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
@@ -112,20 +144,16 @@ export async function startServer(
       `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
     );
 
-    let stopping: Promise<void> | null = null;
     return {
       httpPort,
       caTcpPort: ca.tcpPort,
       caUdpPort: ca.udpPort,
       controller,
       registry,
-      stop() {
-        stopping ??= runAll(cleanups, logger);
-        return stopping;
-      },
+      stop,
     };
   } catch (e) {
-    await runAll(cleanups, logger);
+    await stop();
     throw e;
   }
 }

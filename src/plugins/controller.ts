@@ -141,6 +141,9 @@ interface Loaded {
   startError?: string;
 }
 
+/** How long shutdown waits for pipelines in progress to undo their work. */
+const SHUTDOWN_INFLIGHT_WAIT_MS = 1500;
+
 /** What the pipeline needs to know about the plugin to load. */
 interface LoadSpec {
   name: string;
@@ -242,6 +245,10 @@ export class PluginController {
   private shuttingDown = false;
   /** Every pat_env name seen (kept: hiding a token variable from all plugins costs nothing). */
   private readonly knownTokenEnv = new Set<string>();
+  /** Workers of plugins still in the pipeline (boot restore, an add): shutdown ends them. */
+  private readonly loadingWorkers = new Set<PluginWorker>();
+  /** Pipelines in progress, so shutdown can wait (bounded) for them to undo their work. */
+  private readonly inflight = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: ControllerDeps) {
     this.timings = { ...DEFAULT_TIMINGS, ...deps.timings };
@@ -337,7 +344,23 @@ export class PluginController {
    * The loader pipeline. `from: "git"` clones into a fresh directory; `from: "disk"` reuses
    * `cloneDir` (boot restore, no network). `keep` carries PV values across a restart.
    */
-  private async pipeline(
+  private pipeline(
+    spec: LoadSpec,
+    steps: Steps,
+    src:
+      | { from: "git"; keep: Map<string, PvValue> | null }
+      | { from: "disk"; cloneDir: string; keep: Map<string, PvValue> | null },
+  ): Promise<
+    { ok: true; loaded: Loaded; report: ValidationReport } | { ok: false; report: ValidationReport }
+  > {
+    const run = this.runPipeline(spec, steps, src);
+    this.inflight.add(run);
+    const done = () => this.inflight.delete(run);
+    run.then(done, done);
+    return run;
+  }
+
+  private async runPipeline(
     spec: LoadSpec,
     steps: Steps,
     src:
@@ -449,7 +472,9 @@ export class PluginController {
         stopped: false,
       };
       loadedRef = loaded;
+      if (this.shuttingDown) steps.fail("import", "server is shutting down");
       worker = this.spawnWorker(loaded, log);
+      this.loadingWorkers.add(worker);
       loaded.worker = worker;
       try {
         await worker.waitReady();
@@ -564,6 +589,8 @@ export class PluginController {
         await this.removeIfEmpty(join(this.deps.config.pluginsDir, spec.name));
       }
       return { ok: false, report };
+    } finally {
+      if (worker) this.loadingWorkers.delete(worker);
     }
   }
 
@@ -657,9 +684,11 @@ export class PluginController {
     }
     return async (value: PvValue): Promise<void> => {
       if (p.worker.isUnresponsive) throw new Error("plugin unresponsive: write refused");
+      // The Worker times out onPvWrite itself (clear message); the extra second here covers a
+      // Worker too busy to answer at all.
       const r = await p.worker.request(
-        { t: "write", pv: short, value },
-        this.timings.writeTimeoutMs,
+        { t: "write", pv: short, value, timeoutMs: this.timings.writeTimeoutMs },
+        this.timings.writeTimeoutMs + 1000,
       );
       if (!r.ok) throw new Error(r.message);
     };
@@ -920,7 +949,7 @@ export class PluginController {
     for (const w of warnings) this.log.warn(w);
     const restoreOne = async (rec: PluginRecord): Promise<void> => {
       const key = rec.name.toLowerCase();
-      if (this.plugins.has(key) || this.busy.has(key)) return;
+      if (this.shuttingDown || this.plugins.has(key) || this.busy.has(key)) return;
       const pat = rec.pat_env ? process.env[rec.pat_env] : undefined;
       this.busy.add(key);
       try {
@@ -952,6 +981,7 @@ export class PluginController {
     });
     await Promise.all(lanes);
     for (const d of this.deps.config.plugins) {
+      if (this.shuttingDown) break;
       const cur = this.find(d.name);
       if (
         cur &&
@@ -971,9 +1001,23 @@ export class PluginController {
   /** Stops every plugin (cleanup(), bounded) and removes their PVs; records stay for next boot. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    // Plugins still loading (a slow initialize() during the boot restore, an add in flight) end
+    // at once: their pipeline then fails and removes what it created. A clone or an install in
+    // progress is not waited for beyond the bound, so a signal still exits within its grace time.
+    for (const w of this.loadingWorkers) w.terminate();
     const all = [...this.plugins.values()];
     this.plugins.clear();
     await Promise.all(all.map((p) => this.stopPlugin(p)));
+    if (this.inflight.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.inflight]),
+        new Promise<void>((ok) => {
+          timer = setTimeout(ok, SHUTDOWN_INFLIGHT_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 }
 

@@ -42,7 +42,8 @@ export type ToWorker =
       /** Longest initialize() may take before start fails (ms). */
       initTimeoutMs: number;
     }
-  | { t: "write"; id: number; pv: string; value: unknown }
+  /** `timeoutMs`: how long onPvWrite may take before the write is refused. */
+  | { t: "write"; id: number; pv: string; value: unknown; timeoutMs: number }
   | { t: "trigger"; id: number }
   | { t: "runJob"; id: number }
   | { t: "stop"; id: number; cleanupTimeoutMs: number }

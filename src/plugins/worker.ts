@@ -476,7 +476,7 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
   return { ok: true, message: "started" };
 }
 
-async function handleWrite(pv: string, value: unknown): Promise<Reply> {
+async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promise<Reply> {
   const info = pvs.get(pv);
   if (kind === "task" && pv === "ENABLE") {
     enabled = Number(value) !== 0;
@@ -490,7 +490,13 @@ async function handleWrite(pv: string, value: unknown): Promise<Reply> {
   const handler = instance?.onPvWrite;
   if (handler && instance) {
     try {
-      await handler.call(instance, pv, value);
+      // A handler that never settles must not hold the channel's write queue forever; if it
+      // settles after the limit, the refused value is not taken either.
+      await withTimeout(
+        Promise.resolve(handler.call(instance, pv, value)),
+        timeoutMs,
+        `onPvWrite("${pv}")`,
+      );
     } catch (e) {
       return { ok: false, message: errorMessage(e) || "write refused by the plugin" };
     }
@@ -643,7 +649,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         reply = await handleStart(m);
         break;
       case "write":
-        reply = await handleWrite(m.pv, m.value);
+        reply = await handleWrite(m.pv, m.value, m.timeoutMs);
         break;
       case "trigger":
         reply = await handleTrigger();

@@ -2,7 +2,14 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
 import { COUNTER_TASK, DIAG_JOB, HUNG_TASK, ROGUE_TASK } from "./lib/plugins.ts";
 import { py } from "./lib/pyepics.ts";
-import { freeUdpPort, makeDirs, type ServerDirs, spawnServer, waitFor } from "./lib/server.ts";
+import {
+  freeUdpPort,
+  makeDirs,
+  type ServerDirs,
+  spawnServer,
+  startProcess,
+  waitFor,
+} from "./lib/server.ts";
 
 /**
  * Lifecycle through the real process: a hung plugin cannot stop the server, plugins and
@@ -357,6 +364,48 @@ out({"connected_first": ok, "disconnected": not p.connected})
     expect((await watcher).result).toEqual({ connected_first: true, disconnected: true });
   }, 120_000);
 
+  test("SIGTERM while a slow initialize() holds up the boot restore: exit 0", async () => {
+    const d = await dirs();
+    const flag = `${d.root}/slow-next-boot`;
+    const entered = `${d.root}/initialize-entered`;
+    const slow = await repo({
+      "slow.ts": `import { existsSync, writeFileSync } from "node:fs";
+import { TaskBase } from "iocmng";
+
+export default class Slow extends TaskBase {
+  async initialize() {
+    if (!existsSync(${JSON.stringify(flag)})) return;
+    writeFileSync(${JSON.stringify(entered)}, "1");
+    await new Promise<void>(() => {}); // hardware that never answers
+  }
+  execute() {}
+  cleanup() {}
+}
+`,
+    });
+    const first = await spawnServer(d);
+    expect((await first.api("POST", "/tasks", { name: "slow", git_url: slow.url })).status).toBe(
+      201,
+    );
+    expect(await first.kill("SIGTERM")).toBe(0);
+    await Bun.write(flag, "1");
+    // The next boot restores "slow" before REST listens; its initialize() never finishes.
+    const second = await startProcess(d);
+    let code: number | null = null;
+    try {
+      await waitFor("the restore to reach initialize()", async () =>
+        (await Bun.file(entered).exists()) ? true : undefined,
+      );
+      second.proc.kill("SIGTERM");
+      code = await second.proc.exited;
+    } finally {
+      if (code === null) second.proc.kill("SIGKILL");
+    }
+    expect(code).toBe(0);
+    expect(second.output()).toContain("shutting down");
+    expect(second.output()).not.toContain("REST API on");
+  }, 120_000);
+
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     test(`${signal}: cleanup() runs and the process exits 0`, async () => {
       const d = await dirs();
@@ -376,6 +425,12 @@ out({"connected_first": ok, "disconnected": not p.connected})
       expect(code).toBe(0);
       expect(await Bun.file(marker).text()).toBe("cleaned up");
       expect(srv.output()).toContain("stopped");
+      // Only structured log lines: no stray debug prints (e.g. Worker message traces).
+      const stray = srv
+        .output()
+        .split("\n")
+        .filter((line) => line.trim() !== "" && !line.startsWith("{"));
+      expect(stray).toEqual([]);
     }, 60_000);
   }
 });

@@ -65,11 +65,20 @@ export interface SpawnedServer {
   kill(signal?: NodeJS.Signals | number): Promise<number>;
 }
 
-/** Spawns the real server; resolves once it prints where it listens (REST and CA both up). */
-export async function spawnServer(
+/** A spawned server process that may not be listening yet (see {@link startProcess}). */
+export interface ServerProcess {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything the server wrote so far (stdout JSON logs + stderr). */
+  output(): string;
+  /** Resolves with the REST and CA ports once both listen. */
+  ready: Promise<{ http: number; ca: number }>;
+}
+
+/** Spawns `bun src/main.ts serve` on loopback with random ports, without waiting for it. */
+export async function startProcess(
   dirs: ServerDirs,
-  opts: { env?: Record<string, string>; caPort?: number; timeoutMs?: number } = {},
-): Promise<SpawnedServer> {
+  opts: { env?: Record<string, string>; caPort?: number } = {},
+): Promise<ServerProcess> {
   const caPort = opts.caPort ?? (await freeUdpPort());
   const beaconPort = await freeUdpPort();
   const env: Record<string, string> = {
@@ -113,17 +122,26 @@ export async function spawnServer(
   };
   void pump(proc.stdout);
   void pump(proc.stderr);
+  return { proc, output: () => out, ready };
+}
+
+/** Spawns the real server; resolves once it prints where it listens (REST and CA both up). */
+export async function spawnServer(
+  dirs: ServerDirs,
+  opts: { env?: Record<string, string>; caPort?: number; timeoutMs?: number } = {},
+): Promise<SpawnedServer> {
+  const { proc, output, ready } = await startProcess(dirs, opts);
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ports = await Promise.race([
     ready,
     proc.exited.then((code) => {
-      throw new Error(`server exited with ${code} before listening:\n${out}`);
+      throw new Error(`server exited with ${code} before listening:\n${output()}`);
     }),
     new Promise<never>((_ok, ko) => {
       timer = setTimeout(() => {
         proc.kill(9);
-        ko(new Error(`server did not start within ${timeoutMs} ms:\n${out}`));
+        ko(new Error(`server did not start within ${timeoutMs} ms:\n${output()}`));
       }, timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
@@ -138,7 +156,7 @@ export async function spawnServer(
       EPICS_CA_AUTO_ADDR_LIST: "NO",
       EPICS_CA_SERVER_PORT: String(ports.ca),
     },
-    output: () => out,
+    output,
     async api(method, path, body, headers = {}) {
       const init: RequestInit = { method, headers: { ...headers } };
       if (body !== undefined) {
