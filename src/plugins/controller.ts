@@ -178,6 +178,14 @@ class Steps {
   }
 }
 
+/** The `abstract` step's success line: the class and the methods it implements. */
+function abstractOk(loadData: unknown, kind: "task" | "job"): string {
+  const name = (loadData as { className?: unknown } | undefined)?.className;
+  const methods =
+    kind === "task" ? "initialize(), execute(), cleanup()" : "initialize(), execute()";
+  return `${typeof name === "string" && name !== "" ? name : "the plugin class"} implements ${methods}`;
+}
+
 function errMsg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -492,10 +500,9 @@ export class PluginController {
         if (step === "abstract") steps.ok("inheritance", "plugin class found");
         steps.fail(step, lr.message);
       }
-      const className = (lr.data as { className?: string } | undefined)?.className ?? "?";
       steps.ok("import", `${files.length} module(s) imported`);
       steps.ok("inheritance", lr.message);
-      steps.ok("abstract", `${className} implements the required methods`);
+      steps.ok("abstract", abstractOk(lr.data, spec.kind));
       // pvs
       const defs: PvDef[] = [...defaultPvDefs(spec.kind), ...cfg.pvs];
       loaded.autosaved = await this.deps.state.loadAutosave(spec.name).catch((err: unknown) => {
@@ -1107,7 +1114,7 @@ export async function validatePluginSource(src: {
     kind = (lr.data as { kind?: "task" | "job" }).kind ?? kind ?? "task";
     steps.ok("import", `${files.length} module(s) imported`);
     steps.ok("inheritance", lr.message);
-    steps.ok("abstract", "required methods implemented");
+    steps.ok("abstract", abstractOk(lr.data, kind));
     if (kind !== cfgKind) {
       try {
         cfg = await loadPluginConfig(dir, kind);

@@ -208,7 +208,12 @@ describe("each failing step leaves nothing behind (422)", () => {
     const src =
       'import { TaskBase } from "iocmng";\nexport class Half extends TaskBase { initialize() {} execute() {} }\n';
     const r = await repo({ "index.js": src });
-    await expectFailureLeavesNothing("a1", { git_url: r.url }, "abstract", "cleanup()");
+    await expectFailureLeavesNothing(
+      "a1",
+      { git_url: r.url },
+      "abstract",
+      "abstract: Half does not implement cleanup()",
+    );
   });
   test("pvs: a PV name already served by someone else", async () => {
     env.registry.add({ name: "TEST:PV1:VALUE", kind: "double" });
@@ -249,6 +254,10 @@ describe("each failing step leaves nothing behind (422)", () => {
         "pvs",
         "start",
       ]);
+    if (ok.ok)
+      expect(ok.validation?.steps.find((s) => s.step === "abstract")?.message).toBe(
+        "Counter implements initialize(), execute(), cleanup()",
+      );
     expect((await env.controller.remove("task", "c1")).ok).toBe(true);
     expect(readdirSync(env.config.pluginsDir)).not.toContain("c1");
   });

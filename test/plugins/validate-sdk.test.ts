@@ -33,6 +33,13 @@ test("validate a local task and job directory; the kind is detected", async () =
   const j = await validatePluginSource({ dir: join(FIXTURES, "job") });
   expect(j.ok).toBe(true);
   expect(j.kind).toBe("job");
+  // The abstract step names the class and what it implements.
+  expect(t.steps.find((s) => s.step === "abstract")?.message).toBe(
+    "Counter implements initialize(), execute(), cleanup()",
+  );
+  expect(j.steps.find((s) => s.step === "abstract")?.message).toBe(
+    "Diagnostics implements initialize(), execute()",
+  );
 });
 
 test("validate with the wrong kind names the inheritance step", async () => {
