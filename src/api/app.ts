@@ -205,6 +205,20 @@ function scrubReport(v: ValidationReport, secret?: string): ValidationReport {
   return out;
 }
 
+/** The body of a successful add or restart: the plugin and its validation report. */
+function pluginDone(
+  r: { message: string; value: PluginInfo; validation?: ValidationReport },
+  secret?: string,
+): { ok: boolean; message: string; validation?: ValidationReport; plugin: PluginInfo } {
+  const out: { ok: boolean; message: string; validation?: ValidationReport; plugin: PluginInfo } = {
+    ok: true,
+    message: r.message,
+    plugin: plainInfo(r.value),
+  };
+  if (r.validation !== undefined) out.validation = scrubReport(r.validation, secret);
+  return out;
+}
+
 /** Credentials typed into a URL (https://user:token@host) are never shown back. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@");
@@ -271,14 +285,7 @@ export function createApp(deps: AppDeps) {
           if (!r.ok) return failure(set, r, body.pat);
           set.status = 201;
           log?.info({ kind, name: body.name }, `${kind} added`);
-          const out: {
-            ok: boolean;
-            message: string;
-            validation?: ValidationReport;
-            plugin: PluginInfo;
-          } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
-          if (r.validation !== undefined) out.validation = scrubReport(r.validation, body.pat);
-          return out;
+          return pluginDone(r, body.pat);
         },
         {
           body: AddPluginBody,
@@ -342,14 +349,7 @@ export function createApp(deps: AppDeps) {
           const r = await controller.restart(params.name);
           if (!r.ok) return failure(set, r);
           log?.info({ kind, name: params.name }, `${kind} restarted`);
-          const out: {
-            ok: boolean;
-            message: string;
-            validation?: ValidationReport;
-            plugin: PluginInfo;
-          } = { ok: true, message: r.message, plugin: plainInfo(r.value) };
-          if (r.validation !== undefined) out.validation = scrubReport(r.validation);
-          return out;
+          return pluginDone(r);
         },
         {
           params: NameParams,

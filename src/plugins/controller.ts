@@ -158,6 +158,32 @@ interface LoadSpec {
   addedAt: string;
 }
 
+/** A LoadSpec from where a plugin comes from (REST request, record, loaded plugin). */
+function loadSpec(
+  src: {
+    name: string;
+    kind: "task" | "job";
+    git_url: string;
+    branch?: string | undefined;
+    path?: string | undefined;
+    pat_env?: string | undefined;
+  },
+  rest: Pick<LoadSpec, "overrides" | "auto_start" | "addedAt"> & { pat?: string | undefined },
+): LoadSpec {
+  return {
+    name: src.name,
+    kind: src.kind,
+    git_url: src.git_url,
+    ...(src.branch !== undefined ? { branch: src.branch } : {}),
+    ...(src.path !== undefined ? { path: src.path } : {}),
+    overrides: rest.overrides,
+    auto_start: rest.auto_start,
+    ...(rest.pat ? { pat: rest.pat } : {}),
+    ...(src.pat_env ? { pat_env: src.pat_env } : {}),
+    addedAt: rest.addedAt,
+  };
+}
+
 /** Records pipeline steps; `fail` ends the pipeline with a StepError. */
 class Steps {
   readonly steps: ValidationStep[] = [];
@@ -296,18 +322,12 @@ export class PluginController {
     this.busy.add(key);
     try {
       const r = await this.pipeline(
-        {
-          name: req.name,
-          kind: req.kind,
-          git_url: req.git_url,
-          ...(req.branch !== undefined ? { branch: req.branch } : {}),
-          ...(req.path !== undefined ? { path: req.path } : {}),
+        loadSpec(req, {
           overrides: req.parameters ?? {},
           auto_start: req.auto_start ?? true,
-          ...(pat ? { pat } : {}),
-          ...(req.pat_env ? { pat_env: req.pat_env } : {}),
+          pat,
           addedAt: new Date().toISOString(),
-        },
+        }),
         steps,
         { from: "git", keep: null },
       );
@@ -898,18 +918,12 @@ export class PluginController {
     this.busy.add(key);
     try {
       const pat = old.pat ?? (old.pat_env ? process.env[old.pat_env] : undefined);
-      const spec: LoadSpec = {
-        name: old.name,
-        kind: old.kind,
-        git_url: old.git_url,
-        ...(old.branch !== undefined ? { branch: old.branch } : {}),
-        ...(old.path !== undefined ? { path: old.path } : {}),
+      const spec = loadSpec(old, {
         overrides: old.overrides,
         auto_start: old.auto_start,
-        ...(pat ? { pat } : {}),
-        ...(old.pat_env ? { pat_env: old.pat_env } : {}),
+        pat,
         addedAt: old.addedAt,
-      };
+      });
       const keep = new Map<string, PvValue>();
       for (const [short, { pv }] of old.pvs) {
         if (short !== "STATUS" && short !== "MESSAGE" && short !== "RUN") keep.set(short, pv.value);
@@ -961,18 +975,12 @@ export class PluginController {
       this.busy.add(key);
       try {
         const r = await this.pipeline(
-          {
-            name: rec.name,
-            kind: rec.kind,
-            git_url: rec.git_url,
-            ...(rec.branch !== undefined ? { branch: rec.branch } : {}),
-            ...(rec.path !== undefined ? { path: rec.path } : {}),
+          loadSpec(rec, {
             overrides: rec.parameters ?? {},
             auto_start: rec.auto_start,
-            ...(pat ? { pat } : {}),
-            ...(rec.pat_env ? { pat_env: rec.pat_env } : {}),
+            pat,
             addedAt: rec.addedAt,
-          },
+          }),
           new Steps(),
           { from: "disk", cloneDir: rec.cloneDir, keep: null },
         );

@@ -5,6 +5,7 @@
  * to an inline credential helper given with `git -c`, which git does not persist into the clone).
  */
 import { readFile } from "node:fs/promises";
+import { runBounded } from "./spawn.ts";
 
 /** A git failure; the message is already scrubbed of secrets. */
 export class GitError extends Error {
@@ -155,24 +156,11 @@ async function runGit(
   timeoutMs: number,
   cwd?: string,
 ): Promise<string> {
-  const proc = Bun.spawn(args, {
-    env: gitEnv(pat),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    ...(cwd ? { cwd } : {}),
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  clearTimeout(timer);
+  const { out, err, code, timedOut } = await runBounded(
+    args,
+    { env: gitEnv(pat), ...(cwd ? { cwd } : {}) },
+    timeoutMs,
+  );
   if (timedOut) throw new GitError(`git timed out after ${Math.round(timeoutMs / 1000)} s`);
   if (code !== 0) {
     const text = scrub(err.trim() || out.trim() || `git exited with code ${code}`, [pat]);

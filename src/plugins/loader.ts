@@ -5,6 +5,7 @@
  */
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { extname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { runBounded } from "./spawn.ts";
 import type { PipelineStep } from "./types.ts";
 
 /** A failure of one pipeline step, with an operator-readable message. */
@@ -153,27 +154,11 @@ export async function installDependencies(dir: string, timeoutMs = 300_000): Pro
   if (!pkg) return "no package.json";
   const deps = declaredDependencies(pkg);
   if (deps.length === 0) return "no dependencies to install";
-  const proc = Bun.spawn(
+  const { out, err, code, timedOut } = await runBounded(
     [process.execPath, "install", "--production", "--no-save", "--no-progress", "--ignore-scripts"],
-    {
-      cwd: dir,
-      env: { ...process.env, BUN_BE_BUN: "1", NO_COLOR: "1" },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    },
+    { cwd: dir, env: { ...process.env, BUN_BE_BUN: "1", NO_COLOR: "1" } },
+    timeoutMs,
   );
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  clearTimeout(timer);
   if (timedOut)
     throw new StepError("dependencies", `install timed out after ${timeoutMs / 1000} s`);
   if (code !== 0) {
