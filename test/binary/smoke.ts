@@ -3,6 +3,7 @@
  * tree): add the example task from a local git repository via REST, operate its PVs with pyepics,
  * add and run the example job, remove both.
  */
+import { expect } from "bun:test";
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runPy } from "../helpers/ca-harness.ts";
@@ -193,4 +194,18 @@ out({"quality": epics.caget("${prefix}:SNAP:QUALITY", as_string=True, timeout=10
     tasksAfter,
   };
   return result;
+}
+
+/** Asserts everything the smoke must observe, the same for every form of iocmng. */
+export function expectSmokePassed(r: SmokeResult): void {
+  expect(r.setpointPutOk).toBe(true);
+  expect(r.reading).toBe(12.5);
+  expect(r.trigger).toEqual({ quality: "GOOD", cycles: 1 });
+  expect(r.addJob.body.ok).toBe(true);
+  expect(r.run.status).toBe(200);
+  expect((r.run.body.result as { success: boolean }).success).toBe(true);
+  expect(r.jobStatusPv).toBe("SUCCESS");
+  expect(r.removeTask).toBe(200);
+  expect(r.removeJob).toBe(200);
+  expect((r.tasksAfter as { count: number }).count).toBe(0);
 }
