@@ -101,6 +101,21 @@ describe("dist/iocmng", () => {
     expect(r.code).toBe(0);
   }, 120_000);
 
+  test("without libca the server still loads and serves the plugin; its this.ca call fails naming the package", async () => {
+    const { env, caPort } = await serverEnv({ HOME: work, IOCMNG_PREFIX: "NOLIBCA" });
+    const dir = makeCaJob(join(work, "ca-job-nolib"));
+    const r = bin(["run", dir, "--once", "--params", '{"pv": "NOLIBCA:CA-JOB-NOLIB:ECHO"}'], {
+      ...env,
+      ...caClientEnv(caPort),
+      IOCMNG_LIBCA: "/nonexistent/libca.so.4.13.5",
+    });
+    expect(r.out).toContain("NOLIBCA:CA-JOB-NOLIB:ECHO");
+    const result = JSON.parse(r.out.trim().split("\n").at(-1) ?? "null");
+    expect(result.success).toBe(false);
+    expect(result.message).toContain("apt-get install libca4.13.5");
+    expect(r.code).toBe(1);
+  }, 120_000);
+
   test("smoke: serve, add the example task from a git repo, operate its PVs with pyepics, run a job", async () => {
     const repo = makeExamplesRepo(join(work, "repo"));
     const { env, httpPort, caPort } = await serverEnv({
