@@ -26,8 +26,10 @@ import {
 } from "./config.ts";
 import { checkBranch, checkGitUrl, GitError, gitClone } from "./git.ts";
 import {
+  checkInsideClone,
   entryFiles,
   installDependencies,
+  pluginMetaFiles,
   resolvePluginDir,
   StepError,
   syntaxCheck,
@@ -436,6 +438,7 @@ export class PluginController {
       }
       // path
       const dir = await resolvePluginDir(cloneDir, spec.path);
+      await checkInsideClone(cloneDir, pluginMetaFiles(dir), "path");
       steps.ok(
         "path",
         spec.path ? `plugin directory ${spec.path}` : "plugin at the repository root",
@@ -473,6 +476,7 @@ export class PluginController {
       steps.ok("syntax", `${nFiles} source file${nFiles === 1 ? "" : "s"} parsed`);
       // import, inheritance, abstract
       const files = await entryFiles(dir);
+      await checkInsideClone(cloneDir, files, "import");
       const loaded: Loaded = {
         name: spec.name,
         kind: spec.kind,
@@ -1079,12 +1083,18 @@ export async function validatePluginSource(src: {
       steps.fail("request", "give a directory or a git URL");
     }
     const dir = await resolvePluginDir(root, src.path);
+    await checkInsideClone(root, pluginMetaFiles(dir), "path");
     steps.ok("path", dir);
     // The kind decides the reserved PV names; detect it first when not given.
-    const files = await entryFiles(dir).catch((e: unknown) => {
-      if (e instanceof StepError) return e;
-      throw e;
-    });
+    const files = await entryFiles(dir)
+      .then(async (fs) => {
+        await checkInsideClone(root, fs, "import");
+        return fs;
+      })
+      .catch((e: unknown) => {
+        if (e instanceof StepError) return e;
+        throw e;
+      });
     let kind = src.kind;
     let cfg: Awaited<ReturnType<typeof loadPluginConfig>>;
     const cfgKind = kind ?? "task";

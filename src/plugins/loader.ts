@@ -50,6 +50,35 @@ export async function resolvePluginDir(root: string, path: string | undefined): 
   return real;
 }
 
+/**
+ * Refuses plugin files (config, package.json, entry modules) whose real path leaves the clone
+ * through a symlink: the server must not read or import files outside what was cloned. Absent
+ * files are skipped (the step that needs them reports it).
+ */
+export async function checkInsideClone(
+  root: string,
+  files: string[],
+  step: PipelineStep,
+): Promise<void> {
+  const realRoot = await realpath(root);
+  for (const f of files) {
+    let real: string;
+    try {
+      real = await realpath(f);
+    } catch {
+      continue;
+    }
+    if (real !== realRoot && !real.startsWith(realRoot + sep)) {
+      throw new StepError(step, `${relative(realRoot, f)} leads outside the repository (symlink)`);
+    }
+  }
+}
+
+/** Files of the plugin directory read by the server itself before any import. */
+export function pluginMetaFiles(dir: string): string[] {
+  return ["config.yaml", "config.yml", "package.json"].map((n) => join(dir, n));
+}
+
 const SOURCE_EXT = new Set([".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"]);
 const MAX_SOURCE_FILES = 2000;
 const MAX_SOURCE_BYTES = 8 << 20;

@@ -140,6 +140,39 @@ describe("each failing step leaves nothing behind (422)", () => {
     const r = await repo({ ...counterFiles, escape: { symlink: "/etc" } });
     await expectFailureLeavesNothing("p4", { git_url: r.url, path: "escape" }, "path", "outside");
   });
+  test("path: config.yaml or an entry module symlinked outside the clone is not read", async () => {
+    // A file outside the clone whose text would show up in a YAML error if it were parsed.
+    const outside = join(env.root, "outside-secret.txt");
+    await Bun.write(outside, "not-for-plugins: [\n");
+    const { "config.yaml": _c, ...noConfig } = counterFiles;
+    const r1 = await repo({ ...noConfig, "config.yaml": { symlink: outside } });
+    const res = await expectFailureLeavesNothing(
+      "ln1",
+      { git_url: r1.url },
+      "path",
+      "config.yaml leads outside the repository (symlink)",
+    );
+    expect(JSON.stringify(res)).not.toContain("not-for-plugins");
+    const r2 = await repo({
+      "config.yaml": counterFiles["config.yaml"] as RepoFile,
+      "index.ts": { symlink: join(import.meta.dir, "../fixtures/plugins/counter/counter.ts") },
+    });
+    await expectFailureLeavesNothing(
+      "ln2",
+      { git_url: r2.url },
+      "import",
+      "index.ts leads outside",
+    );
+    // A symlink that stays inside the repository is fine.
+    const r3 = await repo({
+      ...noConfig,
+      "shared.yaml": counterFiles["config.yaml"] as RepoFile,
+      "config.yaml": { symlink: "shared.yaml" },
+    });
+    const ok = await env.controller.add({ name: "ln3", kind: "task", git_url: r3.url });
+    expect(ok.ok).toBe(true);
+    expect((await env.controller.remove("task", "ln3")).ok).toBe(true);
+  });
   test("config: invalid config.yaml names the file and field", async () => {
     const r = await repo({ ...counterFiles, "config.yaml": "parameters:\n  mode: sometimes\n" });
     await expectFailureLeavesNothing("cf1", { git_url: r.url }, "config", /config\.yaml.*mode/);
