@@ -425,6 +425,24 @@ export function encodeDbr(
   return { payload: out, count };
 }
 
+/**
+ * Fast path of encodeDbr for the commonest get: a plain numeric DBR type (SHORT, FLOAT, ENUM,
+ * CHAR, LONG, DOUBLE) of a scalar numeric PV, written straight into `out` at `off` as one padded
+ * 8-byte payload (count 1). Returns false, writing nothing, when the request is not of that shape;
+ * then encodeDbr must be used. Same bytes as encodeDbr (same writers).
+ */
+export function encodePlainScalarInto(
+  src: DbrSource,
+  dbrType: number,
+  out: Uint8Array,
+  off: number,
+): boolean {
+  if (dbrType < DBR.SHORT || dbrType > DBR.DOUBLE) return false;
+  if (src.count !== 1 || src.length < 1 || typeof src.value !== "number") return false;
+  out.fill(0, off, off + 8);
+  return writeValues(out, off, dbrElementKind(dbrType), src, 1);
+}
+
 function writeGraphic(out: Uint8Array, dbrType: number, elem: number, src: DbrSource): void {
   const ctrl = dbrType >= DBR.CTRL_STRING;
   const meta = src.meta;

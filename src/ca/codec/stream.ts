@@ -2,7 +2,8 @@
  * TCP reassembly: turns arbitrary chunks from a socket into whole CA messages. Sans-I/O: the
  * caller pushes what it read and pulls messages until `next()` returns null.
  */
-import { type CaHeader, readHeaderBytes } from "./header.ts";
+import { EXTENDED_HEADER_SIZE, HEADER_SIZE } from "./constants.ts";
+import type { CaHeader } from "./header.ts";
 
 /** One item pulled from a MessageReader: a whole message, or a framing error. */
 export type ReaderItem =
@@ -14,6 +15,11 @@ export type ReaderItem =
       extended: boolean;
     };
 
+/** What `MessageReader.read()` found. */
+export const READ = { NONE: 0, MESSAGE: 1, MISALIGNED: 2, OVERSIZED: 3 } as const;
+/** A value of READ. */
+export type ReadResult = (typeof READ)[keyof typeof READ];
+
 /** Options of a MessageReader. */
 export interface MessageReaderOptions {
   /** Largest payload accepted; bigger ones are reported "oversized" and skipped unbuffered. */
@@ -23,6 +29,10 @@ export interface MessageReaderOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function get32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
 // An owned buffer larger than this is released once drained, so one big message does not pin it.
 const RETAIN_LIMIT = 1 << 20;
 
@@ -41,6 +51,14 @@ export class MessageReader {
   private owned: Uint8Array | null = null;
   private skipRemaining = 0;
   private dead = false;
+  /** Header of the message (or framing error) last returned by `read()`; reused, mutable. */
+  readonly header: CaHeader = { command: 0, payloadSize: 0, dataType: 0, count: 0, p1: 0, p2: 0 };
+  /** Whether that header was an extended (24-byte) one. */
+  extended = false;
+  /** The buffer holding that message's payload, at `payloadOffset` (header.payloadSize bytes). */
+  bytes: Uint8Array = EMPTY;
+  /** Offset of the payload in `bytes`. */
+  payloadOffset = 0;
 
   constructor(opts: MessageReaderOptions) {
     this.maxPayload = opts.maxPayload;
@@ -94,36 +112,69 @@ export class MessageReader {
 
   /** The next whole message or framing error, or null when more bytes are needed. */
   next(): ReaderItem | null {
-    if (this.dead) return null;
+    const r = this.read();
+    if (r === READ.NONE) return null;
+    const header = { ...this.header };
+    if (r === READ.MESSAGE) {
+      const p = this.payloadOffset;
+      const payload = this.bytes.subarray(p, p + header.payloadSize);
+      return { kind: "message", header, extended: this.extended, payload };
+    }
+    const error = r === READ.MISALIGNED ? "misaligned" : "oversized";
+    return { kind: "error", error, header, extended: this.extended };
+  }
+
+  /**
+   * Allocation-free form of `next()` for hot paths: parses the next message into the reader's
+   * reused `header`, `extended`, `bytes` and `payloadOffset` fields (valid until the next call
+   * or `push`) and returns what it found (READ.NONE when more bytes are needed).
+   */
+  read(): ReadResult {
+    if (this.dead) return READ.NONE;
     if (this.skipRemaining > 0) {
       const n = Math.min(this.skipRemaining, this.end - this.start);
       this.start += n;
       this.skipRemaining -= n;
-      if (this.skipRemaining > 0) return null;
+      if (this.skipRemaining > 0) return READ.NONE;
     }
-    const avail = this.end - this.start;
-    const r = readHeaderBytes(this.buf, this.start, avail, this.extendedAllowed());
-    if (r === null) return null;
-    const { header, headerSize } = r;
-    const extended = headerSize === 24;
-    if ((header.payloadSize & 7) !== 0) {
+    const b = this.buf;
+    const o = this.start;
+    const avail = this.end - o;
+    if (avail < HEADER_SIZE) return READ.NONE;
+    const size16 = (b[o + 2]! << 8) | b[o + 3]!;
+    const extended = size16 === 0xffff && this.extendedAllowed();
+    if (extended && avail < EXTENDED_HEADER_SIZE) return READ.NONE;
+    const h = this.header;
+    h.command = (b[o]! << 8) | b[o + 1]!;
+    h.dataType = (b[o + 4]! << 8) | b[o + 5]!;
+    h.p1 = get32(b, o + 8);
+    h.p2 = get32(b, o + 12);
+    if (extended) {
+      h.payloadSize = get32(b, o + 16);
+      h.count = get32(b, o + 20);
+    } else {
+      h.payloadSize = size16;
+      h.count = (b[o + 6]! << 8) | b[o + 7]!;
+    }
+    this.extended = extended;
+    const headerSize = extended ? EXTENDED_HEADER_SIZE : HEADER_SIZE;
+    if ((h.payloadSize & 7) !== 0) {
       this.dead = true;
-      return { kind: "error", error: "misaligned", header, extended };
+      return READ.MISALIGNED;
     }
-    if (header.payloadSize > this.maxPayload) {
+    if (h.payloadSize > this.maxPayload) {
       this.start += headerSize;
-      this.skipRemaining = header.payloadSize;
+      this.skipRemaining = h.payloadSize;
       const n = Math.min(this.skipRemaining, this.end - this.start);
       this.start += n;
       this.skipRemaining -= n;
-      return { kind: "error", error: "oversized", header, extended };
+      return READ.OVERSIZED;
     }
-    const total = headerSize + header.payloadSize;
-    if (avail < total) return null;
-    const p = this.start + headerSize;
-    const payload = this.buf.subarray(p, p + header.payloadSize);
-    this.start += total;
-    return { kind: "message", header, extended, payload };
+    if (avail < headerSize + h.payloadSize) return READ.NONE;
+    this.bytes = b;
+    this.payloadOffset = o + headerSize;
+    this.start = o + headerSize + h.payloadSize;
+    return READ.MESSAGE;
   }
 
   private setBuf(b: Uint8Array): void {

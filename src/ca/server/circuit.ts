@@ -17,7 +17,13 @@ import type { Pv } from "../../pv/pv.ts";
 import type { PvRegistry } from "../../pv/registry.ts";
 import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
-import { dbrPayloadSize, decodePut, isValidDbrType, nativeDbrType } from "../codec/dbr.ts";
+import {
+  dbrPayloadSize,
+  decodePut,
+  encodePlainScalarInto,
+  isValidDbrType,
+  nativeDbrType,
+} from "../codec/dbr.ts";
 import { type CaHeader, headerSizeFor, writeHeader } from "../codec/header.ts";
 import {
   encodeClearChannelReply,
@@ -33,7 +39,7 @@ import {
   encodeWriteNotifyReply,
   writeEventUpdateHeader,
 } from "../codec/messages.ts";
-import { MessageReader } from "../codec/stream.ts";
+import { MessageReader, READ } from "../codec/stream.ts";
 import type { CaServerConfig } from "./config.ts";
 import {
   decodeName,
@@ -186,44 +192,46 @@ export class Circuit implements SubscriptionSink {
   /** Bytes arrived from the socket: handle every whole message, then send the replies. */
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.reader.push(chunk);
+    const reader = this.reader;
+    reader.push(chunk);
+    // reader.read() fills one reused header (no per-message objects on this hot path); handlers
+    // must copy what they keep beyond the call (see startWrite).
+    const h = reader.header;
     for (;;) {
-      const item = this.reader.next();
-      if (item === null) break;
-      if (item.kind === "error") {
-        if (item.error === "misaligned") {
+      const r = reader.read();
+      if (r === READ.NONE) break;
+      if (r !== READ.MESSAGE) {
+        if (r === READ.MISALIGNED) {
           this.sendError(
             NO_CHANNEL,
             ECA.INTERNAL,
-            item.header,
-            item.extended,
+            h,
+            reader.extended,
             "Missaligned protocol rejected",
           );
-          this.drop(
-            `misaligned message (command ${item.header.command}, size ${item.header.payloadSize})`,
-          );
+          this.drop(`misaligned message (command ${h.command}, size ${h.payloadSize})`);
           return;
         }
         this.warnOnce(
           "oversized",
-          `request payload of ${item.header.payloadSize} bytes exceeds the limit of ${this.srv.config.maxPayloadBytes}; skipped`,
+          `request payload of ${h.payloadSize} bytes exceeds the limit of ${this.srv.config.maxPayloadBytes}; skipped`,
         );
         this.sendError(
-          this.cidForSid(item.header),
+          this.cidForSid(h),
           ECA.TOLARGE,
-          item.header,
-          item.extended,
-          `payload of ${item.header.payloadSize} bytes exceeds the server limit`,
+          h,
+          reader.extended,
+          `payload of ${h.payloadSize} bytes exceeds the server limit`,
         );
         continue;
       }
       this.srv.counters.requests++;
       try {
-        this.dispatch(item.header, item.payload, item.extended);
+        this.dispatch(h, reader.bytes, reader.payloadOffset, reader.extended);
       } catch (e) {
         // A bug handling one request must not take the server down; the circuit is suspect though.
         this.srv.counters.internalErrors++;
-        this.log.error({ err: e, command: item.header.command }, "CA request handler failed");
+        this.log.error({ err: e, command: h.command }, "CA request handler failed");
         this.drop("internal error");
       }
       if (this.closed) return;
@@ -339,13 +347,16 @@ export class Circuit implements SubscriptionSink {
 
   // ---- request dispatch -------------------------------------------------------------------
 
-  private dispatch(h: CaHeader, payload: Uint8Array, ext: boolean): void {
+  private dispatch(h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
+    // Only requests that read their payload get a view of it (READ_NOTIFY and the other
+    // header-only requests of a connect storm allocate nothing here).
+    const end = off + h.payloadSize;
     switch (h.command) {
       case CMD.VERSION:
         this.onVersion(h);
         return;
       case CMD.EVENT_ADD:
-        this.onEventAdd(h, payload, ext);
+        this.onEventAdd(h, bytes.subarray(off, end), ext);
         return;
       case CMD.EVENT_CANCEL:
         this.onEventCancel(h, ext);
@@ -357,13 +368,13 @@ export class Circuit implements SubscriptionSink {
         this.onRead(h, ext, true);
         return;
       case CMD.WRITE:
-        this.onWrite(h, payload, ext, false);
+        this.onWrite(h, bytes.subarray(off, end), ext, false);
         return;
       case CMD.WRITE_NOTIFY:
-        this.onWrite(h, payload, ext, true);
+        this.onWrite(h, bytes.subarray(off, end), ext, true);
         return;
       case CMD.SEARCH:
-        this.onTcpSearch(h, payload);
+        this.onTcpSearch(h, bytes.subarray(off, end));
         return;
       case CMD.EVENTS_OFF:
         this.eventsOff = true;
@@ -379,15 +390,15 @@ export class Circuit implements SubscriptionSink {
         this.onClearChannel(h);
         return;
       case CMD.CREATE_CHAN:
-        this.onCreateChan(h, payload);
+        this.onCreateChan(h, bytes, off);
         return;
       case CMD.CLIENT_NAME:
       case CMD.HOST_NAME:
-        this.onName(h, payload, ext);
+        this.onName(h, bytes.subarray(off, end), ext);
         return;
       case CMD.ECHO:
         // Answered at once, ahead of coalesced monitor traffic: libca's watchdog depends on it.
-        this.append(encodeEcho(h, payload));
+        this.append(encodeEcho(h, bytes.subarray(off, end)));
         this.flush();
         return;
       default: {
@@ -442,12 +453,15 @@ export class Circuit implements SubscriptionSink {
     else this.host = name;
   }
 
-  private onCreateChan(h: CaHeader, payload: Uint8Array): void {
-    if (h.payloadSize <= 1 && payload.length <= 1) return; // rsrv ignores empty names silently
+  // The name is read in place from `bytes` at `off` (payloadSize bytes): no payload view.
+  private onCreateChan(h: CaHeader, bytes: Uint8Array, off: number): void {
+    if (h.payloadSize <= 1) return; // rsrv ignores empty names silently
     if (!this.versionSeen && h.p2 >= 4 && h.p2 <= 0xffff) this.clientMinor = h.p2;
     const cid = h.p1;
-    let end = payload.indexOf(0);
-    if (end < 0) end = payload.length;
+    const stop = off + h.payloadSize;
+    let nul = bytes.indexOf(0, off);
+    if (nul < 0 || nul > stop) nul = stop;
+    const end = nul - off;
     const cfg = this.srv.config;
     if (end > cfg.maxNameLength) {
       this.warnOnce("name", `PV name of ${end} bytes exceeds the limit of ${cfg.maxNameLength}`);
@@ -458,7 +472,7 @@ export class Circuit implements SubscriptionSink {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
-    const name = decodeName(payload, 0, end);
+    const name = decodeName(bytes, off, nul);
     const pv = this.srv.registry.get(name);
     if (pv === undefined) {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
@@ -509,6 +523,7 @@ export class Circuit implements SubscriptionSink {
       );
       return;
     }
+    if (notify && h.count <= 1 && this.readScalarInPlace(ch.pv, h)) return;
     const enc = ch.entry.encode(h.dataType, h.count);
     const allowExt = this.clientMinor >= 9;
     if ("error" in enc) {
@@ -589,13 +604,15 @@ export class Circuit implements SubscriptionSink {
     value: PvValue,
   ): void {
     const ctx: WriteContext = { user: this.user, host: this.host, peer: this.peer };
+    // The request header is the reader's reused object: keep a copy for the async completion.
+    const req: CaHeader = { ...h };
     const settle = (eca: number, reason: string | null) => {
       ch.pendingWrites--;
       this.pendingWrites--;
       if (ch.pendingWrites === 0) ch.writeTail = null;
       if (this.closed || !ch.alive) return;
-      if (notify) this.append(encodeWriteNotifyReply(h.dataType, h.count, eca, h.p2));
-      else if (reason !== null) this.sendError(ch.cid, eca, h, ext, reason);
+      if (notify) this.append(encodeWriteNotifyReply(req.dataType, req.count, eca, req.p2));
+      else if (reason !== null) this.sendError(ch.cid, eca, req, ext, reason);
       else return;
       if (!this.flushScheduled) this.srv.scheduleFlush(this);
     };
@@ -726,6 +743,30 @@ export class Circuit implements SubscriptionSink {
     this.out.set(payload, this.outLen + hs);
     this.outLen += hs + payload.length;
     this.srv.counters.updatesSent++;
+  }
+
+  // READ_NOTIFY reply of a plain numeric type of a scalar PV (a connect storm's gets), encoded
+  // straight into the send buffer: no payload allocation, no copy. False: use the general path.
+  private readScalarInPlace(pv: Pv, h: CaHeader): boolean {
+    const maxArray = this.srv.config.maxArrayBytes;
+    if (maxArray !== null && maxArray < 8) return false;
+    this.reserve(24);
+    if (!encodePlainScalarInto(pv, h.dataType, this.out, this.outLen + 16)) return false;
+    this.outLen += writeHeader(
+      this.outView,
+      this.outLen,
+      {
+        command: CMD.READ_NOTIFY,
+        payloadSize: 8,
+        dataType: h.dataType,
+        count: 1,
+        p1: ECA.NORMAL,
+        p2: h.p2,
+      },
+      false,
+    );
+    this.outLen += 8;
+    return true;
   }
 
   /** Writes the latest value of every pending subscription, in batches, while the socket takes it. */

@@ -16,6 +16,8 @@ import {
   Beacons,
   bindUdp,
   broadcastAddresses,
+  type NativeUdpSend,
+  nativeUdpSend,
   resolveBeaconDests,
   SearchResponder,
 } from "./udp.ts";
@@ -42,6 +44,8 @@ export interface CaServerStats {
   searchDatagrams: number;
   searchReplies: number;
   badDatagrams: number;
+  /** Search reply datagrams the kernel refused (socket buffer full). */
+  searchRepliesDropped: number;
   beaconsSent: number;
 }
 
@@ -145,6 +149,7 @@ export class CaServer implements CircuitHost {
       searchDatagrams: s?.searchDatagrams ?? 0,
       searchReplies: s?.searchReplies ?? 0,
       badDatagrams: s?.badDatagrams ?? 0,
+      searchRepliesDropped: s?.repliesDropped ?? 0,
       beaconsSent: this.beacons?.sent ?? 0,
     };
   }
@@ -284,13 +289,19 @@ export class CaServer implements CircuitHost {
           this.logger.warn({ group: g, err: e }, "cannot join CA multicast group");
         }
       }
-      s.on("message", (msg, rinfo) => this.onDatagram(s, msg, rinfo));
+      const native = nativeUdpSend(s);
+      s.on("message", (msg, rinfo) => this.onDatagram(s, native, msg, rinfo));
       s.on("error", (err) => this.logger.warn({ err }, "CA UDP socket error"));
     }
     this._udpPort = this.udpSockets[0]?.address().port ?? port;
   }
 
-  private onDatagram(s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onDatagram(
+    s: dgram.Socket,
+    native: NativeUdpSend | null,
+    msg: Buffer,
+    rinfo: dgram.RemoteInfo,
+  ): void {
     if (this.search === null) return;
     let replies: Uint8Array[];
     try {
@@ -300,6 +311,11 @@ export class CaServer implements CircuitHost {
       return;
     }
     for (const r of replies) {
+      if (native !== null) {
+        // A refused send (socket buffer full) is a lost datagram, as for rsrv: the client re-searches.
+        if (!native.send(r, rinfo.port, rinfo.address)) this.search.counters.repliesDropped++;
+        continue;
+      }
       s.send(r, rinfo.port, rinfo.address, (err) => {
         if (err) this.logger.debug({ err, to: rinfo.address }, "CA search reply failed");
       });

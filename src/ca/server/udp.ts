@@ -26,11 +26,18 @@ export interface SearchCounters {
   searchDatagrams: number;
   searchReplies: number;
   badDatagrams: number;
+  /** Reply datagrams the kernel refused (socket buffer full); the client searches again. */
+  repliesDropped: number;
 }
 
 /** Answers UDP name searches for the PVs in a registry. */
 export class SearchResponder {
-  readonly counters: SearchCounters = { searchDatagrams: 0, searchReplies: 0, badDatagrams: 0 };
+  readonly counters: SearchCounters = {
+    searchDatagrams: 0,
+    searchReplies: 0,
+    badDatagrams: 0,
+    repliesDropped: 0,
+  };
   private readonly ignore: Set<string>;
   private readonly warned = new Set<string>();
 
@@ -150,6 +157,38 @@ export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
       resolve(s);
     });
   });
+}
+
+/** The send function of Bun's native UDP socket (true: handed to the kernel). */
+export interface NativeUdpSend {
+  send(data: Uint8Array, port: number, address: string): boolean;
+}
+
+/**
+ * The native socket under a node:dgram socket, or null if this runtime has none. Bun implements
+ * node:dgram on its native UDPSocket (the only way to get SO_REUSEADDR); sending through it directly
+ * skips dgram's per-call argument normalisation, the address lookup and the Buffer re-wrapping,
+ * which is most of the JS cost of a search reply (connect-storm hot path). Falls back to
+ * `socket.send` when the internal shape is not there (other Bun versions).
+ */
+export function nativeUdpSend(s: dgram.Socket): NativeUdpSend | null {
+  // Bun keeps the dgram state (handle → native socket) under a private symbol; `_handle` would
+  // reach it too but prints a deprecation warning.
+  const sym = Object.getOwnPropertySymbols(s).find((k) => k.description === "state symbol");
+  const state = sym === undefined ? undefined : (s as unknown as Record<symbol, unknown>)[sym];
+  const handle = (state as { handle?: { socket?: unknown } } | undefined)?.handle;
+  const native = handle?.socket as { send?: unknown } | undefined;
+  if (native === undefined || native === null || typeof native.send !== "function") return null;
+  const fn = native.send as (d: Uint8Array, port: number, address: string) => boolean;
+  return {
+    send: (d, port, address) => {
+      try {
+        return fn.call(native, d, port, address) !== false;
+      } catch {
+        return false;
+      }
+    },
+  };
 }
 
 /** IPv4 broadcast address of every broadcast-capable interface (optionally only the given IPs'). */

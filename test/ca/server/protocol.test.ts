@@ -115,6 +115,9 @@ describe("circuit basics", () => {
     release();
     const wn = await c.next((m) => m.header.command === CMD.WRITE_NOTIFY);
     expect(wn.header.p1).toBe(ECA.NORMAL);
+    // The reply carries this request's type, count and ioid, although other requests (the ECHO)
+    // were parsed while the handler was pending.
+    expect([wn.header.dataType, wn.header.count, wn.header.p2]).toEqual([6, 1, 9]);
     expect(h.registry.get("R:GATED")?.value).toBe(4.5);
     c.close();
   });
