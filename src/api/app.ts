@@ -255,7 +255,7 @@ export function createApp(deps: AppDeps) {
 
   const notFound = (set: { status?: number | string }, kind: string, name: string) => {
     set.status = 404;
-    return { ok: false as const, message: `no ${kind} named '${name}'` };
+    return { ok: false as const, message: `no ${kind} named "${name}"` };
   };
 
   const pluginRoutes = (kind: "task" | "job") => {
