@@ -80,6 +80,29 @@ function log(level: LogLevel, msg: string, err?: unknown, bindings: Record<strin
 }
 
 // --- Hardening, before any plugin code is imported ---------------------------------------------
+// console.* in plugin code joins the server's structured log (tagged with the plugin, rate-limited
+// like the logger) instead of writing raw lines into the server's stdout, which stays one JSON
+// object per line for log collectors.
+const CONSOLE_LEVELS: Array<[string, LogLevel]> = [
+  ["log", "info"],
+  ["info", "info"],
+  ["debug", "debug"],
+  ["trace", "trace"],
+  ["warn", "warn"],
+  ["error", "error"],
+];
+for (const [method, level] of CONSOLE_LEVELS) {
+  (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]): void => {
+    const first = args[0];
+    if (first instanceof Error) {
+      const rest = args.slice(1);
+      log(level, rest.length > 0 ? format(...rest) : errorMessage(first), first, { console: true });
+    } else {
+      log(level, format(...args), undefined, { console: true });
+    }
+  };
+}
+
 // process.exit() in a Worker would only end this Worker in Bun, but then the plugin vanishes with
 // no trace: refuse it loudly instead, so the author sees why and the task keeps its PVs.
 class ExitRefused extends Error {

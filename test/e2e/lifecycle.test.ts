@@ -431,6 +431,7 @@ export default class Slow extends TaskBase {
         .split("\n")
         .filter((line) => line.trim() !== "" && !line.startsWith("{"));
       expect(stray).toEqual([]);
+      expect(srv.output()).toContain('"msg":"counter: plain console output"');
     }, 60_000);
   }
 });

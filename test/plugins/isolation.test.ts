@@ -171,3 +171,32 @@ test("a plugin logging in a hot loop is rate-limited, and says how much was drop
   expect(lines.length).toBeLessThan(50000);
   expect((await env.controller.remove("task", "chatty")).ok).toBe(true);
 });
+
+test("console.* in a plugin reaches the server log tagged with the plugin, not raw stdout", async () => {
+  const { createRepo } = await import("../helpers/git-repo.ts");
+  const repo = await createRepo({
+    files: {
+      "t.ts":
+        'import { TaskBase } from "iocmng";\nexport class Talky extends TaskBase { initialize() { console.log("hello %s", "console"); console.error(new Error("console boom")); } execute() {} cleanup() {} }\n',
+      "config.yaml": "parameters:\n  interval: 0.5\n",
+    },
+  });
+  repos.push(repo);
+  const before = env.logs.length;
+  expect((await env.controller.add({ name: "talky", kind: "task", git_url: repo.url })).ok).toBe(
+    true,
+  );
+  const entries = () => env.logs.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const hello = await waitFor(
+    () => entries().find((e) => e.msg === "hello console"),
+    "console.log line in the server log",
+  );
+  expect(hello).toMatchObject({ plugin: "talky", console: true, level: 30 });
+  const boom = await waitFor(
+    () => entries().find((e) => e.msg === "console boom"),
+    "console.error line in the server log",
+  );
+  expect(boom.level).toBe(50);
+  expect(String((boom.err as { stack?: string }).stack)).toContain("console boom");
+  expect((await env.controller.remove("task", "talky")).ok).toBe(true);
+});

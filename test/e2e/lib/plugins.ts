@@ -3,12 +3,16 @@
  * plugin directory (files relative to the repo root or to `path`).
  */
 
-/** Continuous task: OUT = 2 × SETPOINT every cycle; cleanup() writes `parameters.marker`. */
+/**
+ * Continuous task: OUT = 2 × SETPOINT every cycle; cleanup() writes `parameters.marker`. It also
+ * prints with console.log, which must reach the server's log as JSON, not as a raw line.
+ */
 export const COUNTER_TASK: Record<string, string> = {
   "counter.ts": `import { TaskBase } from "iocmng";
 
 export default class Counter extends TaskBase {
   async initialize() {
+    console.log("counter: plain console output");
     this.setPv("OUT", 0);
   }
   async execute() {
