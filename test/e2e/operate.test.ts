@@ -217,8 +217,14 @@ describe("job", () => {
     const res = await srv.api("POST", "/jobs/diag/run");
     expect(res.status).toBe(200);
     expect(res.body.ok).toBe(true);
-    const result = res.body.result as { success: boolean; data: unknown; message: string };
+    const result = res.body.result as {
+      success: boolean;
+      data: unknown;
+      message: string;
+      timestamp: string;
+    };
     expect(result.success).toBe(true);
+    expect(Number.isNaN(Date.parse(result.timestamp))).toBe(false);
     expect(result.data).toEqual({ answer: 42, who: "e2e" });
     expect(result.message).toBe("Diagnostics OK");
     const pvs = await waitFor("job PVs", async () => {
