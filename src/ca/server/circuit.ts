@@ -148,6 +148,7 @@ export class Circuit implements SubscriptionSink {
   private readonly subs = new Map<number, Subscription>(); // by subscription ID
   private readonly pendingSubs = new Set<Subscription>();
   private nextSid = 1;
+  private sidWrapped = false;
   private pendingWrites = 0;
   private out = new Uint8Array(OUT_INITIAL);
   private outView = new DataView(this.out.buffer);
@@ -486,7 +487,7 @@ export class Circuit implements SubscriptionSink {
     const sid = this.allocSid();
     const entry = this.srv.entryFor(pv);
     const ch = new Channel(this, cid, sid, pv, entry);
-    entry.channels.add(ch);
+    entry.addChannel(ch);
     this.channels.set(sid, ch);
     this.anyChannelCreated = true;
     const rights = pv.writable ? ACCESS.READ | ACCESS.WRITE : ACCESS.READ;
@@ -818,12 +819,26 @@ export class Circuit implements SubscriptionSink {
     p2: number,
   ): void {
     this.reserve(24);
-    this.outLen += writeHeader(
-      this.outView,
-      this.outLen,
-      { command, payloadSize: 0, dataType, count, p1, p2 },
-      this.clientMinor >= 9,
-    );
+    if (count > 0xffff) {
+      this.outLen += writeHeader(
+        this.outView,
+        this.outLen,
+        { command, payloadSize: 0, dataType, count, p1, p2 },
+        this.clientMinor >= 9,
+      );
+      return;
+    }
+    // The common case (connect storm: ACCESS_RIGHTS + CREATE_CHAN per channel): a standard
+    // header written field by field, no header object.
+    const v = this.outView;
+    const o = this.outLen;
+    v.setUint16(o, command);
+    v.setUint16(o + 2, 0);
+    v.setUint16(o + 4, dataType);
+    v.setUint16(o + 6, count);
+    v.setUint32(o + 8, p1);
+    v.setUint32(o + 12, p2);
+    this.outLen = o + 16;
   }
 
   // Header + already padded payload; throws RangeError (nothing written) if the client is too old.
@@ -923,7 +938,16 @@ export class Circuit implements SubscriptionSink {
   }
 
   private allocSid(): number {
-    // Circuit-local SIDs; skip any still in use after the u32 counter wraps.
+    // Circuit-local SIDs, unique by construction until the u32 counter first wraps; after that,
+    // skip any still in use.
+    if (!this.sidWrapped) {
+      const sid = this.nextSid;
+      if (sid < 0xfffffffe) {
+        this.nextSid = sid + 1;
+        return sid;
+      }
+      this.sidWrapped = true;
+    }
     for (;;) {
       const sid = this.nextSid;
       this.nextSid = sid >= 0xfffffffe ? 1 : sid + 1;

@@ -47,7 +47,10 @@ const MAX_EXTRA_ENCODINGS = 8;
 
 /** Server-side companion of one Pv while clients use it. */
 export class PvEntry {
-  readonly channels = new Set<FanoutChannel>();
+  // The channels on this PV: usually one (a connect storm opens 10,000 PVs once each), so the first
+  // is kept in a field and a Set is allocated only for the second.
+  private channel0: FanoutChannel | null = null;
+  private moreChannels: Set<FanoutChannel> | null = null;
   // Allocated with the first subscription: most channels (one-off gets, connect storms) have none.
   private subs: Set<FanoutSubscription> | null = null;
   private unlisten: (() => void) | null = null;
@@ -111,10 +114,26 @@ export class PvEntry {
     return this.subs?.size ?? 0;
   }
 
+  /** Adds a channel (told by pvRemoved when the PV goes). */
+  addChannel(ch: FanoutChannel): void {
+    if (this.channel0 === null && (this.moreChannels === null || this.moreChannels.size === 0)) {
+      this.channel0 = ch;
+      return;
+    }
+    this.moreChannels ??= new Set();
+    this.moreChannels.add(ch);
+  }
+
+  /** Number of channels open on this PV. */
+  get channelCount(): number {
+    return (this.channel0 === null ? 0 : 1) + (this.moreChannels?.size ?? 0);
+  }
+
   /** Removes a channel; the entry is dropped by its owner once unused. */
   removeChannel(ch: FanoutChannel): void {
-    this.channels.delete(ch);
-    if (this.channels.size === 0) {
+    if (this.channel0 === ch) this.channel0 = null;
+    else this.moreChannels?.delete(ch);
+    if (this.channelCount === 0) {
       this.detach();
       this.onEmpty(this);
     }
@@ -122,7 +141,9 @@ export class PvEntry {
 
   /** The PV left the registry: every channel disconnects (each removes itself). */
   pvRemoved(): void {
-    for (const ch of [...this.channels]) ch.pvRemoved();
+    const all = this.channel0 === null ? [] : [this.channel0];
+    if (this.moreChannels !== null) all.push(...this.moreChannels);
+    for (const ch of all) ch.pvRemoved();
   }
 
   // No listener and no cached bytes while nobody subscribes.

@@ -395,6 +395,29 @@ test("PV removal sends SERVER_DISCONN; re-adding lets the channel be created aga
   c.close();
 });
 
+test("PV removal disconnects every remaining channel on it, on every circuit, exactly once", async () => {
+  h.registry.add({ name: "R:SHARED", kind: "double", initial: 2 });
+  const a = await RawCaClient.handshake(h.port);
+  const b = await RawCaClient.handshake(h.port);
+  await a.createChannel("R:SHARED", 1);
+  const mid = await a.createChannel("R:SHARED", 2);
+  await a.createChannel("R:SHARED", 3);
+  await b.createChannel("R:SHARED", 4);
+  // Clear one of them first: it must not get a SERVER_DISCONN.
+  a.send(msg(CMD.CLEAR_CHANNEL, 0, 0, mid.sid, 2));
+  await a.next((m) => m.header.command === CMD.CLEAR_CHANNEL);
+  const inUse = h.server.stats().pvsInUse;
+  h.registry.remove("R:SHARED");
+  // Removal queues the SERVER_DISCONNs synchronously, so they precede the ECHO replies.
+  const disconns = (msgs: { header: CaHeader }[]) =>
+    msgs.filter((m) => m.header.command === CMD.SERVER_DISCONN).map((m) => m.header.p1);
+  expect(disconns(await a.sync()).sort()).toEqual([1, 3]);
+  expect(disconns(await b.sync())).toEqual([4]);
+  expect(h.server.stats().pvsInUse).toBe(inUse - 1);
+  a.close();
+  b.close();
+});
+
 describe("UDP", () => {
   function udpClient(): Promise<dgram.Socket> {
     return new Promise((resolve) => {
