@@ -135,8 +135,14 @@ export interface PluginCaReading {
   status?: number;
   severity?: number;
   timestamp?: Date;
+  /** Exact EPICS timestamp, POSIX seconds and nanoseconds (`as: "time"`). */
+  stamp?: { sec: number; nsec: number };
   units?: string;
+  precision?: number;
   enumStrings?: string[];
+  displayLimits?: { low: number; high: number };
+  controlLimits?: { low: number; high: number };
+  alarmLimits?: { lolo: number; low: number; high: number; hihi: number };
   count: number;
   nativeType: string;
 }
@@ -153,7 +159,12 @@ export interface PluginCaClient {
   /** Subscribes; iterate with `for await`, or pass onUpdate; close() ends it. */
   monitor(
     name: string,
-    opts?: { mask?: number; onUpdate?: (r: PluginCaReading) => void; queueLimit?: number },
+    opts?: {
+      mask?: number;
+      as?: "value" | "time" | "ctrl";
+      onUpdate?: (r: PluginCaReading) => void;
+      queueLimit?: number;
+    },
   ): AsyncIterable<PluginCaReading> & { close(): void };
   /** Connection changes of a PV; returns the function that stops listening. */
   onConnection(name: string, cb: (connected: boolean) => void): () => void;

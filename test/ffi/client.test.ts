@@ -16,6 +16,7 @@ import {
   type LibcaClient,
 } from "../../ffi/index.ts";
 import type { Pv } from "../../src/pv/index.ts";
+import type { PluginCaClient } from "../../src/sdk/host.ts";
 import { type CaHarness, startCaServer } from "../helpers/ca-harness.ts";
 
 /** Environment this file changed, restored afterwards so later test files start clean. */
@@ -352,14 +353,21 @@ describe("monitors", () => {
   test("onUpdate with ctrl form and DBE_PROPERTY sees metadata changes", async () => {
     const pv = h.registry.get("FFI:MON") as Pv;
     const seen: Array<string | undefined> = [];
-    const m = ca.monitor("FFI:MON", {
+    const precisions: Array<number | undefined> = [];
+    // Through the type plugins see as this.ca, so `as` and the ctrl metadata are part of it.
+    const pluginCa: PluginCaClient = ca;
+    const m = pluginCa.monitor("FFI:MON", {
       as: "ctrl",
       mask: DBE.VALUE | DBE.PROPERTY,
-      onUpdate: (r) => seen.push(r.units),
+      onUpdate: (r) => {
+        seen.push(r.units);
+        precisions.push(r.precision);
+      },
     });
     await until(() => seen.length >= 1, "first ctrl update");
-    pv.setMeta({ units: "V" });
+    pv.setMeta({ units: "V", precision: 4 });
     await until(() => seen.includes("V"), "property update");
+    expect(precisions.at(-1)).toBe(4);
     m.close();
   });
 
