@@ -160,28 +160,38 @@ interface LoadSpec {
   addedAt: string;
 }
 
-/** A LoadSpec from where a plugin comes from (REST request, record, loaded plugin). */
-function loadSpec(
-  src: {
-    name: string;
-    kind: "task" | "job";
-    git_url: string;
-    branch?: string | undefined;
-    path?: string | undefined;
-    pat_env?: string | undefined;
-  },
-  rest: Pick<LoadSpec, "overrides" | "auto_start" | "addedAt"> & { pat?: string | undefined },
-): LoadSpec {
+/** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */
+type PluginSource = Pick<LoadSpec, "name" | "kind" | "git_url" | "branch" | "path" | "pat_env">;
+
+/** The source fields of `src`, optional ones only when set. */
+function sourceOf(src: {
+  name: string;
+  kind: "task" | "job";
+  git_url: string;
+  branch?: string | undefined;
+  path?: string | undefined;
+  pat_env?: string | undefined;
+}): PluginSource {
   return {
     name: src.name,
     kind: src.kind,
     git_url: src.git_url,
     ...(src.branch !== undefined ? { branch: src.branch } : {}),
     ...(src.path !== undefined ? { path: src.path } : {}),
+    ...(src.pat_env ? { pat_env: src.pat_env } : {}),
+  };
+}
+
+/** A LoadSpec from where a plugin comes from (REST request, record, loaded plugin). */
+function loadSpec(
+  src: Parameters<typeof sourceOf>[0],
+  rest: Pick<LoadSpec, "overrides" | "auto_start" | "addedAt"> & { pat?: string | undefined },
+): LoadSpec {
+  return {
+    ...sourceOf(src),
     overrides: rest.overrides,
     auto_start: rest.auto_start,
     ...(rest.pat ? { pat: rest.pat } : {}),
-    ...(src.pat_env ? { pat_env: src.pat_env } : {}),
     addedAt: rest.addedAt,
   };
 }
@@ -352,14 +362,9 @@ export class PluginController {
 
   private async persist(p: Loaded): Promise<void> {
     const rec: PluginRecord = {
-      name: p.name,
-      kind: p.kind,
-      git_url: p.git_url,
-      ...(p.branch !== undefined ? { branch: p.branch } : {}),
-      ...(p.path !== undefined ? { path: p.path } : {}),
+      ...sourceOf(p),
       parameters: p.overrides,
       auto_start: p.auto_start,
-      ...(p.pat_env ? { pat_env: p.pat_env } : {}),
       cloneDir: p.cloneDir,
       addedAt: p.addedAt,
     };
