@@ -1,7 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import pino from "pino";
 import { loadConfig } from "../../src/config.ts";
-import { isLoopbackHost, securityWarning, startServer } from "../../src/server.ts";
+import {
+  isLoopbackHost,
+  StartAbortedError,
+  securityWarning,
+  startServer,
+} from "../../src/server.ts";
 import { makeRepo } from "../helpers/git-e2e.ts";
 import { DIAG_JOB } from "./lib/plugins.ts";
 import { py } from "./lib/pyepics.ts";
@@ -155,4 +160,92 @@ describe("security warning", () => {
       expect(isLoopbackHost(h)).toBe(false);
     }
   });
+});
+
+describe("a signal during start-up", () => {
+  test("SIGTERM while the restore waits on a slow initialize(): stop, exit 0, startServer rejects", async () => {
+    const dirs = await makeDirs();
+    const flag = `${dirs.root}/slow`;
+    const entered = `${dirs.root}/entered`;
+    const repo = await makeRepo({
+      "slow.ts": `import { existsSync, writeFileSync } from "node:fs";
+import { TaskBase } from "iocmng";
+export default class Slow extends TaskBase {
+  async initialize() {
+    if (!existsSync(${JSON.stringify(flag)})) return;
+    writeFileSync(${JSON.stringify(entered)}, "1");
+    await new Promise<void>(() => {});
+  }
+  execute() {}
+  cleanup() {}
+}
+`,
+    });
+    const config = loadConfig({
+      IOCMNG_HOST: "127.0.0.1",
+      IOCMNG_PORT: String(freeTcpPort()),
+      IOCMNG_STATE_DIR: dirs.stateDir,
+      IOCMNG_PLUGINS_DIR: dirs.pluginsDir,
+    });
+    const caConfig = async () => ({
+      serverPort: await freeUdpPort(),
+      intfAddrs: ["127.0.0.1"],
+      autoBeaconAddrList: false,
+      beaconAddrs: [`127.0.0.1:${await freeUdpPort()}`],
+    });
+    const silent = pino({ level: "silent" });
+    try {
+      const first = await startServer(config, silent, { env: {}, caConfig: await caConfig() });
+      expect(
+        (await first.controller.add({ name: "slow", kind: "task", git_url: repo.url })).ok,
+      ).toBe(true);
+      await first.stop();
+      await Bun.write(flag, "1");
+      const codes: number[] = [];
+      let exited: () => void = () => {};
+      const exit = new Promise<void>((ok) => {
+        exited = ok;
+      });
+      const listenersBefore = process.listenerCount("SIGTERM");
+      const starting = startServer(config, silent, {
+        env: {},
+        caConfig: await caConfig(),
+        signals: {
+          exit: (code) => {
+            codes.push(code);
+            exited();
+          },
+        },
+      });
+      const end = Date.now() + 30_000;
+      while (!(await Bun.file(entered).exists())) {
+        if (Date.now() > end) throw new Error("the restore never reached initialize()");
+        await Bun.sleep(20);
+      }
+      // The handlers are in place while the restore still runs.
+      expect(process.listenerCount("SIGTERM")).toBe(listenersBefore + 1);
+      process.emit("SIGTERM", "SIGTERM");
+      await exit;
+      expect(codes).toEqual([0]);
+      let err: unknown;
+      try {
+        await starting;
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(StartAbortedError);
+      // Stopped means uninstalled, and nothing listens on the REST port.
+      expect(process.listenerCount("SIGTERM")).toBe(listenersBefore);
+      let refused = false;
+      try {
+        await fetch(`http://127.0.0.1:${config.port}/api/v1/health`);
+      } catch {
+        refused = true;
+      }
+      expect(refused).toBe(true);
+    } finally {
+      await repo.remove();
+      await dirs.remove();
+    }
+  }, 60_000);
 });
