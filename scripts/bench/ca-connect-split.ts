@@ -6,7 +6,7 @@
  * Run: `bun scripts/bench/ca-connect-split.ts`. Prints server CPU per 10,000 channels for each half.
  */
 import { readFileSync } from "node:fs";
-import { msg, nameBytes, RawCaClient } from "../../test/helpers/ca-raw.ts";
+import { concat, msg, nameBytes, RawCaClient } from "../../test/helpers/ca-raw.ts";
 
 const N = 10_000;
 const ROUNDS = 10;
@@ -27,15 +27,6 @@ const cpu = (): number => {
   const s = readFileSync(`/proc/${proc.pid}/stat`, "utf8");
   const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / 100;
-};
-const concat = (parts: Uint8Array[]): Uint8Array => {
-  const d = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    d.set(p, o);
-    o += p.length;
-  }
-  return d;
 };
 await Bun.sleep(300);
 

@@ -60,6 +60,17 @@ export function eventBlock(mask: number): Uint8Array {
 }
 
 /** Byte-level CA client over TCP. */
+/** The parts joined into one buffer (several messages in one datagram or write). */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
 export class RawCaClient {
   readonly received: RawMessage[] = [];
   private waiters: Array<() => void> = [];
@@ -127,13 +138,7 @@ export class RawCaClient {
 
   /** Writes bytes to the server (several messages are concatenated into one write). */
   send(...parts: Uint8Array[]): void {
-    const total = parts.reduce((n, p) => n + p.length, 0);
-    const buf = new Uint8Array(total);
-    let off = 0;
-    for (const p of parts) {
-      buf.set(p, off);
-      off += p.length;
-    }
+    const buf = concat(parts);
     let sent = 0;
     while (sent < buf.length) {
       const n = this.socket.write(buf, sent, buf.length - sent);

@@ -514,16 +514,7 @@ export class Circuit implements SubscriptionSink {
       this.drop(`invalid DBR type ${h.dataType} in read`);
       return;
     }
-    if (h.count > ch.pv.count) {
-      this.sendError(
-        ch.cid,
-        ECA.BADCOUNT,
-        h,
-        ext,
-        `count ${h.count} exceeds the channel's ${ch.pv.count} elements`,
-      );
-      return;
-    }
+    if (!this.countAllowed(ch, h, ext)) return;
     if (notify && h.count <= 1 && this.readScalarInPlace(ch.pv, h)) return;
     const enc = ch.entry.encode(h.dataType, h.count);
     const allowExt = this.clientMinor >= 9;
@@ -647,16 +638,7 @@ export class Circuit implements SubscriptionSink {
       this.sendError(ch.cid, ECA.BADMASK, h, ext, "subscription event mask selects no events");
       return;
     }
-    if (h.count > ch.pv.count) {
-      this.sendError(
-        ch.cid,
-        ECA.BADCOUNT,
-        h,
-        ext,
-        `count ${h.count} exceeds the channel's ${ch.pv.count} elements`,
-      );
-      return;
-    }
+    if (!this.countAllowed(ch, h, ext)) return;
     const maxArray = this.srv.config.maxArrayBytes;
     if (maxArray !== null && dbrPayloadSize(h.dataType, h.count || ch.pv.count) > maxArray) {
       this.sendError(
@@ -783,6 +765,14 @@ export class Circuit implements SubscriptionSink {
       this.flush();
       if (this.closed) return;
     }
+  }
+
+  // A request for more elements than the channel has gets ECA_BADCOUNT (the circuit continues).
+  private countAllowed(ch: Channel, h: CaHeader, ext: boolean): boolean {
+    if (h.count <= ch.pv.count) return true;
+    const text = `count ${h.count} exceeds the channel's ${ch.pv.count} elements`;
+    this.sendError(ch.cid, ECA.BADCOUNT, h, ext, text);
+    return false;
   }
 
   private sizeAllowed(h: CaHeader, ext: boolean, ch: Channel, size: number): boolean {

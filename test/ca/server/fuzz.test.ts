@@ -7,7 +7,8 @@ import { expect, test } from "bun:test";
 import dgram from "node:dgram";
 import { CMD } from "../../../src/ca/codec/constants.ts";
 import { runPy, startCaServer } from "../../helpers/ca-harness.ts";
-import { eventBlock, f64, msg, nameBytes } from "../../helpers/ca-raw.ts";
+import { concat, eventBlock, f64, msg, nameBytes } from "../../helpers/ca-raw.ts";
+import { prng } from "../codec/helpers.ts";
 
 const SEED = Number(process.env.IOCMNG_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const TCP_MESSAGES = 80_000;
@@ -15,31 +16,9 @@ const UDP_MESSAGES = 40_000;
 const PER_CONNECTION = 2_000;
 const PARALLEL = 4;
 
-/** mulberry32: small seeded PRNG so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const NAMES = ["F:D", "F:L", "F:S", "F:E", "F:C", "F:W", "F:RO", "F:TMP", "F:NOPE"];
 const VALID_CMDS = [0, 1, 2, 3, 4, 6, 8, 9, 10, 12, 15, 18, 19, 20, 21, 23];
 const EXTREMES = [0, 1, 0xff, 0xffff, 0x10000, 0x7fffffff, 0xffffffff];
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 class Gen {
   constructor(private readonly r: () => number) {}

@@ -9,7 +9,7 @@ import type { CaHeader } from "../../../src/ca/codec/header.ts";
 import { parseDatagram } from "../../../src/ca/codec/udp.ts";
 import { CaServer } from "../../../src/ca/server/index.ts";
 import { type CaHarness, startCaServer, testLogger } from "../../helpers/ca-harness.ts";
-import { eventBlock, f64, msg, nameBytes, RawCaClient } from "../../helpers/ca-raw.ts";
+import { concat, eventBlock, f64, msg, nameBytes, RawCaClient } from "../../helpers/ca-raw.ts";
 
 let h: CaHarness;
 beforeAll(async () => {
@@ -428,13 +428,7 @@ describe("UDP", () => {
   function searchDatagram(seq: number, names: Array<[string, number]>): Uint8Array {
     const parts = [msg(CMD.VERSION, 1, 13, seq, 0)];
     for (const [name, id] of names) parts.push(msg(CMD.SEARCH, 5, 13, id, id, nameBytes(name)));
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    return out;
+    return concat(parts);
   }
 
   test("search replies: VERSION echo + port/0xFFFFFFFF/id + minor; silence for unknown names", async () => {
