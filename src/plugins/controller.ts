@@ -295,6 +295,8 @@ export class PluginController {
   private readonly loadingWorkers = new Set<PluginWorker>();
   /** Pipelines in progress, so shutdown can wait (bounded) for them to undo their work. */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Aborted by shutdown: kills clones and installs in progress. */
+  private readonly stopSignal = new AbortController();
 
   constructor(private readonly deps: ControllerDeps) {
     this.timings = { ...DEFAULT_TIMINGS, ...deps.timings };
@@ -424,6 +426,7 @@ export class PluginController {
             ...(spec.branch ? { branch: spec.branch } : {}),
             ...(spec.pat ? { pat: spec.pat } : {}),
             timeoutMs: this.timings.cloneTimeoutMs,
+            signal: this.stopSignal.signal,
           });
           steps.ok(
             "clone",
@@ -474,7 +477,10 @@ export class PluginController {
       ) {
         steps.ok("dependencies", "already installed");
       } else {
-        steps.ok("dependencies", await installDependencies(dir, this.timings.installTimeoutMs));
+        steps.ok(
+          "dependencies",
+          await installDependencies(dir, this.timings.installTimeoutMs, this.stopSignal.signal),
+        );
       }
       // syntax
       const nFiles = await syntaxCheck(dir);
@@ -1026,9 +1032,11 @@ export class PluginController {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     // Plugins still loading (a slow initialize() during the boot restore, an add in flight) end
-    // at once: their pipeline then fails and removes what it created. A clone or an install in
-    // progress is not waited for beyond the bound, so a signal still exits within its grace time.
+    // at once: their pipeline then fails and removes what it created; the wait for that is
+    // bounded, so a signal still exits within its grace time.
     for (const w of this.loadingWorkers) w.terminate();
+    // A clone or an install in progress is killed too: its add fails and cleans up at once.
+    this.stopSignal.abort();
     const all = [...this.plugins.values()];
     this.plugins.clear();
     await Promise.all(all.map((p) => this.stopPlugin(p)));

@@ -97,6 +97,8 @@ export interface CloneOptions {
   /** Token for https remotes; memory only. */
   pat?: string;
   timeoutMs?: number;
+  /** Aborting kills the clone (server shutdown). */
+  signal?: AbortSignal;
 }
 
 /** Environment variable the inline credential helper reads the token from. */
@@ -155,12 +157,14 @@ async function runGit(
   pat: string | undefined,
   timeoutMs: number,
   cwd?: string,
+  signal?: AbortSignal,
 ): Promise<string> {
   const { out, err, code, timedOut } = await runBounded(
     args,
-    { env: gitEnv(pat), ...(cwd ? { cwd } : {}) },
+    { env: gitEnv(pat), ...(cwd ? { cwd } : {}), ...(signal ? { signal } : {}) },
     timeoutMs,
   );
+  if (signal?.aborted) throw new GitError("stopped: the server is shutting down");
   if (timedOut) throw new GitError(`git timed out after ${Math.round(timeoutMs / 1000)} s`);
   if (code !== 0) {
     const text = scrub(err.trim() || out.trim() || `git exited with code ${code}`, [pat]);
@@ -177,7 +181,7 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
   if (branchErr) throw new GitError(branchErr);
   const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
-    await runGit(cloneArgs(opts), opts.pat, timeoutMs);
+    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal);
   } catch (e) {
     if (e instanceof GitError) throw new GitError(`git clone failed: ${e.message}`);
     throw new GitError(`git clone failed: ${scrub(String(e), [opts.pat])}`);

@@ -178,16 +178,25 @@ function declaredDependencies(pkg: Record<string, unknown>): string[] {
  * Installs the plugin's npm dependencies with the running executable acting as Bun
  * (`BUN_BE_BUN=1`), so the compiled binary needs no separate Bun. Returns a summary.
  */
-export async function installDependencies(dir: string, timeoutMs = 300_000): Promise<string> {
+export async function installDependencies(
+  dir: string,
+  timeoutMs = 300_000,
+  signal?: AbortSignal,
+): Promise<string> {
   const pkg = await readPackageJson(dir, "dependencies");
   if (!pkg) return "no package.json";
   const deps = declaredDependencies(pkg);
   if (deps.length === 0) return "no dependencies to install";
   const { out, err, code, timedOut } = await runBounded(
     [process.execPath, "install", "--production", "--no-save", "--no-progress", "--ignore-scripts"],
-    { cwd: dir, env: { ...process.env, BUN_BE_BUN: "1", NO_COLOR: "1" } },
+    {
+      cwd: dir,
+      env: { ...process.env, BUN_BE_BUN: "1", NO_COLOR: "1" },
+      ...(signal ? { signal } : {}),
+    },
     timeoutMs,
   );
+  if (signal?.aborted) throw new StepError("dependencies", "stopped: the server is shutting down");
   if (timedOut)
     throw new StepError("dependencies", `install timed out after ${timeoutMs / 1000} s`);
   if (code !== 0) {

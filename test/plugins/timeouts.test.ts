@@ -142,3 +142,71 @@ test("onPvWrite settling after the limit: the refused value is not taken by the 
   expect(pvValue(env, "TEST:LATE:SP")).toBe(1);
   expect((await env.controller.remove("task", "late")).ok).toBe(true);
 });
+
+test("shutdown kills a clone in progress: the add fails at once and leaves nothing", async () => {
+  const own = await makeEnv();
+  // A TLS "server" that accepts and never answers: git waits on it until killed.
+  let connected: () => void = () => {};
+  let closed: () => void = () => {};
+  const gitConnected = new Promise<void>((ok) => {
+    connected = ok;
+  });
+  const gitGone = new Promise<void>((ok) => {
+    closed = ok;
+  });
+  const tarpit = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { open: () => connected(), data() {}, close: () => closed() },
+  });
+  try {
+    const adding = own.controller.add({
+      name: "slowclone",
+      kind: "task",
+      git_url: `https://127.0.0.1:${tarpit.port}/never.git`,
+    });
+    await gitConnected;
+    await own.controller.shutdown();
+    const r = await adding;
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.validation?.failedStep).toBe("clone");
+      expect(r.message).toContain("shutting down");
+    }
+    await gitGone; // the git child was killed, not left behind
+    expect(existsSync(join(own.config.pluginsDir, "slowclone"))).toBe(false);
+  } finally {
+    tarpit.stop(true);
+    await destroyEnv(own);
+  }
+});
+
+test("clone: a host that never answers fails the clone step at its time limit", async () => {
+  const own = await makeEnv({ timings: { cloneTimeoutMs: 1000 } });
+  let closed: () => void = () => {};
+  const gitGone = new Promise<void>((ok) => {
+    closed = ok;
+  });
+  const tarpit = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data() {}, close: () => closed() },
+  });
+  try {
+    const r = await own.controller.add({
+      name: "tarpit",
+      kind: "task",
+      git_url: `https://127.0.0.1:${tarpit.port}/never.git`,
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.validation?.failedStep).toBe("clone");
+      expect(r.message).toContain("git timed out after 1 s");
+    }
+    await gitGone; // git and its https helper were both killed
+    expect(existsSync(join(own.config.pluginsDir, "tarpit"))).toBe(false);
+  } finally {
+    tarpit.stop(true);
+    await destroyEnv(own);
+  }
+});
