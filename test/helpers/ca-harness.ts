@@ -38,12 +38,12 @@ export function testLogger(): pino.Logger {
 
 /** Starts a CA server on 127.0.0.1 with a random port and a fresh (or given) registry. */
 export async function startCaServer(
-  opts: { registry?: PvRegistry; config?: Partial<CaServerConfig> } = {},
+  opts: { registry?: PvRegistry; config?: Partial<CaServerConfig>; logger?: pino.Logger } = {},
 ): Promise<CaHarness> {
   const registry = opts.registry ?? new PvRegistry();
   const server = new CaServer({
     registry,
-    logger: testLogger(),
+    logger: opts.logger ?? testLogger(),
     config: {
       serverPort: 0,
       intfAddrs: ["127.0.0.1"],

@@ -235,6 +235,14 @@ export async function resolveBeaconDests(
   return out;
 }
 
+// First beacon interval (rsrv starts fast so clients notice a (re)started server at once).
+const FIRST_BEACON_INTERVAL = 0.02;
+
+/** Beacon interval (seconds) after `interval`: doubled, capped at the beacon period. */
+export function nextBeaconInterval(interval: number, period: number): number {
+  return Math.min(interval * 2, period);
+}
+
 /**
  * Sends beacons (RSRV_IS_UP) to each destination: intervals start at 20 ms and double up to the
  * beacon period, which makes clients waiting on a restarted server re-search quickly (§8.3).
@@ -242,7 +250,8 @@ export async function resolveBeaconDests(
 export class Beacons {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private id = 0;
-  private interval = 0.02;
+  /** Seconds until the beacon after the next one is due (the schedule's current step). */
+  interval = FIRST_BEACON_INTERVAL;
   sent = 0;
 
   constructor(
@@ -275,7 +284,7 @@ export class Beacons {
     }
     this.sent++;
     const delay = this.interval;
-    this.interval = Math.min(this.interval * 2, this.period);
+    this.interval = nextBeaconInterval(this.interval, this.period);
     this.timer = setTimeout(() => this.tick(), delay * 1000);
     this.timer.unref?.();
   }

@@ -4,10 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
+import pino from "pino";
 import { CMD, ECA } from "../../../src/ca/codec/constants.ts";
 import type { CaHeader } from "../../../src/ca/codec/header.ts";
 import { parseDatagram } from "../../../src/ca/codec/udp.ts";
 import { CaServer } from "../../../src/ca/server/index.ts";
+import { nextBeaconInterval } from "../../../src/ca/server/udp.ts";
 import { type CaHarness, startCaServer, testLogger } from "../../helpers/ca-harness.ts";
 import { concat, eventBlock, f64, msg, nameBytes, RawCaClient } from "../../helpers/ca-raw.ts";
 
@@ -297,8 +299,15 @@ describe("hostile input", () => {
   });
 
   test("bounds: channels per circuit, circuits per client, name length", async () => {
+    // Every refusal is logged, once, with the peer's address.
+    const logs: { msg?: string; peer?: string }[] = [];
+    const logger = pino(
+      { level: "warn" },
+      { write: (line: string) => logs.push(JSON.parse(line)) },
+    );
     const s = await startCaServer({
       config: { maxChannelsPerCircuit: 2, maxCircuitsPerClient: 2, maxNameLength: 16 },
+      logger,
     });
     s.registry.add({ name: "B:1", kind: "long" });
     s.registry.add({ name: "B:2", kind: "long" });
@@ -307,14 +316,26 @@ describe("hostile input", () => {
     const c = await RawCaClient.handshake(s.port);
     await c.createChannel("B:1", 1);
     await c.createChannel("B:2", 2);
-    c.send(msg(CMD.CREATE_CHAN, 0, 0, 3, 13, nameBytes("B:3")));
-    expect((await c.next((m) => m.header.p1 === 3)).header.command).toBe(CMD.CREATE_CH_FAIL);
+    for (const cid of [3, 5]) {
+      c.send(msg(CMD.CREATE_CHAN, 0, 0, cid, 13, nameBytes("B:3")));
+      expect((await c.next((m) => m.header.p1 === cid)).header.command).toBe(CMD.CREATE_CH_FAIL);
+    }
     const c2 = await RawCaClient.handshake(s.port);
-    c2.send(msg(CMD.CREATE_CHAN, 0, 0, 4, 13, nameBytes("B:LONG_NAME_OVER_16")));
-    expect((await c2.next((m) => m.header.p1 === 4)).header.command).toBe(CMD.CREATE_CH_FAIL);
-    const c3 = await RawCaClient.connect(s.port);
-    await c3.closed; // third circuit from 127.0.0.1 refused
-    expect(s.server.stats().circuitsRefused).toBe(1);
+    for (const cid of [4, 6]) {
+      c2.send(msg(CMD.CREATE_CHAN, 0, 0, cid, 13, nameBytes("B:LONG_NAME_OVER_16")));
+      expect((await c2.next((m) => m.header.p1 === cid)).header.command).toBe(CMD.CREATE_CH_FAIL);
+    }
+    for (let i = 0; i < 2; i++) {
+      const c3 = await RawCaClient.connect(s.port);
+      await c3.closed; // third (and fourth) circuit from 127.0.0.1 refused
+    }
+    expect(s.server.stats().circuitsRefused).toBe(2);
+    const warned = (re: RegExp) => logs.filter((l) => re.test(l.msg ?? ""));
+    for (const re of [/channel limit 2/, /PV name of 19 bytes/, /too many circuits/]) {
+      const hits = warned(re);
+      expect(hits.length).toBe(1);
+      expect(hits[0]?.peer).toStartWith("127.0.0.1");
+    }
     c.close();
     c2.close();
     await s.stop();
@@ -464,6 +485,14 @@ describe("UDP", () => {
     while (replies.length < 2) await new Promise<void>((r) => (wake = r));
     expect(parseDatagram(replies[1] as Uint8Array).messages[0]?.header.p1).toBe(3);
     s.close();
+  });
+
+  test("beacon intervals start at 20 ms and double up to the beacon period", () => {
+    const seq: number[] = [0.02];
+    while (seq.length < 14) seq.push(nextBeaconInterval(seq.at(-1) as number, 15));
+    expect(seq.map((x) => Math.round(x * 1000))).toEqual([
+      20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 15000, 15000, 15000, 15000,
+    ]);
   });
 
   test("beacons go to the configured address with the TCP port and increasing IDs", async () => {
