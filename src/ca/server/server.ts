@@ -44,7 +44,7 @@ export interface CaServerStats {
   searchDatagrams: number;
   searchReplies: number;
   badDatagrams: number;
-  /** Search reply datagrams the kernel refused (socket buffer full). */
+  /** Search reply datagrams that could not be sent (neither directly nor queued). */
   searchRepliesDropped: number;
   beaconsSent: number;
 }
@@ -310,14 +310,15 @@ export class CaServer implements CircuitHost {
       this.logger.error({ err: e }, "CA search handling failed");
       return;
     }
+    const counters = this.search.counters;
     for (const r of replies) {
-      if (native !== null) {
-        // A refused send (socket buffer full) is a lost datagram, as for rsrv: the client re-searches.
-        if (!native.send(r, rinfo.port, rinfo.address)) this.search.counters.repliesDropped++;
-        continue;
-      }
+      // Fast path; if the kernel refuses (buffer full), dgram's send queues the reply instead of
+      // losing it (a lost reply makes libca back off to one search datagram per round).
+      if (native?.send(r, rinfo.port, rinfo.address)) continue;
       s.send(r, rinfo.port, rinfo.address, (err) => {
-        if (err) this.logger.debug({ err, to: rinfo.address }, "CA search reply failed");
+        if (!err) return;
+        counters.repliesDropped++;
+        this.logger.debug({ err, to: rinfo.address }, "CA search reply failed");
       });
     }
   }

@@ -26,7 +26,7 @@ export interface SearchCounters {
   searchDatagrams: number;
   searchReplies: number;
   badDatagrams: number;
-  /** Reply datagrams the kernel refused (socket buffer full); the client searches again. */
+  /** Reply datagrams that could not be sent at all; the client searches again. */
   repliesDropped: number;
 }
 
