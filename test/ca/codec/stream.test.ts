@@ -1,5 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { CMD, encodeMessage, MessageReader, type ReaderItem } from "../../../src/ca/codec/index.ts";
+import {
+  CMD,
+  encodeMessage,
+  MessageReader,
+  READ,
+  type ReaderItem,
+} from "../../../src/ca/codec/index.ts";
 import { concat, hex, prng } from "./helpers.ts";
 
 const te = new TextEncoder();
@@ -144,6 +150,41 @@ describe("MessageReader reassembly", () => {
     const it = r.next();
     expect(it?.kind).toBe("message");
     if (it?.kind === "message") expect(it.payload.buffer).toBe(chunk.buffer);
+  });
+});
+
+describe("MessageReader.read (allocation-free form)", () => {
+  test("fills one reused header and points at the payload in place; next() items do not alias it", () => {
+    const a = encodeMessage(CMD.CREATE_CHAN, 0, 0, 7, 13, str("A:B"));
+    const b = encodeMessage(CMD.READ_NOTIFY, 6, 1, 3, 99);
+    const chunk = concat([a, b, a]);
+    const r = new MessageReader({ maxPayload: 100, extendedAllowed: () => true });
+    r.push(chunk);
+    const h = r.header;
+    expect(r.read()).toBe(READ.MESSAGE);
+    expect(r.header).toBe(h);
+    expect({ ...h }).toEqual({
+      command: CMD.CREATE_CHAN,
+      payloadSize: 8,
+      dataType: 0,
+      count: 0,
+      p1: 7,
+      p2: 13,
+    });
+    expect(r.bytes).toBe(chunk);
+    expect(r.payloadOffset).toBe(16);
+    expect(hex(r.bytes.subarray(r.payloadOffset, r.payloadOffset + 4))).toBe(hex(str("A:B")));
+    expect(r.read()).toBe(READ.MESSAGE);
+    expect([h.command, h.dataType, h.count, h.p1, h.p2, h.payloadSize]).toEqual([
+      15, 6, 1, 3, 99, 0,
+    ]);
+    // next() returns its own copies: an earlier item survives later reads.
+    const item = r.next();
+    expect(r.read()).toBe(READ.NONE);
+    r.push(b);
+    expect(r.next()?.header.command).toBe(CMD.READ_NOTIFY);
+    expect(item?.header.command).toBe(CMD.CREATE_CHAN);
+    expect(item?.header.p1).toBe(7);
   });
 });
 
