@@ -73,7 +73,7 @@ export async function startServer(
   };
   const ca = new CaServer({
     registry,
-    logger: logger.child({ component: "ca" }),
+    logger,
     config: caConfig,
   });
   await ca.start();

@@ -108,7 +108,7 @@ async function runPlugin(
   const registry = new PvRegistry();
   const ca = new CaServer({
     registry,
-    logger: log.child({ component: "ca" }),
+    logger: log,
     config: caServerConfigFromEnv(ctx.env),
   });
   let controller: PluginController | null = null;
