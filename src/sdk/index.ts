@@ -153,7 +153,8 @@ function devices(): DeviceAccess {
   const provider = getServices().devices;
   if (!provider) {
     throw new Error(
-      "the device layer is not available (IOCMNG_DISABLE_DEVICES is set, or no values file)",
+      "the device layer is off: it is disabled by default; set IOCMNG_DISABLE_DEVICES=false " +
+        "(or IOCMNG_DISABLE_OPHYD=false) and IOCMNG_BEAMLINE_CONFIG to a values file",
     );
   }
   return provider();
