@@ -153,7 +153,7 @@ function devices(): DeviceAccess {
   const provider = getServices().devices;
   if (!provider) {
     throw new Error(
-      "the device layer is off: it is disabled by default; set IOCMNG_DISABLE_DEVICES=false " +
+      "the device layer is not available: it is off by default; set IOCMNG_DISABLE_DEVICES=false " +
         "(or IOCMNG_DISABLE_OPHYD=false) and IOCMNG_BEAMLINE_CONFIG to a values file",
     );
   }
