@@ -16,9 +16,9 @@ import {
   Beacons,
   bindUdp,
   broadcastAddresses,
-  type NativeUdpSend,
   nativeUdpSend,
   resolveBeaconDests,
+  SearchReplySender,
   SearchResponder,
 } from "./udp.ts";
 
@@ -69,6 +69,8 @@ export class CaServer implements CircuitHost {
   private beaconSocket: dgram.Socket | null = null;
   private beacons: Beacons | null = null;
   private search: SearchResponder | null = null;
+  private replySenders: SearchReplySender[] = [];
+  private replyFlushQueued = false;
   private readonly circuits = new Set<Circuit>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
@@ -289,19 +291,19 @@ export class CaServer implements CircuitHost {
           this.logger.warn({ group: g, err: e }, "cannot join CA multicast group");
         }
       }
-      const native = nativeUdpSend(s);
-      s.on("message", (msg, rinfo) => this.onDatagram(s, native, msg, rinfo));
+      const sender = new SearchReplySender(s, nativeUdpSend(s), (err, to) => {
+        const c = this.search?.counters;
+        if (c !== undefined) c.repliesDropped++;
+        this.logger.debug({ err, to }, "CA search reply failed");
+      });
+      this.replySenders.push(sender);
+      s.on("message", (msg, rinfo) => this.onDatagram(sender, msg, rinfo));
       s.on("error", (err) => this.logger.warn({ err }, "CA UDP socket error"));
     }
     this._udpPort = this.udpSockets[0]?.address().port ?? port;
   }
 
-  private onDatagram(
-    s: dgram.Socket,
-    native: NativeUdpSend | null,
-    msg: Buffer,
-    rinfo: dgram.RemoteInfo,
-  ): void {
+  private onDatagram(sender: SearchReplySender, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.search === null) return;
     let replies: Uint8Array[];
     try {
@@ -310,18 +312,20 @@ export class CaServer implements CircuitHost {
       this.logger.error({ err: e }, "CA search handling failed");
       return;
     }
-    const counters = this.search.counters;
-    for (const r of replies) {
-      // Fast path; if the kernel refuses (buffer full), dgram's send queues the reply instead of
-      // losing it (a lost reply makes libca back off to one search datagram per round).
-      if (native?.send(r, rinfo.port, rinfo.address)) continue;
-      s.send(r, rinfo.port, rinfo.address, (err) => {
-        if (!err) return;
-        counters.repliesDropped++;
-        this.logger.debug({ err, to: rinfo.address }, "CA search reply failed");
-      });
+    if (replies.length === 0) return;
+    for (const r of replies) sender.queue(r, rinfo.port, rinfo.address);
+    // Node and Bun run microtasks after every datagram but setImmediate once after all the
+    // datagrams read in this loop iteration: the burst's replies leave in one sendmmsg.
+    if (!this.replyFlushQueued) {
+      this.replyFlushQueued = true;
+      setImmediate(this.flushReplies);
     }
   }
+
+  private readonly flushReplies = (): void => {
+    this.replyFlushQueued = false;
+    for (const s of this.replySenders) s.flush();
+  };
 
   private async startBeacons(): Promise<void> {
     const cfg = this.config;
@@ -388,6 +392,7 @@ export class CaServer implements CircuitHost {
       }
     }
     this.udpSockets = [];
+    this.replySenders = [];
     if (this.beaconSocket !== null) {
       try {
         this.beaconSocket.close();

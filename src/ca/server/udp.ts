@@ -162,6 +162,8 @@ export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
 /** The send function of Bun's native UDP socket (true: handed to the kernel). */
 export interface NativeUdpSend {
   send(data: Uint8Array, port: number, address: string): boolean;
+  /** Sends [data, port, address, ...] triples in one call (sendmmsg); returns how many went. */
+  sendMany(packets: (Uint8Array | number | string)[]): number;
 }
 
 /**
@@ -177,9 +179,13 @@ export function nativeUdpSend(s: dgram.Socket): NativeUdpSend | null {
   const sym = Object.getOwnPropertySymbols(s).find((k) => k.description === "state symbol");
   const state = sym === undefined ? undefined : (s as unknown as Record<symbol, unknown>)[sym];
   const handle = (state as { handle?: { socket?: unknown } } | undefined)?.handle;
-  const native = handle?.socket as { send?: unknown } | undefined;
+  const native = handle?.socket as { send?: unknown; sendMany?: unknown } | undefined;
   if (native === undefined || native === null || typeof native.send !== "function") return null;
   const fn = native.send as (d: Uint8Array, port: number, address: string) => boolean;
+  const many =
+    typeof native.sendMany === "function"
+      ? (native.sendMany as (p: (Uint8Array | number | string)[]) => number)
+      : null;
   return {
     send: (d, port, address) => {
       try {
@@ -188,7 +194,69 @@ export function nativeUdpSend(s: dgram.Socket): NativeUdpSend | null {
         return false;
       }
     },
+    sendMany: (packets) => {
+      if (many === null) return 0;
+      try {
+        const n = many.call(native, packets);
+        return typeof n === "number" && n > 0 ? n : 0;
+      } catch {
+        return 0;
+      }
+    },
   };
+}
+
+/**
+ * Search replies of one UDP socket, queued while a burst of search datagrams is handled and sent
+ * together by `flush()` (the server calls it from setImmediate, i.e. once the datagrams the event
+ * loop read in this iteration are all handled). One sendmmsg per burst instead of one sendto per
+ * reply: in the connect storm each sendto woke the client's receive thread separately, and that
+ * cost more server time than answering the search itself (measured: docs/benchmarks.md).
+ */
+export class SearchReplySender {
+  /** Flat [data, port, address, ...] triples, the shape `sendMany` takes. */
+  private packets: (Uint8Array | number | string)[] = [];
+
+  constructor(
+    private readonly socket: dgram.Socket,
+    private readonly native: NativeUdpSend | null,
+    private readonly onDropped: (err: Error, address: string) => void,
+  ) {}
+
+  /** True if replies are waiting for `flush()`. */
+  get pending(): boolean {
+    return this.packets.length > 0;
+  }
+
+  /** Queues one reply datagram (the caller must not reuse `data`). */
+  queue(data: Uint8Array, port: number, address: string): void {
+    this.packets.push(data, port, address);
+  }
+
+  /** Sends every queued reply; what the native path does not take goes through node:dgram. */
+  flush(): void {
+    const p = this.packets;
+    if (p.length === 0) return;
+    this.packets = [];
+    const total = p.length / 3;
+    const sent = this.native === null ? 0 : Math.min(this.native.sendMany(p), total);
+    for (let i = sent; i < total; i++)
+      this.sendOne(p[i * 3] as Uint8Array, p[i * 3 + 1] as number, p[i * 3 + 2] as string);
+  }
+
+  private sendOne(data: Uint8Array, port: number, address: string): void {
+    // If the kernel refuses (buffer full), dgram's send queues the reply instead of losing it (a
+    // lost reply makes libca back off to one search datagram per round).
+    if (this.native?.send(data, port, address)) return;
+    try {
+      this.socket.send(data, port, address, (err) => {
+        if (err) this.onDropped(err, address);
+      });
+    } catch (e) {
+      // Socket closed meanwhile (server stopping).
+      this.onDropped(e as Error, address);
+    }
+  }
 }
 
 /** IPv4 broadcast address of every broadcast-capable interface (optionally only the given IPs'). */
