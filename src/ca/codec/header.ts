@@ -25,15 +25,10 @@ export function headerSizeFor(payloadSize: number, count: number): 16 | 24 {
 }
 
 /**
- * Writes a header at `offset`; returns the bytes written (16 or 24). Throws RangeError when the
- * extended form is needed but the peer cannot take it, or a field does not fit its wire width.
+ * The header size a message needs (16 or 24), or RangeError when the extended form is needed but
+ * the peer cannot take it, or a field does not fit its wire width. Shared by both header writers.
  */
-export function writeHeader(
-  view: DataView,
-  offset: number,
-  h: CaHeader,
-  extendedAllowed: boolean,
-): number {
+function checkedHeaderSize(h: CaHeader, extendedAllowed: boolean): 16 | 24 {
   const size = headerSizeFor(h.payloadSize, h.count);
   if (size === EXTENDED_HEADER_SIZE && !extendedAllowed) {
     throw new RangeError(
@@ -43,6 +38,20 @@ export function writeHeader(
   if (h.payloadSize < 0 || h.count < 0 || h.payloadSize > 0xffffffff || h.count > 0xffffffff) {
     throw new RangeError(`header size/count out of range: ${h.payloadSize}/${h.count}`);
   }
+  return size;
+}
+
+/**
+ * Writes a header at `offset`; returns the bytes written (16 or 24). Throws RangeError when the
+ * extended form is needed but the peer cannot take it, or a field does not fit its wire width.
+ */
+export function writeHeader(
+  view: DataView,
+  offset: number,
+  h: CaHeader,
+  extendedAllowed: boolean,
+): number {
+  const size = checkedHeaderSize(h, extendedAllowed);
   view.setUint16(offset, h.command);
   view.setUint16(offset + 4, h.dataType);
   view.setUint32(offset + 8, h.p1 >>> 0);
@@ -133,15 +142,7 @@ export function writeHeaderBytes(
   h: CaHeader,
   extendedAllowed: boolean,
 ): number {
-  const size = headerSizeFor(h.payloadSize, h.count);
-  if (size === EXTENDED_HEADER_SIZE && !extendedAllowed) {
-    throw new RangeError(
-      `payload ${h.payloadSize} / count ${h.count} needs the extended header, which the peer does not support`,
-    );
-  }
-  if (h.payloadSize < 0 || h.count < 0 || h.payloadSize > 0xffffffff || h.count > 0xffffffff) {
-    throw new RangeError(`header size/count out of range: ${h.payloadSize}/${h.count}`);
-  }
+  const size = checkedHeaderSize(h, extendedAllowed);
   put16(out, offset, h.command);
   put16(out, offset + 4, h.dataType);
   put32(out, offset + 8, h.p1 >>> 0);
