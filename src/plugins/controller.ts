@@ -281,6 +281,16 @@ export function checkAddRequest(req: AddRequest): string | null {
   return null;
 }
 
+/** Where the pipeline takes the plugin's files from: a fresh clone, or the clone already on disk. */
+type PipelineSource =
+  | { from: "git"; keep: Map<string, PvValue> | null }
+  | { from: "disk"; cloneDir: string; keep: Map<string, PvValue> | null };
+
+/** The pipeline's result: the loaded plugin, or the report naming the failed step. */
+type PipelineOutcome =
+  | { ok: true; loaded: Loaded; report: ValidationReport }
+  | { ok: false; report: ValidationReport };
+
 /** Loads, runs and removes plugins; owns their workers and PVs. */
 export class PluginController {
   private readonly plugins = new Map<string, Loaded>();
@@ -381,15 +391,7 @@ export class PluginController {
    * The loader pipeline. `from: "git"` clones into a fresh directory; `from: "disk"` reuses
    * `cloneDir` (boot restore, no network). `keep` carries PV values across a restart.
    */
-  private pipeline(
-    spec: LoadSpec,
-    steps: Steps,
-    src:
-      | { from: "git"; keep: Map<string, PvValue> | null }
-      | { from: "disk"; cloneDir: string; keep: Map<string, PvValue> | null },
-  ): Promise<
-    { ok: true; loaded: Loaded; report: ValidationReport } | { ok: false; report: ValidationReport }
-  > {
+  private pipeline(spec: LoadSpec, steps: Steps, src: PipelineSource): Promise<PipelineOutcome> {
     const run = this.runPipeline(spec, steps, src);
     this.inflight.add(run);
     const done = () => this.inflight.delete(run);
@@ -400,12 +402,8 @@ export class PluginController {
   private async runPipeline(
     spec: LoadSpec,
     steps: Steps,
-    src:
-      | { from: "git"; keep: Map<string, PvValue> | null }
-      | { from: "disk"; cloneDir: string; keep: Map<string, PvValue> | null },
-  ): Promise<
-    { ok: true; loaded: Loaded; report: ValidationReport } | { ok: false; report: ValidationReport }
-  > {
+    src: PipelineSource,
+  ): Promise<PipelineOutcome> {
     const log = this.deps.logger.child({ plugin: spec.name });
     let cloneDir: string | null = null;
     let worker: PluginWorker | null = null;
