@@ -56,10 +56,11 @@ export interface CaCounters {
   /** TCP messages parsed (well-framed requests, whatever their fate). */
   requests: number;
   updatesSent: number;
+  /** Monitor updates replaced by a newer value before they could be sent (slow client/EVENTS_OFF). */
   updatesCoalesced: number;
   bytesSent: number;
   circuitsDropped: number;
-  /** Requests whose handler threw (a server bug; the circuit is dropped). */
+  /** Requests whose handler threw: a server bug (logged at error level; the circuit is dropped). */
   internalErrors: number;
 }
 

@@ -22,8 +22,8 @@ import {
   SearchResponder,
 } from "./udp.ts";
 
-/** Figures returned by CaServer.stats(). */
-export interface CaServerStats {
+/** Figures returned by CaServer.stats(): the circuits' running counters plus the server's own. */
+export interface CaServerStats extends CaCounters {
   circuits: number;
   channels: number;
   subscriptions: number;
@@ -31,15 +31,6 @@ export interface CaServerStats {
   pvsInUse: number;
   /** Bytes waiting to be sent, summed over circuits (bounded by coalescing and read pausing). */
   queuedBytes: number;
-  /** TCP requests parsed. */
-  requests: number;
-  updatesSent: number;
-  /** Monitor updates replaced by a newer value before they could be sent (slow client/EVENTS_OFF). */
-  updatesCoalesced: number;
-  bytesSent: number;
-  circuitsDropped: number;
-  /** Requests whose handler threw: a server bug (logged at error level). */
-  internalErrors: number;
   circuitsRefused: number;
   searchDatagrams: number;
   searchReplies: number;
