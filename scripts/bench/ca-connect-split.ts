@@ -37,7 +37,14 @@ const udp = await Bun.udpSocket({
   port: 0,
   socket: {
     data(_s, d) {
-      got += (d.length - 16) / 24; // VERSION prefix + 24-byte replies
+      // Replies to several request datagrams may share one datagram, each block a 16-byte
+      // VERSION prefix and 24-byte SEARCH replies: count the SEARCH messages.
+      for (
+        let off = 0;
+        off + 16 <= d.length;
+        off += 16 + ((d[off + 2] ?? 0) << 8) + (d[off + 3] ?? 0)
+      )
+        if (d[off] === 0 && d[off + 1] === 6) got++;
       wake();
     },
   },

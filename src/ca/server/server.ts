@@ -11,15 +11,13 @@ import type { PvRegistry } from "../../pv/registry.ts";
 import { type CaCounters, Circuit, type CircuitHost, type CircuitSocketData } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
+import { SearchThread } from "./search-thread.ts";
 import {
   type BeaconDest,
   Beacons,
   bindUdp,
   broadcastAddresses,
-  nativeUdpSend,
   resolveBeaconDests,
-  SearchReplySender,
-  SearchResponder,
 } from "./udp.ts";
 
 /** Figures returned by CaServer.stats(): the circuits' running counters plus the server's own. */
@@ -56,12 +54,10 @@ export class CaServer implements CircuitHost {
   private _tcpPort = 0;
   private _udpPort = 0;
   private listeners: TCPSocketListener<CircuitSocketData>[] = [];
-  private udpSockets: dgram.Socket[] = [];
   private beaconSocket: dgram.Socket | null = null;
   private beacons: Beacons | null = null;
-  private search: SearchResponder | null = null;
-  private replySenders: SearchReplySender[] = [];
-  private replyFlushQueued = false;
+  /** Answers UDP searches on a thread of its own (search-worker.ts). */
+  private search: SearchThread | null = null;
   private readonly circuits = new Set<Circuit>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
@@ -97,6 +93,7 @@ export class CaServer implements CircuitHost {
       await this.bind();
     } catch (e) {
       this.closeSockets();
+      await this.search?.stop();
       this.state = "stopped";
       throw e;
     }
@@ -118,6 +115,7 @@ export class CaServer implements CircuitHost {
     this.beacons?.stop();
     for (const c of [...this.circuits]) c.shutdown();
     this.closeSockets();
+    await this.search?.stop();
   }
 
   /** Current counts and counters. */
@@ -130,7 +128,7 @@ export class CaServer implements CircuitHost {
       subscriptions += c.subscriptionCount;
       queuedBytes += c.queuedBytes;
     }
-    const s = this.search?.counters;
+    const s = this.search?.stats();
     return {
       circuits: this.circuits.size,
       channels,
@@ -145,6 +143,11 @@ export class CaServer implements CircuitHost {
       searchRepliesDropped: s?.repliesDropped ?? 0,
       beaconsSent: this.beacons?.sent ?? 0,
     };
+  }
+
+  /** @internal Tests: ends the search thread as a crash would (a new one takes over). */
+  crashSearchThreadForTest(): void {
+    this.search?.crashForTest();
   }
 
   /** @internal The fan-out entry of a PV, created on first use. */
@@ -223,7 +226,7 @@ export class CaServer implements CircuitHost {
       for (let attempt = 0; attempt < 8; attempt++) {
         this.listenTcp(0);
         try {
-          await this.bindSearch(this._tcpPort);
+          await this.bindSearch(this._tcpPort, this._tcpPort);
           return;
         } catch (e) {
           lastErr = e;
@@ -233,7 +236,7 @@ export class CaServer implements CircuitHost {
       throw new Error(`CA server: could not bind a random TCP+UDP port pair: ${String(lastErr)}`);
     }
     try {
-      await this.bindSearch(cfg.serverPort);
+      await this.bindSearch(cfg.serverPort, 0);
     } catch (e) {
       throw new Error(
         `CA server: cannot bind UDP ${this.bindAddrs().join(",")}:${cfg.serverPort} for searches: ${(e as Error).message}`,
@@ -255,68 +258,30 @@ export class CaServer implements CircuitHost {
         throw new Error(`CA server: cannot listen on TCP: ${(e2 as Error).message}`);
       }
     }
+    this.search?.setTcpPort(this._tcpPort);
   }
 
-  private async bindSearch(port: number): Promise<void> {
+  /** Binds the search sockets on `port` (in the search thread, started on first use). */
+  private async bindSearch(port: number, tcpPort: number): Promise<void> {
     const cfg = this.config;
-    this.search = new SearchResponder(
-      this.registry,
-      () => this._tcpPort,
-      cfg.ignoreAddrs,
-      cfg.maxNameLength,
-      this.logger,
-    );
+    if (this.search === null) {
+      this.search = new SearchThread(
+        this.registry,
+        { ignoreAddrs: [...cfg.ignoreAddrs], maxNameLength: cfg.maxNameLength },
+        this.logger,
+      );
+    }
     const addrs = [...this.bindAddrs()];
     // A socket bound to a unicast IP does not receive broadcasts: add the interfaces' broadcast
     // addresses (rsrv does the same on non-Windows hosts).
     if (cfg.intfAddrs.length > 0 && !cfg.intfAddrs.includes("0.0.0.0")) {
       for (const b of broadcastAddresses(cfg.intfAddrs)) if (!addrs.includes(b)) addrs.push(b);
     }
-    for (const addr of addrs) {
-      const s = await bindUdp(addr, port);
-      this.udpSockets.push(s);
-      for (const g of cfg.mcastGroups) {
-        try {
-          s.addMembership(g);
-        } catch (e) {
-          this.logger.warn({ group: g, err: e }, "cannot join CA multicast group");
-        }
-      }
-      const sender = new SearchReplySender(s, nativeUdpSend(s), (err, to) => {
-        const c = this.search?.counters;
-        if (c !== undefined) c.repliesDropped++;
-        this.logger.debug({ err, to }, "CA search reply failed");
-      });
-      this.replySenders.push(sender);
-      s.on("message", (msg, rinfo) => this.onDatagram(sender, msg, rinfo));
-      s.on("error", (err) => this.logger.warn({ err }, "CA UDP socket error"));
-    }
-    this._udpPort = this.udpSockets[0]?.address().port ?? port;
+    this._udpPort = await this.search.bind(
+      { addrs, port, mcastGroups: [...cfg.mcastGroups] },
+      tcpPort,
+    );
   }
-
-  private onDatagram(sender: SearchReplySender, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.search === null) return;
-    let replies: Uint8Array[];
-    try {
-      replies = this.search.handle(msg, rinfo.address);
-    } catch (e) {
-      this.logger.error({ err: e }, "CA search handling failed");
-      return;
-    }
-    if (replies.length === 0) return;
-    for (const r of replies) sender.queue(r, rinfo.port, rinfo.address);
-    // Node and Bun run microtasks after every datagram but setImmediate once after all the
-    // datagrams read in this loop iteration: the burst's replies leave in one sendmmsg.
-    if (!this.replyFlushQueued) {
-      this.replyFlushQueued = true;
-      setImmediate(this.flushReplies);
-    }
-  }
-
-  private readonly flushReplies = (): void => {
-    this.replyFlushQueued = false;
-    for (const s of this.replySenders) s.flush();
-  };
 
   private async startBeacons(): Promise<void> {
     const cfg = this.config;
@@ -375,15 +340,6 @@ export class CaServer implements CircuitHost {
   private closeSockets(): void {
     for (const l of this.listeners) l.stop(true);
     this.listeners = [];
-    for (const s of this.udpSockets) {
-      try {
-        s.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    this.udpSockets = [];
-    this.replySenders = [];
     if (this.beaconSocket !== null) {
       try {
         this.beaconSocket.close();

@@ -7,7 +7,6 @@ import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import os from "node:os";
 import type { Logger } from "pino";
-import type { PvRegistry } from "../../pv/registry.ts";
 import {
   CA_MINOR_VERSION,
   CMD,
@@ -17,36 +16,34 @@ import {
 } from "../codec/constants.ts";
 import { encodeBeacon, encodeUdpVersion } from "../codec/messages.ts";
 import { decodeName } from "./fanout.ts";
+import {
+  BAD_DATAGRAMS,
+  SEARCH_COUNTER_SLOTS,
+  SEARCH_DATAGRAMS,
+  SEARCH_REPLIES,
+} from "./search-protocol.ts";
 
 // A search reply: 16-byte header + 8-byte payload carrying our minor version.
 const SEARCH_REPLY_SIZE = 24;
 
-/** Counters of the search responder. */
-export interface SearchCounters {
-  searchDatagrams: number;
-  searchReplies: number;
-  badDatagrams: number;
-  /** Reply datagrams that could not be sent at all; the client searches again. */
-  repliesDropped: number;
+/** The served names, as the search responder sees them (a Set, or the PV registry). */
+export interface NameSet {
+  has(name: string): boolean;
 }
 
-/** Answers UDP name searches for the PVs in a registry. */
+/** Answers UDP name searches for a set of PV names. */
 export class SearchResponder {
-  readonly counters: SearchCounters = {
-    searchDatagrams: 0,
-    searchReplies: 0,
-    badDatagrams: 0,
-    repliesDropped: 0,
-  };
   private readonly ignore: Set<string>;
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly registry: PvRegistry,
+    private readonly names: NameSet,
     private readonly tcpPort: () => number,
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,
-    private readonly log: Logger,
+    private readonly warn: (msg: string) => void,
+    /** Counters by the slots of search-protocol.ts (shared with the main thread in the server). */
+    readonly counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS),
   ) {
     this.ignore = new Set(ignoreAddrs);
   }
@@ -58,7 +55,8 @@ export class SearchResponder {
    */
   handle(msg: Uint8Array, fromIp: string): Uint8Array[] {
     if (this.ignore.has(fromIp)) return [];
-    this.counters.searchDatagrams++;
+    const c = this.counters;
+    c[SEARCH_DATAGRAMS] = (c[SEARCH_DATAGRAMS] ?? 0) + 1;
     const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
     const len = msg.length;
     const replies: Uint8Array[] = [];
@@ -100,7 +98,7 @@ export class SearchResponder {
       const nameLen = end - body;
       if (nameLen === 0 || nameLen > this.maxNameLength) continue;
       const name = decodeName(msg, body, end);
-      if (!this.registry.has(name)) continue;
+      if (!this.names.has(name)) continue;
       if (out !== null && outLen + SEARCH_REPLY_SIZE > MAX_UDP_SEND) {
         replies.push(out.subarray(0, outLen));
         out = null;
@@ -124,10 +122,10 @@ export class SearchResponder {
       outView.setUint32(outLen + 12, p2);
       outView.setUint16(outLen + 16, CA_MINOR_VERSION);
       outLen += SEARCH_REPLY_SIZE;
-      this.counters.searchReplies++;
+      c[SEARCH_REPLIES] = (c[SEARCH_REPLIES] ?? 0) + 1;
     }
     if (error !== null) {
-      this.counters.badDatagrams++;
+      c[BAD_DATAGRAMS] = (c[BAD_DATAGRAMS] ?? 0) + 1;
       this.warnOnce(fromIp, `malformed CA datagram from ${fromIp}: ${error}`);
     }
     if (out !== null) replies.push(out.subarray(0, outLen));
@@ -139,7 +137,7 @@ export class SearchResponder {
     // Bounded: after many distinct sources we stop remembering (and logging) new ones.
     if (this.warned.size < 1024) this.warned.add(ip);
     else return;
-    this.log.warn(msg);
+    this.warn(msg);
   }
 }
 
@@ -207,15 +205,34 @@ export function nativeUdpSend(s: dgram.Socket): NativeUdpSend | null {
 }
 
 /**
+ * Largest merged reply datagram to a loopback peer. Loopback has a 64 KiB MTU (nothing is
+ * fragmented) and libca, CAJ and caproto all receive datagrams of up to 0xFFFF + 16 bytes.
+ */
+export const MAX_LOOPBACK_REPLY = 61_440;
+
+/** Largest reply datagram for a peer: rsrv's 1024-byte bound, except on loopback. */
+export function replyCap(address: string): number {
+  return address.startsWith("127.") ? MAX_LOOPBACK_REPLY : MAX_UDP_SEND;
+}
+
+/**
  * Search replies of one UDP socket, queued while a burst of search datagrams is handled and sent
- * together by `flush()` (the server calls it from setImmediate, i.e. once the datagrams the event
- * loop read in this iteration are all handled). One sendmmsg per burst instead of one sendto per
- * reply: in the connect storm each sendto woke the client's receive thread separately, and that
- * cost more server time than answering the search itself (measured: docs/benchmarks.md).
+ * together by `flush()` (called once the datagrams the event loop read in this iteration are all
+ * handled). One sendmmsg per burst instead of one sendto per reply: in the connect storm each
+ * sendto woke the client's receive thread separately, and that cost more server time than
+ * answering the search itself (measured: docs/benchmarks.md).
+ *
+ * Consecutive replies to the same peer are also merged into one datagram up to `replyCap`: each
+ * reply keeps its own VERSION prefix (the client's sequence number), so the peer parses the
+ * merged datagram exactly as the separate ones. On loopback a burst of 64 search datagrams is
+ * then answered by one datagram instead of 64 — one kernel pass and one wake-up of the client.
  */
 export class SearchReplySender {
   /** Flat [data, port, address, ...] triples, the shape `sendMany` takes. */
   private packets: (Uint8Array | number | string)[] = [];
+  /** The buffer the last queued packet is being merged into (null: it is the caller's own). */
+  private merge: Uint8Array | null = null;
+  private mergeLen = 0;
 
   constructor(
     private readonly socket: dgram.Socket,
@@ -230,7 +247,27 @@ export class SearchReplySender {
 
   /** Queues one reply datagram (the caller must not reuse `data`). */
   queue(data: Uint8Array, port: number, address: string): void {
-    this.packets.push(data, port, address);
+    const p = this.packets;
+    const n = p.length;
+    if (n > 0 && p[n - 2] === port && p[n - 1] === address) {
+      const cap = replyCap(address);
+      const prev = p[n - 3] as Uint8Array;
+      if (prev.length + data.length <= cap) {
+        let m = this.merge;
+        if (m === null) {
+          m = new Uint8Array(cap);
+          m.set(prev, 0);
+          this.merge = m;
+          this.mergeLen = prev.length;
+        }
+        m.set(data, this.mergeLen);
+        this.mergeLen += data.length;
+        p[n - 3] = m.subarray(0, this.mergeLen);
+        return;
+      }
+    }
+    this.merge = null;
+    p.push(data, port, address);
   }
 
   /** Sends every queued reply; what the native path does not take goes through node:dgram. */
@@ -238,6 +275,7 @@ export class SearchReplySender {
     const p = this.packets;
     if (p.length === 0) return;
     this.packets = [];
+    this.merge = null;
     const total = p.length / 3;
     const sent = this.native === null ? 0 : Math.min(this.native.sendMany(p), total);
     for (let i = sent; i < total; i++)

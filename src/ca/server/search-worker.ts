@@ -1,0 +1,163 @@
+/**
+ * The CA server's search thread: a Bun Worker that owns the UDP search sockets and answers name
+ * searches from a mirror of the registry's names (started by SearchThread, search-thread.ts).
+ *
+ * Why a thread of its own: rsrv answers searches on a UDP thread while circuits run on others. On
+ * one event loop, a connect storm serialises each burst of search datagrams behind the
+ * CREATE_CHANs the previous burst's replies triggered (~1 ms per 2,000 channels), and libca sends
+ * its next burst only when every reply of the current one is in, so that wait sat on the critical
+ * path of every round (docs/benchmarks.md). Referenced as
+ * `new URL("./search-worker.ts", import.meta.url)` so `bun build --compile` embeds it
+ * (scripts/build.ts lists it as an entrypoint).
+ */
+import type dgram from "node:dgram";
+import { receiveMessageOnPort } from "node:worker_threads";
+import {
+  type FromSearchThread,
+  type NameOps,
+  REPLIES_DROPPED,
+  SEARCH_COUNTER_SLOTS,
+  type ToSearchThread,
+} from "./search-protocol.ts";
+import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
+
+declare const self: Worker;
+
+const names = new Set<string>();
+let counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
+let ignoreAddrs: string[] = [];
+let maxNameLength = 1007;
+let tcpPort = 0;
+let sockets: dgram.Socket[] = [];
+let senders: SearchReplySender[] = [];
+let flushQueued = false;
+let namePort: MessagePort | null = null;
+let opsPosted: Int32Array<ArrayBufferLike> = new Int32Array(1);
+let opsApplied = 0;
+
+function post(m: FromSearchThread): void {
+  self.postMessage(m);
+}
+
+function log(level: "debug" | "warn" | "error", msg: string, detail?: Record<string, string>) {
+  post(detail === undefined ? { t: "log", level, msg } : { t: "log", level, msg, detail });
+}
+
+const flushReplies = (): void => {
+  flushQueued = false;
+  for (const s of senders) s.flush();
+};
+
+function responder(): SearchResponder {
+  return new SearchResponder(
+    names,
+    () => tcpPort,
+    ignoreAddrs,
+    maxNameLength,
+    (msg) => log("warn", msg),
+    counters,
+  );
+}
+
+function closeSockets(): void {
+  for (const s of sockets) {
+    try {
+      s.close();
+    } catch {
+      // Already closed.
+    }
+  }
+  sockets = [];
+  senders = [];
+}
+
+async function bind(addrs: string[], port: number, mcastGroups: string[]): Promise<number> {
+  closeSockets();
+  const search = responder();
+  try {
+    for (const addr of addrs) {
+      const s = await bindUdp(addr, port);
+      sockets.push(s);
+      for (const g of mcastGroups) {
+        try {
+          s.addMembership(g);
+        } catch (e) {
+          log("warn", "cannot join CA multicast group", { group: g, err: String(e) });
+        }
+      }
+      const sender = new SearchReplySender(s, nativeUdpSend(s), (err, to) => {
+        counters[REPLIES_DROPPED] = (counters[REPLIES_DROPPED] ?? 0) + 1;
+        log("debug", "CA search reply failed", { to, err: err.message });
+      });
+      senders.push(sender);
+      s.on("message", (msg, rinfo) => {
+        // Until the TCP port is known there is nothing to advertise; the client searches again.
+        if (tcpPort === 0) return;
+        if (Atomics.load(opsPosted, 0) !== opsApplied) applyPendingOps();
+        let replies: Uint8Array[];
+        try {
+          replies = search.handle(msg, rinfo.address);
+        } catch (e) {
+          log("error", "CA search handling failed", { err: String(e) });
+          return;
+        }
+        if (replies.length === 0) return;
+        for (const r of replies) sender.queue(r, rinfo.port, rinfo.address);
+        // Microtasks run after every datagram, setImmediate once after all the datagrams the
+        // event loop read in this iteration: the burst's replies leave in one sendmmsg.
+        if (!flushQueued) {
+          flushQueued = true;
+          setImmediate(flushReplies);
+        }
+      });
+      s.on("error", (err) => log("warn", "CA UDP socket error", { err: err.message }));
+    }
+  } catch (e) {
+    closeSockets();
+    throw e;
+  }
+  return sockets[0]?.address().port ?? port;
+}
+
+/** Applies every registry change the main thread has posted so far, in order. */
+function applyPendingOps(): void {
+  if (namePort === null) return;
+  for (;;) {
+    const m = receiveMessageOnPort(namePort) as { message: NameOps } | undefined;
+    if (m === undefined) return;
+    opsApplied++;
+    for (const op of m.message) {
+      if (op.charCodeAt(0) === 43 /* + */) names.add(op.slice(1));
+      else names.delete(op.slice(1));
+    }
+  }
+}
+
+self.onmessage = (e: MessageEvent<ToSearchThread>) => {
+  const m = e.data;
+  switch (m.t) {
+    case "init":
+      for (const n of m.snapshot) names.add(n);
+      ignoreAddrs = m.ignoreAddrs;
+      maxNameLength = m.maxNameLength;
+      counters = new Float64Array(m.counters);
+      namePort = m.names;
+      opsPosted = new Int32Array(m.opsPosted);
+      break;
+    case "bind":
+      tcpPort = m.tcpPort;
+      bind(m.addrs, m.port, m.mcastGroups).then(
+        (udpPort) => post({ t: "bound", udpPort }),
+        (err: unknown) =>
+          post({ t: "bindError", message: err instanceof Error ? err.message : String(err) }),
+      );
+      break;
+    case "tcpPort":
+      tcpPort = m.port;
+      break;
+    case "close":
+      closeSockets();
+      post({ t: "closed" });
+      break;
+  }
+};
