@@ -19,11 +19,11 @@ import {
   SEARCH_COUNTER_SLOTS,
   type ToSearchThread,
 } from "./search-protocol.ts";
-import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
+import { bindUdp, NameTable, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
 
 declare const self: Worker;
 
-const names = new Set<string>();
+const names = new NameTable();
 let counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
 let ignoreAddrs: string[] = [];
 let maxNameLength = 1007;
@@ -94,15 +94,14 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
         // Until the TCP port is known there is nothing to advertise; the client searches again.
         if (tcpPort === 0) return;
         if (Atomics.load(opsPosted, 0) !== opsApplied) applyPendingOps();
-        let replies: Uint8Array[];
+        let queued: number;
         try {
-          replies = search.handle(msg, rinfo.address);
+          queued = search.handle(msg, rinfo.address, rinfo.port, sender);
         } catch (e) {
           log("error", "CA search handling failed", { err: String(e) });
           return;
         }
-        if (replies.length === 0) return;
-        for (const r of replies) sender.queue(r, rinfo.port, rinfo.address);
+        if (queued === 0) return;
         // Microtasks run after every datagram, setImmediate once after all the datagrams the
         // event loop read in this iteration: the burst's replies leave in one sendmmsg.
         if (!flushQueued) {

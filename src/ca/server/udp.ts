@@ -14,8 +14,7 @@ import {
   INADDR_ANY_REPLY,
   MAX_UDP_SEND,
 } from "../codec/constants.ts";
-import { encodeBeacon, encodeUdpVersion } from "../codec/messages.ts";
-import { decodeName } from "./fanout.ts";
+import { encodeBeacon } from "../codec/messages.ts";
 import {
   BAD_DATAGRAMS,
   SEARCH_COUNTER_SLOTS,
@@ -26,9 +25,98 @@ import {
 // A search reply: 16-byte header + 8-byte payload carrying our minor version.
 const SEARCH_REPLY_SIZE = 24;
 
-/** The served names, as the search responder sees them (a Set, or the PV registry). */
-export interface NameSet {
-  has(name: string): boolean;
+/**
+ * The served PV names as a hash table over their bytes (latin1, as names are read everywhere
+ * else in the server), so a searched name is matched in place, without making a string: a
+ * connect storm searches 10,000 names, and on the search thread those strings were most of the
+ * garbage, i.e. of its collection pauses on the critical path.
+ */
+export class NameTable {
+  /** FNV-1a hash → the name, or every name with that hash. */
+  private readonly byHash = new Map<number, string | string[]>();
+  private count = 0;
+
+  /** Number of names held. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Adds a name (no-op if present). */
+  add(name: string): void {
+    const h = hashString(name);
+    const cur = this.byHash.get(h);
+    if (cur === undefined) this.byHash.set(h, name);
+    else if (typeof cur === "string") {
+      if (cur === name) return;
+      this.byHash.set(h, [cur, name]);
+    } else {
+      if (cur.includes(name)) return;
+      cur.push(name);
+    }
+    this.count++;
+  }
+
+  /** Removes a name (no-op if absent). */
+  delete(name: string): void {
+    const h = hashString(name);
+    const cur = this.byHash.get(h);
+    if (cur === undefined) return;
+    if (typeof cur === "string") {
+      if (cur !== name) return;
+      this.byHash.delete(h);
+    } else {
+      const i = cur.indexOf(name);
+      if (i < 0) return;
+      cur.splice(i, 1);
+      if (cur.length === 1) this.byHash.set(h, cur[0] as string);
+    }
+    this.count--;
+  }
+
+  /** True if bytes[start, end) spell a held name. */
+  has(bytes: Uint8Array, start: number, end: number): boolean {
+    const cur = this.byHash.get(hashBytes(bytes, start, end));
+    if (cur === undefined) return false;
+    if (typeof cur === "string") return sameName(cur, bytes, start, end);
+    for (const n of cur) if (sameName(n, bytes, start, end)) return true;
+    return false;
+  }
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), FNV_PRIME);
+  return h >>> 0;
+}
+
+/**
+ * @internal The table's hash of a name: over char codes, so equal to the hash of the name's
+ * latin1 bytes (a code > 255 has no such bytes; hashing it anyway is harmless since sameName can
+ * never match it).
+ */
+export function hashString(s: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return h >>> 0;
+}
+
+function sameName(name: string, bytes: Uint8Array, start: number, end: number): boolean {
+  if (name.length !== end - start) return false;
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== bytes[start + i]) return false;
+  return true;
+}
+
+function readU32(b: Uint8Array, off: number): number {
+  return (
+    (((b[off] as number) << 24) |
+      ((b[off + 1] as number) << 16) |
+      ((b[off + 2] as number) << 8) |
+      (b[off + 3] as number)) >>>
+    0
+  );
 }
 
 /** Answers UDP name searches for a set of PV names. */
@@ -37,7 +125,7 @@ export class SearchResponder {
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly names: NameSet,
+    private readonly names: NameTable,
     private readonly tcpPort: () => number,
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,
@@ -48,21 +136,25 @@ export class SearchResponder {
     this.ignore = new Set(ignoreAddrs);
   }
 
+  /** Reply piece being written (reused: the sender copies each piece when it is queued). */
+  private readonly out = new Uint8Array(MAX_UDP_SEND);
+  private readonly outView = new DataView(this.out.buffer);
+
   /**
-   * Handles one datagram; returns the reply datagrams to send back to its source (each ≤ 1024
-   * bytes: VERSION prefix + 24-byte replies), or none. Parses in place (this is the connect-storm
-   * hot path: one call per client datagram of ~30 names). Never throws on malformed input.
+   * Handles one datagram from fromIp:fromPort: queues its replies on `sender` (pieces of ≤ 1024
+   * bytes, each a VERSION prefix + 24-byte replies) and returns how many it queued. Parses and
+   * matches in place, allocation-free (the connect-storm hot path: one call per client datagram
+   * of ~30 names). Never throws on malformed input.
    */
-  handle(msg: Uint8Array, fromIp: string): Uint8Array[] {
-    if (this.ignore.has(fromIp)) return [];
+  handle(msg: Uint8Array, fromIp: string, fromPort: number, sender: SearchReplySender): number {
+    if (this.ignore.has(fromIp)) return 0;
     const c = this.counters;
     c[SEARCH_DATAGRAMS] = (c[SEARCH_DATAGRAMS] ?? 0) + 1;
-    const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
     const len = msg.length;
-    const replies: Uint8Array[] = [];
-    let out: Uint8Array | null = null;
-    let outView: DataView | null = null;
-    let outLen = 0;
+    const out = this.out;
+    const ov = this.outView;
+    let outLen = -1; // -1: no piece started
+    let replies = 0;
     const tcpPort = this.tcpPort();
     // Per datagram, like rsrv: a SEARCH counts only after a VERSION with minor ≥ 4 in the same one.
     let minor = 0;
@@ -74,61 +166,65 @@ export class SearchResponder {
         error = `truncated header at byte ${off}`;
         break;
       }
-      const command = view.getUint16(off);
-      const size = view.getUint16(off + 2);
+      const command = ((msg[off] as number) << 8) | (msg[off + 1] as number);
+      const size = ((msg[off + 2] as number) << 8) | (msg[off + 3] as number);
       if ((size & 7) !== 0 || off + HEADER_SIZE + size > len) {
         error = `bad payload size ${size} at byte ${off}`;
         break;
       }
-      const count = view.getUint16(off + 6);
-      const p1 = view.getUint32(off + 8);
-      const p2 = view.getUint32(off + 12);
+      const count = ((msg[off + 6] as number) << 8) | (msg[off + 7] as number);
       const body = off + HEADER_SIZE;
-      off = body + size;
+      const next = body + size;
       if (command === CMD.VERSION) {
         minor = count;
-        seq = p1;
+        seq = readU32(msg, off + 8);
+        off = next;
         continue;
       }
       // rsrv's UDP dispatch only knows VERSION and SEARCH; anything else ends the datagram.
       if (command !== CMD.SEARCH) break;
+      const id = readU32(msg, off + 12);
+      off = next;
       if (minor < 4 || count < 4) continue;
       let end = msg.indexOf(0, body);
-      if (end < 0 || end > body + size) end = body + size;
+      if (end < 0 || end > next) end = next;
       const nameLen = end - body;
       if (nameLen === 0 || nameLen > this.maxNameLength) continue;
-      const name = decodeName(msg, body, end);
-      if (!this.names.has(name)) continue;
-      if (out !== null && outLen + SEARCH_REPLY_SIZE > MAX_UDP_SEND) {
-        replies.push(out.subarray(0, outLen));
-        out = null;
+      if (!this.names.has(msg, body, end)) continue;
+      if (outLen + SEARCH_REPLY_SIZE > MAX_UDP_SEND) {
+        sender.queue(out, fromPort, fromIp, outLen);
+        outLen = -1;
       }
-      if (out === null || outView === null) {
-        out = new Uint8Array(MAX_UDP_SEND);
-        outView = new DataView(out.buffer);
+      if (outLen < 0) {
         outLen = 0;
         // Clients < 4.11 get no VERSION prefix (rsrv strips it).
         if (minor >= 11) {
-          out.set(encodeUdpVersion(seq, minor), 0);
+          ov.setUint32(0, CMD.VERSION << 16); // command, payload size 0
+          ov.setUint16(4, 1); // sequence number valid
+          ov.setUint16(6, CA_MINOR_VERSION);
+          ov.setUint32(8, seq);
+          ov.setUint32(12, 0);
           outLen = HEADER_SIZE;
         }
       }
-      // SEARCH reply written in place (fact sheet §3.2): dt = TCP port, p1 = 0xFFFFFFFF ("use the
-      // sender's address"), p2 = search ID, 8-byte payload with our minor version (buffer is zeroed).
-      outView.setUint16(outLen, CMD.SEARCH);
-      outView.setUint16(outLen + 2, 8);
-      outView.setUint16(outLen + 4, tcpPort);
-      outView.setUint32(outLen + 8, INADDR_ANY_REPLY);
-      outView.setUint32(outLen + 12, p2);
-      outView.setUint16(outLen + 16, CA_MINOR_VERSION);
+      // SEARCH reply (fact sheet §3.2): dt = TCP port, p1 = 0xFFFFFFFF ("use the sender's
+      // address"), p2 = search ID, 8-byte payload carrying our minor version.
+      ov.setUint32(outLen, (CMD.SEARCH << 16) | 8);
+      ov.setUint16(outLen + 4, tcpPort);
+      ov.setUint16(outLen + 6, 0);
+      ov.setUint32(outLen + 8, INADDR_ANY_REPLY);
+      ov.setUint32(outLen + 12, id);
+      ov.setUint32(outLen + 16, CA_MINOR_VERSION << 16);
+      ov.setUint32(outLen + 20, 0);
       outLen += SEARCH_REPLY_SIZE;
-      c[SEARCH_REPLIES] = (c[SEARCH_REPLIES] ?? 0) + 1;
+      replies++;
     }
+    c[SEARCH_REPLIES] = (c[SEARCH_REPLIES] ?? 0) + replies;
     if (error !== null) {
       c[BAD_DATAGRAMS] = (c[BAD_DATAGRAMS] ?? 0) + 1;
       this.warnOnce(fromIp, `malformed CA datagram from ${fromIp}: ${error}`);
     }
-    if (out !== null) replies.push(out.subarray(0, outLen));
+    if (outLen > 0) sender.queue(out, fromPort, fromIp, outLen);
     return replies;
   }
 
@@ -228,11 +324,17 @@ export function replyCap(address: string): number {
  * then answered by one datagram instead of 64 — one kernel pass and one wake-up of the client.
  */
 export class SearchReplySender {
-  /** Flat [data, port, address, ...] triples, the shape `sendMany` takes. */
-  private packets: (Uint8Array | number | string)[] = [];
-  /** The buffer the last queued packet is being merged into (null: it is the caller's own). */
-  private merge: Uint8Array | null = null;
-  private mergeLen = 0;
+  /**
+   * Queued datagrams, back to back (reused from one flush to the next: sendmmsg copies what it
+   * sends, and what it does not take is copied before it goes to node:dgram).
+   */
+  private arena = new Uint8Array(64 * 1024);
+  private arenaLen = 0;
+  /** Per queued datagram: its end in the arena (it starts where the previous one ends), peer. */
+  private ends: number[] = [];
+  private ports: number[] = [];
+  private addrs: string[] = [];
+  private n = 0;
 
   constructor(
     private readonly socket: dgram.Socket,
@@ -242,44 +344,57 @@ export class SearchReplySender {
 
   /** True if replies are waiting for `flush()`. */
   get pending(): boolean {
-    return this.packets.length > 0;
+    return this.n > 0;
   }
 
-  /** Queues one reply datagram (the caller must not reuse `data`). */
-  queue(data: Uint8Array, port: number, address: string): void {
-    const p = this.packets;
-    const n = p.length;
-    if (n > 0 && p[n - 2] === port && p[n - 1] === address) {
-      const cap = replyCap(address);
-      const prev = p[n - 3] as Uint8Array;
-      if (prev.length + data.length <= cap) {
-        let m = this.merge;
-        if (m === null) {
-          m = new Uint8Array(cap);
-          m.set(prev, 0);
-          this.merge = m;
-          this.mergeLen = prev.length;
-        }
-        m.set(data, this.mergeLen);
-        this.mergeLen += data.length;
-        p[n - 3] = m.subarray(0, this.mergeLen);
-        return;
-      }
+  /** Queues one reply datagram: the first `len` bytes of `data`, copied (data may be reused). */
+  queue(data: Uint8Array, port: number, address: string, len = data.length): void {
+    const n = this.n;
+    const merge =
+      n > 0 &&
+      this.ports[n - 1] === port &&
+      this.addrs[n - 1] === address &&
+      this.arenaLen - (n === 1 ? 0 : (this.ends[n - 2] as number)) + len <= replyCap(address);
+    if (this.arenaLen + len > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.arenaLen + len));
+      bigger.set(this.arena.subarray(0, this.arenaLen));
+      this.arena = bigger;
     }
-    this.merge = null;
-    p.push(data, port, address);
+    this.arena.set(len === data.length ? data : data.subarray(0, len), this.arenaLen);
+    this.arenaLen += len;
+    if (merge) {
+      this.ends[n - 1] = this.arenaLen;
+      return;
+    }
+    this.ends[n] = this.arenaLen;
+    this.ports[n] = port;
+    this.addrs[n] = address;
+    this.n = n + 1;
   }
 
   /** Sends every queued reply; what the native path does not take goes through node:dgram. */
   flush(): void {
-    const p = this.packets;
-    if (p.length === 0) return;
-    this.packets = [];
-    this.merge = null;
-    const total = p.length / 3;
-    const sent = this.native === null ? 0 : Math.min(this.native.sendMany(p), total);
+    const total = this.n;
+    if (total === 0) return;
+    const packets: (Uint8Array | number | string)[] = new Array(total * 3);
+    let start = 0;
+    for (let i = 0; i < total; i++) {
+      const end = this.ends[i] as number;
+      packets[i * 3] = this.arena.subarray(start, end);
+      packets[i * 3 + 1] = this.ports[i] as number;
+      packets[i * 3 + 2] = this.addrs[i] as string;
+      start = end;
+    }
+    this.n = 0;
+    this.arenaLen = 0;
+    const sent = this.native === null ? 0 : Math.min(this.native.sendMany(packets), total);
     for (let i = sent; i < total; i++)
-      this.sendOne(p[i * 3] as Uint8Array, p[i * 3 + 1] as number, p[i * 3 + 2] as string);
+      // A copy: the arena is reused by the next burst while dgram may still hold this.
+      this.sendOne(
+        (packets[i * 3] as Uint8Array).slice(),
+        packets[i * 3 + 1] as number,
+        packets[i * 3 + 2] as string,
+      );
   }
 
   private sendOne(data: Uint8Array, port: number, address: string): void {
