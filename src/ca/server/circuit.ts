@@ -42,7 +42,6 @@ import {
 import { MessageReader, READ } from "../codec/stream.ts";
 import type { CaServerConfig } from "./config.ts";
 import {
-  decodeName,
   type Encoded,
   type FanoutChannel,
   type FanoutSubscription,
@@ -71,8 +70,8 @@ export interface CircuitHost {
   readonly logger: Logger;
   readonly counters: CaCounters;
   readonly tcpPort: number;
-  /** The fan-out entry of a PV (created on first use). */
-  entryFor(pv: Pv): PvEntry;
+  /** The entry of the served PV named by bytes[start, end) (latin1), if any. */
+  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined;
   /** Asks for `flush()` on this circuit at the end of the current tick. */
   scheduleFlush(c: Circuit): void;
   /** The circuit closed: forget it. */
@@ -474,9 +473,8 @@ export class Circuit implements SubscriptionSink {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
-    const name = decodeName(bytes, off, nul);
-    const pv = this.srv.registry.get(name);
-    if (pv === undefined) {
+    const entry = this.srv.lookup(bytes, off, nul);
+    if (entry === undefined) {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
@@ -485,8 +483,8 @@ export class Circuit implements SubscriptionSink {
       this.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0);
       return;
     }
+    const pv = entry.pv;
     const sid = this.allocSid();
-    const entry = this.srv.entryFor(pv);
     const ch = new Channel(this, cid, sid, pv, entry);
     entry.addChannel(ch);
     this.channels.set(sid, ch);
@@ -687,7 +685,7 @@ export class Circuit implements SubscriptionSink {
     const found =
       end > 0 &&
       end <= this.srv.config.maxNameLength &&
-      this.srv.registry.has(decodeName(payload, 0, end));
+      this.srv.lookup(payload, 0, end) !== undefined;
     if (found) this.append(encodeSearchReply(this.srv.tcpPort, h.p2));
     else if (h.dataType === 10) this.append(encodeNotFound(h));
   }

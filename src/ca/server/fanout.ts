@@ -1,8 +1,9 @@
 /**
- * Per-PV state the server keeps while at least one channel is open on a PV: the channels (for
- * SERVER_DISCONN on removal), the subscriptions (one Pv listener fans out to all of them) and the
- * encoding cache, so an update is encoded once per (generation, DBR type, count) and the same bytes
- * are copied behind every subscriber's header.
+ * Per-PV state of the server, one per served PV for as long as it is in the registry (what a
+ * CREATE_CHAN finds by the name's bytes): the channels (for SERVER_DISCONN on removal), the
+ * subscriptions (one Pv listener fans out to all of them) and the encoding cache, so an update is
+ * encoded once per (generation, DBR type, count) and the same bytes are copied behind every
+ * subscriber's header. Without subscriptions it holds no listener and no cached bytes.
  */
 import type { Pv } from "../../pv/pv.ts";
 import { dbrPayloadSize, encodeDbr } from "../codec/dbr.ts";
@@ -45,7 +46,7 @@ export function zeroPayload(dbrType: number, count: number): Uint8Array {
 // so a client asking for many odd counts of a big array cannot make the cache hold many copies.
 const MAX_EXTRA_ENCODINGS = 8;
 
-/** Server-side companion of one Pv while clients use it. */
+/** Server-side companion of one served Pv. */
 export class PvEntry {
   // The channels on this PV: usually one (a connect storm opens 10,000 PVs once each), so the first
   // is kept in a field and a Set is allocated only for the second.
@@ -63,7 +64,8 @@ export class PvEntry {
 
   constructor(
     readonly pv: Pv,
-    private readonly onEmpty: (entry: PvEntry) => void,
+    /** Told when the PV gets its first channel (true) and loses its last one (false). */
+    private readonly onUse: (inUse: boolean) => void,
   ) {}
 
   /**
@@ -118,6 +120,7 @@ export class PvEntry {
   addChannel(ch: FanoutChannel): void {
     if (this.channel0 === null && (this.moreChannels === null || this.moreChannels.size === 0)) {
       this.channel0 = ch;
+      this.onUse(true);
       return;
     }
     this.moreChannels ??= new Set();
@@ -129,13 +132,13 @@ export class PvEntry {
     return (this.channel0 === null ? 0 : 1) + (this.moreChannels?.size ?? 0);
   }
 
-  /** Removes a channel; the entry is dropped by its owner once unused. */
+  /** Removes a channel. */
   removeChannel(ch: FanoutChannel): void {
     if (this.channel0 === ch) this.channel0 = null;
-    else this.moreChannels?.delete(ch);
+    else if (this.moreChannels === null || !this.moreChannels.delete(ch)) return;
     if (this.channelCount === 0) {
       this.detach();
-      this.onEmpty(this);
+      this.onUse(false);
     }
   }
 
@@ -164,14 +167,4 @@ export class PvEntry {
       if ((sub.mask & mask) !== 0) sub.sink.queueUpdate(sub);
     }
   }
-}
-
-/**
- * Decodes a PV name from request bytes. PV names are printable ASCII (the PV model enforces it), so
- * latin1 is exact for every name we serve and any other byte simply fails the lookup; Buffer's
- * latin1 decoding is about twice as fast as TextDecoder on this connect-storm hot path.
- */
-export function decodeName(bytes: Uint8Array, start: number, end: number): string {
-  if (Buffer.isBuffer(bytes)) return bytes.toString("latin1", start, end);
-  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString("latin1");
 }

@@ -12,6 +12,7 @@
  */
 import type dgram from "node:dgram";
 import { receiveMessageOnPort } from "node:worker_threads";
+import { NameIndex } from "./names.ts";
 import {
   type FromSearchThread,
   type NameOps,
@@ -19,11 +20,11 @@ import {
   SEARCH_COUNTER_SLOTS,
   type ToSearchThread,
 } from "./search-protocol.ts";
-import { bindUdp, NameTable, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
+import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
 
 declare const self: Worker;
 
-const names = new NameTable();
+const names = new NameIndex<true>();
 let counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
 let ignoreAddrs: string[] = [];
 let maxNameLength = 1007;
@@ -126,7 +127,7 @@ function applyPendingOps(): void {
     if (m === undefined) return;
     opsApplied++;
     for (const op of m.message) {
-      if (op.charCodeAt(0) === 43 /* + */) names.add(op.slice(1));
+      if (op.charCodeAt(0) === 43 /* + */) names.set(op.slice(1), true);
       else names.delete(op.slice(1));
     }
   }
@@ -136,7 +137,7 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
   const m = e.data;
   switch (m.t) {
     case "init":
-      for (const n of m.snapshot) names.add(n);
+      for (const n of m.snapshot) names.set(n, true);
       ignoreAddrs = m.ignoreAddrs;
       maxNameLength = m.maxNameLength;
       counters = new Float64Array(m.counters);

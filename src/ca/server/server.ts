@@ -11,6 +11,7 @@ import type { PvRegistry } from "../../pv/registry.ts";
 import { type CaCounters, Circuit, type CircuitHost, type CircuitSocketData } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
+import { NameIndex } from "./names.ts";
 import { SearchThread } from "./search-thread.ts";
 import {
   type BeaconDest,
@@ -62,7 +63,10 @@ export class CaServer implements CircuitHost {
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
   private circuitsRefused = 0;
-  private readonly entries = new Map<Pv, PvEntry>();
+  /** Every served PV's entry, found by name bytes (CREATE_CHAN, TCP search). */
+  private readonly byName = new NameIndex<PvEntry>();
+  /** PVs with at least one open channel. */
+  private inUse = 0;
   private dirty: Circuit[] = [];
   private flushQueued = false;
   private unwatch: (() => void) | null = null;
@@ -89,15 +93,17 @@ export class CaServer implements CircuitHost {
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error(`CA server already ${this.state}`);
     this.state = "starting";
+    this.indexRegistry();
     try {
       await this.bind();
     } catch (e) {
+      this.unwatch?.();
+      this.unwatch = null;
       this.closeSockets();
       await this.search?.stop();
       this.state = "stopped";
       throw e;
     }
-    this.unwatch = this.registry.onRemove((pv) => this.entries.get(pv)?.pvRemoved());
     await this.startBeacons();
     this.state = "running";
     this.logger.info(
@@ -133,7 +139,7 @@ export class CaServer implements CircuitHost {
       circuits: this.circuits.size,
       channels,
       subscriptions,
-      pvsInUse: this.entries.size,
+      pvsInUse: this.inUse,
       queuedBytes,
       ...this.counters,
       circuitsRefused: this.circuitsRefused,
@@ -150,16 +156,9 @@ export class CaServer implements CircuitHost {
     this.search?.crashForTest();
   }
 
-  /** @internal The fan-out entry of a PV, created on first use. */
-  entryFor(pv: Pv): PvEntry {
-    let e = this.entries.get(pv);
-    if (e === undefined) {
-      e = new PvEntry(pv, (gone) => {
-        if (this.entries.get(gone.pv) === gone) this.entries.delete(gone.pv);
-      });
-      this.entries.set(pv, e);
-    }
-    return e;
+  /** @internal The entry of the served PV named by bytes[start, end), if any. */
+  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
+    return this.byName.get(bytes, start, end);
   }
 
   /** @internal Flushes the circuit at the end of this tick, with every other dirty circuit. */
@@ -182,6 +181,23 @@ export class CaServer implements CircuitHost {
     } else this.perIp.set(c.ip, n);
     this.logger.debug({ peer: c.peer }, "CA circuit closed");
   }
+
+  /** Keeps `byName` equal to the registry (snapshot and subscription in one synchronous step). */
+  private indexRegistry(): void {
+    const add = (pv: Pv) => this.byName.set(pv.name, new PvEntry(pv, this.onUse));
+    for (const pv of this.registry.values()) add(pv);
+    const offAdd = this.registry.onAdd(add);
+    // Its channels get SERVER_DISCONN; a PV of the same name added later gets a fresh entry.
+    const offRemove = this.registry.onRemove((pv) => this.byName.delete(pv.name)?.pvRemoved());
+    this.unwatch = () => {
+      offAdd();
+      offRemove();
+    };
+  }
+
+  private readonly onUse = (inUse: boolean): void => {
+    this.inUse += inUse ? 1 : -1;
+  };
 
   private readonly flushAll = (): void => {
     this.flushQueued = false;

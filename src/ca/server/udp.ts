@@ -15,6 +15,7 @@ import {
   MAX_UDP_SEND,
 } from "../codec/constants.ts";
 import { encodeBeacon } from "../codec/messages.ts";
+import type { NameIndex } from "./names.ts";
 import {
   BAD_DATAGRAMS,
   SEARCH_COUNTER_SLOTS,
@@ -24,90 +25,6 @@ import {
 
 // A search reply: 16-byte header + 8-byte payload carrying our minor version.
 const SEARCH_REPLY_SIZE = 24;
-
-/**
- * The served PV names as a hash table over their bytes (latin1, as names are read everywhere
- * else in the server), so a searched name is matched in place, without making a string: a
- * connect storm searches 10,000 names, and on the search thread those strings were most of the
- * garbage, i.e. of its collection pauses on the critical path.
- */
-export class NameTable {
-  /** FNV-1a hash → the name, or every name with that hash. */
-  private readonly byHash = new Map<number, string | string[]>();
-  private count = 0;
-
-  /** Number of names held. */
-  get size(): number {
-    return this.count;
-  }
-
-  /** Adds a name (no-op if present). */
-  add(name: string): void {
-    const h = hashString(name);
-    const cur = this.byHash.get(h);
-    if (cur === undefined) this.byHash.set(h, name);
-    else if (typeof cur === "string") {
-      if (cur === name) return;
-      this.byHash.set(h, [cur, name]);
-    } else {
-      if (cur.includes(name)) return;
-      cur.push(name);
-    }
-    this.count++;
-  }
-
-  /** Removes a name (no-op if absent). */
-  delete(name: string): void {
-    const h = hashString(name);
-    const cur = this.byHash.get(h);
-    if (cur === undefined) return;
-    if (typeof cur === "string") {
-      if (cur !== name) return;
-      this.byHash.delete(h);
-    } else {
-      const i = cur.indexOf(name);
-      if (i < 0) return;
-      cur.splice(i, 1);
-      if (cur.length === 1) this.byHash.set(h, cur[0] as string);
-    }
-    this.count--;
-  }
-
-  /** True if bytes[start, end) spell a held name. */
-  has(bytes: Uint8Array, start: number, end: number): boolean {
-    const cur = this.byHash.get(hashBytes(bytes, start, end));
-    if (cur === undefined) return false;
-    if (typeof cur === "string") return sameName(cur, bytes, start, end);
-    for (const n of cur) if (sameName(n, bytes, start, end)) return true;
-    return false;
-  }
-}
-
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-
-function hashBytes(bytes: Uint8Array, start: number, end: number): number {
-  let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), FNV_PRIME);
-  return h >>> 0;
-}
-
-/**
- * @internal The table's hash of a name: over char codes, so equal to the hash of the name's
- * latin1 bytes (a code > 255 has no such bytes; hashing it anyway is harmless since sameName can
- * never match it).
- */
-export function hashString(s: string): number {
-  let h = FNV_OFFSET;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
-  return h >>> 0;
-}
-
-function sameName(name: string, bytes: Uint8Array, start: number, end: number): boolean {
-  if (name.length !== end - start) return false;
-  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== bytes[start + i]) return false;
-  return true;
-}
 
 function readU32(b: Uint8Array, off: number): number {
   return (
@@ -125,7 +42,7 @@ export class SearchResponder {
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly names: NameTable,
+    private readonly names: NameIndex<unknown>,
     private readonly tcpPort: () => number,
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,

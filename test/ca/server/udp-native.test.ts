@@ -2,9 +2,7 @@ import { expect, test } from "bun:test";
 import { MAX_UDP_SEND } from "../../../src/ca/codec/constants.ts";
 import {
   bindUdp,
-  hashString,
   MAX_LOOPBACK_REPLY,
-  NameTable,
   type NativeUdpSend,
   nativeUdpSend,
   replyCap,
@@ -179,56 +177,6 @@ test("SearchReplySender falls back to node:dgram for replies sendMany did not se
     rx2.close();
     s.close();
   }
-});
-
-const bytesOf = (s: string) => new Uint8Array([...s].map((ch) => ch.charCodeAt(0)));
-
-// The search thread matches names on their bytes (no string per searched name).
-test("NameTable: add, delete and byte lookups, including names whose hashes collide", () => {
-  const t = new NameTable();
-  const has = (s: string) => {
-    const b = bytesOf(`xx${s}\0yy`); // the name sits inside a larger datagram
-    return t.has(b, 2, 2 + s.length);
-  };
-  t.add("A:B");
-  t.add("A:B");
-  expect(t.size).toBe(1);
-  expect(has("A:B")).toBe(true);
-  expect(has("A:C")).toBe(false);
-  expect(has("A:")).toBe(false);
-  expect(has("A:BC")).toBe(false);
-  // Two different names with one hash: both found, each removable alone.
-  const seen = new Map<number, string>();
-  let pair: [string, string] | null = null;
-  for (let i = 0; pair === null && i < 2_000_000; i++) {
-    const n = `PV:${i}`;
-    const h = hashString(n);
-    const other = seen.get(h);
-    if (other !== undefined) pair = [other, n];
-    else seen.set(h, n);
-  }
-  expect(pair).not.toBeNull();
-  const [x, y] = pair as [string, string];
-  expect(hashString(x)).toBe(hashString(y));
-  t.add(x);
-  expect(has(x)).toBe(true);
-  expect(has(y)).toBe(false);
-  t.add(y);
-  expect(has(x) && has(y)).toBe(true);
-  t.delete(x);
-  expect(has(x)).toBe(false);
-  expect(has(y)).toBe(true);
-  t.delete(x); // absent: no-op
-  expect(t.size).toBe(2);
-  t.delete(y);
-  t.delete("A:B");
-  expect(t.size).toBe(0);
-  expect(has(y) || has("A:B")).toBe(false);
-  // Latin-1 bytes match the string's char codes; a char beyond 0xFF can never match bytes.
-  t.add("T:\u00e9");
-  expect(t.has(new Uint8Array([0x54, 0x3a, 0xe9]), 0, 3)).toBe(true);
-  t.add("T:\u20ac");
-  expect(t.has(new Uint8Array([0x54, 0x3a, 0xac]), 0, 3)).toBe(false);
 });
 
 // The responder reuses one scratch buffer for every reply piece: queue() must copy.
