@@ -94,8 +94,14 @@ export class SearchThread {
     this.stopped = true;
     for (const u of this.unwatch) u();
     this.names?.close();
-    // Close the sockets first and wait for it, so the port is free when stop() resolves.
-    await Promise.race([this.request({ t: "close" }), Bun.sleep(2000)]).catch(() => {});
+    // Close the sockets first and wait for it, so the port is free when stop() resolves (bounded:
+    // a wedged thread is terminated anyway; the timer is cleared so it cannot hold the process).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 2000);
+    });
+    await Promise.race([this.request({ t: "close" }), timeout]);
+    clearTimeout(timer);
     this.worker.terminate();
   }
 
