@@ -119,17 +119,21 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
   return sockets[0]?.address().port ?? port;
 }
 
+function applyBatch(ops: NameOps): void {
+  opsApplied++;
+  for (const op of ops) {
+    if (op.charCodeAt(0) === 43 /* + */) names.set(op.slice(1), true);
+    else names.delete(op.slice(1));
+  }
+}
+
 /** Applies every registry change the main thread has posted so far, in order. */
 function applyPendingOps(): void {
   if (namePort === null) return;
   for (;;) {
     const m = receiveMessageOnPort(namePort) as { message: NameOps } | undefined;
     if (m === undefined) return;
-    opsApplied++;
-    for (const op of m.message) {
-      if (op.charCodeAt(0) === 43 /* + */) names.set(op.slice(1), true);
-      else names.delete(op.slice(1));
-    }
+    applyBatch(m.message);
   }
 }
 
@@ -142,6 +146,9 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
       maxNameLength = m.maxNameLength;
       counters = new Float64Array(m.counters);
       namePort = m.names;
+      // Batches also arrive as events when the thread is idle, so they never pile up while no
+      // search comes in; a port delivers each message once, by event or by receiveMessageOnPort.
+      namePort.onmessage = (ev) => applyBatch(ev.data as NameOps);
       opsPosted = new Int32Array(m.opsPosted);
       break;
     case "bind":
