@@ -139,7 +139,13 @@ export class SearchThread {
 
   /** A thread that ends without stop() is restarted on the same port with the current names. */
   private onClose(w: Worker): void {
-    if (this.stopped || w !== this.worker) return;
+    if (w !== this.worker) return;
+    if (this.stopped) {
+      const waiter = this.waiting;
+      this.waiting = null;
+      waiter?.({ t: "closed" });
+      return;
+    }
     this.log.error("CA search thread ended unexpectedly; restarting it");
     const waiter = this.waiting;
     this.waiting = null;
@@ -165,8 +171,14 @@ export class SearchThread {
     w?.(m);
   }
 
+  /** One request at a time; a new one (stop() during a bind) settles the one still waiting. */
   private request(m: ToSearchThread): Promise<FromSearchThread> {
     this.flushOps();
+    const prev = this.waiting;
+    this.waiting = null;
+    prev?.({ t: "bindError", message: `superseded by a "${m.t}" request` });
+    if (this.stopped && m.t !== "close")
+      return Promise.resolve({ t: "bindError", message: "the CA server is stopping" });
     return new Promise((resolve) => {
       this.waiting = resolve;
       this.worker.postMessage(m);

@@ -105,11 +105,23 @@ export class CaServer implements CircuitHost {
       throw e;
     }
     await this.startBeacons();
+    if (this.stopRequested()) {
+      // stop() ran while the beacon addresses were resolved: undo what was started since.
+      this.beacons?.stop();
+      this.closeSockets();
+      throw new Error("CA server stopped while starting");
+    }
     this.state = "running";
     this.logger.info(
       { tcpPort: this._tcpPort, udpPort: this._udpPort, interfaces: this.bindAddrs() },
       "CA server listening",
     );
+  }
+
+  // A method, not an inline test: TypeScript would keep start()'s narrowing of `state` across the
+  // awaits, during which stop() may have run.
+  private stopRequested(): boolean {
+    return this.state === "stopped";
   }
 
   /** Closes sockets and every circuit. */
@@ -240,6 +252,7 @@ export class CaServer implements CircuitHost {
       // Random port (tests): take a free TCP port and bind UDP searches on the same number.
       let lastErr: unknown = null;
       for (let attempt = 0; attempt < 8; attempt++) {
+        if (this.state === "stopped") throw new Error("CA server stopped while starting");
         this.listenTcp(0);
         try {
           await this.bindSearch(this._tcpPort, this._tcpPort);

@@ -131,3 +131,23 @@ test("a search thread that dies is replaced on the same port with the current na
   // Counters live on across the restart (shared memory owned by the server, not the thread).
   expect(h.server.stats().searchReplies).toBeGreaterThanOrEqual(2);
 });
+
+test("stop() while start() is still binding settles both", async () => {
+  const { CaServer } = await import("../../../src/ca/server/index.ts");
+  const { PvRegistry } = await import("../../../src/pv/registry.ts");
+  const { testLogger } = await import("../../helpers/ca-harness.ts");
+  const s = new CaServer({
+    registry: new PvRegistry(),
+    logger: testLogger(),
+    config: { serverPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false },
+  });
+  const starting = s.start().then(
+    () => "started",
+    (e: Error) => `failed: ${e.message}`,
+  );
+  await s.stop();
+  const outcome = await starting;
+  // Either it finished binding before stop() got in, or it failed cleanly; it never hangs.
+  expect(outcome === "started" || outcome.startsWith("failed:")).toBe(true);
+  await s.stop();
+});
