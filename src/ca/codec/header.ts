@@ -124,12 +124,36 @@ function put32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v & 0xff;
 }
 
-function get16(b: Uint8Array, o: number): number {
+/** Big-endian u16 at `o` of a byte array (no DataView: see writeHeaderBytes). */
+export function get16(b: Uint8Array, o: number): number {
   return (b[o]! << 8) | b[o + 1]!;
 }
 
-function get32(b: Uint8Array, o: number): number {
+/** Big-endian u32 at `o` of a byte array. */
+export function get32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+/**
+ * A standard 16-byte header written field by field, without a header object: for the hot paths
+ * (connect storm replies, search replies) where payloadSize and count are known to fit 16 bits.
+ */
+export function writeStandardHeader(
+  view: DataView,
+  offset: number,
+  command: number,
+  payloadSize: number,
+  dataType: number,
+  count: number,
+  p1: number,
+  p2: number,
+): void {
+  view.setUint16(offset, command);
+  view.setUint16(offset + 2, payloadSize);
+  view.setUint16(offset + 4, dataType);
+  view.setUint16(offset + 6, count);
+  view.setUint32(offset + 8, p1 >>> 0);
+  view.setUint32(offset + 12, p2 >>> 0);
 }
 
 /**

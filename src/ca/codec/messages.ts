@@ -10,7 +10,14 @@ import {
   INADDR_ANY_REPLY,
   MAX_ERROR_PAYLOAD,
 } from "./constants.ts";
-import { type CaHeader, headerSizeFor, pad8, writeHeader, writeHeaderBytes } from "./header.ts";
+import {
+  type CaHeader,
+  headerSizeFor,
+  pad8,
+  writeHeader,
+  writeHeaderBytes,
+  writeStandardHeader,
+} from "./header.ts";
 
 const textEncoder = new TextEncoder();
 
@@ -44,31 +51,55 @@ export function encodeVersion(): Uint8Array {
   return encodeMessage(CMD.VERSION, 0, CA_MINOR_VERSION, 0, 0);
 }
 
+/** Writes the UDP VERSION prefix of a search reply (16 bytes), echoing the client's sequence number. */
+export function writeUdpVersion(
+  view: DataView,
+  offset: number,
+  seq: number,
+  clientMinor: number,
+): void {
+  const valid = clientMinor >= 11;
+  writeStandardHeader(
+    view,
+    offset,
+    CMD.VERSION,
+    0,
+    valid ? 1 : 0,
+    CA_MINOR_VERSION,
+    valid ? seq : 0,
+    0,
+  );
+}
+
 /** UDP VERSION prefix of a search reply datagram, echoing the client's sequence number. */
 export function encodeUdpVersion(seq: number, clientMinor: number): Uint8Array {
-  const valid = clientMinor >= 11;
-  return encodeMessage(CMD.VERSION, valid ? 1 : 0, CA_MINOR_VERSION, valid ? seq : 0, 0);
+  const out = new Uint8Array(HEADER_SIZE);
+  writeUdpVersion(new DataView(out.buffer), 0, seq, clientMinor);
+  return out;
+}
+
+/** Size of a SEARCH reply: header + 8-byte payload. */
+export const SEARCH_REPLY_SIZE = HEADER_SIZE + 8;
+
+/**
+ * Writes a SEARCH reply (SEARCH_REPLY_SIZE bytes, every byte, so a reused buffer needs no
+ * clearing): dt = TCP port, p1 = 0xFFFFFFFF (use sender address), payload u16 minor + 6 zeros.
+ */
+export function writeSearchReply(
+  view: DataView,
+  offset: number,
+  tcpPort: number,
+  searchId: number,
+): void {
+  writeStandardHeader(view, offset, CMD.SEARCH, 8, tcpPort, 0, INADDR_ANY_REPLY, searchId);
+  view.setUint32(offset + HEADER_SIZE, CA_MINOR_VERSION << 16);
+  view.setUint32(offset + HEADER_SIZE + 4, 0);
 }
 
 /** UDP SEARCH reply: dt = TCP port, p1 = 0xFFFFFFFF (use sender address), 8-byte minor payload. */
 export function encodeSearchReply(tcpPort: number, searchId: number): Uint8Array {
-  const out = new Uint8Array(HEADER_SIZE + 8);
-  writeHeaderBytes(
-    out,
-    0,
-    {
-      command: CMD.SEARCH,
-      payloadSize: 8,
-      dataType: tcpPort,
-      count: 0,
-      p1: INADDR_ANY_REPLY,
-      p2: searchId,
-    },
-    false,
-  );
-  // Payload: u16 server minor version, then 6 zero bytes.
-  out[HEADER_SIZE] = (CA_MINOR_VERSION >>> 8) & 0xff;
-  out[HEADER_SIZE + 1] = CA_MINOR_VERSION & 0xff;
+  const out = new Uint8Array(SEARCH_REPLY_SIZE);
+  writeSearchReply(new DataView(out.buffer), 0, tcpPort, searchId);
   return out;
 }
 

@@ -3,7 +3,7 @@
  * caller pushes what it read and pulls messages until `next()` returns null.
  */
 import { EXTENDED_HEADER_SIZE, HEADER_SIZE } from "./constants.ts";
-import type { CaHeader } from "./header.ts";
+import { type CaHeader, get32 } from "./header.ts";
 
 /** One item pulled from a MessageReader: a whole message, or a framing error. */
 export type ReaderItem =
@@ -30,9 +30,6 @@ export interface MessageReaderOptions {
 
 const EMPTY = new Uint8Array(0);
 
-function get32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
 // An owned buffer larger than this is released once drained, so one big message does not pin it.
 const RETAIN_LIMIT = 1 << 20;
 

@@ -24,7 +24,7 @@ import {
   isValidDbrType,
   nativeDbrType,
 } from "../codec/dbr.ts";
-import { type CaHeader, headerSizeFor, writeHeader } from "../codec/header.ts";
+import { type CaHeader, headerSizeFor, writeHeader, writeStandardHeader } from "../codec/header.ts";
 import {
   encodeClearChannelReply,
   encodeEcho,
@@ -735,15 +735,8 @@ export class Circuit implements SubscriptionSink {
     this.reserve(24);
     const o = this.outLen;
     if (!encodePlainScalarInto(pv, h.dataType, this.out, o + 16)) return false;
-    // A standard header with an 8-byte payload, written field by field (no header object: this
-    // runs once per get of a scalar, 10,000 times in a connect storm).
-    const v = this.outView;
-    v.setUint16(o, CMD.READ_NOTIFY);
-    v.setUint16(o + 2, 8);
-    v.setUint16(o + 4, h.dataType);
-    v.setUint16(o + 6, 1);
-    v.setUint32(o + 8, ECA.NORMAL);
-    v.setUint32(o + 12, h.p2 >>> 0);
+    // Runs once per get of a scalar (10,000 times in a connect storm): no header object.
+    writeStandardHeader(this.outView, o, CMD.READ_NOTIFY, 8, h.dataType, 1, ECA.NORMAL, h.p2);
     this.outLen = o + 24;
     return true;
   }
@@ -816,15 +809,8 @@ export class Circuit implements SubscriptionSink {
     }
     // The common case (connect storm: ACCESS_RIGHTS + CREATE_CHAN per channel): a standard
     // header written field by field, no header object.
-    const v = this.outView;
-    const o = this.outLen;
-    v.setUint16(o, command);
-    v.setUint16(o + 2, 0);
-    v.setUint16(o + 4, dataType);
-    v.setUint16(o + 6, count);
-    v.setUint32(o + 8, p1);
-    v.setUint32(o + 12, p2);
-    this.outLen = o + 16;
+    writeStandardHeader(this.outView, this.outLen, command, 0, dataType, count, p1, p2);
+    this.outLen += 16;
   }
 
   // Header + already padded payload; throws RangeError (nothing written) if the client is too old.

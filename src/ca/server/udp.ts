@@ -7,14 +7,14 @@ import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import os from "node:os";
 import type { Logger } from "pino";
+import { CMD, HEADER_SIZE, MAX_UDP_SEND } from "../codec/constants.ts";
+import { get16, get32 } from "../codec/header.ts";
 import {
-  CA_MINOR_VERSION,
-  CMD,
-  HEADER_SIZE,
-  INADDR_ANY_REPLY,
-  MAX_UDP_SEND,
-} from "../codec/constants.ts";
-import { encodeBeacon } from "../codec/messages.ts";
+  encodeBeacon,
+  SEARCH_REPLY_SIZE,
+  writeSearchReply,
+  writeUdpVersion,
+} from "../codec/messages.ts";
 import type { NameIndex } from "./names.ts";
 import {
   BAD_DATAGRAMS,
@@ -22,19 +22,6 @@ import {
   SEARCH_DATAGRAMS,
   SEARCH_REPLIES,
 } from "./search-protocol.ts";
-
-// A search reply: 16-byte header + 8-byte payload carrying our minor version.
-const SEARCH_REPLY_SIZE = 24;
-
-function readU32(b: Uint8Array, off: number): number {
-  return (
-    (((b[off] as number) << 24) |
-      ((b[off + 1] as number) << 16) |
-      ((b[off + 2] as number) << 8) |
-      (b[off + 3] as number)) >>>
-    0
-  );
-}
 
 /** Answers UDP name searches for a set of PV names. */
 export class SearchResponder {
@@ -83,24 +70,24 @@ export class SearchResponder {
         error = `truncated header at byte ${off}`;
         break;
       }
-      const command = ((msg[off] as number) << 8) | (msg[off + 1] as number);
-      const size = ((msg[off + 2] as number) << 8) | (msg[off + 3] as number);
+      const command = get16(msg, off);
+      const size = get16(msg, off + 2);
       if ((size & 7) !== 0 || off + HEADER_SIZE + size > len) {
         error = `bad payload size ${size} at byte ${off}`;
         break;
       }
-      const count = ((msg[off + 6] as number) << 8) | (msg[off + 7] as number);
+      const count = get16(msg, off + 6);
       const body = off + HEADER_SIZE;
       const next = body + size;
       if (command === CMD.VERSION) {
         minor = count;
-        seq = readU32(msg, off + 8);
+        seq = get32(msg, off + 8);
         off = next;
         continue;
       }
       // rsrv's UDP dispatch only knows VERSION and SEARCH; anything else ends the datagram.
       if (command !== CMD.SEARCH) break;
-      const id = readU32(msg, off + 12);
+      const id = get32(msg, off + 12);
       off = next;
       if (minor < 4 || count < 4) continue;
       let end = msg.indexOf(0, body);
@@ -116,23 +103,11 @@ export class SearchResponder {
         outLen = 0;
         // Clients < 4.11 get no VERSION prefix (rsrv strips it).
         if (minor >= 11) {
-          ov.setUint32(0, CMD.VERSION << 16); // command, payload size 0
-          ov.setUint16(4, 1); // sequence number valid
-          ov.setUint16(6, CA_MINOR_VERSION);
-          ov.setUint32(8, seq);
-          ov.setUint32(12, 0);
+          writeUdpVersion(ov, 0, seq, minor);
           outLen = HEADER_SIZE;
         }
       }
-      // SEARCH reply (fact sheet §3.2): dt = TCP port, p1 = 0xFFFFFFFF ("use the sender's
-      // address"), p2 = search ID, 8-byte payload carrying our minor version.
-      ov.setUint32(outLen, (CMD.SEARCH << 16) | 8);
-      ov.setUint16(outLen + 4, tcpPort);
-      ov.setUint16(outLen + 6, 0);
-      ov.setUint32(outLen + 8, INADDR_ANY_REPLY);
-      ov.setUint32(outLen + 12, id);
-      ov.setUint32(outLen + 16, CA_MINOR_VERSION << 16);
-      ov.setUint32(outLen + 20, 0);
+      writeSearchReply(ov, outLen, tcpPort, id);
       outLen += SEARCH_REPLY_SIZE;
       replies++;
     }
