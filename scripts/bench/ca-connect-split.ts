@@ -6,7 +6,9 @@
  * Run: `bun scripts/bench/ca-connect-split.ts`. Prints server CPU per 10,000 channels for each half.
  */
 import { readFileSync } from "node:fs";
-import { concat, msg, nameBytes, RawCaClient } from "../../test/helpers/ca-raw.ts";
+import { CMD } from "../../src/ca/codec/constants.ts";
+import { parseDatagram } from "../../src/ca/codec/udp.ts";
+import { msg, nameBytes, RawCaClient, searchDatagram } from "../../test/helpers/ca-raw.ts";
 
 const N = 10_000;
 const ROUNDS = 10;
@@ -37,14 +39,9 @@ const udp = await Bun.udpSocket({
   port: 0,
   socket: {
     data(_s, d) {
-      // Replies to several request datagrams may share one datagram, each block a 16-byte
-      // VERSION prefix and 24-byte SEARCH replies: count the SEARCH messages.
-      for (
-        let off = 0;
-        off + 16 <= d.length;
-        off += 16 + ((d[off + 2] ?? 0) << 8) + (d[off + 3] ?? 0)
-      )
-        if (d[off] === 0 && d[off + 1] === 6) got++;
+      // Replies to several request datagrams may share one datagram: count the SEARCH messages.
+      for (const m of parseDatagram(new Uint8Array(d)).messages)
+        if (m.header.command === CMD.SEARCH) got++;
       wake();
     },
   },
@@ -54,11 +51,9 @@ let lost = 0;
 for (let r = 0; r < ROUNDS; r++) {
   got = 0;
   for (let i = 0; i < N; i += 31) {
-    const parts = [msg(0, 1, 13, i, 0)];
-    for (let k = i; k < Math.min(i + 31, N); k++) {
-      parts.push(msg(6, 5, 13, k, k, nameBytes(`BENCH:D${k}`)));
-    }
-    udp.send(concat(parts), port, "127.0.0.1");
+    const names: Array<[string, number]> = [];
+    for (let k = i; k < Math.min(i + 31, N); k++) names.push([`BENCH:D${k}`, k]);
+    udp.send(searchDatagram(i, names), port, "127.0.0.1");
     if (i % 155 === 0) await Bun.sleep(1); // stay under the socket buffers
   }
   const deadline = Date.now() + 2000;

@@ -71,6 +71,13 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A search datagram as libca sends it: VERSION (minor 13, sequence number) + DONT_REPLY SEARCHes. */
+export function searchDatagram(seq: number, names: Array<[string, number]>): Uint8Array {
+  const parts = [msg(CMD.VERSION, 1, 13, seq, 0)];
+  for (const [name, id] of names) parts.push(msg(CMD.SEARCH, 5, 13, id, id, nameBytes(name)));
+  return concat(parts);
+}
+
 export class RawCaClient {
   readonly received: RawMessage[] = [];
   private waiters: Array<() => void> = [];

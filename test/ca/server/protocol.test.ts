@@ -11,7 +11,14 @@ import { parseDatagram } from "../../../src/ca/codec/udp.ts";
 import { CaServer } from "../../../src/ca/server/index.ts";
 import { nextBeaconInterval } from "../../../src/ca/server/udp.ts";
 import { type CaHarness, startCaServer, testLogger } from "../../helpers/ca-harness.ts";
-import { concat, eventBlock, f64, msg, nameBytes, RawCaClient } from "../../helpers/ca-raw.ts";
+import {
+  eventBlock,
+  f64,
+  msg,
+  nameBytes,
+  RawCaClient,
+  searchDatagram,
+} from "../../helpers/ca-raw.ts";
 
 let h: CaHarness;
 beforeAll(async () => {
@@ -445,11 +452,6 @@ describe("UDP", () => {
       const s = dgram.createSocket("udp4");
       s.bind(0, "127.0.0.1", () => resolve(s));
     });
-  }
-  function searchDatagram(seq: number, names: Array<[string, number]>): Uint8Array {
-    const parts = [msg(CMD.VERSION, 1, 13, seq, 0)];
-    for (const [name, id] of names) parts.push(msg(CMD.SEARCH, 5, 13, id, id, nameBytes(name)));
-    return concat(parts);
   }
 
   test("search replies: VERSION echo + port/0xFFFFFFFF/id + minor; silence for unknown names", async () => {

@@ -9,7 +9,7 @@ import dgram from "node:dgram";
 import { CMD } from "../../../src/ca/codec/constants.ts";
 import { parseDatagram } from "../../../src/ca/codec/udp.ts";
 import { type CaHarness, startCaServer } from "../../helpers/ca-harness.ts";
-import { concat, msg, nameBytes } from "../../helpers/ca-raw.ts";
+import { searchDatagram } from "../../helpers/ca-raw.ts";
 
 let h: CaHarness | null = null;
 let sock: dgram.Socket | null = null;
@@ -20,12 +20,6 @@ afterEach(async () => {
   await h?.stop();
   h = null;
 });
-
-function searchDatagram(seq: number, names: Array<[string, number]>): Uint8Array {
-  const parts = [msg(CMD.VERSION, 1, 13, seq, 0)];
-  for (const [name, id] of names) parts.push(msg(CMD.SEARCH, 5, 13, id, id, nameBytes(name)));
-  return concat(parts);
-}
 
 /** A loopback UDP client collecting every message of every reply datagram, in order. */
 async function client(): Promise<{
