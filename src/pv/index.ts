@@ -1,3 +1,4 @@
 export * from "./pv.ts";
 export * from "./registry.ts";
+export * from "./source.ts";
 export * from "./types.ts";

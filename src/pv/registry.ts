@@ -1,8 +1,9 @@
 import { Pv, PvSpecError } from "./pv.ts";
+import type { PvSource } from "./source.ts";
 import type { PvSpec, WriteHandler } from "./types.ts";
 
 /** The set of PVs served, changeable at runtime. Protocol servers watch it through onAdd/onRemove. */
-export class PvRegistry {
+export class PvRegistry implements PvSource {
   private readonly pvs = new Map<string, Pv>();
   private readonly addListeners = new Set<(pv: Pv) => void>();
   private readonly removeListeners = new Set<(pv: Pv) => void>();

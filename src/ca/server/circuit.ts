@@ -14,7 +14,7 @@
 import type { Socket } from "bun";
 import type { Logger } from "pino";
 import type { Pv } from "../../pv/pv.ts";
-import type { PvRegistry } from "../../pv/registry.ts";
+import type { PvSource } from "../../pv/source.ts";
 import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
 import {
@@ -65,7 +65,7 @@ export interface CaCounters {
 
 /** What a circuit needs from its server. */
 export interface CircuitHost {
-  readonly registry: PvRegistry;
+  readonly registry: PvSource;
   readonly config: CaServerConfig;
   readonly logger: Logger;
   readonly counters: CaCounters;

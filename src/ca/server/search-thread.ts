@@ -4,7 +4,7 @@
  * reads its counters from shared memory (so `CaServer.stats()` stays synchronous).
  */
 import type { Logger } from "pino";
-import type { PvRegistry } from "../../pv/registry.ts";
+import type { PvSource } from "../../pv/source.ts";
 import {
   BAD_DATAGRAMS,
   type FromSearchThread,
@@ -50,7 +50,7 @@ export class SearchThread {
 
   /** Starts the thread with the registry's names and follows the registry from now on. */
   constructor(
-    private readonly registry: PvRegistry,
+    private readonly registry: PvSource,
     private readonly opts: { ignoreAddrs: string[]; maxNameLength: number },
     private readonly log: Logger,
   ) {

@@ -7,7 +7,7 @@ import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
 import type { Pv } from "../../pv/pv.ts";
-import type { PvRegistry } from "../../pv/registry.ts";
+import type { PvSource } from "../../pv/source.ts";
 import { type CaCounters, Circuit, type CircuitHost, type CircuitSocketData } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
@@ -41,7 +41,7 @@ export interface CaServerStats extends CaCounters {
 
 /** Native Channel Access server for the PVs of a registry. */
 export class CaServer implements CircuitHost {
-  readonly registry: PvRegistry;
+  readonly registry: PvSource;
   readonly logger: Logger;
   readonly config: CaServerConfig;
   readonly counters: CaCounters = {
@@ -73,7 +73,7 @@ export class CaServer implements CircuitHost {
   private state: "new" | "starting" | "running" | "stopped" = "new";
 
   /** Creates a server; nothing is bound until start(). Throws CaConfigError for a bad config. */
-  constructor(opts: { registry: PvRegistry; logger: Logger; config?: Partial<CaServerConfig> }) {
+  constructor(opts: { registry: PvSource; logger: Logger; config?: Partial<CaServerConfig> }) {
     this.registry = opts.registry;
     this.logger = opts.logger.child({ component: "ca-server" });
     this.config = resolveCaConfig(opts.config);
