@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
-import { parseYamlText, show, suggest } from "../config.ts";
+import { show, suggest } from "../common/text.ts";
+import { parseYamlText } from "../common/yaml.ts";
 import {
   MAX_ENUM_STATES,
   MAX_ENUM_STRING_BYTES,
