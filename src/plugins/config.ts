@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
+import { JOB_STATES, TASK_STATES } from "../common/names.ts";
 import { show, suggest } from "../common/text.ts";
 import { parseYamlText } from "../common/yaml.ts";
 import {
@@ -354,11 +355,6 @@ export function defaultPvNames(kind: "task" | "job"): string[] {
     : ["STATUS", "MESSAGE"];
 }
 
-/** Task STATUS states, in index order. */
-export const TASK_STATUS_STATES = ["INIT", "RUN", "PAUSED", "END", "ERROR"] as const;
-/** Job STATUS states, in index order. */
-export const JOB_STATUS_STATES = ["IDLE", "RUNNING", "SUCCESS", "FAILED"] as const;
-
 /** The PVs every plugin of `kind` gets, as in the seed's tables. */
 export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
   const message: PvDef = {
@@ -378,7 +374,7 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
           writable: false,
           initial: 0,
           meta: {
-            states: [...JOB_STATUS_STATES],
+            states: [...JOB_STATES],
             stateSeverity: [0, 0, 0, 2],
             description: "Job status",
           },
@@ -408,7 +404,7 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
         writable: false,
         initial: 0,
         meta: {
-          states: [...TASK_STATUS_STATES],
+          states: [...TASK_STATES],
           stateSeverity: [0, 0, 0, 0, 2],
           description: "Task status",
         },

@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { errorMessage } from "../../common/errors.ts";
 import { PLUGIN_NAME_RE } from "../../common/names.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -57,7 +58,7 @@ export const newCommand: Command = {
         writeFileSync(join(target, file), content, { flag: "wx" });
       }
     } catch (e) {
-      throw new CliError(`cannot write ${target}: ${e instanceof Error ? e.message : e}`);
+      throw new CliError(`cannot write ${target}: ${errorMessage(e)}`);
     }
     ctx.out(`created ${kind === "task" ? `${mode} task` : "job"} '${name}' in ${target}`);
     for (const file of Object.keys(files).sort()) ctx.out(`  ${file}`);
