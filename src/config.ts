@@ -82,6 +82,18 @@ function envStr(env: Env, name: string): string | undefined {
   return t === "" ? undefined : t;
 }
 
+/** The variable `name` (checked) when set, else the file's value, else `fallback`. */
+function setting<T>(
+  env: Env,
+  name: string,
+  check: (raw: string, what: string) => T,
+  fromFile: T | undefined,
+  fallback: T,
+): T {
+  const raw = envStr(env, name);
+  return raw !== undefined ? check(raw, name) : (fromFile ?? fallback);
+}
+
 /** Parses a boolean env/file value: true/false, 1/0, yes/no, on/off (any case). */
 export function parseBool(raw: string | boolean, what: string): boolean {
   if (typeof raw === "boolean") return raw;
@@ -385,16 +397,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     file.beamlineConfig = rel(file.beamlineConfig);
   }
 
-  const hostEnv = envStr(env, "IOCMNG_HOST");
-  const host =
-    hostEnv !== undefined
-      ? checkHost(hostEnv, "IOCMNG_HOST")
-      : (file.host ?? ENV_DEFAULTS.IOCMNG_HOST);
-  const portEnv = envStr(env, "IOCMNG_PORT");
-  const port =
-    portEnv !== undefined
-      ? parsePort(portEnv, "IOCMNG_PORT")
-      : (file.port ?? Number(ENV_DEFAULTS.IOCMNG_PORT));
+  const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
+  const port = setting(env, "IOCMNG_PORT", parsePort, file.port, Number(ENV_DEFAULTS.IOCMNG_PORT));
   const pluginsDir = checkDir(
     envStr(env, "IOCMNG_PLUGINS_DIR") ?? file.pluginsDir ?? ENV_DEFAULTS.IOCMNG_PLUGINS_DIR,
     "IOCMNG_PLUGINS_DIR",
@@ -403,14 +407,14 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     envStr(env, "IOCMNG_STATE_DIR") ?? file.stateDir ?? ENV_DEFAULTS.IOCMNG_STATE_DIR,
     "IOCMNG_STATE_DIR",
   );
-  const llEnv = envStr(env, "IOCMNG_LOG_LEVEL");
-  const logLevel =
-    llEnv !== undefined
-      ? checkLogLevel(llEnv, "IOCMNG_LOG_LEVEL")
-      : (file.logLevel ?? ENV_DEFAULTS.IOCMNG_LOG_LEVEL);
-  const prefixEnv = envStr(env, "IOCMNG_PREFIX");
-  const prefix =
-    prefixEnv !== undefined ? checkPrefix(prefixEnv, "IOCMNG_PREFIX") : (file.prefix ?? null);
+  const logLevel = setting(
+    env,
+    "IOCMNG_LOG_LEVEL",
+    checkLogLevel,
+    file.logLevel,
+    ENV_DEFAULTS.IOCMNG_LOG_LEVEL,
+  );
+  const prefix = setting<string | null>(env, "IOCMNG_PREFIX", checkPrefix, file.prefix, null);
 
   // IOCMNG_DISABLE_DEVICES is the new name; IOCMNG_DISABLE_OPHYD (the seed's) still works.
   let disableDevices = file.disableDevices ?? true;

@@ -363,26 +363,24 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
     autosave: false,
     spec: { kind: "string", writable: false, initial: "", meta: { description: "Status message" } },
   };
-  if (kind === "job") {
-    return [
-      {
-        name: "STATUS",
-        direction: "output",
-        autosave: false,
-        spec: {
-          kind: "enum",
-          writable: false,
-          initial: 0,
-          meta: {
-            states: [...JOB_STATES],
-            stateSeverity: [0, 0, 0, 2],
-            description: "Job status",
-          },
-        },
+  // STATUS: the kind's states, the failure state (the last one) in MAJOR alarm.
+  const states: readonly string[] = kind === "job" ? JOB_STATES : TASK_STATES;
+  const status: PvDef = {
+    name: "STATUS",
+    direction: "output",
+    autosave: false,
+    spec: {
+      kind: "enum",
+      writable: false,
+      initial: 0,
+      meta: {
+        states: [...states],
+        stateSeverity: states.map((_, i) => (i === states.length - 1 ? 2 : 0)),
+        description: kind === "job" ? "Job status" : "Task status",
       },
-      message,
-    ];
-  }
+    },
+  };
+  if (kind === "job") return [status, message];
   return [
     {
       name: "ENABLE",
@@ -395,21 +393,7 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
         meta: { states: ["Disabled", "Enabled"], description: "Enable/disable the task" },
       },
     },
-    {
-      name: "STATUS",
-      direction: "output",
-      autosave: false,
-      spec: {
-        kind: "enum",
-        writable: false,
-        initial: 0,
-        meta: {
-          states: [...TASK_STATES],
-          stateSeverity: [0, 0, 0, 0, 2],
-          description: "Task status",
-        },
-      },
-    },
+    status,
     message,
     {
       name: "CYCLE_COUNT",
