@@ -1,6 +1,9 @@
 /** Sans-I/O Channel Access codec: constants, headers, reassembly, message encoders, DBR data. */
 export * from "./constants.ts";
-export * from "./dbr.ts";
+export * from "./dbr-decode.ts";
+export * from "./dbr-encode.ts";
+export * from "./dbr-layout.ts";
+export * from "./dbr-text.ts";
 export * from "./header.ts";
 export * from "./messages.ts";
 export * from "./stream.ts";

@@ -17,13 +17,9 @@ import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
-import {
-  dbrPayloadSize,
-  decodePut,
-  encodePlainScalarInto,
-  isValidDbrType,
-  nativeDbrType,
-} from "../codec/dbr.ts";
+import { decodePut } from "../codec/dbr-decode.ts";
+import { encodePlainScalarInto, nativeDbrType } from "../codec/dbr-encode.ts";
+import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import { type CaHeader, headerSizeFor, writeHeader, writeStandardHeader } from "../codec/header.ts";
 import {
   encodeClearChannelReply,
