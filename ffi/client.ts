@@ -217,6 +217,8 @@ interface Encoded {
   data: Uint8Array;
 }
 
+// Stricter than the PV model's toNumber (src/pv/pv.ts) on purpose: the server must read "" as 0
+// like rsrv, but a client putting "" almost always holds a typo, so it is refused before sending.
 function toNumber(v: unknown, name: string): number {
   if (typeof v === "number") return v;
   if (typeof v === "boolean") return v ? 1 : 0;

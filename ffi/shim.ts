@@ -30,7 +30,7 @@ export const REC = { EVENT: 1, CONN: 2, ACCESS: 3, EXCEPTION: 4 } as const;
  */
 export const REC_HEADER = 40;
 /** The shim stops buffering (and counts drops) beyond this many bytes per drain. */
-export const SHIM_LIMIT_BYTES = 256 * 1024 * 1024;
+const SHIM_LIMIT_BYTES = 256 * 1024 * 1024;
 
 function source(): string {
   return `

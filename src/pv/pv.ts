@@ -65,6 +65,10 @@ function isArrayLike(v: unknown): v is ArrayLike<number> {
   return Array.isArray(v) || ArrayBuffer.isView(v);
 }
 
+// The server-side reading of a number, as rsrv converts what a record is given: a blank string is
+// 0 and an array gives its first element. ffi/client.ts has a stricter twin on purpose: a client
+// refuses "" or an array for a scalar before anything reaches the wire, where a typo would
+// otherwise put 0.
 function toNumber(v: unknown, name: string): number {
   if (typeof v === "number") return v;
   if (typeof v === "boolean") return v ? 1 : 0;

@@ -319,7 +319,7 @@ export function broadcastAddresses(onlyIps: readonly string[] = []): string[] {
 }
 
 /** Broadcast address of ip/netmask, or null for a /32 (no broadcast). */
-export function broadcastOf(ip: string, netmask: string): string | null {
+function broadcastOf(ip: string, netmask: string): string | null {
   const toInt = (s: string) => s.split(".").reduce((acc, o) => (acc << 8) | Number(o), 0) >>> 0;
   const mask = toInt(netmask);
   if (mask === 0xffffffff) return null;
