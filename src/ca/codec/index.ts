@@ -6,5 +6,6 @@ export * from "./dbr-layout.ts";
 export * from "./dbr-text.ts";
 export * from "./header.ts";
 export * from "./messages.ts";
+export * from "./requests.ts";
 export * from "./stream.ts";
 export * from "./udp.ts";
