@@ -5,16 +5,12 @@
  */
 import type { Socket } from "bun";
 import type { Logger } from "pino";
-import { DBE, type PvValue, PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
-import { decodePut } from "../codec/dbr-decode.ts";
 import { nativeDbrType } from "../codec/dbr-encode.ts";
-import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
 import {
   encodeClearChannelReply,
   encodeEcho,
-  encodeEventCancelAck,
   encodeNotFound,
   encodeReadSync,
   encodeSearchReply,
@@ -24,54 +20,20 @@ import {
 import {
   createChanCid,
   createChanMinor,
-  eventAddMask,
   namesChannelBySid,
-  requestIoid,
   requestSid,
   searchId,
   searchWantsNotFound,
-  subscriptionId,
   versionMinor,
   versionPriority,
 } from "../codec/requests.ts";
 import { MessageReader, READ } from "../codec/stream.ts";
-import { type Channel, ChannelTable, Subscription } from "./channel.ts";
-import type { CaServerConfig } from "./config.ts";
+import { type Channel, ChannelTable, type Subscription } from "./channel.ts";
+import { ChannelRequests } from "./channel-requests.ts";
 import type { FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
+import type { CircuitHost, CircuitSocketData } from "./host.ts";
 import { Replies } from "./replies.ts";
 import { FLUSH_NOW_BYTES, SendQueue } from "./send-queue.ts";
-
-/** Counters shared by all circuits of a server (see CaServer.stats). */
-export interface CaCounters {
-  /** TCP messages parsed (well-framed requests, whatever their fate). */
-  requests: number;
-  updatesSent: number;
-  /** Monitor updates replaced by a newer value before they could be sent (slow client/EVENTS_OFF). */
-  updatesCoalesced: number;
-  bytesSent: number;
-  circuitsDropped: number;
-  /** Requests whose handler threw: a server bug (logged at error level; the circuit is dropped). */
-  internalErrors: number;
-}
-
-/** What a circuit needs from its server. */
-export interface CircuitHost {
-  readonly config: CaServerConfig;
-  readonly logger: Logger;
-  readonly counters: CaCounters;
-  readonly tcpPort: number;
-  /** The entry of the served PV named by bytes[start, end) (latin1), if any. */
-  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined;
-  /** Asks for `flush()` on this circuit at the end of the current tick. */
-  scheduleFlush(c: Circuit): void;
-  /** The circuit closed: forget it. */
-  circuitClosed(c: Circuit): void;
-}
-
-/** Socket user data: the circuit attached at `open`. */
-export interface CircuitSocketData {
-  circuit: Circuit | null;
-}
 
 type CaSocket = Socket<CircuitSocketData>;
 
@@ -94,16 +56,17 @@ export class Circuit implements SubscriptionSink {
   private anyChannelCreated = false;
   private eventsOff = false;
   private readonly reader: MessageReader;
-  private readonly q: SendQueue<Subscription>;
-  private readonly reply: Replies;
-  private readonly table: ChannelTable;
-  private pendingWrites = 0;
   private readonly warned = new Set<string>();
-  private readonly log: Logger;
+  private readonly chan: ChannelRequests;
+  // Shared with ChannelRequests (the ChannelCircuit it sees).
+  readonly q: SendQueue<Subscription>;
+  readonly reply: Replies;
+  readonly table: ChannelTable;
+  readonly log: Logger;
 
   constructor(
     private readonly socket: CaSocket,
-    private readonly srv: CircuitHost,
+    readonly srv: CircuitHost,
   ) {
     this.ip = socket.remoteAddress;
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -123,6 +86,7 @@ export class Circuit implements SubscriptionSink {
     );
     this.reply = new Replies(this.q);
     this.table = new ChannelTable((sub) => this.q.unmark(sub));
+    this.chan = new ChannelRequests(this, srv.config);
     // rsrv sends its VERSION at accept time, before reading anything (docs/ca-protocol-facts.md).
     this.q.append(encodeVersion());
     this.flush();
@@ -260,7 +224,7 @@ export class Circuit implements SubscriptionSink {
     this.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
+  scheduleFlush(): void {
     if (!this.flushScheduled) this.srv.scheduleFlush(this);
   }
 
@@ -275,22 +239,22 @@ export class Circuit implements SubscriptionSink {
         this.onVersion(h);
         return;
       case CMD.EVENT_ADD:
-        this.onEventAdd(h, bytes, off, ext);
+        this.chan.eventAdd(h, bytes, off, ext);
         return;
       case CMD.EVENT_CANCEL:
-        this.onEventCancel(h, ext);
+        this.chan.eventCancel(h, ext);
         return;
       case CMD.READ:
-        this.onRead(h, ext, false);
+        this.chan.read(h, ext, false);
         return;
       case CMD.READ_NOTIFY:
-        this.onRead(h, ext, true);
+        this.chan.read(h, ext, true);
         return;
       case CMD.WRITE:
-        this.onWrite(h, bytes.subarray(off, end), ext, false);
+        this.chan.write(h, bytes.subarray(off, end), ext, false);
         return;
       case CMD.WRITE_NOTIFY:
-        this.onWrite(h, bytes.subarray(off, end), ext, true);
+        this.chan.write(h, bytes.subarray(off, end), ext, true);
         return;
       case CMD.SEARCH:
         this.onTcpSearch(h, bytes.subarray(off, end));
@@ -415,148 +379,6 @@ export class Circuit implements SubscriptionSink {
     this.q.append(encodeClearChannelReply(h));
   }
 
-  private onRead(h: CaHeader, ext: boolean, notify: boolean): void {
-    const ch = this.table.channel(requestSid(h));
-    if (ch === undefined) return; // stale SID (e.g. just disconnected): libca already gave up on it
-    if (!isValidDbrType(h.dataType)) {
-      // rsrv drops the circuit silently for a type > 38.
-      this.drop(`invalid DBR type ${h.dataType} in read`);
-      return;
-    }
-    if (!this.countAllowed(ch, h, ext)) return;
-    if (
-      notify &&
-      h.count <= 1 &&
-      this.scalarInPlaceAllowed() &&
-      this.reply.readScalarInPlace(ch.pv, h)
-    ) {
-      return;
-    }
-    const enc = ch.entry.encode(h.dataType, h.count);
-    if ("error" in enc && !notify) {
-      const text = `get of ${ch.pv.name} as DBR type ${h.dataType} failed`;
-      this.sendError(ch.cid, enc.error, h, ext, text);
-      return;
-    }
-    if ("payload" in enc && !this.sizeAllowed(h, ext, ch, enc.payload.length)) return;
-    this.reply.read(h, ext, ch.cid, enc, notify);
-  }
-
-  private onWrite(h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
-    const ch = this.table.channel(requestSid(h));
-    if (ch === undefined) return;
-    const fail = (eca: number, text: string) => {
-      if (notify) this.reply.writeNotify(h.dataType, h.count, eca, requestIoid(h));
-      else this.sendError(ch.cid, eca, h, ext, text);
-    };
-    if (!isValidDbrType(h.dataType)) {
-      fail(ECA.BADTYPE, `invalid DBR type ${h.dataType}`);
-      return;
-    }
-    if (!ch.pv.writable) {
-      fail(ECA.NOWTACCESS, `${ch.pv.name} is read-only`);
-      return;
-    }
-    const max = this.srv.config.maxPendingWritesPerCircuit;
-    if (this.pendingWrites >= max) {
-      this.warnOnce("writes", `more than ${max} writes pending`);
-      fail(ECA.PUTCBINPROG, "too many writes in progress on this circuit");
-      return;
-    }
-    const dec = decodePut(h.dataType, h.count, payload, ch.pv, notify);
-    if ("error" in dec) {
-      this.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
-      fail(dec.error, dec.message);
-      return;
-    }
-    this.startWrite(ch, h, ext, notify, dec.value);
-  }
-
-  private startWrite(
-    ch: Channel,
-    h: CaHeader,
-    ext: boolean,
-    notify: boolean,
-    value: PvValue,
-  ): void {
-    const ctx: WriteContext = { user: this.user, host: this.host, peer: this.peer };
-    // The request header is the reader's reused object: keep a copy for the async completion.
-    const req: CaHeader = { ...h };
-    const settle = (eca: number, reason: string | null) => {
-      ch.pendingWrites--;
-      this.pendingWrites--;
-      if (ch.pendingWrites === 0) ch.writeTail = null;
-      if (this.closed || !ch.alive) return;
-      if (notify) {
-        this.reply.writeNotify(req.dataType, req.count, eca, requestIoid(req));
-      } else if (reason !== null) this.sendError(ch.cid, eca, req, ext, reason);
-      else return;
-      this.scheduleFlush();
-    };
-    const onOk = () => settle(ECA.NORMAL, null);
-    const onFail = (e: unknown) => {
-      const reason = e instanceof Error ? e.message : String(e);
-      const readonly = e instanceof PvWriteError && e.code === "readonly";
-      this.log.info({ pv: ch.pv.name, user: this.user, host: this.host, reason }, "CA put failed");
-      settle(readonly ? ECA.NOWTACCESS : ECA.PUTFAIL, reason);
-    };
-    const run = () => ch.pv.write(value, ctx).then(onOk, onFail);
-    ch.pendingWrites++;
-    this.pendingWrites++;
-    // Writes to one channel complete in order, like rsrv's one-put-at-a-time per channel.
-    ch.writeTail = ch.writeTail === null ? run() : ch.writeTail.then(run);
-  }
-
-  private onEventAdd(h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
-    const ch = this.table.channel(requestSid(h));
-    if (ch === undefined) return;
-    if (!isValidDbrType(h.dataType)) {
-      this.drop(`invalid DBR type ${h.dataType} in subscription`);
-      return;
-    }
-    // libca always sends the 16-byte event block; a client that omits it gets VALUE|ALARM.
-    let mask = eventAddMask(bytes, off, h.payloadSize);
-    if (mask < 0) mask = DBE.VALUE | DBE.ALARM;
-    // Unknown bits are ignored; a mask selecting nothing is refused, without dropping.
-    mask &= DBE.VALUE | DBE.LOG | DBE.ALARM | DBE.PROPERTY;
-    if (mask === 0) {
-      this.sendError(ch.cid, ECA.BADMASK, h, ext, "subscription event mask selects no events");
-      return;
-    }
-    if (!this.countAllowed(ch, h, ext)) return;
-    const maxArray = this.srv.config.maxArrayBytes;
-    if (maxArray !== null && dbrPayloadSize(h.dataType, h.count || ch.pv.count) > maxArray) {
-      const text = `subscription larger than EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`;
-      this.sendError(ch.cid, ECA.TOLARGE, h, ext, text);
-      return;
-    }
-    const id = subscriptionId(h);
-    const old = this.table.subscription(id);
-    if (old !== undefined) this.table.removeSubscription(old);
-    const maxSubs = this.srv.config.maxSubscriptionsPerCircuit;
-    if (this.table.subscriptionCount >= maxSubs) {
-      this.warnOnce("subs", `subscription limit ${maxSubs} per circuit reached`);
-      this.sendError(ch.cid, ECA.ALLOCMEM, h, ext, "too many subscriptions on this circuit");
-      return;
-    }
-    const sub = new Subscription(id, ch, h.dataType, h.count, mask, this);
-    this.table.addSubscription(sub);
-    // The first update is mandatory and immediate, whatever the mask.
-    this.queueUpdate(sub);
-  }
-
-  private onEventCancel(h: CaHeader, ext: boolean): void {
-    const sid = requestSid(h);
-    const sub = this.table.subscription(subscriptionId(h));
-    if (sub === undefined || sub.channel.sid !== sid) {
-      // rsrv also drops the circuit here; an error is enough to tell the client.
-      this.sendError(this.cidForSid(h), ECA.BADMONID, h, ext, "unknown subscription");
-      return;
-    }
-    this.table.removeSubscription(sub);
-    this.q.append(encodeEventCancelAck(sub.dbrType, sub.count, sid, sub.id));
-  }
-
   private onTcpSearch(h: CaHeader, payload: Uint8Array): void {
     let end = payload.indexOf(0);
     if (end < 0) end = payload.length;
@@ -575,12 +397,6 @@ export class Circuit implements SubscriptionSink {
     else this.warnOnce("16k", "monitor update too large for a pre-3.14 client");
   }
 
-  // The in-place scalar reply carries 8 bytes: only when EPICS_CA_MAX_ARRAY_BYTES allows them.
-  private scalarInPlaceAllowed(): boolean {
-    const maxArray = this.srv.config.maxArrayBytes;
-    return maxArray === null || maxArray >= 8;
-  }
-
   /** Writes the latest value of every pending subscription while the socket takes it. */
   private writePending(): void {
     if (this.eventsOff || this.closed) return;
@@ -589,27 +405,11 @@ export class Circuit implements SubscriptionSink {
     });
   }
 
-  // A request for more elements than the channel has gets ECA_BADCOUNT (the circuit continues).
-  private countAllowed(ch: Channel, h: CaHeader, ext: boolean): boolean {
-    if (h.count <= ch.pv.count) return true;
-    const text = `count ${h.count} exceeds the channel's ${ch.pv.count} elements`;
-    this.sendError(ch.cid, ECA.BADCOUNT, h, ext, text);
-    return false;
-  }
-
-  private sizeAllowed(h: CaHeader, ext: boolean, ch: Channel, size: number): boolean {
-    const maxArray = this.srv.config.maxArrayBytes;
-    if (maxArray === null || size <= maxArray) return true;
-    const text = `reply of ${size} bytes exceeds EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`;
-    this.sendError(ch.cid, ECA.TOLARGE, h, ext, text);
-    return false;
-  }
-
-  private sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void {
+  sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void {
     this.reply.error(cid, eca, h, ext, text);
   }
 
-  private cidForSid(h: CaHeader): number {
+  cidForSid(h: CaHeader): number {
     if (!namesChannelBySid(h.command)) return NO_CHANNEL;
     return this.table.channel(requestSid(h))?.cid ?? NO_CHANNEL;
   }
@@ -619,7 +419,7 @@ export class Circuit implements SubscriptionSink {
     this.reply.extOk = minor >= 9;
   }
 
-  private warnOnce(key: string, msg: string): void {
+  warnOnce(key: string, msg: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.log.warn({ user: this.user, host: this.host }, `CA request refused: ${msg}`);
