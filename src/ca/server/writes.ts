@@ -29,8 +29,9 @@ export type WriteSettled = (eca: number, reason: string | null) => void;
 
 /**
  * Runs `value` through the PV's write (checks, the plugin's handler, the post) and calls `settled`
- * with the outcome. Writes to one channel complete in order, like rsrv's one put at a time per
- * channel: a write starts when the previous one on the channel settled.
+ * with the outcome — at once when nothing is pending and the write completes synchronously (no
+ * handler). Writes to one channel complete in order, like rsrv's one put at a time per channel: a
+ * write starts when the previous one on the channel settled.
  */
 export function startWrite(
   ch: Channel,
@@ -38,12 +39,7 @@ export function startWrite(
   ctx: WriteContext,
   settled: WriteSettled,
 ): void {
-  const onOk = () => {
-    done();
-    settled(ECA.NORMAL, null);
-  };
-  const onFail = (e: unknown) => {
-    done();
+  const fail = (e: unknown) => {
     const reason = e instanceof Error ? e.message : String(e);
     const readonly = e instanceof PvWriteError && e.code === "readonly";
     settled(readonly ? ECA.NOWTACCESS : ECA.PUTFAIL, reason);
@@ -52,7 +48,30 @@ export function startWrite(
     ch.pendingWrites--;
     if (ch.pendingWrites === 0) ch.writeTail = null;
   };
-  const run = () => ch.pv.write(value, ctx).then(onOk, onFail);
+  const onOk = () => {
+    done();
+    settled(ECA.NORMAL, null);
+  };
+  const onFail = (e: unknown) => {
+    done();
+    fail(e);
+  };
+  if (ch.writeTail === null) {
+    let pending: Promise<void> | null;
+    try {
+      pending = ch.pv.beginWrite(value, ctx);
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    if (pending === null) {
+      settled(ECA.NORMAL, null);
+      return;
+    }
+    ch.pendingWrites++;
+    ch.writeTail = pending.then(onOk, onFail);
+    return;
+  }
   ch.pendingWrites++;
-  ch.writeTail = ch.writeTail === null ? run() : ch.writeTail.then(run);
+  ch.writeTail = ch.writeTail.then(() => ch.pv.write(value, ctx).then(onOk, onFail));
 }
