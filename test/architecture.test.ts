@@ -104,7 +104,7 @@ const RULES: Rule[] = [
   },
   {
     name: "api/ reaches the runtime only through its port",
-    why: "src/api declares what it needs (AppDeps / ControllerPort in app.ts); src/server.ts wires the runtime in",
+    why: "src/api declares the port it needs (ControllerPort); src/server.ts wires the runtime in",
     applies: (f) => under(f, "src/api"),
     breaks: (i) =>
       i.target !== null && !under(i.target, "src/api") && !under(i.target, "src/common"),
