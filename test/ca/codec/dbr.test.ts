@@ -177,12 +177,12 @@ describe("encodeDbr counts", () => {
   test("count 0 on an empty array answers count 0 and the metadata part only (rsrv, measured)", () => {
     const empty = src("char", new Uint8Array(0), { count: 16 });
     expect(encodeDbr(empty, DBR.CHAR, 0)).toEqual({ payload: new Uint8Array(0), count: 0 });
-    const sizes = [DBR.STRING, DBR.DOUBLE, DBR.STS_DOUBLE, DBR.TIME_DOUBLE, DBR.TIME_STRING]
-      .concat([DBR.GR_DOUBLE, DBR.CTRL_DOUBLE, DBR.CTRL_ENUM, DBR.STSACK_STRING])
-      .map((t) => {
-        const r = encodeDbr(empty, t, 0);
-        return "payload" in r ? [r.count, r.payload.length] : r;
-      });
+    const types: number[] = [DBR.STRING, DBR.DOUBLE, DBR.STS_DOUBLE, DBR.TIME_DOUBLE];
+    types.push(DBR.TIME_STRING, DBR.GR_DOUBLE, DBR.CTRL_DOUBLE, DBR.CTRL_ENUM, DBR.STSACK_STRING);
+    const sizes = types.map((t) => {
+      const r = encodeDbr(empty, t, 0);
+      return "payload" in r ? [r.count, r.payload.length] : r;
+    });
     // softIoc 7.0.8.1 on a waveform with NORD 0: DOUBLE 0 bytes, TIME_DOUBLE 16, CTRL_DOUBLE 80.
     expect(sizes).toEqual([
       [0, 0],
