@@ -63,7 +63,13 @@ beforeAll(async () => {
   });
   registry.add({ name: "T:STR", kind: "string", writable: true, initial: "hello" });
   registry.add({ name: "T:LONG", kind: "long", writable: true, initial: 42 });
-  registry.add({ name: "T:WF", kind: "double", count: 300, writable: true, initial: new Float64Array([1, 2.5, 3]) });
+  registry.add({
+    name: "T:WF",
+    kind: "double",
+    count: 300,
+    writable: true,
+    initial: new Float64Array([1, 2.5, 3]),
+  });
 });
 
 afterAll(async () => {
