@@ -114,7 +114,8 @@ function init(c: Connection, cmd: number, sid: number, ioid: number, sub: number
     op = new MonitorOp(c, ioid, ch, ch.pv, shape, select, queueSize, pipeline, window);
   } else op = { cmd, ioid, channel: ch, shape, select, busy: false };
   addOp(c, ch, op);
-  const p = beginOpReply(c.out, cmd, ioid, sub, OK);
+  // A pipelined MONITOR INIT (0x88) is answered as a plain INIT (0x08), as pvxs does.
+  const p = beginOpReply(c.out, cmd, ioid, cmd === Cmd.MONITOR ? sub & ~Sub.ACK : sub, OK);
   encodeType(c.out, shape.type);
   if (cmd === Cmd.PUT_GET) encodeType(c.out, shape.type);
   endMessage(c.out, p);

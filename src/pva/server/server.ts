@@ -273,7 +273,8 @@ export class PvaServer implements ConnHost {
     }
     this.perIp.set(ip, n + 1);
     const c = new Connection(this, s, this.logger);
-    s.data.conn = c;
+    // A fresh object: the listener's default `data` is shared by every socket it accepts.
+    s.data = { conn: c };
     this.conns.add(c);
     s.timeout(this.config.connTimeout);
     c.start();
