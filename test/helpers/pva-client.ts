@@ -187,6 +187,15 @@ export class PvaClient {
     this.socket.end();
   }
 
+  /** Stops reading from the socket (a slow client); the server's writes back up. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   ioid(): number {
     return 0x10000 + this.nextId++;
   }

@@ -229,6 +229,34 @@ describe("server messages re-encode to the captured bytes", () => {
 });
 
 describe("primitives", () => {
+  test("the writer grows across every kind of write", () => {
+    for (const le of [true, false]) {
+      const w = new Writer(1, le);
+      for (let i = 0; i < 50; i++) {
+        w.u8(i)
+          .u16(i)
+          .u32(i)
+          .i64(i)
+          .f64(i + 0.5)
+          .raw(Uint8Array.of(i, i))
+          .string(`s${i}`);
+      }
+      const r = new Reader(w.bytes(), le);
+      for (let i = 0; i < 50; i++) {
+        expect([r.u8(), r.u16(), r.u32(), r.i64(), r.f64(), ...r.raw(2), r.string()]).toEqual([
+          i,
+          i,
+          i,
+          i,
+          i + 0.5,
+          i,
+          i,
+          `s${i}`,
+        ]);
+      }
+    }
+  });
+
   test("bitsets in both byte orders", () => {
     for (const le of [true, false]) {
       const b = BitSet.of(1, 3, 4, 5, 7, 8, 9, 63, 64, 70);

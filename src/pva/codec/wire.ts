@@ -175,48 +175,59 @@ export class Writer {
   }
 
   u8(v: number): this {
-    this.view.setUint8(this.ensure(1), v);
+    const p = this.ensure(1);
+    this.view.setUint8(p, v);
     return this;
   }
   i8(v: number): this {
-    this.view.setInt8(this.ensure(1), v);
+    const p = this.ensure(1);
+    this.view.setInt8(p, v);
     return this;
   }
   u16(v: number): this {
-    this.view.setUint16(this.ensure(2), v, this.le);
+    const p = this.ensure(2);
+    this.view.setUint16(p, v, this.le);
     return this;
   }
   i16(v: number): this {
-    this.view.setInt16(this.ensure(2), v, this.le);
+    const p = this.ensure(2);
+    this.view.setInt16(p, v, this.le);
     return this;
   }
   u32(v: number): this {
-    this.view.setUint32(this.ensure(4), v >>> 0, this.le);
+    const p = this.ensure(4);
+    this.view.setUint32(p, v >>> 0, this.le);
     return this;
   }
   i32(v: number): this {
-    this.view.setInt32(this.ensure(4), v | 0, this.le);
+    const p = this.ensure(4);
+    this.view.setInt32(p, v | 0, this.le);
     return this;
   }
   i64(v: number): this {
-    this.view.setBigInt64(this.ensure(8), BigInt(Math.trunc(Number.isFinite(v) ? v : 0)), this.le);
+    const p = this.ensure(8);
+    this.view.setBigInt64(p, BigInt(Math.trunc(Number.isFinite(v) ? v : 0)), this.le);
     return this;
   }
   u64(v: number): this {
     const n = Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0;
-    this.view.setBigUint64(this.ensure(8), BigInt(n), this.le);
+    const p = this.ensure(8);
+    this.view.setBigUint64(p, BigInt(n), this.le);
     return this;
   }
   f32(v: number): this {
-    this.view.setFloat32(this.ensure(4), v, this.le);
+    const p = this.ensure(4);
+    this.view.setFloat32(p, v, this.le);
     return this;
   }
   f64(v: number): this {
-    this.view.setFloat64(this.ensure(8), v, this.le);
+    const p = this.ensure(8);
+    this.view.setFloat64(p, v, this.le);
     return this;
   }
   raw(b: Uint8Array): this {
-    this.buf.set(b, this.ensure(b.length));
+    const p = this.ensure(b.length);
+    this.buf.set(b, p);
     return this;
   }
 

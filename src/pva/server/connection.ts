@@ -133,8 +133,14 @@ export class Connection {
       try {
         this.dispatch(m);
       } catch (e) {
-        this.protocolError(e);
-        return;
+        if (!(e instanceof PvaDecodeError)) {
+          this.protocolError(e);
+          return;
+        }
+        // The framing is intact, so only this message is lost: count it and go on. (Handlers
+        // decode a request completely before writing any reply, so no reply is half-written.)
+        this.srv.counters.badMessages++;
+        this.refuseOnce("malformed", `malformed message (command ${m.command}): ${e.message}`);
       }
     }
     this.scheduleFlush();

@@ -11,6 +11,7 @@ import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { type PvaServerConfig, resolvePvaConfig } from "./config.ts";
 import { Connection, type ConnHost, type ConnSocketData, type PvaCounters } from "./connection.ts";
+import { MonitorOp } from "./monitor.ts";
 import { RpcRegistry } from "./rpc.ts";
 import {
   Beacons,
@@ -27,6 +28,8 @@ export interface PvaServerStats extends PvaCounters {
   channels: number;
   operations: number;
   queuedBytes: number;
+  /** Monitor updates waiting in queues (each queue is bounded by its queueSize). */
+  queuedUpdates: number;
   searchDatagrams: number;
   searchReplies: number;
   badDatagrams: number;
@@ -126,10 +129,12 @@ export class PvaServer implements ConnHost {
     let channels = 0;
     let operations = 0;
     let queuedBytes = 0;
+    let queuedUpdates = 0;
     for (const c of this.conns) {
       channels += c.channels.size;
       operations += c.ops.size;
       queuedBytes += c.queuedBytes;
+      for (const op of c.ops.values()) if (op instanceof MonitorOp) queuedUpdates += op.queued;
     }
     return {
       ...this.counters,
@@ -138,6 +143,7 @@ export class PvaServer implements ConnHost {
       channels,
       operations,
       queuedBytes,
+      queuedUpdates,
       beaconsSent: this.beacons?.sent ?? 0,
       connectionsRefused: this.connectionsRefused,
     };
