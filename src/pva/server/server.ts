@@ -59,6 +59,7 @@ export class PvaServer implements ConnHost {
   private _udpPort = 0;
   private listeners: TCPSocketListener<ConnSocketData>[] = [];
   private udpSockets: dgram.Socket[] = [];
+  private txSocket: dgram.Socket | undefined;
   private beacons: Beacons | null = null;
   private readonly conns = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
@@ -227,10 +228,18 @@ export class PvaServer implements ConnHost {
     for (const addr of this.bindAddrs()) {
       const s = await bindUdp(addr, port);
       port = s.address().port;
+      // Replies and beacons leave from a socket of their own: the ICMP "port unreachable" a bogus
+      // reply address provokes is then reported there, not on the search socket, whose reads it
+      // would otherwise keep interrupting (a cheap way to deafen the server).
+      const tx = await bindUdp(addr, 0);
+      tx.on("error", () => {});
+      tx.on("message", () => {});
+      this.udpSockets.push(tx);
+      this.txSocket ??= tx;
       s.on("message", (msg, rinfo) => {
         for (const [b, a, p] of handleDatagram(host, msg, rinfo)) {
           try {
-            s.send(b, p, a);
+            tx.send(b, p, a);
           } catch {
             // Unreachable reply address: the client will search again.
           }
@@ -244,7 +253,7 @@ export class PvaServer implements ConnHost {
   }
 
   private async startBeacons(): Promise<void> {
-    const sock = this.udpSockets[0];
+    const sock = this.txSocket;
     if (!sock) return;
     const entries = [...this.config.beaconAddrs];
     if (this.config.autoBeaconAddrList) entries.push(...broadcastAddresses());
