@@ -127,8 +127,11 @@ export class PvaClient {
     return client;
   }
 
+  /** When set, sees every message first; returning true consumes it (benchmarks count this way). */
+  tap: ((m: Message) => boolean) | null = null;
+
   private onData(d: Uint8Array): void {
-    for (const m of this.framer.push(d)) this.received.push(m);
+    for (const m of this.framer.push(d)) if (!this.tap?.(m)) this.received.push(m);
     this.wake();
   }
 
