@@ -61,6 +61,13 @@ export class BitSet {
     return new BitSet(b);
   }
 
+  /** A string naming exactly the set bits (trailing zero bytes ignored): a cache key. */
+  key(): string {
+    let n = this.bytes.length;
+    while (n > 0 && this.bytes[n - 1] === 0) n--;
+    return String.fromCharCode(...this.bytes.subarray(0, n));
+  }
+
   isEmpty(): boolean {
     for (const x of this.bytes) if (x !== 0) return false;
     return true;

@@ -10,9 +10,9 @@ import { DBE } from "../../pv/types.ts";
 import type { BitSet } from "../codec/bitset.ts";
 import { Cmd } from "../codec/header.ts";
 import { beginOpReply, endMessage } from "../codec/messages.ts";
-import { encodePartial, type StructValue } from "../codec/values.ts";
+import type { StructValue } from "../codec/values.ts";
 import type { Channel, Connection } from "./connection.ts";
-import { changedBits, type NtShape, ntValue } from "./nt.ts";
+import { changedBits, encodedUpdate, type NtShape, ntValue } from "./nt.ts";
 
 interface Update {
   bits: BitSet;
@@ -98,8 +98,7 @@ export class MonitorOp {
       if (this.conn.congested || out.pos > 512 * 1024) return;
       const u = this.queue.shift() as Update;
       const p = beginOpReply(out, Cmd.MONITOR, this.ioid, 0, null);
-      u.bits.encode(out);
-      encodePartial(out, this.shape.type, u.value, u.bits);
+      out.raw(encodedUpdate(this.shape.type, u.value, u.bits));
       out.u8(0); // overrun bits: empty, as pvxs sends
       endMessage(out, p);
       this.conn.srv.counters.updatesSent++;

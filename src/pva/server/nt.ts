@@ -9,7 +9,8 @@ import { AlarmStatus, DBE, type PvValue } from "../../pv/types.ts";
 import { BitSet } from "../codec/bitset.ts";
 import { leafMask } from "../codec/pvrequest.ts";
 import { lookup, scalar, scalarArray, struct, TypeCode, type TypeDesc } from "../codec/types.ts";
-import type { StructValue } from "../codec/values.ts";
+import { encodePartial, type StructValue } from "../codec/values.ts";
+import { Writer } from "../codec/wire.ts";
 
 const FORM_CHOICES = [
   "Default",
@@ -168,12 +169,47 @@ export function ntShape(pv: Pv): NtShape {
   return s;
 }
 
-/** Changed leaves for a DBE event mask. */
+const changedCache = new WeakMap<NtShape, BitSet[]>();
+
+/** Changed leaves for a DBE event mask (shared and cached per shape: do not modify). */
 export function changedBits(s: NtShape, mask: number): BitSet {
-  const b = new BitSet();
-  if (mask & (DBE.VALUE | DBE.LOG)) b.or(s.value).or(s.time);
-  if (mask & DBE.ALARM) b.or(s.alarm).or(s.time);
-  if (mask & DBE.PROPERTY) b.or(s.property);
+  let byMask = changedCache.get(s);
+  if (!byMask) {
+    byMask = [];
+    changedCache.set(s, byMask);
+  }
+  const m = mask & 0xf;
+  let b = byMask[m];
+  if (b) return b;
+  b = new BitSet();
+  if (m & (DBE.VALUE | DBE.LOG)) b.or(s.value).or(s.time);
+  if (m & DBE.ALARM) b.or(s.alarm).or(s.time);
+  if (m & DBE.PROPERTY) b.or(s.property);
+  byMask[m] = b;
+  return b;
+}
+
+const encoded = new WeakMap<StructValue, Map<string, Uint8Array>>();
+const scratch = new Writer(4096, true);
+
+/**
+ * The BitSet + partial value of an update, encoded once per value snapshot and bit set and shared
+ * by every subscriber that sends the same (the usual case: many clients, same request).
+ */
+export function encodedUpdate(type: TypeDesc, value: StructValue, bits: BitSet): Uint8Array {
+  let byBits = encoded.get(value);
+  if (!byBits) {
+    byBits = new Map();
+    encoded.set(value, byBits);
+  }
+  const key = bits.key();
+  let b = byBits.get(key);
+  if (b) return b;
+  scratch.pos = 0;
+  bits.encode(scratch);
+  encodePartial(scratch, type, value, bits);
+  b = scratch.bytes();
+  if (byBits.size < 16) byBits.set(key, b);
   return b;
 }
 
