@@ -40,7 +40,10 @@ function rssMb(pid: number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function startOurs(count: number, withCa = false): Promise<Srv> {
-  const args = ["bun", "scripts/bench/pva-server-proc.ts", String(count)];
+  // PVA_BENCH_PROF=<dir> profiles our server process (bun --cpu-prof) for the whole run.
+  const prof = process.env.PVA_BENCH_PROF;
+  const args = ["bun", ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+  args.push("scripts/bench/pva-server-proc.ts", String(count));
   if (withCa) args.push("--ca");
   const proc = Bun.spawn(args, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = proc.stdout.getReader();
@@ -225,7 +228,8 @@ async function benchFanout(): Promise<void> {
   const n = 1000;
   const clients = 5;
   const windowS = Number(process.env.PVA_BENCH_WINDOW ?? 6);
-  for (const start of [() => startOurs(n), () => startReference(n, n)]) {
+  const servers = [() => startOurs(n), () => startReference(n, n)];
+  for (const start of process.env.PVA_BENCH_OURS_ONLY ? servers.slice(0, 1) : servers) {
     const s = await start();
     await s.update(n, 10);
     const mons = [];

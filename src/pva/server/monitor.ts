@@ -15,7 +15,9 @@ import type { Channel, Connection } from "./connection.ts";
 import { changedBits, encodedUpdate, type NtShape, ntValue } from "./nt.ts";
 
 interface Update {
+  /** May be a shared, cached set (changedBits) until a squash needs its own copy. */
   bits: BitSet;
+  owned: boolean;
   value: StructValue;
 }
 
@@ -25,6 +27,7 @@ export class MonitorOp {
   private running = false;
   private unsub: (() => void) | null = null;
   closed = false;
+  private readonly selectsAll: boolean;
 
   constructor(
     readonly conn: Connection,
@@ -38,7 +41,9 @@ export class MonitorOp {
     readonly pipeline: boolean,
     /** Updates the client will still accept (pipeline only). */
     private window: number,
-  ) {}
+  ) {
+    this.selectsAll = select.key() === shape.all.key();
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -74,18 +79,23 @@ export class MonitorOp {
   private readonly onEvent = (mask: number): void => {
     if (this.closed || !this.running) return;
     const bits = changedBits(this.shape, mask & (DBE.VALUE | DBE.LOG | DBE.ALARM | DBE.PROPERTY));
-    const sel = bits.and(this.select);
+    // Everything selected (the usual request): keep the shared set, so subscribers share encodings.
+    const sel = this.selectsAll ? bits : bits.and(this.select);
     if (sel.isEmpty()) return;
-    this.enqueue(sel, ntValue(this.pv));
+    this.enqueue(sel, ntValue(this.pv), !this.selectsAll);
   };
 
-  private enqueue(bits: BitSet, value: StructValue): void {
+  private enqueue(bits: BitSet, value: StructValue, owned = true): void {
     const last = this.queue[this.queue.length - 1];
     if (last && this.queue.length >= this.queueSize) {
+      if (!last.owned) {
+        last.bits = last.bits.clone();
+        last.owned = true;
+      }
       last.bits.or(bits);
       last.value = value;
       this.conn.srv.counters.updatesSquashed++;
-    } else this.queue.push({ bits, value });
+    } else this.queue.push({ bits, owned, value });
     if (this.pipeline && this.window <= 0) return;
     this.conn.readyMonitors.add(this);
     this.conn.scheduleFlush();

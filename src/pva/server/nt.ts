@@ -189,7 +189,7 @@ export function changedBits(s: NtShape, mask: number): BitSet {
   return b;
 }
 
-const encoded = new WeakMap<StructValue, Map<string, Uint8Array>>();
+const encoded = new WeakMap<StructValue, Map<BitSet, Uint8Array>>();
 const scratch = new Writer(4096, true);
 
 /**
@@ -202,14 +202,14 @@ export function encodedUpdate(type: TypeDesc, value: StructValue, bits: BitSet):
     byBits = new Map();
     encoded.set(value, byBits);
   }
-  const key = bits.key();
-  let b = byBits.get(key);
+  // Keyed by the set's identity: subscribers that share a cached change set share the bytes.
+  let b = byBits.get(bits);
   if (b) return b;
   scratch.pos = 0;
   bits.encode(scratch);
   encodePartial(scratch, type, value, bits);
   b = scratch.bytes();
-  if (byBits.size < 16) byBits.set(key, b);
+  if (byBits.size < 8) byBits.set(bits, b);
   return b;
 }
 
