@@ -158,7 +158,8 @@ async function connectGet(s: Srv, n: number): Promise<number> {
     stderr: "pipe",
   });
   const code = await p.exited;
-  if (code !== 0) throw new Error(`pvxget failed on ${s.name}: ${await new Response(p.stderr).text()}`);
+  if (code !== 0)
+    throw new Error(`pvxget failed on ${s.name}: ${await new Response(p.stderr).text()}`);
   return (performance.now() - t0) / 1000;
 }
 
@@ -205,7 +206,10 @@ async function benchLatency(): Promise<void> {
 }
 
 /** One client monitoring `n` PVs on one connection; counts the updates it receives. */
-async function monitorClient(s: Srv, n: number): Promise<{ count: () => number; close: () => void }> {
+async function monitorClient(
+  s: Srv,
+  n: number,
+): Promise<{ count: () => number; close: () => void }> {
   const c = await PvaClient.connect(s.tcp);
   let count = 0;
   // Count (and drop) updates from the start, so the setup's replies are found without scanning them.
@@ -258,7 +262,9 @@ async function benchMemory(): Promise<void> {
     const idle = rssMb(s.pid);
     await connectGet(s, n);
     const after = rssMb(s.pid);
-    console.log(`RSS ${n} PVs on CA+PVA: ${s.name} idle ${idle.toFixed(0)} MB, after a get of all ${after.toFixed(0)} MB`);
+    console.log(
+      `RSS ${n} PVs on CA+PVA: ${s.name} idle ${idle.toFixed(0)} MB, after a get of all ${after.toFixed(0)} MB`,
+    );
     await s.stop();
   }
 }

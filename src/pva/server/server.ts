@@ -228,6 +228,14 @@ export class PvaServer implements ConnHost {
     for (const addr of this.bindAddrs()) {
       const s = await bindUdp(addr, port);
       port = s.address().port;
+      try {
+        // A connect storm sends search bursts while the event loop is busy with the channels that
+        // came before: a deeper buffer keeps them queued instead of dropped (and retried seconds
+        // later by the client). The kernel caps it at net.core.rmem_max.
+        s.setRecvBufferSize(4 * 1024 * 1024);
+      } catch {
+        // Not supported here: the default buffer still works, only storms are slower.
+      }
       // Replies and beacons leave from a socket of their own: the ICMP "port unreachable" a bogus
       // reply address provokes is then reported there, not on the search socket, whose reads it
       // would otherwise keep interrupting (a cheap way to deafen the server).
@@ -292,6 +300,8 @@ export class PvaServer implements ConnHost {
     s.data = { conn: c };
     this.conns.add(c);
     s.timeout(this.config.connTimeout);
+    // Replies are small and each one unblocks the client's next step: no Nagle delay.
+    s.setNoDelay(true);
     c.start();
   }
 }
