@@ -6,6 +6,7 @@
  */
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
+import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import { Cmd, splitDatagram } from "../codec/header.ts";
@@ -67,7 +68,7 @@ export function handleDatagram(
       });
       const addr = s.replyAddr === "::" || s.replyAddr === "0.0.0.0" ? from.address : s.replyAddr;
       const port = s.replyPort === 0 ? from.port : s.replyPort;
-      if (!addr.includes(".")) continue; // IPv6 reply addresses: we serve IPv4 only
+      if (!replyable(addr, port)) continue;
       out.push([w.bytes(), addr, port]);
       host.stats.searchReplies++;
     }
@@ -75,6 +76,16 @@ export function handleDatagram(
     host.stats.badDatagrams++;
   }
   return out;
+}
+
+/**
+ * Whether a reply may go to addr:port: IPv4 unicast with a port (IPv6 is not served; a forged
+ * multicast, broadcast or zero destination would only make the socket report errors).
+ */
+export function replyable(addr: string, port: number): boolean {
+  if (port === 0 || !isIPv4(addr)) return false;
+  const first = Number(addr.slice(0, addr.indexOf(".")));
+  return first !== 0 && first < 224 && addr !== "255.255.255.255";
 }
 
 /** Joins the pvxs loopback fan-out group so re-sent unicast searches reach this socket too. */
