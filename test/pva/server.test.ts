@@ -396,3 +396,56 @@ describe("rpc hook", () => {
     c.close();
   });
 });
+
+describe("transport details", () => {
+  test("anonymous authentication works; a method not offered is refused", async () => {
+    const c = await PvaClient.connect(server.tcpPort, { auth: "anonymous" });
+    expect((await c.get("T:LONG")).type.id).toBe("epics:nt/NTScalar:1.0");
+    c.close();
+    const bad = await PvaClient.connect(server.tcpPort, { validate: false });
+    await bad.next((m) => m.command === Cmd.CONNECTION_VALIDATION);
+    bad.send(Cmd.CONNECTION_VALIDATION, (w) =>
+      w.u32(0x10000).u16(0x7fff).u16(0).string("x509").u8(0xff),
+    );
+    const v = await bad.next((m) => m.command === Cmd.CONNECTION_VALIDATED);
+    expect(new Reader(v.payload, v.le).status().message).toContain("unadvertised");
+    bad.close();
+  });
+
+  test("a taken TCP port falls back to a free one, advertised in search replies", async () => {
+    const { registry: reg, server: other } = await startPva({
+      config: { serverPort: server.tcpPort },
+    });
+    reg.add({ name: "FB:X", kind: "long" });
+    expect(other.tcpPort).not.toBe(server.tcpPort);
+    const found = await udpSearch(other.udpPort, ["FB:X"]);
+    expect(found[0]?.port).toBe(other.tcpPort);
+    await other.stop();
+  });
+
+  test("EPICS_PVAS_IGNORE_ADDR_LIST: searches from an ignored address get no reply", async () => {
+    const { registry: reg, server: deaf } = await startPva({
+      config: { ignoreAddrs: ["127.0.0.1"] },
+    });
+    reg.add({ name: "IG:X", kind: "long" });
+    expect(await udpSearch(deaf.udpPort, ["IG:X"])).toEqual([]);
+    expect(deaf.stats().searchDatagrams).toBeGreaterThan(0);
+    await deaf.stop();
+  });
+
+  test("beacons carry the GUID and the TCP port", async () => {
+    const dgram = await import("node:dgram");
+    const sock = dgram.createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const got = new Promise<Buffer>((r) => sock.once("message", (m) => r(m)));
+    const { server: b } = await startPva({
+      config: { beaconAddrs: [`127.0.0.1:${sock.address().port}`], beaconPeriod: 60 },
+    });
+    const m = new Uint8Array(await got);
+    expect([m[0], m[2], m[3]]).toEqual([0xca, 0xc0, Cmd.BEACON]);
+    expect(m.subarray(8, 20)).toEqual(b.guid);
+    expect(new DataView(m.buffer).getUint16(8 + 12 + 4 + 16, false)).toBe(b.tcpPort);
+    sock.close();
+    await b.stop();
+  });
+});
