@@ -449,3 +449,24 @@ describe("transport details", () => {
     await b.stop();
   });
 });
+
+describe("several servers on one UDP port", () => {
+  test("a unicast search reaching either server is answered by the one that has the name", async () => {
+    const a = await startPva();
+    const b = await startPva({ config: { broadcastPort: a.server.udpPort } });
+    expect(b.server.udpPort).toBe(a.server.udpPort);
+    a.registry.add({ name: "SHARE:A", kind: "long" });
+    b.registry.add({ name: "SHARE:B", kind: "long" });
+    // Only one of the two sockets gets each unicast datagram; the loopback fan-out brings it to
+    // the other, so both names are found whichever socket the kernel picked.
+    for (const [name, owner] of [
+      ["SHARE:A", a.server],
+      ["SHARE:B", b.server],
+    ] as const) {
+      const found = await udpSearch(a.server.udpPort, [name]);
+      expect(found.map((f) => f.port)).toEqual([owner.tcpPort]);
+    }
+    await b.server.stop();
+    await a.server.stop();
+  });
+});
