@@ -470,3 +470,30 @@ describe("several servers on one UDP port", () => {
     await a.server.stop();
   });
 });
+
+describe("deadbands and alarms as CA clients see them", () => {
+  test("a change within MDEL posts nothing; an alarm change posts even within it", async () => {
+    const c = await PvaClient.connect(server.tcpPort);
+    registry.add({
+      name: "DB:X",
+      kind: "double",
+      initial: 0,
+      meta: { mdel: 1, alarm: { high: 0.5 } },
+    });
+    const pv = registry.get("DB:X");
+    const { sid } = await c.channel("DB:X");
+    const ioid = c.ioid();
+    await c.init(Cmd.MONITOR, sid, ioid);
+    c.send(Cmd.MONITOR, (w) => w.u32(sid).u32(ioid).u8(0x44));
+    await c.update(ioid);
+    pv?.post(0.3); // within the deadband, no alarm change
+    await c.get("DB:X"); // a round trip on the same connection: anything posted would be here by now
+    expect(c.pendingUpdates(ioid)).toBe(0);
+    pv?.post(0.6); // still within the deadband, but HIGH: alarm fields only
+    const u = await c.update(ioid);
+    expect(u.bits.get(1)).toBe(false);
+    expect(flatten(u.value)["alarm.message"]).toBe("HIGH");
+    c.close();
+    registry.remove("DB:X");
+  });
+});
