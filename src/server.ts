@@ -5,9 +5,17 @@ import { errorMessage } from "./common/errors.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
+import type { JobRpcPort } from "./plugins/job-rpc.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
 import { PvRegistry } from "./pv/registry.ts";
-import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
+import { scalar, struct, TypeCode } from "./pva/codec/types.ts";
+import {
+  inferType,
+  inferValue,
+  PvaServer,
+  type PvaServerConfig,
+  pvaServerConfigFromEnv,
+} from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 
@@ -80,6 +88,7 @@ export async function buildRuntime(
       logger,
       ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
       ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
+      ...(pva ? { jobRpc: jobRpcOver(pva) } : {}),
     });
   } catch (e) {
     await ca?.stop();
@@ -111,6 +120,27 @@ async function startPva(
   });
   await pva.start();
   return pva;
+}
+
+/**
+ * Job runs as PVA RPCs (src/plugins/job-rpc.ts): the reply is an `iocmng:job/Result:1.0`
+ * structure, `success`, `message`, `timestamp` and the job's `data` with inferred types.
+ */
+function jobRpcOver(pva: PvaServer): JobRpcPort {
+  return {
+    register: (name, handler) =>
+      pva.rpc.register(name, async (req) => {
+        const r = await handler({ args: req.args, user: req.user, host: req.host, peer: req.peer });
+        const data = inferValue(r.data);
+        const type = struct("iocmng:job/Result:1.0", [
+          ["success", scalar(TypeCode.BOOLEAN)],
+          ["message", scalar(TypeCode.STRING)],
+          ["timestamp", scalar(TypeCode.STRING)],
+          ["data", inferType(data)],
+        ]);
+        return { type, value: { ...r, data } };
+      }),
+  };
 }
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
