@@ -20,7 +20,7 @@ const STAMP = `${BINARY}.inputs-sha256`;
 /**
  * Every entrypoint bundled into the executable, by its name inside the binary. Plugin workers are
  * started with `new Worker(new URL("./worker.ts", import.meta.url))` (the CA search thread the same
- * way with "./search-worker.ts"); Bun embeds a worker only when
+ * way with "./search-worker.ts", the PVA one with "./pva-search-worker.ts"); Bun embeds a worker only when
  * its file is an additional entrypoint, and inside the binary that URL resolves against the main
  * bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/worker.js`. So all entrypoints are built
  * from one-line wrappers that sit side by side (see writeEntries).
@@ -29,6 +29,7 @@ export const ENTRYPOINTS: Record<string, string> = {
   "main.ts": "src/main.ts",
   "worker.ts": "src/plugins/worker.ts",
   "search-worker.ts": "src/ca/server/search-worker.ts",
+  "pva-search-worker.ts": "src/pva/server/pva-search-worker.ts",
 };
 
 const INPUT_DIRS = ["src", "ffi"];
