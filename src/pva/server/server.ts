@@ -20,6 +20,8 @@ export interface PvaServerStats extends PvaCounters {
   channels: number;
   operations: number;
   queuedBytes: number;
+  /** Bytes counted against the per-peer cap, all peers (unsent output + partly received input). */
+  bufferedBytes: number;
   /** Monitor updates waiting in queues (each queue is bounded by its queueSize). */
   queuedUpdates: number;
   searchDatagrams: number;
@@ -54,6 +56,10 @@ export class PvaServer implements ConnHost {
   private readonly conns = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
+  /** Buffered bytes (unsent output + partial input) of all connections of each peer IP. */
+  private readonly peerBytes = new Map<string, number>();
+  /** Peers whose buffered-bytes refusal was logged (once until their last connection closes). */
+  private readonly bytesRefusedIps = new Set<string>();
   private connectionsRefused = 0;
   private offRpc: (() => void) | null = null;
   private state: "new" | "running" | "stopped" = "new";
@@ -136,6 +142,7 @@ export class PvaServer implements ConnHost {
       channels,
       operations,
       queuedBytes,
+      bufferedBytes: [...this.peerBytes.values()].reduce((a, b) => a + b, 0),
       queuedUpdates,
       connectionsRefused: this.connectionsRefused,
     };
@@ -151,12 +158,30 @@ export class PvaServer implements ConnHost {
     return ids;
   }
 
+  peerBuffered(c: Connection, delta: number): boolean {
+    const total = (this.peerBytes.get(c.ip) ?? 0) + delta;
+    if (total <= 0) this.peerBytes.delete(c.ip);
+    else this.peerBytes.set(c.ip, total);
+    const cap = this.config.maxBufferedBytesPerPeer;
+    if (delta <= 0 || total <= cap) return true;
+    this.counters.refusals++;
+    if (!this.bytesRefusedIps.has(c.ip)) {
+      this.bytesRefusedIps.add(c.ip);
+      this.logger.warn(
+        { peer: c.ip, bufferedBytes: total, limit: cap },
+        "PVA connection closed: per-peer buffered bytes limit",
+      );
+    }
+    return false;
+  }
+
   connectionClosed(c: Connection): void {
     if (!this.conns.delete(c)) return;
     const n = (this.perIp.get(c.ip) ?? 1) - 1;
     if (n <= 0) {
       this.perIp.delete(c.ip);
       this.refusedIps.delete(c.ip);
+      this.bytesRefusedIps.delete(c.ip);
     } else this.perIp.set(c.ip, n);
   }
 
