@@ -164,28 +164,7 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const app = createApp({
-      controller,
-      version: VERSION,
-      apiToken: config.apiToken,
-      logger,
-    });
-    try {
-      app.listen({
-        hostname: config.host,
-        port: config.port,
-        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-        // so Bun's plain-text refusal is left for absurd sizes.
-        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
-        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-        reusePort: false,
-      });
-    } catch (e) {
-      throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
-      );
-    }
+    const app = listenRest(controller, config, logger, opts.httpIdleTimeoutSec ?? 30);
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -211,6 +190,33 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** Serves REST for `controller` on the configured host and port. */
+function listenRest(
+  controller: PluginController,
+  config: ServerConfig,
+  logger: Logger,
+  idleTimeoutSec: number,
+) {
+  const app = createApp({ controller, version: VERSION, apiToken: config.apiToken, logger });
+  try {
+    app.listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      idleTimeout: idleTimeoutSec,
+      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+      reusePort: false,
+    });
+  } catch (e) {
+    throw new Error(
+      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
+    );
+  }
+  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

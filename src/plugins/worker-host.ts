@@ -64,56 +64,7 @@ export class PluginWorker implements PluginHost {
     this.ready = new Promise<void>((resolve) => {
       readyResolve = resolve;
     });
-    this.worker.onmessage = (e: MessageEvent<FromWorker>) => {
-      this.lastBeat = performance.now();
-      if (this.unresponsive) {
-        this.unresponsive = false;
-        this.events.onResponsive();
-      }
-      const m = e.data;
-      switch (m.t) {
-        case "ready":
-          readyResolve();
-          break;
-        case "hb":
-          break;
-        case "reply": {
-          const p = this.pending.get(m.id);
-          if (!p) break;
-          this.pending.delete(m.id);
-          if (p.timer) clearTimeout(p.timer);
-          p.resolve({
-            ok: m.ok,
-            message: m.message,
-            ...(m.step !== undefined ? { step: m.step } : {}),
-            ...(m.data !== undefined ? { data: m.data } : {}),
-          });
-          break;
-        }
-        case "set":
-          this.events.onSet(m.updates);
-          break;
-        case "addPv":
-          this.events.onAddPv(m.name, m.def).then(
-            (value) =>
-              this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
-            (err: unknown) =>
-              this.post({
-                t: "reply",
-                id: m.id,
-                ok: false,
-                message: errorMessage(err),
-              }),
-          );
-          break;
-        case "log": {
-          const obj: Record<string, unknown> = { ...m.bindings };
-          if (m.err) obj.err = m.err;
-          this.log[m.level](obj, m.msg);
-          break;
-        }
-      }
-    };
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data, readyResolve);
     this.worker.addEventListener("error", (e: ErrorEvent) => {
       this.log.error({ err: e.message }, "plugin worker error");
     });
@@ -129,20 +80,68 @@ export class PluginWorker implements PluginHost {
       }
     });
     this.watchdog = setInterval(
-      () => {
-        if (this.ended || this.unresponsive) return;
-        if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
-          this.unresponsive = true;
-          this.log.error(
-            { watchdogMs: this.timings.watchdogMs },
-            "plugin unresponsive: no heartbeat (blocked in synchronous code?)",
-          );
-          this.events.onUnresponsive();
-        }
-      },
+      () => this.checkHeartbeat(),
       Math.max(50, Math.floor(this.timings.watchdogMs / 4)),
     );
     this.watchdog.unref?.();
+  }
+
+  /** A message from the worker: any message counts as a heartbeat. */
+  private receive(m: FromWorker, readyResolve: () => void): void {
+    this.lastBeat = performance.now();
+    if (this.unresponsive) {
+      this.unresponsive = false;
+      this.events.onResponsive();
+    }
+    switch (m.t) {
+      case "ready":
+        readyResolve();
+        break;
+      case "hb":
+        break;
+      case "reply": {
+        const p = this.pending.get(m.id);
+        if (!p) break;
+        this.pending.delete(m.id);
+        if (p.timer) clearTimeout(p.timer);
+        p.resolve({
+          ok: m.ok,
+          message: m.message,
+          ...(m.step !== undefined ? { step: m.step } : {}),
+          ...(m.data !== undefined ? { data: m.data } : {}),
+        });
+        break;
+      }
+      case "set":
+        this.events.onSet(m.updates);
+        break;
+      case "addPv":
+        this.events.onAddPv(m.name, m.def).then(
+          (value) => this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
+          (err: unknown) =>
+            this.post({ t: "reply", id: m.id, ok: false, message: errorMessage(err) }),
+        );
+        break;
+      case "log": {
+        const obj: Record<string, unknown> = { ...m.bindings };
+        if (m.err) obj.err = m.err;
+        this.log[m.level](obj, m.msg);
+        break;
+      }
+    }
+  }
+
+  /** The watchdog: no message for `watchdogMs` means the worker is blocked. */
+  private checkHeartbeat(): void {
+    if (this.ended || this.unresponsive) return;
+    if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
+      this.unresponsive = true;
+      this.log.error(
+        { watchdogMs: this.timings.watchdogMs },
+        "plugin unresponsive: no heartbeat (blocked in synchronous code?)",
+      );
+      this.events.onUnresponsive();
+    }
   }
 
   /** Resolves when the worker runtime is up (rejects after the ready timeout). */
