@@ -1,5 +1,5 @@
 /**
- * Writes schema/plugin-config.schema.json from the TypeBox schema in src/plugins/config.ts, for
+ * Writes schema/plugin-config.schema.json from the TypeBox schema in src/plugins/config-schema.ts, for
  * editors (e.g. `# yaml-language-server: $schema=…` at the top of a plugin's config.yaml).
  * `bun scripts/gen-schema.ts --check` exits 1 when the committed file is out of date.
  */

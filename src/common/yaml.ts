@@ -7,13 +7,14 @@
 
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { errorMessage } from "./errors.ts";
+
 /** Deepest nesting accepted in any YAML document we read. */
-export const MAX_YAML_DEPTH = 64;
+const MAX_YAML_DEPTH = 64;
 /**
  * Alias budget handed to the `yaml` package (uses of an anchor × nodes behind it): large enough for
  * a PV template reused by thousands of PVs, small enough to stop "billion laughs" documents.
  */
-export const MAX_YAML_ALIASES = 10_000;
+const MAX_YAML_ALIASES = 10_000;
 
 /** A failure of `parseYamlText`: `path` is the dotted field path ("" for the document). */
 export interface YamlFailure {

@@ -24,7 +24,7 @@ export const MAX_PVS_PER_PLUGIN = 10_000;
 const MESSAGE_MAX = 39;
 
 /** A MESSAGE value: cut to what an EPICS string holds, on a character boundary. */
-export function messageText(s: string): string {
+function messageText(s: string): string {
   return truncateUtf8(s, MESSAGE_MAX);
 }
 

@@ -15,15 +15,6 @@ import {
 } from "./host.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
-/** A reply of the worker. */
-export type WorkerReply = HostReply;
-/** Callbacks from the worker to the controller. */
-export type WorkerEvents = HostEvents;
-/** Timing knobs (tests shorten them). */
-export type WorkerTimings = HostTimings;
-/** Default timings: a worker is declared unresponsive after 3 s without a heartbeat. */
-export const DEFAULT_WORKER_TIMINGS: WorkerTimings = DEFAULT_HOST_TIMINGS;
-
 /** Variables never passed to a plugin's Worker. */
 export const ALWAYS_HIDDEN_ENV = ["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"] as const;
 
@@ -35,7 +26,7 @@ export class PluginWorker implements PluginHost {
   private nextId = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (r: WorkerReply) => void; timer: ReturnType<typeof setTimeout> | null }
+    { resolve: (r: HostReply) => void; timer: ReturnType<typeof setTimeout> | null }
   >();
   private lastBeat = performance.now();
   private unresponsive = false;
@@ -45,8 +36,8 @@ export class PluginWorker implements PluginHost {
 
   constructor(
     private readonly log: Logger,
-    private readonly events: WorkerEvents,
-    private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
+    private readonly events: HostEvents,
+    private readonly timings: HostTimings = DEFAULT_HOST_TIMINGS,
     /** Environment variables the plugin must not see (API token, git tokens). */
     hiddenEnv: readonly string[] = [],
   ) {
@@ -172,10 +163,10 @@ export class PluginWorker implements PluginHost {
   }
 
   /** Sends a request and resolves with its reply; a timeout or the worker's end gives ok=false. */
-  request(msg: HostRequest, timeoutMs?: number): Promise<WorkerReply> {
+  request(msg: HostRequest, timeoutMs?: number): Promise<HostReply> {
     if (this.ended) return Promise.resolve({ ok: false, message: "the plugin's worker has ended" });
     const id = this.nextId++;
-    return new Promise<WorkerReply>((resolve) => {
+    return new Promise<HostReply>((resolve) => {
       const timer =
         timeoutMs === undefined
           ? null
