@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pluginConfigJsonSchema } from "../src/plugins/config.ts";
+import { pluginConfigJsonSchema } from "../src/plugins/config-schema.ts";
 
 /** Path of the generated file. */
 export const SCHEMA_FILE = join(import.meta.dir, "..", "schema", "plugin-config.schema.json");
