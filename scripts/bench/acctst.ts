@@ -46,7 +46,7 @@ async function lines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => 
 }
 
 async function startIocmng(): Promise<Target> {
-  const proc = Bun.spawn(["bun", process.env.ACC_SRV ?? "scripts/bench/ca-server-proc.ts", "1"], {
+  const proc = Bun.spawn(["bun", "scripts/bench/ca-server-proc.ts", "1"], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
