@@ -10,6 +10,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { checkBranch, checkGitUrl } from "./plugins/git.ts";
+import type { SandboxConfig } from "./plugins/host/sandbox.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export interface DeclaredPlugin {
@@ -43,6 +44,10 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Plugin process sandbox (limits, uid); defaults from src/plugins/host/sandbox.ts when absent. */
+  sandbox?: SandboxConfig;
+  /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
+  patEnvAllow?: string[];
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */

@@ -25,6 +25,10 @@ import {
   resolveParameters,
 } from "./config.ts";
 import { checkBranch, checkGitUrl, GitError, gitClone } from "./git.ts";
+import { removeOrphanClones } from "./host/orphans.ts";
+import { PluginProcess as PluginWorker } from "./host/process-host.ts";
+import { reapStaleRuns } from "./host/reap.ts";
+import { defaultSandboxConfig, effectiveLimits } from "./host/sandbox.ts";
 import {
   checkInsideClone,
   entryFiles,
@@ -45,7 +49,6 @@ import type {
   ValidationReport,
   ValidationStep,
 } from "./types.ts";
-import { PluginWorker } from "./worker-host.ts";
 
 export type {
   AddRequest,
@@ -641,6 +644,7 @@ export class PluginController {
   }
 
   private spawnWorker(p: Loaded, log: Logger): PluginWorker {
+    const sandbox = this.deps.config.sandbox ?? defaultSandboxConfig();
     return new PluginWorker(
       log,
       {
@@ -683,14 +687,20 @@ export class PluginController {
           p.pvs.get("MESSAGE")?.pv.post(b.message);
           log.info("plugin responsive again");
         },
-        onExit: (code) => {
+        onExit: (_code, reason) => {
           if (p.stopped) return;
           p.pvs.get("STATUS")?.pv.post(p.kind === "task" ? "ERROR" : "FAILED");
-          p.pvs.get("MESSAGE")?.pv.post(truncateMessage(`worker ended (exit ${code})`));
+          p.pvs.get("MESSAGE")?.pv.post(truncateMessage(reason));
         },
       },
       { readyTimeoutMs: this.timings.importTimeoutMs, watchdogMs: this.timings.watchdogMs },
-      this.tokenEnvNames(),
+      {
+        name: p.name,
+        sandbox,
+        limits: effectiveLimits(sandbox, undefined),
+        hiddenEnv: this.tokenEnvNames(),
+        codeDirs: [p.cloneDir],
+      },
     );
   }
 
@@ -979,8 +989,15 @@ export class PluginController {
 
   /** Boot: plugins from state (on-disk clones, no network) then those declared in config. */
   async restore(): Promise<void> {
+    // What plugin processes of a previous server (killed with -9) left running, and their dirs.
+    const reaped = reapStaleRuns();
+    if (reaped > 0)
+      this.log.warn({ reaped }, "killed processes left by a previous server's plugins");
     const { plugins, warnings } = await this.deps.state.load();
     for (const w of warnings) this.log.warn(w);
+    // Not after a damaged state file: its plugins' clones are still the operator's way back.
+    if (warnings.length === 0)
+      await removeOrphanClones(this.deps.config.pluginsDir, plugins, this.log);
     const restoreOne = async (rec: PluginRecord): Promise<void> => {
       const key = rec.name.toLowerCase();
       if (this.shuttingDown || this.plugins.has(key) || this.busy.has(key)) return;
@@ -1122,13 +1139,24 @@ export async function validatePluginSource(src: {
     steps.ok("syntax", `${n} source file${n === 1 ? "" : "s"} parsed`);
     if (files instanceof StepError) throw files;
     const log = (await import("pino")).default({ level: "silent" });
-    worker = new PluginWorker(log, {
-      onSet: () => {},
-      onAddPv: async () => undefined,
-      onUnresponsive: () => {},
-      onResponsive: () => {},
-      onExit: () => {},
-    });
+    const sandbox = defaultSandboxConfig();
+    worker = new PluginWorker(
+      log,
+      {
+        onSet: () => {},
+        onAddPv: async () => undefined,
+        onUnresponsive: () => {},
+        onResponsive: () => {},
+        onExit: () => {},
+      },
+      { readyTimeoutMs: DEFAULT_TIMINGS.importTimeoutMs, watchdogMs: DEFAULT_TIMINGS.watchdogMs },
+      {
+        name: "validate",
+        sandbox,
+        limits: effectiveLimits(sandbox, undefined),
+        codeDirs: [root],
+      },
+    );
     await worker.waitReady();
     const lr = await worker.request(
       { t: "load", files, kind: kind ?? "auto" },

@@ -1,8 +1,8 @@
 /**
- * Entry of a plugin's Worker: the plugin's code runs here, away from the server's event loop, so a
- * plugin that blocks or crashes cannot stop CA, REST or other plugins. This file must stay a real
- * module referenced as `new URL("./worker.ts", import.meta.url)` so `bun build --compile` embeds it
- * (pass it as an extra entry point).
+ * The plugin runtime: the plugin's code runs here, in a process of its own (the executable's
+ * plugin-host mode, src/plugins/host/entry.ts imports this file once the process is confined),
+ * talking to the server over Bun's IPC channel. The file name is historical (plugins ran in
+ * Workers until December 2026).
  */
 import { format } from "node:util";
 import {
@@ -19,10 +19,15 @@ import {
 import * as sdk from "../sdk/index.ts";
 import type { FromWorker, SetUpdate, ToWorker, WorkerPvInfo } from "./protocol.ts";
 
-declare const self: Worker;
+if (typeof process.send !== "function") {
+  throw new Error("the plugin runtime runs only in a plugin process started by the server");
+}
 
 function send(msg: FromWorker): void {
-  postMessage(msg);
+  // A closed channel (the server is gone) throws: nothing left to tell, the process ends below.
+  try {
+    process.send?.(msg);
+  } catch {}
 }
 
 function serializeError(e: unknown): { name: string; message: string; stack?: string } {
@@ -121,7 +126,9 @@ process.abort = (() => {
 }) as typeof process.abort;
 const realKill = process.kill.bind(process);
 process.kill = ((pid: number, signal?: string | number) => {
-  if (pid === process.pid || pid === 0 || pid === -process.pid) {
+  // (In a plugin process the server is our parent; its pid is hidden from us in any case by the
+  // uid switch, this only gives an honest message to a plugin that tries.)
+  if (pid === process.pid || pid === 0 || pid === -process.pid || pid === process.ppid) {
     log("error", `plugin tried to signal the server (process.kill(${pid})): refused`);
     throw new ExitRefused("signalling the server process");
   }
@@ -131,8 +138,19 @@ process.on("unhandledRejection", (reason) => {
   log("error", `unhandled promise rejection in plugin: ${errorMessage(reason)}`, reason);
 });
 process.on("uncaughtException", (err) => {
+  exitIfOutOfMemory(err);
   log("error", `uncaught exception in plugin: ${errorMessage(err)}`, err);
 });
+
+/**
+ * In a plugin process, running out of memory means the plugin hit its memory limit: the process
+ * ends (exit code 70, the server names the limit) instead of limping on with a heap it cannot grow.
+ */
+function exitIfOutOfMemory(e: unknown): void {
+  if (!(e instanceof RangeError) || !/out of memory/i.test(e.message)) return;
+  send({ t: "fatal", reason: "memory" });
+  process.reallyExit(70);
+}
 
 Bun.plugin({
   name: "iocmng-sdk",
@@ -316,6 +334,7 @@ async function runCycle(): Promise<void> {
         setStatus(enabled ? "RUN" : "PAUSED");
       }
     } catch (e) {
+      exitIfOutOfMemory(e);
       runtimeError = true;
       setStatus("ERROR");
       setMessage(errorMessage(e));
@@ -563,6 +582,7 @@ async function handleRunJob(): Promise<Reply> {
   try {
     result = sdk.toJobResult(await job.execute());
   } catch (e) {
+    exitIfOutOfMemory(e);
     log("error", `execute() failed: ${errorMessage(e)}`, e);
     result = sdk.JobResult.fail(errorMessage(e));
   } finally {
@@ -651,8 +671,7 @@ async function installServices(s: Extract<ToWorker, { t: "start" }>["services"])
   });
 }
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
-  const m = event.data;
+async function onMessage(m: ToWorker): Promise<void> {
   if (m.t === "reply") {
     const r = requests.get(m.id);
     requests.delete(m.id);
@@ -691,7 +710,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   // (a write handler that set its own value keeps it; a RUN completes after its outputs).
   flush();
   send({ t: "reply", id: m.id, ...reply });
-};
+}
+
+process.on("message", (m: ToWorker) => void onMessage(m));
+// The server closed the channel (it stopped or died): nobody is left to serve.
+process.on("disconnect", () => process.reallyExit(0));
 
 setInterval(() => {
   send({ t: "hb" });
