@@ -11,6 +11,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { checkBranch, checkGitUrl } from "./plugins/git.ts";
 import type { SandboxConfig } from "./plugins/host/sandbox.ts";
+import { parsePatEnvAllow, parseSandbox } from "./plugins/host/settings.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export interface DeclaredPlugin {
@@ -357,6 +358,8 @@ const FILE_KEYS = [
   "plugins",
   "tasks",
   "jobs",
+  "sandbox",
+  "pat_env_allow",
 ] as const;
 
 const PLUGIN_KEYS = [
@@ -381,6 +384,8 @@ export interface FileSettings {
   beamlineConfig?: string;
   disableDevices?: boolean;
   plugins: DeclaredPlugin[];
+  sandbox?: SandboxConfig;
+  patEnvAllow?: string[];
 }
 
 function readTextFile(file: string, what: string, maxBytes: number): string {
@@ -462,6 +467,11 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
       throw at("disable_devices", "a boolean", dd);
     }
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
+  }
+
+  if (doc.sandbox !== undefined) out.sandbox = parseSandbox(doc.sandbox, "sandbox", at);
+  if (doc.pat_env_allow !== undefined) {
+    out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
   }
 
   const lists: [string, "task" | "job" | null][] = [
@@ -706,6 +716,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    ...(file.sandbox ? { sandbox: file.sandbox } : {}),
+    ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
   };
 }
 

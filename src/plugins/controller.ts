@@ -27,8 +27,9 @@ import {
 import { checkBranch, checkGitUrl, GitError, gitClone } from "./git.ts";
 import { removeOrphanClones } from "./host/orphans.ts";
 import { PluginProcess as PluginWorker } from "./host/process-host.ts";
-import { reapStaleRuns } from "./host/reap.ts";
+import { reapStale } from "./host/reap.ts";
 import { defaultSandboxConfig, effectiveLimits } from "./host/sandbox.ts";
+import { PAT_ENV_REFUSED, patEnvAllowed } from "./host/settings.ts";
 import {
   checkInsideClone,
   entryFiles,
@@ -331,6 +332,10 @@ export class PluginController {
         message: bad,
         validation: steps.report(new StepError("request", bad)),
       };
+    if (req.pat_env !== undefined && !patEnvAllowed(this.deps.config.patEnvAllow, req.pat_env)) {
+      // 422, and neither the variable's value nor its name comes back (it may be a probe).
+      return { ok: false, code: 422, message: PAT_ENV_REFUSED };
+    }
     if (this.shuttingDown) return { ok: false, code: 409, message: "server is shutting down" };
     const key = req.name.toLowerCase();
     const existing = this.plugins.get(key);
@@ -704,9 +709,15 @@ export class PluginController {
     );
   }
 
+  /** The token in variable `name`, when the operator allows it as a pat_env (else none). */
+  private patFromEnv(name: string | undefined): string | undefined {
+    if (!name || !patEnvAllowed(this.deps.config.patEnvAllow, name)) return undefined;
+    return process.env[name];
+  }
+
   /** Names of every environment variable known to hold a git token (pat_env of any plugin). */
   private tokenEnvNames(): string[] {
-    const names = new Set<string>();
+    const names = new Set<string>(this.deps.config.patEnvAllow ?? []);
     for (const d of this.deps.config.plugins) if (d.pat_env) names.add(d.pat_env);
     for (const n of this.knownTokenEnv) names.add(n);
     return [...names];
@@ -940,7 +951,7 @@ export class PluginController {
       return { ok: false, code: 409, message: `"${old.name}" is being changed right now` };
     this.busy.add(key);
     try {
-      const pat = old.pat ?? (old.pat_env ? process.env[old.pat_env] : undefined);
+      const pat = old.pat ?? this.patFromEnv(old.pat_env);
       const spec = loadSpec(old, {
         overrides: old.overrides,
         auto_start: old.auto_start,
@@ -990,7 +1001,7 @@ export class PluginController {
   /** Boot: plugins from state (on-disk clones, no network) then those declared in config. */
   async restore(): Promise<void> {
     // What plugin processes of a previous server (killed with -9) left running, and their dirs.
-    const reaped = reapStaleRuns();
+    const reaped = reapStale();
     if (reaped > 0)
       this.log.warn({ reaped }, "killed processes left by a previous server's plugins");
     const { plugins, warnings } = await this.deps.state.load();
@@ -1001,7 +1012,7 @@ export class PluginController {
     const restoreOne = async (rec: PluginRecord): Promise<void> => {
       const key = rec.name.toLowerCase();
       if (this.shuttingDown || this.plugins.has(key) || this.busy.has(key)) return;
-      const pat = rec.pat_env ? process.env[rec.pat_env] : undefined;
+      const pat = this.patFromEnv(rec.pat_env);
       this.busy.add(key);
       try {
         const r = await this.pipeline(

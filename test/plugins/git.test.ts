@@ -247,7 +247,7 @@ test("plugins do not see the API token or git token variables in their environme
   process.env.IOCMNG_API_TOKEN = "api-secret";
   process.env.MY_GIT_TOKEN = "git-secret";
   process.env.EPICS_HARMLESS_VAR = "visible";
-  const env = await makeEnv();
+  const env = await makeEnv({ config: { patEnvAllow: ["MY_GIT_TOKEN"] } });
   const repo = await createRepo({
     files: {
       "j.ts": `import { JobBase } from "iocmng";

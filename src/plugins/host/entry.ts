@@ -5,6 +5,8 @@
  * imported, so the plugin starts already confined: limits set, privileges dropped, non-dumpable,
  * killed with the server.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   dropPrivileges,
   getppid,
@@ -29,6 +31,14 @@ function die(message: string): never {
 /** Applies the sandbox; exits (code 78) when a mandatory step fails. */
 export function confine(a: HostArgs): void {
   if (typeof process.send !== "function") die("no IPC channel: started by hand?");
+  // The cgroup first, before this process starts anything: all it and the plugin start is counted.
+  if (a.cgroup !== null) {
+    try {
+      writeFileSync(join(a.cgroup, "cgroup.procs"), String(process.pid));
+    } catch (e) {
+      die(`cannot join the cgroup ${a.cgroup}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
   // Limits first, while still privileged (a raised hard limit needs CAP_SYS_RESOURCE).
   const lim = a.limits;
   const set = (what: string, res: number, v: number): void => {
@@ -36,7 +46,8 @@ export function confine(a: HostArgs): void {
     if (e !== 0) die(`setrlimit(${what}, ${v}) failed (errno ${e})`);
   };
   set("NOFILE", RLIMIT.NOFILE, lim.openFiles);
-  set("NPROC", RLIMIT.NPROC, lim.processes);
+  // RLIMIT_NPROC counts all processes of the uid (every plugin): only when no cgroup bounds this one.
+  if (a.cgroup === null) set("NPROC", RLIMIT.NPROC, lim.processes);
   set("CORE", RLIMIT.CORE, 0);
   if (lim.cpuSeconds > 0) set("CPU", RLIMIT.CPU, lim.cpuSeconds);
   if (lim.nice > 0 && setNice(lim.nice) !== 0) die("setpriority failed");

@@ -15,6 +15,7 @@ import type { Subprocess } from "bun";
 import type { Logger } from "pino";
 import type { PvDefinition } from "../../sdk/host.ts";
 import type { FromWorker, SetUpdate, ToWorker } from "../protocol.ts";
+import { PluginCgroup } from "./cgroup.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import {
   findShell,
@@ -113,6 +114,9 @@ export class PluginProcess {
   private fatal: string | null = null;
   private stderrTail = "";
   private home: string | null = null;
+  private cgroup: PluginCgroup | null = null;
+  /** Why we killed it (a limit), reported as the exit reason. */
+  private killReason: string | null = null;
   private readonly watchdog: ReturnType<typeof setInterval>;
   private readonly ready: Promise<void>;
   private readyResolve: () => void = () => {};
@@ -154,7 +158,8 @@ export class PluginProcess {
     const { sandbox, limits, name } = this.opts;
     const root = runRoot();
     await mkdir(root, { recursive: true, mode: 0o711 });
-    const home = join(root, `${name}-${randomBytes(4).toString("hex")}`);
+    const id = `${name}-${randomBytes(4).toString("hex")}`;
+    const home = join(root, id);
     await mkdir(home, { mode: 0o700 });
     this.home = home;
     // terminate() may have come while we were creating the directory.
@@ -180,6 +185,7 @@ export class PluginProcess {
       return;
     }
     if (!shell) this.log.warn("no /bin/sh: the plugin process runs without its memory limit");
+    this.cgroup = PluginCgroup.create(id, limits.processes);
     const argv = hostArgv(
       {
         name,
@@ -188,6 +194,7 @@ export class PluginProcess {
         gid: drop ? sandbox.gid : null,
         limits,
         home,
+        cgroup: this.cgroup?.dir ?? null,
       },
       shell,
     );
@@ -290,7 +297,15 @@ export class PluginProcess {
   }
 
   private checkBeat(): void {
-    if (this.ended || this.unresponsive || !this.proc) return;
+    if (this.ended || !this.proc) return;
+    if (this.cgroup?.hitLimit()) {
+      // A fork failed at pids.max: a process/thread loop. End it rather than let it spin on EAGAIN.
+      this.killReason = `process limit (${this.opts.limits.processes}) reached`;
+      this.log.error(this.killReason);
+      this.proc.kill("SIGKILL");
+      return;
+    }
+    if (this.unresponsive) return;
     if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
       this.unresponsive = true;
       this.log.error(
@@ -302,13 +317,15 @@ export class PluginProcess {
   }
 
   private onExited(proc: Subprocess): void {
-    const reason = exitReason(
-      proc.exitCode,
-      proc.signalCode === null ? null : String(proc.signalCode),
-      this.fatal,
-      this.opts.limits,
-      this.stderrTail,
-    );
+    const reason =
+      this.killReason ??
+      exitReason(
+        proc.exitCode,
+        proc.signalCode === null ? null : String(proc.signalCode),
+        this.fatal,
+        this.opts.limits,
+        this.stderrTail,
+      );
     const byUs = this.ended;
     this.finish();
     if (!byUs) {
@@ -328,8 +345,12 @@ export class PluginProcess {
     const pid = this.proc?.pid;
     const home = this.home;
     this.home = null;
+    const cgroup = this.cgroup;
+    this.cgroup = null;
     if (first) PluginProcess.live--;
     void (async () => {
+      // The cgroup holds everything the plugin started; the /proc walk covers hosts without one.
+      cgroup?.destroy();
       if (pid !== undefined) {
         killTree(pid);
         // Anything that stayed in its session after the host itself died (crash, pdeathsig).

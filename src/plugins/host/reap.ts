@@ -7,6 +7,7 @@
 import { appendFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { reapStaleCgroups } from "./cgroup.ts";
 
 interface ProcEntry {
   ppid: number;
@@ -152,4 +153,9 @@ export function reapStaleRuns(root: string = tmpdir()): number {
     rmSync(dir, { recursive: true, force: true });
   }
   return killed;
+}
+
+/** Boot: what plugin processes of a dead server left (cgroups, then sessions); processes killed. */
+export function reapStale(): number {
+  return reapStaleCgroups() + reapStaleRuns();
 }

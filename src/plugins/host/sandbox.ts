@@ -149,6 +149,8 @@ export interface HostArgs {
   limits: SandboxLimits;
   /** Private writable directory (cwd, HOME, TMPDIR). */
   home: string;
+  /** The pids cgroup the host joins first (cgroup.ts); null: RLIMIT_NPROC instead. */
+  cgroup: string | null;
 }
 
 /** The hidden subcommand of the executable that runs one plugin (src/main.ts dispatches it). */
