@@ -147,6 +147,9 @@ interface Loaded {
   startError?: string;
 }
 
+/** The failure of an add whose plugin was deleted before it finished loading. */
+export const REMOVED_WHILE_LOADING = "removed while loading";
+
 /** How long shutdown waits for pipelines in progress to undo their work. */
 const SHUTDOWN_INFLIGHT_WAIT_MS = 1500;
 
@@ -307,6 +310,11 @@ export class PluginController {
   private readonly knownTokenEnv = new Set<string>();
   /** Workers of plugins still in the pipeline (boot restore, an add): shutdown ends them. */
   private readonly loadingWorkers = new Set<PluginWorker>();
+  /** Adds in progress by name (lower case): DELETE aborts them. */
+  private readonly loading = new Map<
+    string,
+    { kind: "task" | "job"; abort: AbortController; done: Promise<unknown> }
+  >();
   /** Pipelines in progress, so shutdown can wait (bounded) for them to undo their work. */
   private readonly inflight = new Set<Promise<unknown>>();
   /** Aborted by shutdown: kills clones and installs in progress. */
@@ -352,8 +360,9 @@ export class PluginController {
     let pat = req.pat;
     if (pat === undefined && req.pat_env) pat = process.env[req.pat_env];
     this.busy.add(key);
+    const abort = new AbortController();
     try {
-      const r = await this.pipeline(
+      const run = this.pipeline(
         loadSpec(req, {
           overrides: req.parameters ?? {},
           auto_start: req.auto_start ?? true,
@@ -362,7 +371,13 @@ export class PluginController {
         }),
         steps,
         { from: "git", keep: null },
+        abort.signal,
       );
+      this.loading.set(key, { kind: req.kind, abort, done: run });
+      const r = await run;
+      if (!r.ok && abort.signal.aborted) {
+        return { ok: false, code: 409, message: REMOVED_WHILE_LOADING, validation: r.report };
+      }
       if (!r.ok) {
         // A failure outside the pipeline's checks (disk full, permissions…) is the server's fault.
         const code = r.report.failedStep === "internal" ? 500 : 422;
@@ -376,6 +391,7 @@ export class PluginController {
         validation: r.report,
       };
     } finally {
+      this.loading.delete(key);
       this.busy.delete(key);
     }
   }
@@ -399,8 +415,13 @@ export class PluginController {
    * The loader pipeline. `from: "git"` clones into a fresh directory; `from: "disk"` reuses
    * `cloneDir` (boot restore, no network). `keep` carries PV values across a restart.
    */
-  private pipeline(spec: LoadSpec, steps: Steps, src: PipelineSource): Promise<PipelineOutcome> {
-    const run = this.runPipeline(spec, steps, src);
+  private pipeline(
+    spec: LoadSpec,
+    steps: Steps,
+    src: PipelineSource,
+    abort?: AbortSignal,
+  ): Promise<PipelineOutcome> {
+    const run = this.runPipeline(spec, steps, src, abort);
     this.inflight.add(run);
     const done = () => this.inflight.delete(run);
     run.then(done, done);
@@ -411,10 +432,18 @@ export class PluginController {
     spec: LoadSpec,
     steps: Steps,
     src: PipelineSource,
+    abort?: AbortSignal,
   ): Promise<PipelineOutcome> {
+    // A DELETE during the add aborts it: clone/install killed, plugin process ended, then the
+    // catch below undoes the rest and reports "removed while loading".
+    const signal = abort
+      ? AbortSignal.any([this.stopSignal.signal, abort])
+      : this.stopSignal.signal;
     const log = this.deps.logger.child({ plugin: spec.name });
     let cloneDir: string | null = null;
     let worker: PluginWorker | null = null;
+    const onAbort = (): void => worker?.terminate();
+    abort?.addEventListener("abort", onAbort, { once: true });
     const created: string[] = [];
     const unsubs: Array<() => void> = [];
     let loadedRef: Loaded | null = null;
@@ -432,7 +461,7 @@ export class PluginController {
             ...(spec.branch ? { branch: spec.branch } : {}),
             ...(spec.pat ? { pat: spec.pat } : {}),
             timeoutMs: this.timings.cloneTimeoutMs,
-            signal: this.stopSignal.signal,
+            signal,
           });
           steps.ok(
             "clone",
@@ -485,7 +514,7 @@ export class PluginController {
       } else {
         steps.ok(
           "dependencies",
-          await installDependencies(dir, this.timings.installTimeoutMs, this.stopSignal.signal),
+          await installDependencies(dir, this.timings.installTimeoutMs, signal),
         );
       }
       // syntax
@@ -522,6 +551,7 @@ export class PluginController {
       };
       loadedRef = loaded;
       if (this.shuttingDown) steps.fail("import", "server is shutting down");
+      if (abort?.aborted) steps.fail("import", REMOVED_WHILE_LOADING);
       worker = this.spawnWorker(loaded, log);
       this.loadingWorkers.add(worker);
       loaded.worker = worker;
@@ -618,10 +648,15 @@ export class PluginController {
               : "loaded, disabled (ENABLE=0)",
       );
       if (this.shuttingDown) steps.fail("start", "server is shutting down");
+      if (abort?.aborted) steps.fail("start", REMOVED_WHILE_LOADING);
       this.plugins.set(spec.name.toLowerCase(), loaded);
       log.info({ kind: spec.kind, prefix: loaded.prefix }, `${spec.kind} ${spec.name} loaded`);
       return { ok: true, loaded, report: steps.report() };
-    } catch (e) {
+    } catch (err) {
+      const e =
+        abort?.aborted === true
+          ? new StepError(err instanceof StepError ? err.step : "start", REMOVED_WHILE_LOADING)
+          : err;
       const report = steps.report(e);
       if (!(e instanceof StepError)) log.error({ err: e }, "plugin pipeline failed unexpectedly");
       else log.warn({ step: e.step }, `${spec.kind} ${spec.name} not loaded: ${report.message}`);
@@ -638,6 +673,7 @@ export class PluginController {
       }
       return { ok: false, report };
     } finally {
+      abort?.removeEventListener("abort", onAbort);
       if (worker) this.loadingWorkers.delete(worker);
     }
   }
@@ -849,6 +885,14 @@ export class PluginController {
 
   /** Stops and removes a plugin; ends within 2 s even for a hung plugin. */
   async remove(kind: "task" | "job", name: string): Promise<OpResult> {
+    const inflight = typeof name === "string" ? this.loading.get(name.toLowerCase()) : undefined;
+    if (inflight && inflight.kind === kind && !this.find(name)) {
+      // Cloning, installing, importing or in initialize(): the add fails, undoing its work.
+      inflight.abort.abort();
+      await inflight.done;
+      this.log.info({ plugin: name }, `${kind} ${name} removed while loading`);
+      return { ok: true, message: `${kind} ${name} removed while loading`, value: undefined };
+    }
     const p = typeof name === "string" ? this.find(name) : undefined;
     if (!p || p.kind !== kind)
       return { ok: false, code: 404, message: `no ${kind} named "${String(name).slice(0, 140)}"` };
