@@ -21,6 +21,7 @@ import {
   MAX_UNITS_BYTES,
 } from "../pv/pv.ts";
 import type { PvKind, PvMeta, PvSpec, PvValue, Severity } from "../pv/types.ts";
+import { MIN_MEMORY_MIB, type SandboxLimits } from "./host/sandbox.ts";
 
 /** A PV declared by a plugin (short name, without the plugin prefix). */
 export interface PvDef {
@@ -35,9 +36,16 @@ export interface PvDef {
 export interface PluginConfig {
   parameters: Record<string, unknown>;
   pvs: PvDef[];
+  /** `limits:` overrides of the sandbox defaults (capped by the operator's max_limits). */
+  limits?: Partial<SandboxLimits>;
+  /** `restart:` policy after the plugin's process ends unexpectedly (default on-failure). */
+  restart?: RestartPolicy;
   /** The file it came from; null when the plugin has none. */
   file: string | null;
 }
+
+/** What happens when a plugin's process ends unexpectedly. */
+export type RestartPolicy = "on-failure" | "always" | "never";
 
 /** Invalid config.yaml: names the file, the dotted field path and what was expected. */
 export class PluginConfigError extends Error {
@@ -261,6 +269,32 @@ const PvMapSchema = Type.Union(
   { "x-expected": "a mapping of PV name to PV definition" },
 );
 
+/** `limits:` of a config.yaml: the plugin's own process limits (docs/security.md). */
+const limitInt = (min: number, max: number, description: string) =>
+  Type.Optional(
+    Type.Integer({
+      minimum: min,
+      maximum: max,
+      description,
+      "x-expected": `an integer ${min}..${max}`,
+    }),
+  );
+const LimitsSchema = Type.Object(
+  {
+    memory_mib: limitInt(MIN_MEMORY_MIB, 1 << 20, "Data memory limit in MiB (RLIMIT_DATA)"),
+    open_files: limitInt(64, 1 << 20, "Open files and sockets (RLIMIT_NOFILE)"),
+    processes: limitInt(16, 1 << 22, "Processes and threads (cgroup pids.max or RLIMIT_NPROC)"),
+    nice: limitInt(0, 19, "CPU nice value; higher is lower priority"),
+    cpu_seconds: limitInt(0, 1 << 30, "CPU time in seconds (RLIMIT_CPU), 0 = unlimited"),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Limits of the plugin's process, each capped by the server's sandbox.max_limits (docs/security.md)",
+    "x-expected": "a mapping of memory_mib, open_files, processes, nice, cpu_seconds",
+  },
+);
+
 /** The TypeBox schema of a plugin's config.yaml. */
 export const PluginConfigSchema = Type.Object(
   {
@@ -296,6 +330,14 @@ export const PluginConfigSchema = Type.Object(
         ],
         { "x-expected": "a mapping of parameter names to values" },
       ),
+    ),
+    limits: Type.Optional(LimitsSchema),
+    restart: Type.Optional(
+      Type.Union([Type.Literal("on-failure"), Type.Literal("always"), Type.Literal("never")], {
+        description:
+          "Restart of the plugin's process after it ended unexpectedly, with exponential backoff: on-failure (default: after a crash or a non-zero exit), always, never",
+        "x-expected": "'on-failure', 'always' or 'never'",
+      }),
     ),
     pvs: Type.Optional(
       Type.Union(
@@ -439,7 +481,7 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
 
 const PV_KEYS = Object.keys(PvSchema.properties);
 const ALARM_KEYS = Object.keys(AlarmSchema.properties);
-const TOP_KEYS = ["parameters", "pvs"];
+const TOP_KEYS = ["parameters", "pvs", "limits", "restart"];
 const PVS_KEYS = ["inputs", "outputs"];
 
 function dotted(path: string): string {
@@ -457,6 +499,7 @@ function dotted(path: string): string {
 function keysFor(parent: string[]): string[] {
   if (parent.length === 0) return TOP_KEYS;
   if (parent.length === 1 && parent[0] === "pvs") return PVS_KEYS;
+  if (parent.length === 1 && parent[0] === "limits") return Object.keys(LimitsSchema.properties);
   if (parent.length === 3 && parent[0] === "pvs") return PV_KEYS;
   if (parent.length === 4 && parent[3] === "alarm") return ALARM_KEYS;
   if (parent.length === 5 && parent[3] === "states") return ["name", "severity"];
@@ -862,7 +905,13 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   }
   // Mode/interval are validated here too so a bad file fails at the config step.
   resolveParametersIn(file, parameters, "parameters");
-  return { parameters, pvs, file };
+  return {
+    parameters,
+    pvs,
+    file,
+    ...(doc.limits ? { limits: limitsFromYaml(doc.limits) } : {}),
+    ...(doc.restart ? { restart: doc.restart } : {}),
+  };
 }
 
 /** Reads dir/config.yaml (or config.yml); a plugin without one gets an empty config. */
@@ -950,4 +999,15 @@ export function resolveParameters(
       : (cfg.file ?? "config.yaml");
   const { mode, interval } = resolveParametersIn(fileFor, parameters, "parameters");
   return { parameters, mode, interval };
+}
+
+/** The schema-checked `limits:` mapping as SandboxLimits fields. */
+function limitsFromYaml(l: Static<typeof LimitsSchema>): Partial<SandboxLimits> {
+  return {
+    ...(l.memory_mib !== undefined ? { memoryMiB: l.memory_mib } : {}),
+    ...(l.open_files !== undefined ? { openFiles: l.open_files } : {}),
+    ...(l.processes !== undefined ? { processes: l.processes } : {}),
+    ...(l.nice !== undefined ? { nice: l.nice } : {}),
+    ...(l.cpu_seconds !== undefined ? { cpuSeconds: l.cpu_seconds } : {}),
+  };
 }

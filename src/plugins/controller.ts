@@ -22,13 +22,20 @@ import {
   PluginConfigError,
   PV_NAME_RE,
   type PvDef,
+  type RestartPolicy,
   resolveParameters,
 } from "./config.ts";
 import { checkBranch, checkGitUrl, GitError, gitClone } from "./git.ts";
 import { removeOrphanClones } from "./host/orphans.ts";
-import { PluginProcess as PluginWorker } from "./host/process-host.ts";
+import { EndedHost, type PluginHost, PluginProcess as PluginWorker } from "./host/process-host.ts";
 import { reapStale } from "./host/reap.ts";
-import { defaultSandboxConfig, effectiveLimits } from "./host/sandbox.ts";
+import { DEFAULT_RESTART_TIMINGS, decideRestart, type RestartTimings } from "./host/restart.ts";
+import {
+  defaultSandboxConfig,
+  effectiveLimits,
+  type SandboxConfig,
+  type SandboxLimits,
+} from "./host/sandbox.ts";
 import { PAT_ENV_REFUSED, patEnvAllowed } from "./host/settings.ts";
 import {
   checkInsideClone,
@@ -62,7 +69,7 @@ export type {
 } from "./types.ts";
 
 /** Time limits of the runtime (tests shorten some). */
-export interface RuntimeTimings {
+export interface RuntimeTimings extends RestartTimings {
   /** Importing the plugin's modules in its worker. */
   importTimeoutMs: number;
   /** The plugin's initialize(). */
@@ -81,6 +88,7 @@ export interface RuntimeTimings {
 
 /** Defaults: removal completes within 2 s (1.2 s for cleanup, then terminate). */
 export const DEFAULT_TIMINGS: RuntimeTimings = {
+  ...DEFAULT_RESTART_TIMINGS,
   importTimeoutMs: 30_000,
   initTimeoutMs: 30_000,
   cleanupTimeoutMs: 1200,
@@ -112,6 +120,10 @@ interface PluginPv {
   short: string;
   pv: Pv;
   autosave: boolean;
+  /** Created by the plugin with addPv (not declared). */
+  runtime?: boolean;
+  /** A new process of the plugin may addPv it again and gets the existing PV. */
+  adoptable?: boolean;
 }
 
 interface Loaded {
@@ -133,7 +145,7 @@ interface Loaded {
   cloneDir: string;
   pluginDir: string;
   addedAt: string;
-  worker: PluginWorker;
+  worker: PluginHost;
   pvs: Map<string, PluginPv>;
   unsubs: Array<() => void>;
   /** Autosaved values read at load, for PVs created later with addPv. */
@@ -145,6 +157,16 @@ interface Loaded {
   stopped: boolean;
   /** Set when start failed during a restore: loaded for inspection, not running. */
   startError?: string;
+  /** Limits of its process (config.yaml `limits:` within the operator's ceilings). */
+  limits: SandboxLimits;
+  restart: RestartPolicy;
+  /** Times of recent unexpected ends of its process (restart backoff, quarantine). */
+  failures: number[];
+  /** Set when quarantined: not restarted, not started at boot, until a REST restart. */
+  quarantined?: string;
+  respawnTimer?: ReturnType<typeof setTimeout>;
+  /** Entry files (for a respawn of its process). */
+  files: string[];
 }
 
 /** The failure of an add whose plugin was deleted before it finished loading. */
@@ -403,6 +425,7 @@ export class PluginController {
       auto_start: p.auto_start,
       cloneDir: p.cloneDir,
       addedAt: p.addedAt,
+      ...(p.quarantined ? { quarantined: p.quarantined } : {}),
     };
     try {
       await this.deps.state.putPlugin(rec);
@@ -541,6 +564,10 @@ export class PluginController {
         pluginDir: dir,
         addedAt: spec.addedAt,
         worker: null as unknown as PluginWorker, // set right below, before anyone reads it
+        limits: effectiveLimits(this.sandbox(), cfg.limits),
+        restart: cfg.restart ?? "on-failure",
+        failures: [],
+        files,
         pvs: new Map(),
         unsubs,
         autosaved: {},
@@ -602,24 +629,7 @@ export class PluginController {
       // start
       const enabled = spec.kind === "task" ? loaded.pvs.get("ENABLE")?.pv.value !== 0 : true;
       const sr = await worker.request(
-        {
-          t: "start",
-          name: spec.name,
-          kind: spec.kind,
-          prefix: loaded.prefix,
-          parameters: loaded.parameters,
-          mode: loaded.mode,
-          interval: loaded.interval,
-          enabled,
-          pvs: this.workerPvs(loaded),
-          services: {
-            beamlineValues: this.deps.config.beamlineValues,
-            beamline: this.deps.config.beamline,
-            namespace: this.deps.config.namespace,
-            devices: !this.deps.config.disableDevices,
-          },
-          initTimeoutMs: this.timings.initTimeoutMs,
-        },
+        this.startMessage(loaded, this.workerPvs(loaded), enabled),
         this.timings.initTimeoutMs + 2000,
       );
       if (!sr.ok && src.from === "disk" && !this.shuttingDown) {
@@ -684,8 +694,12 @@ export class PluginController {
     if (entries && entries.length === 0) await rmdir(dir).catch(() => {});
   }
 
+  private sandbox(): SandboxConfig {
+    return this.deps.config.sandbox ?? defaultSandboxConfig();
+  }
+
   private spawnWorker(p: Loaded, log: Logger): PluginWorker {
-    const sandbox = this.deps.config.sandbox ?? defaultSandboxConfig();
+    const sandbox = this.sandbox();
     return new PluginWorker(
       log,
       {
@@ -728,21 +742,98 @@ export class PluginController {
           p.pvs.get("MESSAGE")?.pv.post(b.message);
           log.info("plugin responsive again");
         },
-        onExit: (_code, reason) => {
+        onExit: (code, reason) => {
           if (p.stopped) return;
           p.pvs.get("STATUS")?.pv.post(p.kind === "task" ? "ERROR" : "FAILED");
           p.pvs.get("MESSAGE")?.pv.post(truncateMessage(reason));
+          // Only a running plugin is restarted; one still in the pipeline fails its add instead.
+          if (this.plugins.get(p.name.toLowerCase()) === p) this.onProcessEnd(p, code !== 0, log);
         },
       },
       { readyTimeoutMs: this.timings.importTimeoutMs, watchdogMs: this.timings.watchdogMs },
       {
         name: p.name,
         sandbox,
-        limits: effectiveLimits(sandbox, undefined),
+        limits: p.limits,
         hiddenEnv: this.tokenEnvNames(),
         codeDirs: [p.cloneDir],
       },
     );
+  }
+
+  /** The start request for a plugin's process. */
+  private startMessage(p: Loaded, pvs: Record<string, WorkerPvInfo>, enabled: boolean) {
+    return {
+      t: "start" as const,
+      name: p.name,
+      kind: p.kind,
+      prefix: p.prefix,
+      parameters: p.parameters,
+      mode: p.mode,
+      interval: p.interval,
+      enabled,
+      pvs,
+      services: {
+        beamlineValues: this.deps.config.beamlineValues,
+        beamline: this.deps.config.beamline,
+        namespace: this.deps.config.namespace,
+        devices: !this.deps.config.disableDevices,
+      },
+      initTimeoutMs: this.timings.initTimeoutMs,
+    };
+  }
+
+  /** A running plugin's process ended by itself: restart it later, or quarantine it. */
+  private onProcessEnd(p: Loaded, failed: boolean, log: Logger): void {
+    const d = decideRestart(p.restart, failed, p.failures, Date.now(), this.timings);
+    if (d.action === "quarantine") {
+      p.quarantined = d.reason;
+      p.pvs.get("MESSAGE")?.pv.post(truncateMessage(d.reason));
+      log.error(`${d.reason}: not restarted until a restart through REST`);
+      void this.persist(p);
+    } else if (d.action === "restart") {
+      log.warn({ delayMs: d.delayMs }, "plugin process ended: restarting it");
+      p.respawnTimer = setTimeout(() => void this.respawn(p, log), d.delayMs);
+    }
+  }
+
+  /** A new process for a running plugin, with its PVs kept (clients stay connected). */
+  private async respawn(p: Loaded, log: Logger): Promise<void> {
+    p.respawnTimer = undefined;
+    if (p.stopped || this.shuttingDown || this.plugins.get(p.name.toLowerCase()) !== p) return;
+    const w = this.spawnWorker(p, log);
+    const fail = (message: string): void => {
+      w.terminate();
+      if (p.stopped) return;
+      p.pvs.get("MESSAGE")?.pv.post(truncateMessage(`restart failed: ${message}`));
+      this.onProcessEnd(p, true, log);
+    };
+    try {
+      await w.waitReady();
+    } catch (e) {
+      return fail(errMsg(e));
+    }
+    const lr = await w.request(
+      { t: "load", files: p.files, kind: p.kind },
+      this.timings.importTimeoutMs,
+    );
+    if (!lr.ok) return fail(lr.message);
+    // Runtime PVs (addPv) of the previous process are adopted when its initialize() adds them again.
+    const declared = this.workerPvs(p);
+    for (const [short, pp] of p.pvs) {
+      if (pp.runtime) {
+        delete declared[short];
+        pp.adoptable = true;
+      }
+    }
+    p.worker = w;
+    const sr = await w.request(
+      this.startMessage(p, declared, p.pvs.get("ENABLE")?.pv.value !== 0),
+      this.timings.initTimeoutMs + 2000,
+    );
+    if (!sr.ok) return fail(sr.message);
+    if (p.stopped) w.terminate();
+    else log.info("plugin process restarted");
   }
 
   /** The token in variable `name`, when the operator allows it as a pat_env (else none). */
@@ -841,7 +932,12 @@ export class PluginController {
         `invalid PV name ${JSON.stringify(name)}: letters, digits, _-+:.[]<>; (≤ 60)`,
       );
     }
-    if (p.pvs.has(name)) throw new Error(`PV "${name}" already exists`);
+    const prior = p.pvs.get(name);
+    if (prior?.adoptable) {
+      prior.adoptable = false;
+      return prior.pv.value;
+    }
+    if (prior) throw new Error(`PV "${name}" already exists`);
     if (p.pvs.size >= MAX_PVS_PER_PLUGIN) {
       throw new Error(`too many PVs: a plugin may have at most ${MAX_PVS_PER_PLUGIN}`);
     }
@@ -855,7 +951,12 @@ export class PluginController {
       ...(def.meta !== undefined ? { meta: def.meta as PvSpec["meta"] } : {}),
     };
     const pv = this.deps.registry.add(spec, spec.writable ? this.writeHandler(p, name) : undefined);
-    const pp: PluginPv = { short: name, pv, autosave: def.autosave ?? spec.writable === true };
+    const pp: PluginPv = {
+      short: name,
+      pv,
+      autosave: def.autosave ?? spec.writable === true,
+      runtime: true,
+    };
     p.pvs.set(name, pp);
     if (pp.autosave && Object.hasOwn(p.autosaved, name)) {
       try {
@@ -872,6 +973,7 @@ export class PluginController {
   private async stopPlugin(p: Loaded): Promise<void> {
     if (p.stopped) return;
     p.stopped = true;
+    clearTimeout(p.respawnTimer);
     if (!p.worker.isUnresponsive && !p.worker.isEnded) {
       await p.worker.request(
         { t: "stop", cleanupTimeoutMs: this.timings.cleanupTimeoutMs },
@@ -964,6 +1066,7 @@ export class PluginController {
       pvs,
       running:
         !p.stopped && p.startError === undefined && !p.worker.isEnded && !p.worker.isUnresponsive,
+      ...(p.quarantined ? { quarantined: p.quarantined } : {}),
     };
   }
 
@@ -1056,6 +1159,12 @@ export class PluginController {
     const restoreOne = async (rec: PluginRecord): Promise<void> => {
       const key = rec.name.toLowerCase();
       if (this.shuttingDown || this.plugins.has(key) || this.busy.has(key)) return;
+      if (rec.quarantined) {
+        await this.restoreHeld(rec).catch((err: unknown) =>
+          this.log.error({ err, plugin: rec.name }, "quarantined plugin not listed"),
+        );
+        return;
+      }
       const pat = this.patFromEnv(rec.pat_env);
       this.busy.add(key);
       try {
@@ -1096,6 +1205,61 @@ export class PluginController {
       const r = await this.add({ ...d });
       if (!r.ok) this.log.error({ plugin: d.name }, `declared plugin not loaded: ${r.message}`);
     }
+  }
+
+  /**
+   * Boot: lists a quarantined plugin in ERROR with its PVs (values from autosave) and no process;
+   * none of its code runs. A REST restart re-clones and clears the quarantine; DELETE removes it.
+   */
+  private async restoreHeld(rec: PluginRecord): Promise<void> {
+    const dir = await resolvePluginDir(rec.cloneDir, rec.path);
+    const cfg = await loadPluginConfig(dir, rec.kind);
+    const resolved = resolveParameters(cfg, rec.parameters ?? {});
+    const p: Loaded = {
+      ...loadSpec(rec, {
+        overrides: rec.parameters ?? {},
+        auto_start: rec.auto_start,
+        addedAt: rec.addedAt,
+      }),
+      mode: resolved.mode,
+      interval: resolved.interval,
+      prefix: pvPrefixFor(this.deps.config, rec.name),
+      parameters: resolved.parameters,
+      cloneDir: rec.cloneDir,
+      pluginDir: dir,
+      worker: new EndedHost(rec.quarantined ?? "quarantined"),
+      limits: effectiveLimits(this.sandbox(), cfg.limits),
+      restart: cfg.restart ?? "on-failure",
+      failures: [],
+      files: [],
+      pvs: new Map(),
+      unsubs: [],
+      autosaved: await this.deps.state.loadAutosave(rec.name).catch(() => ({})),
+      beforeWatchdog: null,
+      triggerBusy: false,
+      jobBusy: false,
+      stopped: false,
+      ...(rec.quarantined ? { quarantined: rec.quarantined, startError: rec.quarantined } : {}),
+    };
+    const created: string[] = [];
+    try {
+      for (const def of [...defaultPvDefs(rec.kind), ...cfg.pvs]) {
+        const pv = this.deps.registry.add(
+          { ...def.spec, name: `${p.prefix}:${def.name}` },
+          this.writeHandler(p, def.name),
+        );
+        created.push(pv.name);
+        p.pvs.set(def.name, { short: def.name, pv, autosave: def.autosave });
+      }
+    } catch (e) {
+      for (const n of created) this.deps.registry.remove(n);
+      throw e;
+    }
+    this.restoreValues(p, null, this.log);
+    p.pvs.get("STATUS")?.pv.post(rec.kind === "task" ? "ERROR" : "FAILED");
+    p.pvs.get("MESSAGE")?.pv.post(truncateMessage(p.quarantined ?? ""));
+    this.plugins.set(rec.name.toLowerCase(), p);
+    this.log.warn({ plugin: rec.name }, `${rec.name} is quarantined: listed, not started`);
   }
 
   /** Stops every plugin (cleanup(), bounded) and removes their PVs; records stay for next boot. */

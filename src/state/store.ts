@@ -29,6 +29,8 @@ export interface PluginRecord {
   cloneDir: string;
   /** ISO-8601 time the plugin was added. */
   addedAt: string;
+  /** Set while quarantined (why): restored listed in ERROR, its process not started. */
+  quarantined?: string;
 }
 
 /** Version of the files' format; a higher one is refused (moved aside) rather than misread. */
@@ -55,6 +57,7 @@ export function validatePluginRecord(x: unknown): PluginRecord | string {
   if (!isPlainObject(x)) return "not an object";
   const { name, kind, git_url, branch, path, parameters, auto_start, pat_env, cloneDir, addedAt } =
     x;
+  const { quarantined } = x;
   if (typeof name !== "string" || !PLUGIN_NAME_RE.test(name)) return "invalid name";
   if (kind !== "task" && kind !== "job") return `${name}: kind must be task or job`;
   if (typeof git_url !== "string" || git_url === "") return `${name}: missing git_url`;
@@ -78,6 +81,7 @@ export function validatePluginRecord(x: unknown): PluginRecord | string {
   if (branch !== undefined) rec.branch = branch;
   if (path !== undefined) rec.path = path;
   if (pat_env !== undefined) rec.pat_env = pat_env;
+  if (typeof quarantined === "string" && quarantined !== "") rec.quarantined = quarantined;
   return rec;
 }
 
@@ -95,6 +99,7 @@ function cleanRecord(r: PluginRecord): PluginRecord {
   if (r.branch !== undefined) out.branch = r.branch;
   if (r.path !== undefined) out.path = r.path;
   if (r.pat_env !== undefined) out.pat_env = r.pat_env;
+  if (r.quarantined !== undefined) out.quarantined = r.quarantined;
   return out;
 }
 

@@ -37,6 +37,30 @@ export interface HostReply {
 /** Distributive Omit, so each message variant keeps its own fields. */
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
+/** A request to the plugin (everything but replies to its own requests). */
+export type HostRequest = WithoutId<Exclude<ToWorker, { t: "reply" }>>;
+
+/** The plugin-host seam the controller uses: a plugin's process, or a stand-in without one. */
+export interface PluginHost {
+  waitReady(): Promise<void>;
+  readonly isUnresponsive: boolean;
+  readonly isEnded: boolean;
+  request(msg: HostRequest, timeoutMs?: number): Promise<HostReply>;
+  terminate(): void;
+}
+
+/** A plugin listed without a process (quarantined at boot): every request is refused. */
+export class EndedHost implements PluginHost {
+  constructor(private readonly why: string) {}
+  async waitReady(): Promise<void> {}
+  readonly isUnresponsive = false;
+  readonly isEnded = true;
+  async request(): Promise<HostReply> {
+    return { ok: false, message: this.why };
+  }
+  terminate(): void {}
+}
+
 /** Callbacks from the plugin process to the controller. */
 export interface HostEvents {
   onSet(updates: SetUpdate[]): void;
@@ -98,7 +122,7 @@ export function exitReason(
 }
 
 /** One plugin's process as seen from the server. */
-export class PluginProcess {
+export class PluginProcess implements PluginHost {
   /** Plugin processes started and not yet ended, process-wide (tests check for leaks). */
   static live = 0;
   private proc: Subprocess | null = null;
@@ -393,10 +417,7 @@ export class PluginProcess {
   }
 
   /** Sends a request and resolves with its reply; a timeout or the process's end gives ok=false. */
-  request(
-    msg: WithoutId<Exclude<ToWorker, { t: "reply" }>>,
-    timeoutMs?: number,
-  ): Promise<HostReply> {
+  request(msg: HostRequest, timeoutMs?: number): Promise<HostReply> {
     if (this.ended)
       return Promise.resolve({ ok: false, message: "the plugin's process has ended" });
     const id = this.nextId++;
