@@ -5,10 +5,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { checkBranch, checkGitUrl } from "../../src/common/git-url.ts";
 import {
   CREDENTIAL_HELPER,
-  checkBranch,
-  checkGitUrl,
   cloneArgs,
   credentialText,
   gitClone,

@@ -13,11 +13,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Logger } from "pino";
-import type { PvDefinition } from "../../sdk/host.ts";
-import type { FromWorker, SetUpdate, ToWorker } from "../protocol.ts";
+import type {
+  HostEvents,
+  HostReply,
+  HostRequest,
+  HostTimings,
+  PluginHost,
+  PluginHostFactory,
+} from "../host.ts";
+import type { FromWorker, ToWorker } from "../protocol.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import {
+  defaultSandboxConfig,
+  effectiveLimits,
   findShell,
   hostArgv,
   makeTraversable,
@@ -26,28 +35,7 @@ import {
   type SandboxLimits,
 } from "./sandbox.ts";
 
-/** A reply of the plugin. */
-export interface HostReply {
-  ok: boolean;
-  message: string;
-  step?: string;
-  data?: unknown;
-}
-
-/** Distributive Omit, so each message variant keeps its own fields. */
-type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
-
-/** A request to the plugin (everything but replies to its own requests). */
-export type HostRequest = WithoutId<Exclude<ToWorker, { t: "reply" }>>;
-
-/** The plugin-host seam the controller uses: a plugin's process, or a stand-in without one. */
-export interface PluginHost {
-  waitReady(): Promise<void>;
-  readonly isUnresponsive: boolean;
-  readonly isEnded: boolean;
-  request(msg: HostRequest, timeoutMs?: number): Promise<HostReply>;
-  terminate(): void;
-}
+export type { HostReply } from "../host.ts";
 
 /** A plugin listed without a process (quarantined at boot): every request is refused. */
 export class EndedHost implements PluginHost {
@@ -61,29 +49,8 @@ export class EndedHost implements PluginHost {
   terminate(): void {}
 }
 
-/** Callbacks from the plugin process to the controller. */
-export interface HostEvents {
-  onSet(updates: SetUpdate[]): void;
-  /** Creates the PV; resolves with its current value (an autosaved one may differ from `initial`). */
-  onAddPv(name: string, def: PvDefinition): Promise<unknown>;
-  /** No heartbeat for `watchdogMs` (blocked in synchronous code). */
-  onUnresponsive(): void;
-  /** Heartbeats came back after onUnresponsive. */
-  onResponsive(): void;
-  /** The process ended without being terminated by us; `reason` says why, for MESSAGE. */
-  onExit(code: number, reason: string): void;
-}
-
-/** Timing knobs (tests shorten them). */
-export interface HostTimings {
-  readyTimeoutMs: number;
-  watchdogMs: number;
-}
-
-export const DEFAULT_HOST_TIMINGS: HostTimings = { readyTimeoutMs: 30_000, watchdogMs: 3000 };
-
 /** What to run and how confined. */
-export interface HostOptions {
+export interface ProcessOptions {
   /** Plugin name (logs, process title, private directory name). */
   name: string;
   sandbox: SandboxConfig;
@@ -153,7 +120,7 @@ export class PluginProcess implements PluginHost {
     private readonly log: Logger,
     private readonly events: HostEvents,
     private readonly timings: HostTimings,
-    private readonly opts: HostOptions,
+    private readonly opts: ProcessOptions,
   ) {
     PluginProcess.live++;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -461,3 +428,15 @@ export class PluginProcess implements PluginHost {
     this.finish();
   }
 }
+
+/** The {@link PluginHostFactory} of sandboxed plugin processes (host-default.ts). */
+export const startProcessHost: PluginHostFactory = (o) => {
+  const sandbox = o.sandbox ?? defaultSandboxConfig();
+  return new PluginProcess(o.log, o.events, o.timings, {
+    name: o.name ?? "plugin",
+    sandbox,
+    limits: o.limits ?? effectiveLimits(sandbox, undefined),
+    hiddenEnv: o.hiddenEnv,
+    ...(o.codeDirs ? { codeDirs: o.codeDirs } : {}),
+  });
+};
