@@ -9,7 +9,7 @@ import { errorMessage } from "../common/errors.ts";
 import { isPlainObject } from "../common/object.ts";
 import { truncateUtf8 } from "../pv/pv.ts";
 import type { PvRegistry } from "../pv/registry.ts";
-import { DBE, type PvSpec, type PvValue } from "../pv/types.ts";
+import { DBE, type PvSpec, type PvValue, type WriteContext } from "../pv/types.ts";
 import type { PvDefinition } from "../sdk/host.ts";
 import type { StateStore } from "../state/index.ts";
 import { PV_NAME_RE } from "./config.ts";
@@ -126,12 +126,19 @@ export class PvBridge {
       };
     }
     const timeoutMs = this.deps.writeTimeoutMs;
-    return async (value: PvValue): Promise<void> => {
+    return async (value: PvValue, ctx?: WriteContext): Promise<void> => {
       if (p.host.isUnresponsive) throw new Error("plugin unresponsive: write refused");
       // The host times out onPvWrite itself (clear message); the extra second here covers a
       // host too busy to answer at all.
       const r = await p.host.request({ t: "write", pv: short, value, timeoutMs }, timeoutMs + 1000);
       if (!r.ok) throw new Error(r.message);
+      // An accepted write of an autosaved PV is on disk before the put completes (caput -c sees
+      // it only then; a value that cannot be stored fails the put). A protocol that says the
+      // client waits for no answer (notify: false) keeps the batched autosave alone.
+      const pp = p.pvs.get(short);
+      if (pp?.autosave && (ctx as { notify?: boolean } | undefined)?.notify !== false) {
+        await this.deps.state.saveDurable(p.name, short, jsonValue(value));
+      }
     };
   }
 

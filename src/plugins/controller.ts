@@ -544,6 +544,8 @@ export class PluginController {
       limits: p.limits,
       codeDirs: [p.cloneDir],
     });
+    // The plugin's host from now on: a removal during the respawn ends this one too.
+    p.host = host;
     const fail = (message: string): void => {
       host.terminate();
       if (p.stopped) return;
@@ -555,6 +557,7 @@ export class PluginController {
     } catch (e) {
       return fail(e instanceof Error ? e.message : String(e));
     }
+    if (p.stopped) return host.terminate();
     const lr = await host.request(
       { t: "load", files: p.files, kind: p.kind },
       this.timings.importTimeoutMs,
@@ -568,7 +571,7 @@ export class PluginController {
         pp.adoptable = true;
       }
     }
-    p.host = host;
+    if (p.stopped) return host.terminate();
     const cfg = this.deps.config;
     const sr = await host.request(
       {

@@ -1,5 +1,16 @@
 /** Running a helper program (git, the dependency installer) with a hard time limit. */
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, writeSync } from "node:fs";
+import { recordHost } from "./host/reap.ts";
+import { runRoot } from "./host/run-root.ts";
+
+function recordChild(pid: number): void {
+  try {
+    mkdirSync(runRoot(), { recursive: true, mode: 0o711 });
+    recordHost(runRoot(), pid);
+  } catch {
+    // Best effort.
+  }
+}
 
 /** What a bounded run produced; `timedOut` means it was killed at the limit. */
 export interface BoundedRun {
@@ -35,6 +46,9 @@ export async function runBounded(
     stdio: ["ignore", "pipe", "pipe", ...(opts.fd3 !== undefined ? (["pipe"] as const) : [])],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
+  // Noted in the server's run directory: if the server is killed (-9), the next boot kills what is
+  // left of this child (git has no parent-death signal), see host/reap.ts.
+  recordChild(proc.pid);
   if (opts.fd3 !== undefined) {
     // Reading stdio[3] makes the fd ours to close. A few hundred bytes fit any socket buffer.
     const fd = proc.stdio[3];

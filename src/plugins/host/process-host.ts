@@ -24,6 +24,7 @@ import type {
 import type { FromWorker, ToWorker } from "../protocol.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
+import { runRoot } from "./run-root.ts";
 import {
   defaultSandboxConfig,
   effectiveLimits,
@@ -63,10 +64,7 @@ export interface ProcessOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** Root of the plugins' private directories for this server process. */
-export function runRoot(): string {
-  return join(tmpdir(), `iocmng-run-${process.pid}`);
-}
+export { runRoot } from "./run-root.ts";
 
 const STDERR_KEEP = 2048;
 
