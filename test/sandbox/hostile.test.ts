@@ -111,7 +111,14 @@ async function survives(bad: string, leftoverTag?: string): Promise<void> {
   expect(list.status).toBe(200);
   expect(restMs).toBeLessThan(1000);
   const ca = await py(
-    `t = time.time()\nv = get("SBX:GOOD:CYCLE_COUNT")\nout([v, time.time() - t])`,
+    // The get is timed on a connected channel: libca's search schedule is the client's, not ours.
+    [
+      'p = epics.PV("SBX:GOOD:CYCLE_COUNT", auto_monitor=False)',
+      "p.wait_for_connection(timeout=10)",
+      "t = time.time()",
+      "v = p.get(timeout=5, use_monitor=False)",
+      "out([v, time.time() - t])",
+    ].join("\n"),
     srv.caEnv,
   );
   const [count, caSeconds] = ca.result as [number, number];

@@ -4,8 +4,7 @@
  * served PVs agree. A value written with put-completion just before the kill is back.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdir, readdir, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 import { COUNTER_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
 import { makeDirs, type ServerDirs, spawnServer, waitFor } from "../e2e/lib/server.ts";

@@ -9,7 +9,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { chown, mkdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Logger } from "pino";

@@ -82,7 +82,9 @@ function startHost(ctx: PipelineContext): PluginHost {
       timings: { ...DEFAULT_HOST_TIMINGS, readyTimeoutMs: ctx.timings.importTimeoutMs },
       hiddenEnv: [],
       name: "validate",
-      ...(ctx.root ? { codeDirs: [ctx.root] } : {}),
+      // `iocmng validate`/`run` are the operator's own commands: the plugin runs as the operator
+      // (no uid switch, so nothing in the operator's directories is made traversable).
+      sandbox: { ...defaultSandboxConfig(), uid: null, gid: null },
     });
     ctx.always.push(() => host.terminate());
     return host;
