@@ -16,6 +16,8 @@ import {
 import { isPlainObject } from "./common/object.ts";
 import { show, suggest } from "./common/text.ts";
 import { parseYamlText } from "./common/yaml.ts";
+import type { SandboxConfig } from "./plugins/host/sandbox.ts";
+import { parsePatEnvAllow, parseSandbox } from "./plugins/host/settings.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export type { DeclaredPlugin } from "./common/add-request.ts";
@@ -39,6 +41,10 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Plugin process sandbox (limits, uid); defaults from src/plugins/host/sandbox.ts when absent. */
+  sandbox?: SandboxConfig;
+  /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
+  patEnvAllow?: string[];
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -162,6 +168,8 @@ const FILE_KEYS = [
   "plugins",
   "tasks",
   "jobs",
+  "sandbox",
+  "pat_env_allow",
 ] as const;
 
 /** Settings read from an IOCMNG_CONFIG file (paths as written; loadConfig resolves them). */
@@ -175,6 +183,8 @@ export interface FileSettings {
   beamlineConfig?: string;
   disableDevices?: boolean;
   plugins: DeclaredPlugin[];
+  sandbox?: SandboxConfig;
+  patEnvAllow?: string[];
 }
 
 function readTextFile(file: string, what: string, maxBytes: number): string {
@@ -256,6 +266,11 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
       throw at("disable_devices", "a boolean", dd);
     }
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
+  }
+
+  if (doc.sandbox !== undefined) out.sandbox = parseSandbox(doc.sandbox, "sandbox", at);
+  if (doc.pat_env_allow !== undefined) {
+    out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
   }
 
   out.plugins = parsePluginLists(doc, file);
@@ -479,6 +494,8 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    ...(file.sandbox ? { sandbox: file.sandbox } : {}),
+    ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
   };
 }
 
