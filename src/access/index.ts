@@ -1,0 +1,40 @@
+export {
+  Access,
+  type AcfConfig,
+  AcfError,
+  type AcfGroup,
+  type AcfRule,
+  DEFAULT_ASG,
+  decodeAcf,
+  MAX_ACF_BYTES,
+  parseAcf,
+} from "./acf.ts";
+export {
+  type AuditEntry,
+  type AuditInput,
+  AuditLog,
+  type AuditOptions,
+  type AuditResult,
+  type AuditVia,
+  summarizeValue,
+} from "./audit.ts";
+export { CalcError, type CalcProgram, calcIsTrue, compileCalc } from "./calc.ts";
+export {
+  accessOf,
+  CompiledAcf,
+  canRead,
+  canWrite,
+  caRights,
+  type Decision,
+  type HostMode,
+  TRAP_WRITE,
+} from "./rules.ts";
+export {
+  AccessSecurity,
+  type AccessSecurityOptions,
+  type AccessStatus,
+  type ChangeListener,
+  type Identity,
+  inputValue,
+  type ReloadResult,
+} from "./security.ts";
