@@ -19,6 +19,7 @@ export {
   summarizeValue,
 } from "./audit.ts";
 export { CalcError, type CalcProgram, calcIsTrue, compileCalc } from "./calc.ts";
+export { SecurityPolicy } from "./policy.ts";
 export {
   accessOf,
   CompiledAcf,

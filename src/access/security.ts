@@ -11,6 +11,7 @@ import { lookup } from "node:dns/promises";
 import { readFile, stat } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import type { Logger } from "pino";
+import type { ClientIdentity } from "../pv/access.ts";
 import type { Pv } from "../pv/pv.ts";
 import type { PvSource } from "../pv/source.ts";
 import { DBE, Severity } from "../pv/types.ts";
@@ -18,10 +19,7 @@ import { Access, type AcfConfig, AcfError, decodeAcf, MAX_ACF_BYTES, parseAcf } 
 import { CompiledAcf, type Decision, type HostMode } from "./rules.ts";
 
 /** Who a client is, as access rules see it: user name and host (a name or an IPv4 address). */
-export interface Identity {
-  readonly user: string;
-  readonly host: string;
-}
+export type Identity = ClientIdentity;
 
 export interface AccessSecurityOptions {
   /** The access security file; undefined = access security off. */
