@@ -314,6 +314,7 @@ export class Pv {
   async write(input: unknown, ctx: WriteContext = {}): Promise<void> {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
     if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
+    this.checkInputSize(input);
     let value: PvValue;
     try {
       value = this.normalize(input);
@@ -334,8 +335,33 @@ export class Pv {
     if (this.generation === before && !this.removed) this.post(value, { force: true });
   }
 
+  /**
+   * A client's value must fit the PV, on every path alike: a string of at most 39 bytes (40 with
+   * the NUL, DBR_STRING's size), at most `count` elements. normalize() would cut the rest off
+   * silently, which libca never lets a CA client do (it refuses a put longer than the channel).
+   */
+  private checkInputSize(input: unknown): void {
+    const charArray = this.kind === "char" && this.count > 1;
+    if (typeof input === "string" && (this.kind === "string" || charArray)) {
+      const bytes = encoder.encode(input).length;
+      const max = charArray ? this.count - 1 : MAX_STRING_BYTES;
+      if (bytes > max) {
+        throw new PvWriteError(
+          `${this.name}: string of ${bytes} bytes, at most ${max} fit`,
+          "range",
+        );
+      }
+    } else if (isArrayLike(input) && input.length > this.count) {
+      throw new PvWriteError(
+        `${this.name}: ${input.length} elements, at most ${this.count} fit`,
+        "range",
+      );
+    }
+  }
+
   private checkWritable(value: PvValue): void {
     const m = this._meta;
+    if (m.finiteOnly && typeof value !== "string") checkFinite(this.name, value);
     if (this.kind === "enum" && typeof value === "number") {
       const n = m.states?.length ?? 0;
       if (n > 0 && value >= n) {
@@ -428,7 +454,19 @@ function exceeds(v: number, last: number, deadband: number): boolean {
   return Math.abs(v - last) > deadband;
 }
 
+function checkFinite(name: string, value: PvValue): void {
+  const bad = (x: number) => {
+    if (!Number.isFinite(x))
+      throw new PvWriteError(`${name}: ${x} is not a finite number`, "range");
+  };
+  if (typeof value === "number") bad(value);
+  else if (typeof value === "object") for (const x of value) bad(x);
+}
+
 function checkRange(name: string, value: PvValue, lo: number, hi: number): void {
+  // A PV with drive limits takes finite numbers only: NaN compares false with both limits and
+  // would otherwise pass, and ±Infinity would pass a one-sided limit.
+  checkFinite(name, value);
   const check = (x: number) => {
     if (x < lo || x > hi) {
       throw new PvWriteError(`${name}: ${x} outside drive limits [${lo}, ${hi}]`, "range");
