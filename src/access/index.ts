@@ -19,7 +19,9 @@ export {
   summarizeValue,
 } from "./audit.ts";
 export { CalcError, type CalcProgram, calcIsTrue, compileCalc } from "./calc.ts";
+export { AccessConfigError, type AccessSettings, accessSettings } from "./env.ts";
 export { SecurityPolicy } from "./policy.ts";
+export { type AccessRouteDeps, accessRoutes, auditRequest } from "./rest.ts";
 export {
   accessOf,
   CompiledAcf,

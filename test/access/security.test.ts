@@ -184,3 +184,15 @@ describe("AccessSecurity", () => {
     expect(AccessSecurity.open({ file: dir })).rejects.toThrow("not a regular file");
   });
 });
+
+describe("access settings from the environment", () => {
+  test("IOCMNG_ACF wins over the config file; EPICS_CAS_USE_HOST_NAMES picks the host mode", async () => {
+    const { accessSettings } = await import("../../src/access/env.ts");
+    expect(accessSettings({}, null)).toEqual({ file: undefined, hostMode: "names" });
+    expect(accessSettings({}, "/etc/a.acf")).toEqual({ file: "/etc/a.acf", hostMode: "names" });
+    expect(accessSettings({ IOCMNG_ACF: "/x.acf" }, "/etc/a.acf").file).toBe("/x.acf");
+    expect(accessSettings({ EPICS_CAS_USE_HOST_NAMES: "NO" }).hostMode).toBe("addresses");
+    expect(accessSettings({ EPICS_CAS_USE_HOST_NAMES: "yes" }).hostMode).toBe("names");
+    expect(() => accessSettings({ EPICS_CAS_USE_HOST_NAMES: "maybe" })).toThrow("YES or NO");
+  });
+});
