@@ -20,6 +20,7 @@ export {
 } from "./audit.ts";
 export { CalcError, type CalcProgram, calcIsTrue, compileCalc } from "./calc.ts";
 export { AccessConfigError, type AccessSettings, accessSettings } from "./env.ts";
+export { groupsNotAllowed, groupsNotAllowedMessage } from "./groups.ts";
 export { SecurityPolicy } from "./policy.ts";
 export { type AccessRouteDeps, accessRoutes, auditRequest } from "./rest.ts";
 export {

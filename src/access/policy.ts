@@ -1,6 +1,7 @@
 /**
  * The AccessPolicy protocol servers use (src/pv/access.ts), made of the access security service
- * (decisions) and the audit trail (records). A PV's group is its `asg` (DEFAULT when unset) and
+ * (decisions) and the audit trail (records). A PV's group is its `asg` (DEFAULT when unset or not in
+ * the file) and
  * its level 0 (a PV is what a record's VAL field is: an operator's value).
  */
 import type { AccessPolicy, ClientIdentity, WriteRecord } from "../pv/access.ts";
@@ -15,7 +16,7 @@ export class SecurityPolicy implements AccessPolicy {
   constructor(
     readonly security: AccessSecurity,
     readonly audit: AuditLog | undefined,
-    private readonly asgOf: (pv: Pv) => string | undefined,
+    private readonly asgOf: (pv: Pv) => string | undefined = (pv) => pv.asg,
   ) {}
 
   identify(user: string, host: string, peerIp: string): ClientIdentity {

@@ -88,6 +88,8 @@ export class Pv {
   /** Maximum element count (1 for scalars). */
   readonly count: number;
   readonly writable: boolean;
+  /** Access security group; undefined = DEFAULT. */
+  readonly asg: string | undefined;
   /** Increments on every posted change of value/alarm/timestamp; lets encoders cache per update. */
   generation = 0;
   /** Increments on every metadata change. */
@@ -112,6 +114,7 @@ export class Pv {
     this.kind = spec.kind;
     this.count = spec.count ?? 1;
     this.writable = spec.writable ?? false;
+    this.asg = spec.asg;
     this.writeHandler = handler;
     this._meta = Object.freeze({ ...(spec.meta ?? {}) });
     const value = this.normalize(spec.initial ?? defaultValue(this.kind, this.count));
@@ -515,6 +518,12 @@ function validateSpec(spec: PvSpec): void {
     throw new PvSpecError(`${spec.name}: ${spec.kind} PVs are scalar (count must be 1)`);
   }
   validateMeta(spec.name, spec.kind, spec.meta ?? {});
+  const asg = spec.asg;
+  if (asg !== undefined && (typeof asg !== "string" || !/^[\x21-\x7e]{1,128}$/.test(asg))) {
+    throw new PvSpecError(
+      `${spec.name}: access security group must be 1..128 printable characters, got ${JSON.stringify(asg)}`,
+    );
+  }
 }
 
 function validateMeta(name: string, kind: PvKind, m: PvMeta): void {

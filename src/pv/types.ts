@@ -98,6 +98,8 @@ export interface PvSpec {
   writable?: boolean;
   initial?: PvValue;
   meta?: PvMeta;
+  /** Access security group (an ASG of the access security file); unset = DEFAULT. */
+  asg?: string;
 }
 
 /** EPICS-style timestamp: POSIX seconds and nanoseconds (the CA codec shifts to the EPICS epoch). */

@@ -119,3 +119,17 @@ ASG(g) { RULE(1, WRITE) { UAG(a, b) HAG(x, y) } }`),
     expect(accessOf(acf.decide("g", "user5", "h"))).toBe(Access.READ);
   });
 });
+
+describe("operator cap on plugin groups", () => {
+  test("groupsNotAllowed lists what the cap refuses; null allows any", async () => {
+    const { groupsNotAllowed, groupsNotAllowedMessage } = await import(
+      "../../src/access/groups.ts"
+    );
+    expect(groupsNotAllowed(["A", undefined, "B"], null)).toEqual([]);
+    expect(groupsNotAllowed(["A", undefined, "B", "C", "C"], ["A"])).toEqual(["B", "C"]);
+    expect(groupsNotAllowed([undefined], [])).toEqual([]);
+    expect(groupsNotAllowedMessage(["OPEN"], ["CTRL", "DEFAULT"])).toBe(
+      "access security group OPEN not allowed for plugins (access_groups in the server config allows: CTRL, DEFAULT)",
+    );
+  });
+});

@@ -91,3 +91,17 @@ describe("client writes", () => {
     expect((await refusal(e.write("Maybe"))).code).toBe("type");
   });
 });
+
+describe("access security group of a PV", () => {
+  test("kept from the spec; a bad name is refused at creation", () => {
+    const reg = new PvRegistry();
+    expect(reg.add({ name: "G:A", kind: "double", asg: "CTRL" }).asg).toBe("CTRL");
+    expect(reg.add({ name: "G:B", kind: "double" }).asg).toBeUndefined();
+    expect(() => reg.add({ name: "G:C", kind: "double", asg: "a b" })).toThrow(
+      "access security group",
+    );
+    expect(() => reg.add({ name: "G:D", kind: "double", asg: "" })).toThrow(
+      "access security group",
+    );
+  });
+});
