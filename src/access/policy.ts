@@ -1,8 +1,7 @@
 /**
  * The AccessPolicy protocol servers use (src/pv/access.ts), made of the access security service
- * (decisions) and the audit trail (records). A PV's group is its `asg` (DEFAULT when unset or not in
- * the file) and
- * its level 0 (a PV is what a record's VAL field is: an operator's value).
+ * (decisions) and the audit trail (records). A PV's group is its `asg` (DEFAULT when unset or not
+ * in the file) and its level 0 (a PV is what a record's VAL field is: an operator's value).
  */
 import type { AccessPolicy, ClientIdentity, WriteRecord } from "../pv/access.ts";
 import type { Pv } from "../pv/pv.ts";
