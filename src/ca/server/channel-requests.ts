@@ -5,11 +5,12 @@
  */
 import type { Logger } from "pino";
 import { DBE, type WriteContext } from "../../pv/types.ts";
-import { ECA } from "../codec/constants.ts";
+import { ACCESS, ECA } from "../codec/constants.ts";
 import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
 import { encodeEventCancelAck } from "../codec/messages.ts";
 import { eventAddMask, requestIoid, requestSid, subscriptionId } from "../codec/requests.ts";
+import type { CircuitAccess } from "./access.ts";
 import { type Channel, type ChannelTable, Subscription } from "./channel.ts";
 import type { CaServerConfig } from "./config.ts";
 import type { FanoutSubscription } from "./fanout.ts";
@@ -25,6 +26,7 @@ export interface ChannelCircuit {
   readonly reply: Replies;
   readonly table: ChannelTable;
   readonly log: Logger;
+  readonly access: CircuitAccess;
   readonly closed: boolean;
   readonly user: string;
   readonly host: string;
@@ -36,6 +38,8 @@ export interface ChannelCircuit {
   sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void;
   cidForSid(h: CaHeader): number;
 }
+
+const NO_READ_ACCESS = { error: ECA.NORDACCESS } as const;
 
 export class ChannelRequests {
   private pendingWrites = 0;
@@ -55,6 +59,12 @@ export class ChannelRequests {
       return;
     }
     if (!this.countAllowed(ch, h, ext)) return;
+    if (!(ch.rights & ACCESS.READ)) {
+      // A denied reader gets no value: READ_NOTIFY carries ECA_NORDACCESS, the old READ an ERROR.
+      if (notify) this.c.reply.read(h, ext, ch.cid, NO_READ_ACCESS, true);
+      else this.c.sendError(ch.cid, ECA.NORDACCESS, h, ext, `read access denied: ${ch.pv.name}`);
+      return;
+    }
     if (
       notify &&
       h.count <= 1 &&
@@ -77,6 +87,15 @@ export class ChannelRequests {
   write(h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
     const ch = this.c.table.channel(requestSid(h));
     if (ch === undefined) return;
+    if (!(ch.rights & ACCESS.WRITE) && ch.pv.writable) {
+      // Refused by access security, as rsrv does before looking at the value; decoded only so
+      // the audit trail shows what was attempted.
+      const tried = decodeWrite(ch.pv, h, payload, notify);
+      const value = "error" in tried ? undefined : tried.value;
+      this.c.access.record(ch.pv, value, ch.pv.value, "denied", "no write access");
+      this.writeDone(ch, h, ext, notify, ECA.NOWTACCESS, `write access denied: ${ch.pv.name}`);
+      return;
+    }
     const max = this.config.maxPendingWritesPerCircuit;
     if (this.pendingWrites >= max) {
       this.c.warnOnce("writes", `more than ${max} writes pending`);
@@ -87,6 +106,8 @@ export class ChannelRequests {
     const dec = decodeWrite(ch.pv, h, payload, notify);
     if ("error" in dec) {
       this.c.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
+      const result = dec.error === ECA.NOWTACCESS ? "denied" : "failed";
+      this.c.access.record(ch.pv, undefined, ch.pv.value, result, dec.message);
       this.writeDone(ch, h, ext, notify, dec.error, dec.message);
       return;
     }
@@ -94,8 +115,17 @@ export class ChannelRequests {
     const req: CaHeader = { ...h };
     const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
     this.pendingWrites++;
+    // The value before the write, as the request found it (a chained write may start later).
+    const old = ch.pv.value;
     startWrite(ch, dec.value, ctx, (eca, reason) => {
       this.pendingWrites--;
+      this.c.access.record(
+        ch.pv,
+        dec.value,
+        old,
+        reason === null ? "ok" : "failed",
+        reason ?? undefined,
+      );
       if (this.c.closed || !ch.alive) return;
       if (reason !== null) {
         const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };

@@ -21,6 +21,8 @@ export class Channel implements FanoutChannel {
   pendingWrites = 0;
   /** The last write of the chain: writes to one channel complete in order, as in rsrv. */
   writeTail: Promise<void> | null = null;
+  /** ACCESS_RIGHTS bits last sent for this channel (read 1, write 2). */
+  rights = 0;
 
   constructor(
     private readonly owner: ChannelOwner,
@@ -69,6 +71,11 @@ export class ChannelTable {
 
   get subscriptionCount(): number {
     return this.subs.size;
+  }
+
+  /** Every open channel. */
+  all(): IterableIterator<Channel> {
+    return this.channels.values();
   }
 
   channel(sid: number): Channel | undefined {
