@@ -39,6 +39,12 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Access security file (IOCMNG_ACF or `access_security_file`); null/absent = access security off. */
+  accessSecurityFile?: string | null;
+  /** HAG matching: client host names (default) or peer addresses (EPICS_CAS_USE_HOST_NAMES=NO). */
+  accessHostMode?: "names" | "addresses";
+  /** Access security groups plugins may put their PVs in (`access_groups`); null/absent = any. */
+  accessGroups?: string[] | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -159,6 +165,8 @@ const FILE_KEYS = [
   "log_level",
   "beamline_config",
   "disable_devices",
+  "access_security_file",
+  "access_groups",
   "plugins",
   "tasks",
   "jobs",
@@ -174,6 +182,8 @@ export interface FileSettings {
   logLevel?: string;
   beamlineConfig?: string;
   disableDevices?: boolean;
+  accessSecurityFile?: string;
+  accessGroups?: string[];
   plugins: DeclaredPlugin[];
 }
 
@@ -250,6 +260,16 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
   if (ll !== undefined) out.logLevel = checkLogLevel(ll, `${file}: log_level`);
   const bc = str("beamline_config");
   if (bc !== undefined) out.beamlineConfig = checkDir(bc, `${file}: beamline_config`);
+  const acf = str("access_security_file");
+  if (acf !== undefined) out.accessSecurityFile = checkDir(acf, `${file}: access_security_file`);
+  const groups = doc.access_groups;
+  if (groups !== undefined && groups !== null) {
+    const ok = (g: unknown) => typeof g === "string" && /^[\x21-\x7e]{1,128}$/.test(g);
+    if (!Array.isArray(groups) || !groups.every(ok)) {
+      throw at("access_groups", "a list of access security group names", groups);
+    }
+    out.accessGroups = groups as string[];
+  }
   const dd = doc.disable_devices;
   if (dd !== undefined && dd !== null) {
     if (typeof dd !== "boolean" && typeof dd !== "string") {
@@ -395,6 +415,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     file.pluginsDir = rel(file.pluginsDir);
     file.stateDir = rel(file.stateDir);
     file.beamlineConfig = rel(file.beamlineConfig);
+    file.accessSecurityFile = rel(file.accessSecurityFile);
   }
 
   const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
@@ -434,6 +455,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     }
   }
 
+  const accessSecurityFile = envStr(env, "IOCMNG_ACF") ?? file.accessSecurityFile ?? null;
+  if (accessSecurityFile !== null) checkDir(accessSecurityFile, "IOCMNG_ACF");
+  const accessHostMode = setting(
+    env,
+    "EPICS_CAS_USE_HOST_NAMES",
+    parseHostMode,
+    undefined,
+    "names",
+  );
+
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
   if (beamlineConfigFile === null && file.beamlineConfig !== undefined && configFile !== null) {
@@ -467,7 +498,15 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    accessSecurityFile,
+    accessHostMode,
+    accessGroups: file.accessGroups ?? null,
   };
+}
+
+// EPICS_CAS_USE_HOST_NAMES=NO is rsrv's asCheckClientIP=1: HAGs match the client's address.
+function parseHostMode(raw: string, what: string): "names" | "addresses" {
+  return parseBool(raw, what) ? "names" : "addresses";
 }
 
 /** Prefix used when neither `prefix` nor `beamline` is configured. */

@@ -1,4 +1,6 @@
 import type { Logger } from "pino";
+import { accessRoutes, auditRequest } from "./access/rest.ts";
+import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
@@ -29,6 +31,8 @@ export interface Runtime {
   ca: CaServer | null;
   state: StateStore;
   controller: PluginController;
+  /** Access security (IOCMNG_ACF), the audit trail and the policy the CA server applies. */
+  access: AccessRuntime;
   /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
   stop(): Promise<void>;
 }
@@ -44,14 +48,25 @@ export async function buildRuntime(
   opts: RuntimeOptions = {},
 ): Promise<Runtime> {
   const registry = opts.registry ?? new PvRegistry();
+  // First: a malformed access security file stops the start here, with its line and column.
+  const access = await startAccess(
+    { file: config.accessSecurityFile, hostMode: config.accessHostMode },
+    registry,
+    logger,
+  );
   let ca: CaServer | null = null;
   if (opts.caConfig !== false) {
     const caConfig: CaServerConfig = {
       ...caServerConfigFromEnv(opts.env ?? process.env),
       ...opts.caConfig,
     };
-    ca = new CaServer({ registry, logger, config: caConfig });
-    await ca.start();
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+    try {
+      await ca.start();
+    } catch (e) {
+      access.close();
+      throw e;
+    }
   }
   let state: StateStore;
   let controller: PluginController;
@@ -67,11 +82,16 @@ export async function buildRuntime(
     });
   } catch (e) {
     await ca?.stop();
+    access.close();
     throw e;
   }
+  access.setPluginOf((pv) => controller.pluginOfPv(pv));
   const stop = () =>
-    runAll([() => controller.shutdown(), () => state.flush(), () => ca?.stop()], logger);
-  return { registry, ca, state, controller, stop };
+    runAll(
+      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => access.close()],
+      logger,
+    );
+  return { registry, ca, state, controller, access, stop };
 }
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
@@ -147,11 +167,16 @@ export async function startServer(
     return stopping;
   };
   if (opts.signals) {
-    uninstallSignals = installSignalHandlers(
+    const uninstallStop = installSignalHandlers(
       { stop },
       logger,
       opts.signals === true ? {} : opts.signals,
     );
+    const uninstallHup = runtime.access.installSighup();
+    uninstallSignals = () => {
+      uninstallStop();
+      uninstallHup();
+    };
   }
   try {
     await controller.restore();
@@ -164,11 +189,14 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
+    const { security, audit } = runtime.access;
     const app = createApp({
       controller,
       version: VERSION,
       apiToken: config.apiToken,
       logger,
+      routes: [accessRoutes({ security, audit })],
+      onMutation: (m) => auditRequest(audit, m),
     });
     try {
       app.listen({

@@ -39,6 +39,8 @@ export interface PluginConfig {
   pvs: PvDef[];
   /** The file it came from; null when the plugin has none. */
   file: string | null;
+  /** `access.asg`: the access security group of all its PVs (a PV's own `asg` wins). */
+  asg?: string;
 }
 
 /** Invalid config.yaml: names the file, the dotted field path and what was expected. */
@@ -245,6 +247,20 @@ const PvSchema = Type.Object(
         "x-expected": "true or false",
       }),
     ),
+    asg: Type.Optional(
+      Type.String({
+        pattern: "^[\\x21-\\x7e]{1,128}$",
+        description:
+          "Access security group (ASG of the access security file); the operator may cap which ones plugins use",
+        "x-expected": "an access security group name (1..128 printable characters)",
+      }),
+    ),
+    finite: Type.Optional(
+      Type.Boolean({
+        description: "Refuse client writes of NaN and ±Infinity (always so when drvl/drvh are set)",
+        "x-expected": "true or false",
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -297,6 +313,25 @@ export const PluginConfigSchema = Type.Object(
           ),
         ],
         { "x-expected": "a mapping of parameter names to values" },
+      ),
+    ),
+    access: Type.Optional(
+      Type.Object(
+        {
+          asg: Type.Optional(
+            Type.String({
+              pattern: "^[\\x21-\\x7e]{1,128}$",
+              description:
+                "Access security group of all the plugin's PVs (a PV's own `asg` wins); DEFAULT when unset",
+              "x-expected": "an access security group name (1..128 printable characters)",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "Access security of the plugin's PVs",
+          "x-expected": "a mapping with `asg`",
+        },
       ),
     ),
     pvs: Type.Optional(
@@ -688,11 +723,13 @@ function buildPvDef(
     throw err("count", `an integer 1..${MAX_ARRAY_COUNT}`, `array too large (${count} elements)`);
   }
 
+  if (y.finite === true) meta.finiteOnly = true;
   const spec: Omit<PvSpec, "name"> = {
     kind: info.kind,
     writable: direction === "input",
     meta,
   };
+  if (y.asg !== undefined) spec.asg = y.asg;
   if (count !== 1) spec.count = count;
   if (y.value !== undefined) spec.initial = initialValue(y.value, t, isArray, count, meta, err);
   if (
@@ -843,7 +880,8 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   }
   // Mode/interval are validated here too so a bad file fails at the config step.
   resolveParametersIn(file, parameters, "parameters");
-  return { parameters, pvs, file };
+  const asg = doc.access?.asg;
+  return asg === undefined ? { parameters, pvs, file } : { parameters, pvs, file, asg };
 }
 
 /** Reads dir/config.yaml (or config.yml); a plugin without one gets an empty config. */

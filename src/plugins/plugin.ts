@@ -78,6 +78,8 @@ export interface LoadedPlugin extends LoadSpec {
   stopped: boolean;
   /** Set when start failed during a restore: loaded for inspection, not running. */
   startError?: string;
+  /** Access security group of its PVs (config.yaml `access.asg`), also for PVs added at runtime. */
+  asg?: string;
 }
 
 /** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */
