@@ -16,27 +16,12 @@ import { SecurityPolicy } from "../../src/access/policy.ts";
 import { AccessSecurity } from "../../src/access/security.ts";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
+import { fiftyRules } from "./access-rules.ts";
 
 const mode = process.argv[2] ?? "off";
 const registry = new PvRegistry();
 registry.add({ name: "BENCH:SP", kind: "double", writable: true, initial: 0 });
 registry.add({ name: "BENCH:MODE", kind: "long", writable: true, initial: 1 });
-
-/** 50 rules in the PV's group; the one that grants the bench user write is the last. */
-function fiftyRules(user: string): string {
-  const lines: string[] = [];
-  for (let i = 0; i < 10; i++) lines.push(`UAG(team${i}) {user${i}a, user${i}b, user${i}c}`);
-  lines.push(`UAG(bench) {${user}}`);
-  for (let i = 0; i < 5; i++) lines.push(`HAG(room${i}) {console${i}a, console${i}b}`);
-  lines.push("ASG(DEFAULT) { RULE(1, READ) }");
-  lines.push("ASG(BENCH) {", "  INPA(BENCH:MODE)");
-  for (let i = 0; i < 49; i++) {
-    const body = i % 3 === 0 ? `CALC("A=${i + 2}")` : `UAG(team${i % 10}) HAG(room${i % 5})`;
-    lines.push(`  RULE(1, ${i === 0 ? "READ" : "WRITE"}) { ${body} }`);
-  }
-  lines.push(`  RULE(1, WRITE) { UAG(bench) CALC("A=1") }`, "}");
-  return `${lines.join("\n")}\n`;
-}
 
 let access: SecurityPolicy | null = null;
 if (mode !== "off") {
@@ -49,8 +34,9 @@ if (mode !== "off") {
   }
   const security = await AccessSecurity.open({ file, source: registry });
   if (file) rmSync(dirname(file), { recursive: true, force: true });
-  const log = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
-  access = new SecurityPolicy(security, new AuditLog({ log }), (pv) =>
+  // As in production (pino writes each line synchronously to stdout), but to /dev/null.
+  const log = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: true }));
+  access = new SecurityPolicy(security, new AuditLog(mode === "nolog" ? {} : { log }), (pv) =>
     pv.name === "BENCH:SP" ? "BENCH" : undefined,
   );
 }

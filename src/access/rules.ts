@@ -48,8 +48,10 @@ const MAX_CACHE = 4096;
 interface CompiledRule {
   level: number;
   decision: Decision;
-  uags: ReadonlySet<string>[] | null;
-  hags: ReadonlySet<string>[] | null;
+  /** Users of all the rule's UAGs together (one lookup per check); null = every user. */
+  uags: ReadonlySet<string> | null;
+  /** Hosts of all the rule's HAGs together; null = every host. */
+  hags: ReadonlySet<string> | null;
   calc: CalcProgram | undefined;
   /** The CALC's last outcome (before the input-validity test). */
   result: boolean;
@@ -61,7 +63,12 @@ export class CompiledGroup {
   readonly values = new Float64Array(CALC_INPUTS);
   /** Bit i set while input i is bad (PV missing, not numeric, or INVALID severity). */
   bad: number;
-  private readonly cache = new Map<string, Decision>();
+  // Decisions by level, user and host: nested maps, so a hit allocates no key string.
+  private readonly cache = [
+    new Map<string, Map<string, Decision>>(),
+    new Map<string, Map<string, Decision>>(),
+  ];
+  private cached = 0;
 
   constructor(
     readonly name: string,
@@ -105,7 +112,7 @@ export class CompiledGroup {
       }
     }
     if (this.outcomes() === before) return false;
-    this.cache.clear();
+    this.clearCache();
     return true;
   }
 
@@ -120,13 +127,27 @@ export class CompiledGroup {
 
   /** The decision for `user` on `host` (already in the form HostMode expects) at `level`. */
   decide(user: string, host: string, level: number): Decision {
-    const key = `${level}\u0000${user}\u0000${host}`;
-    const hit = this.cache.get(key);
+    const byUser = this.cache[level === 0 ? 0 : 1] as Map<string, Map<string, Decision>>;
+    let byHost = byUser.get(user);
+    const hit = byHost?.get(host);
     if (hit !== undefined) return hit;
     const d = this.compute(user, host, level);
-    if (this.cache.size >= MAX_CACHE) this.cache.clear();
-    this.cache.set(key, d);
+    if (this.cached >= MAX_CACHE) {
+      this.clearCache();
+      byHost = undefined;
+    }
+    if (byHost === undefined) {
+      byHost = new Map();
+      byUser.set(user, byHost);
+    }
+    byHost.set(host, d);
+    this.cached++;
     return d;
+  }
+
+  private clearCache(): void {
+    for (const m of this.cache) m.clear();
+    this.cached = 0;
   }
 
   private compute(user: string, rawHost: string, level: number): Decision {
@@ -137,8 +158,8 @@ export class CompiledGroup {
       if ((best & 3) === 3) break;
       if ((r.decision & 3) <= (best & 3)) continue;
       if (level > r.level) continue;
-      if (r.uags && !r.uags.some((g) => g.has(user))) continue;
-      if (r.hags && !r.hags.some((g) => g.has(host))) continue;
+      if (r.uags !== null && !r.uags.has(user)) continue;
+      if (r.hags !== null && !r.hags.has(host)) continue;
       if (r.calc && (!r.result || (this.bad & r.calc.inputsUsed) !== 0)) continue;
       best = r.decision;
     }
@@ -199,10 +220,17 @@ function compileGroup(
   const rules: CompiledRule[] = g.rules.map((r) => ({
     level: r.level,
     decision: r.access | (r.trapWrite ? TRAP_WRITE : 0),
-    uags: r.uags.length > 0 ? r.uags.map((n) => users.get(n) ?? new Set<string>()) : null,
-    hags: r.hags.length > 0 ? r.hags.map((n) => hosts.get(n) ?? new Set<string>()) : null,
+    uags: r.uags.length > 0 ? union(r.uags.map((n) => users.get(n))) : null,
+    hags: r.hags.length > 0 ? union(r.hags.map((n) => hosts.get(n))) : null,
     calc: r.calc,
     result: false,
   }));
   return new CompiledGroup(g.name, g.inputs, rules);
+}
+
+function union(sets: (ReadonlySet<string> | undefined)[]): ReadonlySet<string> {
+  if (sets.length === 1 && sets[0] !== undefined) return sets[0];
+  const out = new Set<string>();
+  for (const s of sets) for (const x of s ?? []) out.add(x);
+  return out;
 }
