@@ -9,6 +9,7 @@ import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
 import { PvRegistry } from "./pv/registry.ts";
+import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 
@@ -16,6 +17,12 @@ import { VERSION } from "./version.ts";
 export interface RuntimeOptions {
   /** CA settings over those of the environment; `false`: no CA server (PVs in the registry only). */
   caConfig?: Partial<CaServerConfig> | false;
+  /**
+   * pvAccess settings over those of the environment (EPICS_PVAS_*); `false`: no PVA server. On by
+   * default next to CA; IOCMNG_DISABLE_PVA=true turns it off. A runtime built with `caConfig: false`
+   * and no `pvaConfig` serves no protocol at all (the plugin tests' runtime).
+   */
+  pvaConfig?: Partial<PvaServerConfig> | false;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
   /** Serve this registry (default a new one). */
@@ -29,6 +36,8 @@ export interface Runtime {
   registry: PvRegistry;
   /** Null when built with `caConfig: false`. */
   ca: CaServer | null;
+  /** Null when PVA is off (`pvaConfig: false`, IOCMNG_DISABLE_PVA=true, or no CA and no PVA config). */
+  pva: PvaServer | null;
   state: StateStore;
   controller: PluginController;
   /** Access security (IOCMNG_ACF), the audit trail and the policy the CA server applies. */
@@ -68,6 +77,14 @@ export async function buildRuntime(
       throw e;
     }
   }
+  let pva: PvaServer | null = null;
+  try {
+    pva = await startPva(registry, logger, opts);
+  } catch (e) {
+    await ca?.stop();
+    access.close();
+    throw e;
+  }
   let state: StateStore;
   let controller: PluginController;
   try {
@@ -82,21 +99,49 @@ export async function buildRuntime(
     });
   } catch (e) {
     await ca?.stop();
+    await pva?.stop();
     access.close();
     throw e;
   }
   access.setPluginOf((pv) => controller.pluginOfPv(pv));
   const stop = () =>
     runAll(
-      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => access.close()],
+      [
+        () => controller.shutdown(),
+        () => state.flush(),
+        () => ca?.stop(),
+        () => pva?.stop(),
+        () => access.close(),
+      ],
       logger,
     );
-  return { registry, ca, state, controller, access, stop };
+  return { registry, ca, pva, state, controller, access, stop };
+}
+
+/** The pvAccess server next to CA (docs/pva.md), unless turned off. */
+async function startPva(
+  registry: PvRegistry,
+  logger: Logger,
+  opts: RuntimeOptions,
+): Promise<PvaServer | null> {
+  const env = opts.env ?? process.env;
+  if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
+    return null;
+  if (opts.caConfig === false && opts.pvaConfig === undefined) return null;
+  const pva = new PvaServer({
+    source: registry,
+    logger,
+    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+  });
+  await pva.start();
+  return pva;
 }
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
   caConfig?: Partial<CaServerConfig>;
+  /** pvAccess settings over the environment's; `false`: no PVA server (see RuntimeOptions). */
+  pvaConfig?: Partial<PvaServerConfig> | false;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
   /** Seconds an HTTP connection may stay idle (default 30); adds and job runs are exempt. */
@@ -122,6 +167,8 @@ export interface RunningServer {
   httpPort: number;
   caTcpPort: number;
   caUdpPort: number;
+  /** PVA TCP port, or null when PVA is off. */
+  pvaTcpPort: number | null;
   controller: PluginController;
   registry: PvRegistry;
   /** Stops REST, plugins (cleanup()), state writes and CA, in that order. Idempotent. */
@@ -156,6 +203,7 @@ export async function startServer(
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
+    ...(opts.pvaConfig !== undefined ? { pvaConfig: opts.pvaConfig } : {}),
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
@@ -231,6 +279,7 @@ export async function startServer(
       httpPort,
       caTcpPort: ca.tcpPort,
       caUdpPort: ca.udpPort,
+      pvaTcpPort: runtime.pva?.tcpPort ?? null,
       controller,
       registry,
       stop,
