@@ -8,6 +8,7 @@ import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
+import type { AccessPolicy } from "./pv/access.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
@@ -79,7 +80,7 @@ export async function buildRuntime(
   }
   let pva: PvaServer | null = null;
   try {
-    pva = await startPva(registry, logger, opts);
+    pva = await startPva(registry, logger, opts, access.policy);
   } catch (e) {
     await ca?.stop();
     access.close();
@@ -123,6 +124,7 @@ async function startPva(
   registry: PvRegistry,
   logger: Logger,
   opts: RuntimeOptions,
+  access: AccessPolicy,
 ): Promise<PvaServer | null> {
   const env = opts.env ?? process.env;
   if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
@@ -132,6 +134,7 @@ async function startPva(
     source: registry,
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    access,
   });
   await pva.start();
   return pva;
