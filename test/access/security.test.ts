@@ -111,6 +111,17 @@ describe("AccessSecurity", () => {
     expect(caRights(as.rightsFor("CTRL", other))).toBe(3);
   });
 
+  test("a file gone at reload keeps the rules in force", async () => {
+    writeFileSync(file, OPERATOR_ONLY);
+    const as = await AccessSecurity.open({ file });
+    const op = as.identify("operator", "localhost", "127.0.0.1:1");
+    rmSync(file);
+    const r = await as.reload();
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toContain("ENOENT");
+    expect(caRights(as.rightsFor("CTRL", op))).toBe(3);
+  });
+
   test("concurrent reloads apply in order", async () => {
     writeFileSync(file, OPERATOR_ONLY);
     const as = await AccessSecurity.open({ file });
@@ -180,8 +191,8 @@ describe("AccessSecurity", () => {
 
   test("a huge file or a directory is refused before reading", async () => {
     writeFileSync(file, Buffer.alloc(5 * 1024 * 1024, 0x23));
-    expect(AccessSecurity.open({ file })).rejects.toThrow("larger than");
-    expect(AccessSecurity.open({ file: dir })).rejects.toThrow("not a regular file");
+    await expect(AccessSecurity.open({ file })).rejects.toThrow("larger than");
+    await expect(AccessSecurity.open({ file: dir })).rejects.toThrow("not a regular file");
   });
 });
 
