@@ -193,6 +193,17 @@ describe("CA access security", () => {
     expect(s.registry.get("T:GATED")?.value).toBe(2);
   });
 
+  test("a write of more elements than the PV holds is refused, not cut", async () => {
+    s = await setup(RULES);
+    const op = await RawCaClient.handshake(s.port, "operator", "console1");
+    const ch = await op.createChannel("T:SP", 1);
+    op.send(msg(CMD.WRITE_NOTIFY, DBR.DOUBLE, 2, ch.sid, 9, f64(7, 8)));
+    const r = await op.next((m) => m.header.command === CMD.WRITE_NOTIFY && m.header.p2 === 9);
+    expect(r.header.p1).toBe(ECA.BADCOUNT);
+    expect(s.registry.get("T:SP")?.value).toBe(1);
+    expect(s.audit.query("p").at(-1)).toMatchObject({ result: "failed", user: "operator" });
+  });
+
   test("address mode: the peer address counts, not the HOST_NAME the client sends", async () => {
     s = await setup(RULES.replace("{console1}", "{127.0.0.1}"), "addresses");
     const liar = await RawCaClient.handshake(s.port, "operator", "console1");
