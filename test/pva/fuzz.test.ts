@@ -165,6 +165,14 @@ test(`fuzz: ${TCP_MESSAGES} TCP + ${UDP_MESSAGES} UDP messages, then a normal GE
   udp.close();
 
   // Still serving: search and GET on fresh sockets.
+  // Replies to the forged reply ports provoke ICMP errors that slow the search socket's reads
+  // while the flood lasts: wait until the server has read what was sent (or stopped reading).
+  let seen = -1;
+  for (let i = 0; i < 300 && server.stats().searchDatagrams !== seen; i++) {
+    seen = server.stats().searchDatagrams;
+    if (seen >= datagrams) break;
+    await Bun.sleep(100);
+  }
   const found = await udpSearch(server.udpPort, ["PVA:TEST:DBL"]);
   expect(found.length).toBe(1);
   const c = await PvaClient.connect(server.tcpPort);

@@ -160,3 +160,19 @@ describe("per-connection bounds", () => {
     registry.remove("H:FAST");
   });
 });
+
+describe("per-peer bound", () => {
+  test("connections beyond maxConnectionsPerPeer are closed at once; others still served", async () => {
+    const { registry: reg, server: srv } = await startPva({ config: { maxConnectionsPerPeer: 2 } });
+    reg.add({ name: "P:A", kind: "long", initial: 5 });
+    const a = await PvaClient.connect(srv.tcpPort);
+    const b = await PvaClient.connect(srv.tcpPort);
+    const c = await PvaClient.connect(srv.tcpPort, { validate: false });
+    await c.waitClosed();
+    expect(srv.stats().connectionsRefused).toBe(1);
+    expect((await a.get("P:A")).value.value).toBe(5);
+    a.close();
+    b.close();
+    await srv.stop();
+  });
+});

@@ -396,3 +396,104 @@ describe("rpc hook", () => {
     c.close();
   });
 });
+
+describe("transport details", () => {
+  test("anonymous authentication works; a method not offered is refused", async () => {
+    const c = await PvaClient.connect(server.tcpPort, { auth: "anonymous" });
+    expect((await c.get("T:LONG")).type.id).toBe("epics:nt/NTScalar:1.0");
+    c.close();
+    const bad = await PvaClient.connect(server.tcpPort, { validate: false });
+    await bad.next((m) => m.command === Cmd.CONNECTION_VALIDATION);
+    bad.send(Cmd.CONNECTION_VALIDATION, (w) =>
+      w.u32(0x10000).u16(0x7fff).u16(0).string("x509").u8(0xff),
+    );
+    const v = await bad.next((m) => m.command === Cmd.CONNECTION_VALIDATED);
+    expect(new Reader(v.payload, v.le).status().message).toContain("unadvertised");
+    bad.close();
+  });
+
+  test("a taken TCP port falls back to a free one, advertised in search replies", async () => {
+    const { registry: reg, server: other } = await startPva({
+      config: { serverPort: server.tcpPort },
+    });
+    reg.add({ name: "FB:X", kind: "long" });
+    expect(other.tcpPort).not.toBe(server.tcpPort);
+    const found = await udpSearch(other.udpPort, ["FB:X"]);
+    expect(found[0]?.port).toBe(other.tcpPort);
+    await other.stop();
+  });
+
+  test("EPICS_PVAS_IGNORE_ADDR_LIST: searches from an ignored address get no reply", async () => {
+    const { registry: reg, server: deaf } = await startPva({
+      config: { ignoreAddrs: ["127.0.0.1"] },
+    });
+    reg.add({ name: "IG:X", kind: "long" });
+    expect(await udpSearch(deaf.udpPort, ["IG:X"])).toEqual([]);
+    expect(deaf.stats().searchDatagrams).toBeGreaterThan(0);
+    await deaf.stop();
+  });
+
+  test("beacons carry the GUID and the TCP port", async () => {
+    const dgram = await import("node:dgram");
+    const sock = dgram.createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    const got = new Promise<Buffer>((r) => sock.once("message", (m) => r(m)));
+    const { server: b } = await startPva({
+      config: { beaconAddrs: [`127.0.0.1:${sock.address().port}`], beaconPeriod: 60 },
+    });
+    const m = new Uint8Array(await got);
+    expect([m[0], m[2], m[3]]).toEqual([0xca, 0xc0, Cmd.BEACON]);
+    expect(m.subarray(8, 20)).toEqual(b.guid);
+    expect(new DataView(m.buffer).getUint16(8 + 12 + 4 + 16, false)).toBe(b.tcpPort);
+    sock.close();
+    await b.stop();
+  });
+});
+
+describe("several servers on one UDP port", () => {
+  test("a unicast search reaching either server is answered by the one that has the name", async () => {
+    const a = await startPva();
+    const b = await startPva({ config: { broadcastPort: a.server.udpPort } });
+    expect(b.server.udpPort).toBe(a.server.udpPort);
+    a.registry.add({ name: "SHARE:A", kind: "long" });
+    b.registry.add({ name: "SHARE:B", kind: "long" });
+    // Only one of the two sockets gets each unicast datagram; the loopback fan-out brings it to
+    // the other, so both names are found whichever socket the kernel picked.
+    for (const [name, owner] of [
+      ["SHARE:A", a.server],
+      ["SHARE:B", b.server],
+    ] as const) {
+      const found = await udpSearch(a.server.udpPort, [name]);
+      expect(found.map((f) => f.port)).toEqual([owner.tcpPort]);
+    }
+    await b.server.stop();
+    await a.server.stop();
+  });
+});
+
+describe("deadbands and alarms as CA clients see them", () => {
+  test("a change within MDEL posts nothing; an alarm change posts even within it", async () => {
+    const c = await PvaClient.connect(server.tcpPort);
+    registry.add({
+      name: "DB:X",
+      kind: "double",
+      initial: 0,
+      meta: { mdel: 1, alarm: { high: 0.5 } },
+    });
+    const pv = registry.get("DB:X");
+    const { sid } = await c.channel("DB:X");
+    const ioid = c.ioid();
+    await c.init(Cmd.MONITOR, sid, ioid);
+    c.send(Cmd.MONITOR, (w) => w.u32(sid).u32(ioid).u8(0x44));
+    await c.update(ioid);
+    pv?.post(0.3); // within the deadband, no alarm change
+    await c.get("DB:X"); // a round trip on the same connection: anything posted would be here by now
+    expect(c.pendingUpdates(ioid)).toBe(0);
+    pv?.post(0.6); // still within the deadband, but HIGH: alarm fields only
+    const u = await c.update(ioid);
+    expect(u.bits.get(1)).toBe(false);
+    expect(flatten(u.value)["alarm.message"]).toBe("HIGH");
+    c.close();
+    registry.remove("DB:X");
+  });
+});

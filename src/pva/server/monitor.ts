@@ -78,7 +78,7 @@ export class MonitorOp {
 
   private readonly onEvent = (mask: number): void => {
     if (this.closed || !this.running) return;
-    const bits = changedBits(this.shape, mask & (DBE.VALUE | DBE.LOG | DBE.ALARM | DBE.PROPERTY));
+    const bits = changedBits(this.shape, mask & (DBE.VALUE | DBE.ALARM | DBE.PROPERTY));
     // Everything selected (the usual request): keep the shared set, so subscribers share encodings.
     const sel = this.selectsAll ? bits : bits.and(this.select);
     if (sel.isEmpty()) return;

@@ -182,7 +182,9 @@ export function changedBits(s: NtShape, mask: number): BitSet {
   let b = byMask[m];
   if (b) return b;
   b = new BitSet();
-  if (m & (DBE.VALUE | DBE.LOG)) b.or(s.value).or(s.time);
+  // DBE_LOG (archive deadband) alone is not a monitor event: like CA's default mask and QSRV's,
+  // monitors follow DBE_VALUE (MDEL), DBE_ALARM and DBE_PROPERTY.
+  if (m & DBE.VALUE) b.or(s.value).or(s.time);
   if (m & DBE.ALARM) b.or(s.alarm).or(s.time);
   if (m & DBE.PROPERTY) b.or(s.property);
   byMask[m] = b;

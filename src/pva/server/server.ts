@@ -18,8 +18,9 @@ import {
   Beacons,
   bindUdp,
   broadcastAddresses,
+  FANOUT_GROUP,
   handleDatagram,
-  joinFanout,
+  openFanout,
   resolveDests,
   type SearchHost,
 } from "./udp.ts";
@@ -62,7 +63,8 @@ export class PvaServer implements ConnHost {
   private _udpPort = 0;
   private listeners: TCPSocketListener<ConnSocketData>[] = [];
   private udpSockets: dgram.Socket[] = [];
-  private txSocket: dgram.Socket | undefined;
+  private beaconSocket: dgram.Socket | undefined;
+  private fanoutTx: dgram.Socket | undefined;
   private beacons: Beacons | null = null;
   private readonly conns = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
@@ -221,6 +223,30 @@ export class PvaServer implements ConnHost {
 
   private async bindUdp(): Promise<void> {
     let port = this.config.broadcastPort;
+    const host = this.searchHost();
+    for (const addr of this.bindAddrs()) {
+      const s = await bindUdp(addr, port);
+      port = s.address().port;
+      try {
+        // A connect storm sends search bursts while the event loop is busy with the channels that
+        // came before: a deeper buffer keeps them queued instead of dropped (and retried seconds
+        // later by the client). The kernel caps it at net.core.rmem_max.
+        s.setRecvBufferSize(4 * 1024 * 1024);
+      } catch {
+        // Not supported here: the default buffer still works, only storms are slower.
+      }
+      // Replies leave from the search socket itself, as pvxs's do: a pvxs client answered from
+      // another port connects only after a delay (0.4 s instead of 0.15 s for one pvxget).
+      this.beaconSocket ??= s;
+      s.on("message", (msg, rinfo) => this.onDatagram(s, host, msg, rinfo, true));
+      s.on("error", (err) => this.logger.debug({ err }, "PVA UDP socket error"));
+      this.udpSockets.push(s);
+    }
+    this._udpPort = port;
+    await this.startFanout(host);
+  }
+
+  private searchHost(): SearchHost {
     const host: SearchHost = {
       guid: this.guid,
       tcpPort: 0,
@@ -228,37 +254,58 @@ export class PvaServer implements ConnHost {
       claim: (c) => this.claim(c),
       stats: this.udpStats,
       logger: this.logger,
+      fanoutOrigin: null,
     };
     Object.defineProperty(host, "tcpPort", { get: () => this._tcpPort });
-    for (const addr of this.bindAddrs()) {
-      const s = await bindUdp(addr, port);
-      port = s.address().port;
-      // Replies and beacons leave from a socket of their own: the ICMP "port unreachable" a bogus
-      // reply address provokes is then reported there, not on the search socket, whose reads it
-      // would otherwise keep interrupting (a cheap way to deafen the server).
-      const tx = await bindUdp(addr, 0);
-      tx.on("error", () => {});
-      tx.on("message", () => {});
-      this.udpSockets.push(tx);
-      this.txSocket ??= tx;
-      s.on("message", (msg, rinfo) => {
-        for (const [b, a, p] of handleDatagram(host, msg, rinfo)) {
-          try {
-            tx.send(b, p, a);
-          } catch {
-            // Unreachable reply address: the client will search again.
-          }
-        }
-      });
-      s.on("error", (err) => this.logger.debug({ err }, "PVA UDP socket error"));
-      if (addr === "0.0.0.0" || addr.startsWith("127.")) joinFanout(s, this.logger);
-      this.udpSockets.push(s);
+    return host;
+  }
+
+  /** Shares the UDP port with other servers on this host (docs/pva.md §Discovery). */
+  private async startFanout(host: SearchHost): Promise<void> {
+    const first = this.bindAddrs()[0] ?? "0.0.0.0";
+    const reply = this.udpSockets[0];
+    if (!reply || !(first === "0.0.0.0" || first.startsWith("127."))) return;
+    const f = await openFanout(this._udpPort, this.logger);
+    if (!f) return;
+    this.udpSockets.push(f.rx, f.tx);
+    this.fanoutTx = f.tx;
+    host.fanoutOrigin = first;
+    const ownPort = f.tx.address().port;
+    f.tx.on("error", () => {});
+    f.rx.on("error", (err) => this.logger.debug({ err }, "PVA fan-out socket error"));
+    f.rx.on("message", (msg, rinfo) => {
+      // Our own copies were answered when they came in directly.
+      if (rinfo.port === ownPort && rinfo.address === "127.0.0.1") return;
+      this.onDatagram(reply, host, msg, rinfo, false);
+    });
+  }
+
+  private onDatagram(
+    s: dgram.Socket,
+    host: SearchHost,
+    msg: Uint8Array,
+    rinfo: { address: string; port: number },
+    direct: boolean,
+  ): void {
+    const r = handleDatagram(host, msg, rinfo, direct);
+    for (const [b, a, p] of r.replies) {
+      try {
+        s.send(b, p, a);
+      } catch {
+        // Unreachable reply address: the client will search again.
+      }
     }
-    this._udpPort = port;
+    if (r.forward && this.fanoutTx) {
+      try {
+        this.fanoutTx.send(r.forward, this._udpPort, FANOUT_GROUP);
+      } catch {
+        // Fan-out is best effort: local peers may miss this one search.
+      }
+    }
   }
 
   private async startBeacons(): Promise<void> {
-    const sock = this.txSocket;
+    const sock = this.beaconSocket;
     if (!sock) return;
     const entries = [...this.config.beaconAddrs];
     if (this.config.autoBeaconAddrList) entries.push(...broadcastAddresses());
@@ -297,6 +344,8 @@ export class PvaServer implements ConnHost {
     s.data = { conn: c };
     this.conns.add(c);
     s.timeout(this.config.connTimeout);
+    // Replies are small and each one unblocks the client's next step: no Nagle delay.
+    s.setNoDelay(true);
     c.start();
   }
 }

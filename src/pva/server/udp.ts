@@ -6,10 +6,20 @@
  */
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
+import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import { Cmd, splitDatagram } from "../codec/header.ts";
-import { decodeSearch, encodeBeacon, encodeSearchResponse, SearchFlag } from "../codec/messages.ts";
+import {
+  beginMessage,
+  decodeSearch,
+  encodeBeacon,
+  encodeSearch,
+  encodeSearchResponse,
+  endMessage,
+  SearchFlag,
+  type SearchRequest,
+} from "../codec/messages.ts";
 import { Reader, Writer } from "../codec/wire.ts";
 
 /** The loopback multicast group pvxs servers re-send unicast searches to (with ORIGIN_TAG). */
@@ -37,21 +47,50 @@ export interface SearchHost {
   claim(channels: Array<{ id: number; name: string }>): number[];
   stats: { searchDatagrams: number; searchReplies: number; badDatagrams: number };
   logger: Logger;
+  /** The address put in ORIGIN_TAG when fanning out (our bound address); null: no fan-out. */
+  fanoutOrigin: string | null;
 }
 
-/** Handles one datagram; returns the replies to send as [bytes, address, port]. */
+/** What to send for one datagram: replies, and the copy to fan out to local peers (if any). */
+export interface DatagramResult {
+  replies: Array<[Uint8Array, string, number]>;
+  /** ORIGIN_TAG + SEARCH for the loopback group, when a unicast search came in directly. */
+  forward: Uint8Array | null;
+}
+
+/**
+ * Handles one datagram. `direct` is false for copies received through the loopback fan-out group.
+ * A unicast search received directly is also fanned out (ORIGIN_TAG + the search with the unicast
+ * flag cleared and the reply address filled in), so every server sharing the port on this host
+ * sees it: a unicast datagram reaches only one of the sockets bound to a port.
+ */
 export function handleDatagram(
   host: SearchHost,
   msg: Uint8Array,
   from: { address: string; port: number },
-): Array<[Uint8Array, string, number]> {
+  direct = true,
+): DatagramResult {
   host.stats.searchDatagrams++;
-  if (host.ignoreAddrs.has(from.address)) return [];
-  const out: Array<[Uint8Array, string, number]> = [];
+  const out: DatagramResult = { replies: [], forward: null };
+  if (host.ignoreAddrs.has(from.address)) return out;
   try {
+    let tagged = false;
     for (const m of splitDatagram(msg)) {
+      if (m.command === Cmd.ORIGIN_TAG) tagged = true;
+      // A wildcard-bound socket also receives the group's copies: the fan-out socket answers those.
+      if (direct && tagged && host.fanoutOrigin) return out;
       if (m.command !== Cmd.SEARCH || (m.flags & 0x40) !== 0) continue;
       const s = decodeSearch(new Reader(m.payload, m.le));
+      const addr = s.replyAddr === "::" || s.replyAddr === "0.0.0.0" ? from.address : s.replyAddr;
+      const port = s.replyPort === 0 ? from.port : s.replyPort;
+      if (!replyable(addr, port)) continue;
+      if (direct && !tagged && (s.flags & SearchFlag.UNICAST) !== 0 && host.fanoutOrigin) {
+        out.forward = fanoutCopy(host.fanoutOrigin, m.le, {
+          ...s,
+          replyAddr: addr,
+          replyPort: port,
+        });
+      }
       // pvxs only considers names when "tcp" is offered; a discovery ping offers nothing.
       const ids = s.protocols.includes("tcp") ? host.claim(s.channels) : [];
       if (ids.length === 0 && (s.flags & SearchFlag.MUST_REPLY) === 0) continue;
@@ -65,10 +104,7 @@ export function handleDatagram(
         found: ids.length > 0,
         ids,
       });
-      const addr = s.replyAddr === "::" || s.replyAddr === "0.0.0.0" ? from.address : s.replyAddr;
-      const port = s.replyPort === 0 ? from.port : s.replyPort;
-      if (!addr.includes(".")) continue; // IPv6 reply addresses: we serve IPv4 only
-      out.push([w.bytes(), addr, port]);
+      out.replies.push([w.bytes(), addr, port]);
       host.stats.searchReplies++;
     }
   } catch {
@@ -77,12 +113,49 @@ export function handleDatagram(
   return out;
 }
 
-/** Joins the pvxs loopback fan-out group so re-sent unicast searches reach this socket too. */
-export function joinFanout(s: dgram.Socket, log: Logger): void {
+/** ORIGIN_TAG (original destination) followed by the search, unicast flag cleared. */
+function fanoutCopy(origin: string, le: boolean, s: SearchRequest): Uint8Array {
+  const w = new Writer(128, le);
+  const p = beginMessage(w, Cmd.ORIGIN_TAG, false);
+  w.address(origin);
+  endMessage(w, p);
+  encodeSearch(w, { ...s, flags: s.flags & ~SearchFlag.UNICAST });
+  return w.bytes();
+}
+
+/**
+ * Whether a reply may go to addr:port: IPv4 unicast with a port (IPv6 is not served; a forged
+ * multicast, broadcast or zero destination would only make the socket report errors).
+ */
+export function replyable(addr: string, port: number): boolean {
+  if (port === 0 || !isIPv4(addr)) return false;
+  const first = Number(addr.slice(0, addr.indexOf(".")));
+  return first !== 0 && first < 224 && addr !== "255.255.255.255";
+}
+
+/**
+ * The loopback fan-out: a socket bound to the group address on the shared port (it receives only
+ * the group's datagrams) and joined on the loopback interface, plus a sender on an ephemeral port
+ * whose own copies the receiver recognises and skips (they were already answered directly).
+ * Null when the host does not allow it (then only unicast searches that reach us are answered).
+ */
+export async function openFanout(
+  port: number,
+  log: Logger,
+): Promise<{ rx: dgram.Socket; tx: dgram.Socket } | null> {
+  let rx: dgram.Socket | null = null;
   try {
-    s.addMembership(FANOUT_GROUP, "127.0.0.1");
+    rx = await bindUdp(FANOUT_GROUP, port);
+    rx.addMembership(FANOUT_GROUP, "127.0.0.1");
+    const tx = await bindUdp("127.0.0.1", 0);
+    tx.setMulticastInterface("127.0.0.1");
+    tx.setMulticastLoopback(true);
+    tx.setMulticastTTL(1);
+    return { rx, tx };
   } catch (err) {
-    log.debug({ err }, "PVA: could not join the loopback search fan-out group");
+    rx?.close();
+    log.debug({ err }, "PVA: no loopback search fan-out (multicast on lo unavailable)");
+    return null;
   }
 }
 
