@@ -162,7 +162,7 @@ describe.skipIf(!isRoot)("CA access with real users (pyepics)", () => {
       },
     });
     await server.start();
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await server?.stop();
