@@ -45,6 +45,12 @@ export interface ServerConfig {
   sandbox?: SandboxConfig;
   /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
   patEnvAllow?: string[];
+  /** Access security file (IOCMNG_ACF or `access_security_file`); null/absent = access security off. */
+  accessSecurityFile?: string | null;
+  /** HAG matching: client host names (default) or peer addresses (EPICS_CAS_USE_HOST_NAMES=NO). */
+  accessHostMode?: "names" | "addresses";
+  /** Access security groups plugins may put their PVs in (`access_groups`); null/absent = any. */
+  accessGroups?: string[] | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -165,6 +171,8 @@ const FILE_KEYS = [
   "log_level",
   "beamline_config",
   "disable_devices",
+  "access_security_file",
+  "access_groups",
   "plugins",
   "tasks",
   "jobs",
@@ -182,6 +190,8 @@ export interface FileSettings {
   logLevel?: string;
   beamlineConfig?: string;
   disableDevices?: boolean;
+  accessSecurityFile?: string;
+  accessGroups?: string[];
   plugins: DeclaredPlugin[];
   sandbox?: SandboxConfig;
   patEnvAllow?: string[];
@@ -260,6 +270,16 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
   if (ll !== undefined) out.logLevel = checkLogLevel(ll, `${file}: log_level`);
   const bc = str("beamline_config");
   if (bc !== undefined) out.beamlineConfig = checkDir(bc, `${file}: beamline_config`);
+  const acf = str("access_security_file");
+  if (acf !== undefined) out.accessSecurityFile = checkDir(acf, `${file}: access_security_file`);
+  const groups = doc.access_groups;
+  if (groups !== undefined && groups !== null) {
+    const ok = (g: unknown) => typeof g === "string" && /^[\x21-\x7e]{1,128}$/.test(g);
+    if (!Array.isArray(groups) || !groups.every(ok)) {
+      throw at("access_groups", "a list of access security group names", groups);
+    }
+    out.accessGroups = groups as string[];
+  }
   const dd = doc.disable_devices;
   if (dd !== undefined && dd !== null) {
     if (typeof dd !== "boolean" && typeof dd !== "string") {
@@ -412,6 +432,7 @@ function readConfigFile(configFile: string): FileSettings {
   file.pluginsDir = rel(file.pluginsDir);
   file.stateDir = rel(file.stateDir);
   file.beamlineConfig = rel(file.beamlineConfig);
+  file.accessSecurityFile = rel(file.accessSecurityFile);
   return file;
 }
 
@@ -464,6 +485,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
 
   const apiToken = apiTokenFrom(env);
 
+  const accessSecurityFile = envStr(env, "IOCMNG_ACF") ?? file.accessSecurityFile ?? null;
+  if (accessSecurityFile !== null) checkDir(accessSecurityFile, "IOCMNG_ACF");
+  const accessHostMode = setting(
+    env,
+    "EPICS_CAS_USE_HOST_NAMES",
+    parseHostMode,
+    undefined,
+    "names",
+  );
+
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
   if (beamlineConfigFile === null && file.beamlineConfig !== undefined && configFile !== null) {
@@ -496,7 +527,15 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     beamlineConfigFile,
     ...(file.sandbox ? { sandbox: file.sandbox } : {}),
     ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
+    accessSecurityFile,
+    accessHostMode,
+    accessGroups: file.accessGroups ?? null,
   };
+}
+
+// EPICS_CAS_USE_HOST_NAMES=NO is rsrv's asCheckClientIP=1: HAGs match the client's address.
+function parseHostMode(raw: string, what: string): "names" | "addresses" {
+  return parseBool(raw, what) ? "names" : "addresses";
 }
 
 /** Prefix used when neither `prefix` nor `beamline` is configured. */

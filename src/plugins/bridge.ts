@@ -213,6 +213,8 @@ export class PvBridge {
       writable: def.writable === true,
       ...(def.initial !== undefined ? { initial: def.initial as PvValue } : {}),
       ...(def.meta !== undefined ? { meta: def.meta as PvSpec["meta"] } : {}),
+      // The operator-approved group of the plugin: plugin code cannot choose one.
+      ...(p.asg !== undefined ? { asg: p.asg } : {}),
     };
     const pv = this.deps.registry.add(spec, spec.writable ? this.writeHandler(p, name) : undefined);
     const pp: PluginPv = {

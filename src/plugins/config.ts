@@ -165,12 +165,14 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   }
   // Mode/interval are validated here too so a bad file fails at the config step.
   resolveParametersIn(file, parameters, "parameters");
+  const asg = doc.access?.asg;
   return {
     parameters,
     pvs,
     file,
     ...(doc.limits ? { limits: limitsFromYaml(doc.limits) } : {}),
     ...(doc.restart ? { restart: doc.restart } : {}),
+    ...(asg !== undefined ? { asg } : {}),
   };
 }
 

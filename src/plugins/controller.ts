@@ -335,6 +335,14 @@ export class PluginController {
       .map((p) => this.info(p));
   }
 
+  /** The plugin serving PV `pvName` (for the audit trail), or undefined. */
+  pluginOfPv(pvName: string): string | undefined {
+    for (const p of this.plugins.values()) {
+      if (pvName.length > p.prefix.length && pvName.startsWith(`${p.prefix}:`)) return p.name;
+    }
+    return undefined;
+  }
+
   /** One plugin, or undefined. */
   get(kind: "task" | "job", name: string): PluginInfo | undefined {
     const p = this.find(name);

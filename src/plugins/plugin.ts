@@ -96,6 +96,8 @@ export interface LoadedPlugin extends LoadSpec {
   respawnTimer?: ReturnType<typeof setTimeout>;
   /** Entry files (a respawn of its process imports them again). */
   files: string[];
+  /** Access security group of its PVs (config.yaml `access.asg`), also for PVs added at runtime. */
+  asg?: string;
 }
 
 /** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */

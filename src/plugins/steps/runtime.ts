@@ -166,9 +166,13 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
     return {};
   });
   let created = 0;
-  for (const def of [...defaultPvDefs(spec.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  if (cfg.asg !== undefined) plugin.asg = cfg.asg;
+  for (const def of [...defaultPvDefs(spec.kind), ...cfg.pvs]) {
     const fullName = `${plugin.prefix}:${def.name}`;
     const pvSpec: PvSpec = { ...def.spec, name: fullName };
+    // The plugin's access security group, unless the PV names its own.
+    if (pvSpec.asg === undefined && cfg.asg !== undefined) pvSpec.asg = cfg.asg;
     if (def.name === "ENABLE" && spec.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
     let pv: Pv;
     try {
