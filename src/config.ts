@@ -16,6 +16,8 @@ import {
 import { isPlainObject } from "./common/object.ts";
 import { show, suggest } from "./common/text.ts";
 import { parseYamlText } from "./common/yaml.ts";
+import type { SandboxConfig } from "./plugins/host/sandbox.ts";
+import { parsePatEnvAllow, parseSandbox } from "./plugins/host/settings.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export type { DeclaredPlugin } from "./common/add-request.ts";
@@ -39,6 +41,16 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Plugin process sandbox (limits, uid); defaults from src/plugins/host/sandbox.ts when absent. */
+  sandbox?: SandboxConfig;
+  /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
+  patEnvAllow?: string[];
+  /** Access security file (IOCMNG_ACF or `access_security_file`); null/absent = access security off. */
+  accessSecurityFile?: string | null;
+  /** HAG matching: client host names (default) or peer addresses (EPICS_CAS_USE_HOST_NAMES=NO). */
+  accessHostMode?: "names" | "addresses";
+  /** Access security groups plugins may put their PVs in (`access_groups`); null/absent = any. */
+  accessGroups?: string[] | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -159,9 +171,13 @@ const FILE_KEYS = [
   "log_level",
   "beamline_config",
   "disable_devices",
+  "access_security_file",
+  "access_groups",
   "plugins",
   "tasks",
   "jobs",
+  "sandbox",
+  "pat_env_allow",
 ] as const;
 
 /** Settings read from an IOCMNG_CONFIG file (paths as written; loadConfig resolves them). */
@@ -174,7 +190,11 @@ export interface FileSettings {
   logLevel?: string;
   beamlineConfig?: string;
   disableDevices?: boolean;
+  accessSecurityFile?: string;
+  accessGroups?: string[];
   plugins: DeclaredPlugin[];
+  sandbox?: SandboxConfig;
+  patEnvAllow?: string[];
 }
 
 function readTextFile(file: string, what: string, maxBytes: number): string {
@@ -250,6 +270,16 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
   if (ll !== undefined) out.logLevel = checkLogLevel(ll, `${file}: log_level`);
   const bc = str("beamline_config");
   if (bc !== undefined) out.beamlineConfig = checkDir(bc, `${file}: beamline_config`);
+  const acf = str("access_security_file");
+  if (acf !== undefined) out.accessSecurityFile = checkDir(acf, `${file}: access_security_file`);
+  const groups = doc.access_groups;
+  if (groups !== undefined && groups !== null) {
+    const ok = (g: unknown) => typeof g === "string" && /^[\x21-\x7e]{1,128}$/.test(g);
+    if (!Array.isArray(groups) || !groups.every(ok)) {
+      throw at("access_groups", "a list of access security group names", groups);
+    }
+    out.accessGroups = groups as string[];
+  }
   const dd = doc.disable_devices;
   if (dd !== undefined && dd !== null) {
     if (typeof dd !== "boolean" && typeof dd !== "string") {
@@ -258,16 +288,30 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
   }
 
+  if (doc.sandbox !== undefined) out.sandbox = parseSandbox(doc.sandbox, "sandbox", at);
+  if (doc.pat_env_allow !== undefined) {
+    out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
+  }
+
+  out.plugins = parsePluginLists(doc, file);
+  return out;
+}
+
+/** The `plugins`, `tasks` and `jobs` lists of a config file; names unique across all three. */
+function parsePluginLists(doc: Record<string, unknown>, file: string): DeclaredPlugin[] {
   const lists: [string, "task" | "job" | null][] = [
     ["plugins", null],
     ["tasks", "task"],
     ["jobs", "job"],
   ];
+  const out: DeclaredPlugin[] = [];
   const seen = new Map<string, string>();
   for (const [key, impliedKind] of lists) {
     const list = doc[key];
     if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) throw at(key, "a list of plugins", list);
+    if (!Array.isArray(list)) {
+      throw new ConfigError(`${file}: ${key}: expected a list of plugins, got ${show(list)}`);
+    }
     list.forEach((item, i) => {
       const p = parseDeclaredPlugin(item, `${file}: ${key}[${i}]`, impliedKind);
       const prev = seen.get(p.name);
@@ -277,7 +321,7 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
         );
       }
       seen.set(p.name, `${key}[${i}]`);
-      out.plugins.push(p);
+      out.push(p);
     });
   }
   return out;
@@ -377,25 +421,41 @@ export function parseValuesFile(
 
 // ---------------------------------------------------------------------------------------------
 
+/** Reads the IOCMNG_CONFIG file; its relative paths become relative to the file's directory. */
+function readConfigFile(configFile: string): FileSettings {
+  const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
+  const file = parseServerConfigFile(text, configFile);
+  // Like docker compose: a config means the same whatever the working directory of the server.
+  const base = dirname(resolvePath(configFile));
+  const rel = (p: string | undefined): string | undefined =>
+    p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
+  file.pluginsDir = rel(file.pluginsDir);
+  file.stateDir = rel(file.stateDir);
+  file.beamlineConfig = rel(file.beamlineConfig);
+  file.accessSecurityFile = rel(file.accessSecurityFile);
+  return file;
+}
+
+/** IOCMNG_API_TOKEN: null when unset or blank; one word of at most 4096 characters. */
+function apiTokenFrom(env: Env): string | null {
+  const raw = env.IOCMNG_API_TOKEN;
+  if (raw === undefined || raw.trim() === "") return null;
+  const token = raw.trim();
+  if (/\s/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
+    );
+  }
+  return token;
+}
+
 /**
  * Builds the server configuration from `env` (default `process.env`) and the files it names.
  * Throws ConfigError with a precise message on any invalid value; never partially applies.
  */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const configFile = envStr(env, "IOCMNG_CONFIG") ?? null;
-  let file: FileSettings = { plugins: [] };
-  if (configFile !== null) {
-    const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
-    file = parseServerConfigFile(text, configFile);
-    // Relative paths in the file are relative to the file's directory (like docker compose), so a
-    // config means the same whatever the working directory of the server.
-    const base = dirname(resolvePath(configFile));
-    const rel = (p: string | undefined): string | undefined =>
-      p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
-    file.pluginsDir = rel(file.pluginsDir);
-    file.stateDir = rel(file.stateDir);
-    file.beamlineConfig = rel(file.beamlineConfig);
-  }
+  const file: FileSettings = configFile === null ? { plugins: [] } : readConfigFile(configFile);
 
   const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
   const port = setting(env, "IOCMNG_PORT", parsePort, file.port, Number(ENV_DEFAULTS.IOCMNG_PORT));
@@ -423,16 +483,17 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (ophyd !== undefined) disableDevices = parseBool(ophyd, "IOCMNG_DISABLE_OPHYD");
   if (devices !== undefined) disableDevices = parseBool(devices, "IOCMNG_DISABLE_DEVICES");
 
-  const tokenRaw = env.IOCMNG_API_TOKEN;
-  let apiToken: string | null = null;
-  if (tokenRaw !== undefined && tokenRaw.trim() !== "") {
-    apiToken = tokenRaw.trim();
-    if (/\s/.test(apiToken) || apiToken.length > 4096) {
-      throw new ConfigError(
-        "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
-      );
-    }
-  }
+  const apiToken = apiTokenFrom(env);
+
+  const accessSecurityFile = envStr(env, "IOCMNG_ACF") ?? file.accessSecurityFile ?? null;
+  if (accessSecurityFile !== null) checkDir(accessSecurityFile, "IOCMNG_ACF");
+  const accessHostMode = setting(
+    env,
+    "EPICS_CAS_USE_HOST_NAMES",
+    parseHostMode,
+    undefined,
+    "names",
+  );
 
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
@@ -441,16 +502,13 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     // Relative paths in the config file are relative to that file, like most tools do.
     beamlineConfigFile = file.beamlineConfig;
   }
-  let beamline: string | null = null;
-  let namespace: string | null = null;
-  let beamlineValues: Record<string, unknown> | null = null;
-  if (beamlineConfigFile !== null) {
-    const text = readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES);
-    const v = parseValuesFile(text, beamlineConfigFile);
-    beamline = v.beamline;
-    namespace = v.namespace;
-    beamlineValues = v.values;
-  }
+  const values =
+    beamlineConfigFile === null
+      ? null
+      : parseValuesFile(
+          readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES),
+          beamlineConfigFile,
+        );
 
   return {
     host,
@@ -459,15 +517,25 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     stateDir,
     logLevel,
     prefix,
-    beamline,
-    namespace,
-    beamlineValues,
+    beamline: values?.beamline ?? null,
+    namespace: values?.namespace ?? null,
+    beamlineValues: values?.values ?? null,
     apiToken,
     disableDevices,
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    ...(file.sandbox ? { sandbox: file.sandbox } : {}),
+    ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
+    accessSecurityFile,
+    accessHostMode,
+    accessGroups: file.accessGroups ?? null,
   };
+}
+
+// EPICS_CAS_USE_HOST_NAMES=NO is rsrv's asCheckClientIP=1: HAGs match the client's address.
+function parseHostMode(raw: string, what: string): "names" | "addresses" {
+  return parseBool(raw, what) ? "names" : "addresses";
 }
 
 /** Prefix used when neither `prefix` nor `beamline` is configured. */

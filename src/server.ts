@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
-import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
+import { accessRoutes, auditRequest } from "./access/rest.ts";
+import { type AccessRuntime, startAccess } from "./access/runtime.ts";
+import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
 import type { ServerConfig } from "./config.ts";
@@ -7,6 +9,7 @@ import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { JobRpcPort } from "./plugins/job-rpc.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
+import type { AccessPolicy } from "./pv/access.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { scalar, struct, TypeCode } from "./pva/codec/types.ts";
 import {
@@ -46,6 +49,8 @@ export interface Runtime {
   pva: PvaServer | null;
   state: StateStore;
   controller: PluginController;
+  /** Access security (IOCMNG_ACF), the audit trail and the policy the CA server applies. */
+  access: AccessRuntime;
   /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
   stop(): Promise<void>;
 }
@@ -61,20 +66,32 @@ export async function buildRuntime(
   opts: RuntimeOptions = {},
 ): Promise<Runtime> {
   const registry = opts.registry ?? new PvRegistry();
+  // First: a malformed access security file stops the start here, with its line and column.
+  const access = await startAccess(
+    { file: config.accessSecurityFile, hostMode: config.accessHostMode },
+    registry,
+    logger,
+  );
   let ca: CaServer | null = null;
   if (opts.caConfig !== false) {
     const caConfig: CaServerConfig = {
       ...caServerConfigFromEnv(opts.env ?? process.env),
       ...opts.caConfig,
     };
-    ca = new CaServer({ registry, logger, config: caConfig });
-    await ca.start();
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+    try {
+      await ca.start();
+    } catch (e) {
+      access.close();
+      throw e;
+    }
   }
   let pva: PvaServer | null = null;
   try {
-    pva = await startPva(registry, logger, opts);
+    pva = await startPva(registry, logger, opts, access.policy);
   } catch (e) {
     await ca?.stop();
+    access.close();
     throw e;
   }
   let state: StateStore;
@@ -93,14 +110,22 @@ export async function buildRuntime(
   } catch (e) {
     await ca?.stop();
     await pva?.stop();
+    access.close();
     throw e;
   }
+  access.setPluginOf((pv) => controller.pluginOfPv(pv));
   const stop = () =>
     runAll(
-      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => pva?.stop()],
+      [
+        () => controller.shutdown(),
+        () => state.flush(),
+        () => ca?.stop(),
+        () => pva?.stop(),
+        () => access.close(),
+      ],
       logger,
     );
-  return { registry, ca, pva, state, controller, stop };
+  return { registry, ca, pva, state, controller, access, stop };
 }
 
 /** The pvAccess server next to CA (docs/pva.md), unless turned off. */
@@ -108,6 +133,7 @@ async function startPva(
   registry: PvRegistry,
   logger: Logger,
   opts: RuntimeOptions,
+  access: AccessPolicy,
 ): Promise<PvaServer | null> {
   const env = opts.env ?? process.env;
   if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
@@ -117,6 +143,7 @@ async function startPva(
     source: registry,
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    access,
   });
   await pva.start();
   return pva;
@@ -221,11 +248,16 @@ export async function startServer(
     return stopping;
   };
   if (opts.signals) {
-    uninstallSignals = installSignalHandlers(
+    const uninstallStop = installSignalHandlers(
       { stop },
       logger,
       opts.signals === true ? {} : opts.signals,
     );
+    const uninstallHup = runtime.access.installSighup();
+    uninstallSignals = () => {
+      uninstallStop();
+      uninstallHup();
+    };
   }
   try {
     await controller.restore();
@@ -238,28 +270,19 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const app = createApp({
-      controller,
-      version: VERSION,
-      apiToken: config.apiToken,
-      logger,
-    });
-    try {
-      app.listen({
-        hostname: config.host,
-        port: config.port,
-        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-        // so Bun's plain-text refusal is left for absurd sizes.
-        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
-        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-        reusePort: false,
-      });
-    } catch (e) {
-      throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
-      );
-    }
+    const { security, audit } = runtime.access;
+    const app = listenRest(
+      {
+        controller,
+        version: VERSION,
+        apiToken: config.apiToken,
+        logger,
+        routes: [accessRoutes({ security, audit })],
+        onMutation: (m) => auditRequest(audit, m),
+      },
+      config,
+      opts.httpIdleTimeoutSec ?? 30,
+    );
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -286,6 +309,28 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** Serves REST for `controller` on the configured host and port. */
+function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number) {
+  const app = createApp(deps);
+  try {
+    app.listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      idleTimeout: idleTimeoutSec,
+      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+      reusePort: false,
+    });
+  } catch (e) {
+    throw new Error(
+      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
+    );
+  }
+  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

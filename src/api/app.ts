@@ -5,16 +5,18 @@
  * OpenAPI document → routes. Each plugin lives in its own file with its own tests.
  */
 import { openapi } from "@elysiajs/openapi";
-import { Elysia } from "elysia";
+import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
 import { bearerAuth } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT, jsonBody } from "./body.ts";
 import { errorMapping } from "./errors.ts";
 import { requestLog } from "./logging.ts";
+import { type MutationRecord, mutationHook } from "./mutations.ts";
 import type { ControllerPort } from "./port.ts";
 import { healthRoute, pluginRoutes, runJobRoute } from "./routes.ts";
 
 export { DEFAULT_BODY_LIMIT } from "./body.ts";
+export type { MutationRecord } from "./mutations.ts";
 export type { ApiResult, ControllerPort } from "./port.ts";
 
 /** Dependencies of the HTTP layer. */
@@ -26,6 +28,10 @@ export interface AppDeps {
   logger?: Logger;
   /** Largest accepted request body in bytes (default {@link DEFAULT_BODY_LIMIT}). */
   bodyLimit?: number;
+  /** More routes under /api/v1 (access security's), wired in by src/server.ts. */
+  routes?: AnyElysia[];
+  /** Told of every finished mutating request, with its caller (the audit trail). */
+  onMutation?: (m: MutationRecord) => void;
 }
 
 /** The OpenAPI document and its page (/api/v1/docs, /api/v1/openapi.json). */
@@ -52,8 +58,9 @@ export function createApp(deps: AppDeps) {
   const { controller } = deps;
   const log = deps.logger?.child({ component: "rest" });
   // normalize off: unknown body fields are refused (a typo like `brnach` must not pass silently).
-  return new Elysia({ prefix: "/api/v1", normalize: false })
+  const app = new Elysia({ prefix: "/api/v1", normalize: false })
     .use(requestLog(log))
+    .use(mutationHook(deps.apiToken, deps.onMutation))
     .use(bearerAuth(deps.apiToken))
     .use(jsonBody(deps.bodyLimit ?? DEFAULT_BODY_LIMIT))
     .use(errorMapping(log))
@@ -62,4 +69,7 @@ export function createApp(deps: AppDeps) {
     .use(pluginRoutes("task", controller, log))
     .use(pluginRoutes("job", controller, log))
     .use(runJobRoute(controller));
+  // use() registers on the instance itself; the returned (re-typed) instance is the same one.
+  for (const r of deps.routes ?? []) app.use(r);
+  return app;
 }

@@ -57,6 +57,8 @@ export const PluginInfo = t.Object({
   parameters: t.Record(t.String(), t.Unknown()),
   pvs: t.Array(PluginPv),
   running: t.Boolean(),
+  /** Why the plugin is quarantined (its process failed too often); restart it to retry. */
+  quarantined: t.Optional(t.String()),
 });
 export type PluginInfo = Static<typeof PluginInfo>;
 

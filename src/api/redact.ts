@@ -58,6 +58,7 @@ export function plainInfo(info: PluginInfo): PluginInfo {
   if (info.cycleCount !== undefined) out.cycleCount = info.cycleCount;
   if (info.branch !== undefined) out.branch = info.branch;
   if (info.path !== undefined) out.path = info.path;
+  if (info.quarantined !== undefined) out.quarantined = info.quarantined;
   return out;
 }
 

@@ -14,6 +14,7 @@ import { show } from "../common/text.ts";
 import { parseYamlText } from "../common/yaml.ts";
 import { buildPvDef } from "./config-pv.ts";
 import {
+  limitsFromYaml,
   MAX_DECLARED_PVS,
   MAX_INTERVAL,
   MAX_PLUGIN_CONFIG_BYTES,
@@ -27,21 +28,7 @@ import {
   schemaError,
 } from "./config-schema.ts";
 
-export {
-  MAX_ARRAY_COUNT,
-  MAX_DECLARED_PVS,
-  MAX_DESC_CHARS,
-  MAX_INTERVAL,
-  MAX_PLUGIN_CONFIG_BYTES,
-  MAX_PV_SHORT_NAME,
-  MIN_INTERVAL,
-  type PluginConfig,
-  PluginConfigError,
-  PluginConfigSchema,
-  PV_NAME_RE,
-  type PvDef,
-  pluginConfigJsonSchema,
-} from "./config-schema.ts";
+export type { PluginConfig, RestartPolicy } from "./config-schema.ts";
 
 // -----------------------------------------------------------------------------------------------
 // Default PVs.
@@ -178,7 +165,15 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   }
   // Mode/interval are validated here too so a bad file fails at the config step.
   resolveParametersIn(file, parameters, "parameters");
-  return { parameters, pvs, file };
+  const asg = doc.access?.asg;
+  return {
+    parameters,
+    pvs,
+    file,
+    ...(doc.limits ? { limits: limitsFromYaml(doc.limits) } : {}),
+    ...(doc.restart ? { restart: doc.restart } : {}),
+    ...(asg !== undefined ? { asg } : {}),
+  };
 }
 
 /** Reads dir/config.yaml (or config.yml); a plugin without one gets an empty config. */

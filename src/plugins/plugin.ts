@@ -4,10 +4,13 @@
  */
 import type { Pv } from "../pv/pv.ts";
 import type { PvValue } from "../pv/types.ts";
+import type { RestartPolicy } from "./config.ts";
+import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from "./host/restart.ts";
+import type { SandboxLimits } from "./host/sandbox.ts";
 import type { PluginHost } from "./host.ts";
 
 /** Time limits of the runtime (tests shorten some). */
-export interface RuntimeTimings {
+export interface RuntimeTimings extends RestartTimings {
   /** Importing the plugin's modules in its host. */
   importTimeoutMs: number;
   /** The plugin's initialize(). */
@@ -26,6 +29,7 @@ export interface RuntimeTimings {
 
 /** Defaults: removal completes within 2 s (1.2 s for cleanup, then terminate). */
 export const DEFAULT_TIMINGS: RuntimeTimings = {
+  ...DEFAULT_RESTART_TIMINGS,
   importTimeoutMs: 30_000,
   initTimeoutMs: 30_000,
   cleanupTimeoutMs: 1200,
@@ -40,6 +44,10 @@ export interface PluginPv {
   short: string;
   pv: Pv;
   autosave: boolean;
+  /** Created by the plugin with addPv (not declared). */
+  runtime?: boolean;
+  /** A new process of the plugin may addPv it again and gets the existing PV. */
+  adoptable?: boolean;
 }
 
 /** What the pipeline needs to know about the plugin to load. */
@@ -78,6 +86,18 @@ export interface LoadedPlugin extends LoadSpec {
   stopped: boolean;
   /** Set when start failed during a restore: loaded for inspection, not running. */
   startError?: string;
+  /** Limits of its process (config.yaml `limits:` within the operator's ceilings). */
+  limits: SandboxLimits;
+  restart: RestartPolicy;
+  /** Times of recent unexpected ends of its process (restart backoff, quarantine). */
+  failures: number[];
+  /** Set when quarantined: not restarted, not started at boot, until a REST restart. */
+  quarantined?: string;
+  respawnTimer?: ReturnType<typeof setTimeout>;
+  /** Entry files (a respawn of its process imports them again). */
+  files: string[];
+  /** Access security group of its PVs (config.yaml `access.asg`), also for PVs added at runtime. */
+  asg?: string;
 }
 
 /** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */

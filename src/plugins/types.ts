@@ -44,6 +44,8 @@ export interface PluginInfo {
   parameters: Record<string, unknown>;
   pvs: PluginPvInfo[];
   running: boolean;
+  /** Why the plugin is quarantined (its process failed too often); absent when it is not. */
+  quarantined?: string;
 }
 
 /** Result of a controller operation: `code` is the HTTP status the REST layer should use. */

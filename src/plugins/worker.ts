@@ -1,8 +1,8 @@
 /**
- * Entry of a plugin's Worker: the plugin's code runs here, away from the server's event loop, so a
- * plugin that blocks or crashes cannot stop CA, REST or other plugins. This file must stay a real
- * module referenced as `new URL("./worker.ts", import.meta.url)` so `bun build --compile` embeds it
- * (pass it as an extra entry point).
+ * The plugin runtime: the plugin's code runs here, in a process of its own (the executable's
+ * plugin-host mode, src/plugins/host/entry.ts imports this file once the process is confined),
+ * talking to the server over Bun's IPC channel. The file name is historical (plugins ran in
+ * Workers until December 2026).
  */
 // First: the hardening must be in place before any plugin code is imported.
 import "./worker-harden.ts";
@@ -15,10 +15,12 @@ import {
 } from "../sdk/host.ts";
 import * as sdk from "../sdk/index.ts";
 import type { ToWorker } from "./protocol.ts";
-import { log, reportDroppedLogs, send } from "./worker-log.ts";
+import { exitIfOutOfMemory, log, reportDroppedLogs, send } from "./worker-log.ts";
 import { flush, hasPendingUpdate, host, pvs, requests } from "./worker-pvs.ts";
 
-declare const self: Worker;
+if (typeof process.send !== "function") {
+  throw new Error("the plugin runtime runs only in a plugin process started by the server");
+}
 
 // --- State ----------------------------------------------------------------------------------------
 let pluginClass: (new () => sdk.TaskBase | sdk.JobBase) | null = null;
@@ -69,6 +71,7 @@ async function runCycle(): Promise<void> {
         setStatus(enabled ? "RUN" : "PAUSED");
       }
     } catch (e) {
+      exitIfOutOfMemory(e);
       runtimeError = true;
       setStatus("ERROR");
       setMessage(errorMessage(e));
@@ -320,6 +323,7 @@ async function handleRunJob(overlay?: Record<string, unknown>): Promise<Reply> {
   try {
     result = sdk.toJobResult(await job.execute());
   } catch (e) {
+    exitIfOutOfMemory(e);
     log("error", `execute() failed: ${errorMessage(e)}`, e);
     result = sdk.JobResult.fail(errorMessage(e));
   } finally {
@@ -409,8 +413,7 @@ async function installServices(s: Extract<ToWorker, { t: "start" }>["services"])
   });
 }
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
-  const m = event.data;
+async function onMessage(m: ToWorker): Promise<void> {
   if (m.t === "reply") {
     const r = requests.get(m.id);
     requests.delete(m.id);
@@ -449,7 +452,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   // (a write handler that set its own value keeps it; a RUN completes after its outputs).
   flush();
   send({ t: "reply", id: m.id, ...reply });
-};
+}
+
+process.on("message", (m: ToWorker) => void onMessage(m));
+// The server closed the channel (it stopped or died): nobody is left to serve.
+process.on("disconnect", () => process.reallyExit(0));
 
 setInterval(() => {
   send({ t: "hb" });

@@ -8,7 +8,8 @@ import type { PvRegistry } from "../../pv/registry.ts";
 import type { PvValue } from "../../pv/types.ts";
 import type { StateStore } from "../../state/index.ts";
 import type { PvBridge } from "../bridge.ts";
-import type { PluginConfig, resolveParameters } from "../config.ts";
+import type { resolveParameters } from "../config.ts";
+import type { PluginConfig } from "../config-schema.ts";
 import type { PluginHost, PluginHostFactory } from "../host.ts";
 import type { LoadedPlugin, LoadSpec, RuntimeTimings } from "../plugin.ts";
 import type { StepError, Steps } from "../report.ts";
@@ -63,6 +64,8 @@ export interface PipelineContext {
   cfg?: PluginConfig;
   resolved?: ReturnType<typeof resolveParameters>;
   host?: PluginHost;
+  /** The entry files `load` imported. */
+  files?: string[];
   /** The plugin being loaded (server only). */
   plugin?: LoadedPlugin;
   /** Set when start failed during a restore: the plugin stays loaded, not running. */

@@ -9,6 +9,7 @@ import { PvRegistry } from "../../pv/registry.ts";
 import type { PvSpec } from "../../pv/types.ts";
 import { showFailure } from "../bridge.ts";
 import { defaultPvDefs } from "../config.ts";
+import { defaultSandboxConfig, effectiveLimits, type SandboxConfig } from "../host/sandbox.ts";
 import { DEFAULT_HOST_TIMINGS, type HostEvents, type PluginHost } from "../host.ts";
 import { checkInsideClone, entryFiles } from "../loader.ts";
 import type { LoadedPlugin } from "../plugin.ts";
@@ -21,6 +22,11 @@ import {
   type ServerSide,
 } from "./context.ts";
 import { readConfig } from "./source.ts";
+
+/** The operator's sandbox settings (defaults when the config has none). */
+function sandboxOf(server: ServerSide): SandboxConfig {
+  return server.config.sandbox ?? defaultSandboxConfig();
+}
 
 /** The `abstract` step's success line: the class and the methods it implements. */
 function abstractOk(loadData: unknown, kind: "task" | "job"): string {
@@ -52,6 +58,10 @@ function newPlugin(ctx: PipelineContext, server: ServerSide): LoadedPlugin {
     cloneDir: requireSet(ctx.root, "root"),
     pluginDir: requireSet(ctx.dir, "dir"),
     host: null as unknown as PluginHost, // set by startHost before anyone reads it
+    limits: effectiveLimits(sandboxOf(server), ctx.cfg?.limits),
+    restart: ctx.cfg?.restart ?? "on-failure",
+    failures: [],
+    files: ctx.files ?? [],
     pvs: new Map(),
     unsubs: [],
     autosaved: {},
@@ -71,6 +81,10 @@ function startHost(ctx: PipelineContext): PluginHost {
       events: NO_EVENTS,
       timings: { ...DEFAULT_HOST_TIMINGS, readyTimeoutMs: ctx.timings.importTimeoutMs },
       hiddenEnv: [],
+      name: "validate",
+      // `iocmng validate`/`run` are the operator's own commands: the plugin runs as the operator
+      // (no uid switch, so nothing in the operator's directories is made traversable).
+      sandbox: { ...defaultSandboxConfig(), uid: null, gid: null },
     });
     ctx.always.push(() => host.terminate());
     return host;
@@ -83,6 +97,10 @@ function startHost(ctx: PipelineContext): PluginHost {
     events: server.bridge.hostEvents(plugin, ctx.log),
     timings: { readyTimeoutMs: ctx.timings.importTimeoutMs, watchdogMs: ctx.timings.watchdogMs },
     hiddenEnv: server.tokenEnvNames(),
+    name: plugin.name,
+    sandbox: sandboxOf(server),
+    limits: plugin.limits,
+    codeDirs: [plugin.cloneDir],
   });
   plugin.host = host;
   server.loadingHosts.add(host);
@@ -106,6 +124,7 @@ export const load: PipelineStepDef = {
     const root = requireSet(ctx.root, "root");
     const files = await entryFiles(requireSet(ctx.dir, "dir"));
     await checkInsideClone(root, files, "import");
+    ctx.files = files;
     const host = startHost(ctx);
     ctx.host = host;
     try {
@@ -147,9 +166,13 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
     return {};
   });
   let created = 0;
-  for (const def of [...defaultPvDefs(spec.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  if (cfg.asg !== undefined) plugin.asg = cfg.asg;
+  for (const def of [...defaultPvDefs(spec.kind), ...cfg.pvs]) {
     const fullName = `${plugin.prefix}:${def.name}`;
     const pvSpec: PvSpec = { ...def.spec, name: fullName };
+    // The plugin's access security group, unless the PV names its own.
+    if (pvSpec.asg === undefined && cfg.asg !== undefined) pvSpec.asg = cfg.asg;
     if (def.name === "ENABLE" && spec.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
     let pv: Pv;
     try {
