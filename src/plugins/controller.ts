@@ -389,17 +389,22 @@ export class PluginController {
   /** Makes a started job callable as `PREFIX:RUN`; the channel goes with the plugin's unsubs. */
   private exposeJob(p: LoadedPlugin): void {
     const port = this.deps.jobRpc;
-    if (!port) return;
+    const status = p.pvs.get("STATUS")?.pv.name;
+    if (!port || status === undefined) return;
     const channel = `${p.prefix}:${JOB_RPC_SUFFIX}`;
-    const off = port.register(channel, async (call) => {
-      const parameters = runParameters(p.parameters, call.args);
-      this.log.info(
-        { plugin: p.name, peer: call.peer, user: call.user, args: Object.keys(parameters) },
-        `job ${p.name} run by RPC`,
-      );
-      // By name, as REST does: a job removed or restarted since is not this closure's `p`.
-      return replyOf(await this.runJob(p.name, parameters));
-    });
+    const off = port.register(
+      channel,
+      async (call) => {
+        const parameters = runParameters(p.parameters, call.args);
+        this.log.info(
+          { plugin: p.name, peer: call.peer, user: call.user, args: Object.keys(parameters) },
+          `job ${p.name} run by RPC`,
+        );
+        // By name, as REST does: a job removed or restarted since is not this closure's `p`.
+        return replyOf(await this.runJob(p.name, parameters));
+      },
+      status,
+    );
     p.unsubs.push(off);
   }
 

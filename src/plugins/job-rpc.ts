@@ -32,8 +32,16 @@ export interface JobRpcReply {
 
 /** Where the runtime exposes job runs (a protocol server's RPC registry). */
 export interface JobRpcPort {
-  /** Makes `name` callable; returns the function that takes it away again. */
-  register(name: string, handler: (call: JobRpcCall) => Promise<JobRpcReply>): () => void;
+  /**
+   * Makes `name` callable; returns the function that takes it away again. `guardPv` is the PV
+   * whose WRITE right a caller needs (the job's STATUS, in the plugin's access group): running a
+   * job is a write to it, so access security decides who may, as for a CA or PVA put.
+   */
+  register(
+    name: string,
+    handler: (call: JobRpcCall) => Promise<JobRpcReply>,
+    guardPv: string,
+  ): () => void;
 }
 
 /** Keys that would reach an object's prototype: never a parameter name. */
