@@ -322,7 +322,8 @@ async function runCycle(): Promise<void> {
       log("error", `execute() failed: ${errorMessage(e)}`, e);
       throw e;
     } finally {
-      cycleCount++;
+      // The task may have restarted its count (2.7.9's RESET): continue from its value.
+      cycleCount = task._cycleCount + 1;
       task._cycleCount = cycleCount;
       if (pvs.has("CYCLE_COUNT")) host.setPv("CYCLE_COUNT", cycleCount);
     }
@@ -507,6 +508,11 @@ async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promi
     if (!stopping && started) {
       if (!runtimeError || !enabled) setStatus(enabled ? "RUN" : "PAUSED");
       if (enabled) wakeLoop();
+      try {
+        (instance as sdk.TaskBase | null)?.onEnable?.(enabled);
+      } catch (e) {
+        log("error", `onEnable() failed: ${errorMessage(e)}`, e);
+      }
     }
     return { ok: true, message: enabled ? "enabled" : "paused" };
   }

@@ -4,6 +4,7 @@
  * virtual module so that the runtime's class identity checks see the very classes plugins extend.
  * Outside the server (plugin unit tests) the classes work against an in-memory host.
  */
+import { type DeclarativeTaskApi, defineDeclarativeTask } from "../declarative/task.ts";
 import {
   currentContext,
   type DeviceAccess,
@@ -197,6 +198,8 @@ export abstract class TaskBase extends PluginBase {
    * the client's put fails with your message. Return to accept: the PV takes the value.
    */
   onPvWrite?(name: string, value: unknown): void | Promise<void>;
+  /** Optional: ENABLE was written (after the runtime paused or resumed the loop). */
+  onEnable?(enabled: boolean): void;
 
   /** Sets STATUS (INIT, RUN, PAUSED, END, ERROR). */
   setStatus(status: TaskStatus): void {
@@ -277,3 +280,10 @@ export function toJobResult(value: unknown): JobResult {
 }
 
 export { LocalHost } from "./host.ts";
+
+/**
+ * A task driven by config.yaml links, transforms and rules (2.7.9's DeclarativeTask); config-only
+ * plugins run it, code plugins may extend it (see docs/plugins.md, "Declarative plugins").
+ */
+export const DeclarativeTask = defineDeclarativeTask(TaskBase);
+export type DeclarativeTask = DeclarativeTaskApi;
