@@ -73,7 +73,7 @@ describe("stats example (fact sheet §3.12 B), with the upstream bugs fixed", ()
     }
     const avg = seen.map((s) => s[0]);
     expect(avg).toEqual([1, 1, 1.5, 2, 2.5]);
-    expect((seen[2]?.[1] as number).toFixed(4)).toBe("0.8660");
+    expect(Number(seen[2]?.[1]).toFixed(4)).toBe("0.8660");
     expect(seen.map((s) => s[2])).toEqual([10, 10, 15, 20, 25]);
     expect(seen.map((s) => s[3])).toEqual([0, 0, 1, 1, 1]);
     // GAIN (unwired, 2.0) > 0: SEES_UNWIRED fires last, so BAD is 2 (upstream: always eval error).
