@@ -6,7 +6,7 @@
  * name, so two plugins with a port of the same name replaced each other's monitor).
  */
 import type { PluginCaClient } from "../sdk/host.ts";
-import type { Engine } from "./engine.ts";
+import { convert, type Engine, type PortState } from "./engine.ts";
 import type { PortValue } from "./spec.ts";
 
 export interface LinkOptions {
@@ -17,6 +17,15 @@ export interface LinkOptions {
   /** A `trigger: true` port's value changed. */
   onTrigger(name: string, value: PortValue, old: PortValue): void;
   log(level: "debug" | "info" | "warn" | "error", msg: string): void;
+}
+
+/** Whether a reading equals the port's current value once converted to the port's type. */
+function convertSame(st: PortState, raw: unknown): boolean {
+  try {
+    return convert(st.spec, raw) === st.value;
+  } catch {
+    return false;
+  }
 }
 
 /** Longest a reconnect probe waits (seconds), so probes never hold a cycle for long. */
@@ -40,17 +49,18 @@ export class Links {
   }
 
   /** A value arrived from a link. */
-  private onValue(name: string, raw: unknown): void {
+  private onValue(name: string, raw: unknown, seed = false): void {
     if (this.closed) return;
     const changed = this.engine.linkValue(name, raw);
     const st = this.engine.ports.get(name);
-    if (changed && st?.spec.trigger) this.opts.onTrigger(name, st.value, changed.old);
+    // Seeding from the connectivity check replaces the config value: not a change to react to.
+    if (changed && st?.spec.trigger && !seed) this.opts.onTrigger(name, st.value, changed.old);
   }
 
-  private async read(name: string, timeout: number): Promise<boolean> {
+  private async read(name: string, timeout: number, seed = false): Promise<boolean> {
     try {
       const r = await this.ca().get(this.linkOf(name), { timeout, as: "value" });
-      this.onValue(name, r.value);
+      this.onValue(name, r.value, seed);
       return true;
     } catch (e) {
       if (!this.closed) {
@@ -66,7 +76,7 @@ export class Links {
   /** One get per wired input (in parallel); publishes CONN_* and forced alarms. */
   async initialCheck(): Promise<void> {
     await Promise.all(
-      this.engine.wiredInputs.map((s) => this.read(s.spec.name, this.opts.timeout)),
+      this.engine.wiredInputs.map((s) => this.read(s.spec.name, this.opts.timeout, true)),
     );
     this.engine.publishConnections();
     this.engine.updateForced();
@@ -79,9 +89,16 @@ export class Links {
       if (st.spec.linkMode !== "monitor" || this.monitors.has(name)) continue;
       const link = st.spec.link as string;
       try {
+        let first = true;
         const m = this.ca().monitor(link, {
           as: "value",
-          onUpdate: (r) => this.onValue(name, r.value),
+          onUpdate: (r) => {
+            // A subscription starts with the current value; when the connectivity check already
+            // read that very value it is not a new sample (it would count twice in the buffer).
+            const skip = first && st.connected && convertSame(st, r.value);
+            first = false;
+            if (!skip) this.onValue(name, r.value);
+          },
         });
         this.monitors.set(name, m);
         // Values come with monitor updates; a lost connection has to be watched separately.
