@@ -2,6 +2,7 @@
  * Messages between the main thread and a plugin's Worker. Every request carrying an `id` gets
  * exactly one reply with the same `id`; unsolicited messages (set, log, hb) have none.
  */
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 import type { LogLevel, PvDefinition } from "../sdk/host.ts";
 
 /** What the worker knows about each PV: enough to validate names and map enum state names. */
@@ -41,6 +42,8 @@ export type ToWorker =
       };
       /** Longest initialize() may take before start fails (ms). */
       initTimeoutMs: number;
+      /** The declarative part of config.yaml (links, rules, transforms), for DeclarativeTask. */
+      declarative?: DeclarativeSpec;
     }
   /** `timeoutMs`: how long onPvWrite may take before the write is refused. */
   | { t: "write"; id: number; pv: string; value: unknown; timeoutMs: number }

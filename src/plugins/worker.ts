@@ -389,6 +389,22 @@ function isSubclass(v: unknown, base: abstract new () => unknown): boolean {
 }
 
 async function handleLoad(files: string[], requested: "task" | "job" | "auto"): Promise<Reply> {
+  // A config-only plugin (2.7.9's declarative plugins): the framework's own task class runs it.
+  if (files.length === 0) {
+    if (requested === "job") {
+      return {
+        ok: false,
+        step: "inheritance",
+        message: "a plugin without code is a task, not a job",
+      };
+    }
+    pluginClass = sdk.DeclarativeTask;
+    return {
+      ok: true,
+      message: "no code: the built-in DeclarativeTask runs config.yaml",
+      data: { className: "DeclarativeTask", kind: "task" },
+    };
+  }
   const found = new Map<unknown, string>();
   for (const file of files) {
     let mod: Record<string, unknown>;
@@ -473,6 +489,7 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
       mode: m.mode,
       interval: m.interval,
       host,
+      ...(m.declarative ? { declarative: m.declarative } : {}),
     });
     if (instance instanceof sdk.TaskBase) instance._cycleCount = cycleCount;
   } catch (e) {
