@@ -46,3 +46,16 @@ test("refused values name the variable and the fix, all at once", () => {
     /IOCMNG_ENABLE_SOFTIOC=false: running plugins without serving their PVs is not supported.*IOCMNG_CORS_ORIGINS: "dash.example.org" is not an origin.*IOCMNG_LOCAL_PATH_ROOTS: "rel\/dir" is not an absolute path/,
   );
 });
+
+import { JobHistory } from "../../src/compat/job-history.ts";
+
+test("job history keeps the last N results per job, newest last", () => {
+  const h = new JobHistory(3);
+  for (let i = 0; i < 5; i++)
+    h.add("Backup", { success: i % 2 === 0, data: i, message: `run ${i}`, timestamp: `t${i}` });
+  expect(h.get("backup").map((r) => r.data)).toEqual([2, 3, 4]);
+  expect(h.last("BACKUP")?.message).toBe("run 4");
+  h.forget("backup");
+  expect(h.get("backup")).toEqual([]);
+  expect(h.last("backup")).toBeNull();
+});
