@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { PLUGIN_NAME_RE, pvPrefixFor, type ServerConfig } from "../config.ts";
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 import type { Pv } from "../pv/pv.ts";
 import { PvSpecError } from "../pv/pv.ts";
 import { PvRegistry } from "../pv/registry.ts";
@@ -22,6 +23,7 @@ import {
   PluginConfigError,
   PV_NAME_RE,
   type PvDef,
+  pluginPvDefs,
   resolveParameters,
 } from "./config.ts";
 import { checkBranch, checkGitUrl, GitError, gitClone } from "./git.ts";
@@ -114,6 +116,8 @@ interface Loaded {
   name: string;
   kind: "task" | "job";
   mode: "continuous" | "triggered";
+  /** A 2.7.9 declarative task's spec (its mode may be reactive). */
+  declarative?: DeclarativeSpec;
   interval: number;
   prefix: string;
   git_url: string;
@@ -484,14 +488,15 @@ export class PluginController {
       const nFiles = await syntaxCheck(dir);
       steps.ok("syntax", `${nFiles} source file${nFiles === 1 ? "" : "s"} parsed`);
       // import, inheritance, abstract
-      const files = await entryFiles(dir);
+      const files = await entryFiles(dir, { allowNone: cfg.file !== null });
       await checkInsideClone(cloneDir, files, "import");
       const loaded: Loaded = {
         name: spec.name,
         kind: spec.kind,
         mode: resolved.mode,
         interval: resolved.interval,
-        prefix: pvPrefixFor(this.deps.config, spec.name),
+        prefix: pvPrefixFor(this.deps.config, spec.name, cfg.prefix),
+        ...(resolved.declarative ? { declarative: resolved.declarative } : {}),
         git_url: spec.git_url,
         ...(spec.branch !== undefined ? { branch: spec.branch } : {}),
         ...(spec.path !== undefined ? { path: spec.path } : {}),
@@ -537,7 +542,7 @@ export class PluginController {
       steps.ok("inheritance", lr.message);
       steps.ok("abstract", abstractOk(lr.data, spec.kind));
       // pvs
-      const defs: PvDef[] = [...defaultPvDefs(spec.kind), ...cfg.pvs];
+      const defs: PvDef[] = pluginPvDefs(spec.kind, cfg, resolved.declarative);
       loaded.autosaved = await this.deps.state.loadAutosave(spec.name).catch((err: unknown) => {
         log.warn({ err }, "cannot read autosaved values");
         return {};
@@ -581,6 +586,7 @@ export class PluginController {
             devices: !this.deps.config.disableDevices,
           },
           initTimeoutMs: this.timings.initTimeoutMs,
+          ...(loaded.declarative ? { declarative: loaded.declarative } : {}),
         },
         this.timings.initTimeoutMs + 2000,
       );

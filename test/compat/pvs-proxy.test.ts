@@ -139,7 +139,9 @@ describe("CORS", () => {
   test("an allowed origin gets the headers and its preflight a 204; others get nothing", async () => {
     const a = withCors("https://dash.example.org");
     const ok = await a.handle(
-      new Request("http://localhost/api/v1/health", { headers: { origin: "https://dash.example.org" } }),
+      new Request("http://localhost/api/v1/health", {
+        headers: { origin: "https://dash.example.org" },
+      }),
     );
     expect(ok.headers.get("access-control-allow-origin")).toBe("https://dash.example.org");
     const pre = await a.handle(
@@ -156,13 +158,17 @@ describe("CORS", () => {
     expect(pre.headers.get("access-control-allow-methods")).toContain("POST");
     expect(pre.headers.get("access-control-allow-headers")).toBe("content-type");
     const other = await a.handle(
-      new Request("http://localhost/api/v1/health", { headers: { origin: "https://evil.example" } }),
+      new Request("http://localhost/api/v1/health", {
+        headers: { origin: "https://evil.example" },
+      }),
     );
     expect(other.headers.get("access-control-allow-origin")).toBeNull();
   });
   test("* allows any origin (echoed, so credentials work)", async () => {
     const r = await withCors("*").handle(
-      new Request("http://localhost/api/v1/health", { headers: { origin: "http://localhost:5173" } }),
+      new Request("http://localhost/api/v1/health", {
+        headers: { origin: "http://localhost:5173" },
+      }),
     );
     expect(r.headers.get("access-control-allow-origin")).toBe("http://localhost:5173");
   });
