@@ -210,7 +210,7 @@ describe("vac example (§3.12 C) over CA: reactive mode", () => {
       writable: true,
       initial: 1,
     });
-    const { task, value, logs } = pluginOn(
+    const { task, value } = pluginOn(
       "T:VAC",
       `
 parameters: {mode: reactive, interval: 2.0}
