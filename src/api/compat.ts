@@ -13,7 +13,7 @@ import {
   type CompatValidation,
   pluginInfo,
   startupInfo,
-} from "../compat/info.ts";
+} from "./compat-info.ts";
 
 /** A 2.7.9 add request (`AddPluginRequest`) plus our `pat_env`. */
 export interface CompatAddRequest {

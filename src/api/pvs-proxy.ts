@@ -9,16 +9,26 @@
  * `GET /pvs/monitors` (upstream only logged them); at most MAX_MONITORS at a time.
  */
 import { Elysia, t } from "elysia";
-import type { PluginCaClient } from "../sdk/host.ts";
 
 /** Most REST monitors open at once. */
 export const MAX_MONITORS = 100;
 const PV_NAME = t.String({ minLength: 1, maxLength: 255, pattern: "^[^\\s\"'\\\\]+$" });
 const TIMEOUT = t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 60 }));
 
+/** The part of the CA client the proxy uses (the plugins' client satisfies it). */
+export interface ProxyCaClient {
+  get(name: string, opts: { timeout: number; as: "value" }): Promise<{ value: unknown }>;
+  put(name: string, value: unknown, opts: { wait: boolean; timeout: number }): Promise<void>;
+  monitor(
+    name: string,
+    opts: { as: "value"; onUpdate: (r: { value: unknown }) => void },
+  ): { close(): void };
+  onConnection(name: string, cb: (connected: boolean) => void): () => void;
+}
+
 /** What the proxy needs: the CA client (created lazily, after EPICS_CA_* are set). */
 export interface PvProxyDeps {
-  ca(): PluginCaClient;
+  ca(): ProxyCaClient;
 }
 
 interface RestMonitor {

@@ -58,6 +58,9 @@ export function plainInfo(info: PluginInfo): PluginInfo {
   if (info.cycleCount !== undefined) out.cycleCount = info.cycleCount;
   if (info.branch !== undefined) out.branch = info.branch;
   if (info.path !== undefined) out.path = info.path;
+  if (info.results !== undefined) {
+    out.results = info.results.map((r) => ({ ...r, data: jsonSafe(r.data) }));
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type AddRequest, addRequestProblem } from "../common/add-request.ts";
+import { JobHistory } from "../compat/job-history.ts";
 import type { ServerConfig } from "../config.ts";
 import type { PvRegistry } from "../pv/registry.ts";
 import type { PvValue } from "../pv/types.ts";
@@ -74,6 +75,8 @@ export function checkAddRequest(req: AddRequest): string | null {
 
 /** Loads, runs and removes plugins; owns their hosts and PVs. */
 export class PluginController {
+  /** The last results of each job (GET /jobs/{name}, /jobs/{name}/results). */
+  private readonly history = new JobHistory();
   private readonly plugins = new Map<string, LoadedPlugin>();
   /** Names (lower case) with an operation in progress: add, remove, restart. */
   private readonly busy = new Set<string>();
@@ -120,7 +123,7 @@ export class PluginController {
   }
 
   /** Full pipeline; persists the record on success (409 name taken, 422 validation, 400 input). */
-  async add(req: AddRequest): Promise<OpResult<PluginInfo>> {
+  async add(req: AddRequest, opts: { detectKind?: boolean } = {}): Promise<OpResult<PluginInfo>> {
     const bad = checkAddRequest(req);
     if (bad) {
       const validation = new Steps().report(new StepError("request", bad));
@@ -149,7 +152,7 @@ export class PluginController {
         pat,
         addedAt: new Date().toISOString(),
       });
-      const r = await this.pipeline(spec, { from: "git" }, null);
+      const r = await this.pipeline(spec, { from: "git" }, null, opts.detectKind === true);
       if (!r.ok || r.plugin === undefined) {
         // A failure outside the pipeline's checks (disk full, permissions…) is the server's fault.
         const code = r.report.failedStep === "internal" ? 500 : 422;
@@ -158,7 +161,7 @@ export class PluginController {
       await this.persist(r.plugin);
       return {
         ok: true,
-        message: `${req.kind} ${req.name} loaded`,
+        message: `${r.plugin.kind} ${req.name} loaded`,
         value: this.info(r.plugin),
         validation: r.report,
       };
@@ -190,13 +193,14 @@ export class PluginController {
     spec: LoadSpec,
     source: PipelineSource,
     keep: Map<string, PvValue> | null,
+    detectKind = false,
   ): Promise<PipelineOutcome> {
     if (spec.pat_env) this.knownTokenEnv.add(spec.pat_env);
     const run = runPipeline({
       spec,
       source,
       kind: spec.kind,
-      detectKind: false,
+      detectKind,
       keep,
       server: this.server,
       timings: this.timings,
@@ -257,11 +261,23 @@ export class PluginController {
           () => {},
         ),
       ]);
+      this.history.forget(p.name);
       this.log.info({ plugin: p.name }, `${kind} ${p.name} removed`);
       return { ok: true, message: `${kind} ${p.name} removed`, value: undefined };
     } finally {
       this.busy.delete(key);
     }
+  }
+
+  /** The last results of a job, newest last (undefined when no such job). */
+  jobResults(name: string): JobResultJson[] | undefined {
+    const p = this.find(name);
+    return p?.kind === "job" ? this.history.get(p.name) : undefined;
+  }
+
+  /** Every loaded plugin as the runtime holds it (read-only view for the 2.7.9 adapter). */
+  loadedPlugins(): readonly LoadedPlugin[] {
+    return [...this.plugins.values()];
   }
 
   /** Plugins of one kind, sorted by name. */
@@ -295,7 +311,7 @@ export class PluginController {
     return {
       name: p.name,
       kind: p.kind,
-      ...(p.kind === "task" ? { mode: p.mode } : {}),
+      ...(p.kind === "task" ? { mode: p.declarative?.mode ?? p.mode } : {}),
       status,
       message: String(p.pvs.get("MESSAGE")?.pv.value ?? ""),
       ...(p.kind === "task" ? { cycleCount: typeof cc === "number" ? cc : 0 } : {}),
@@ -307,6 +323,7 @@ export class PluginController {
       pvs,
       running:
         !p.stopped && p.startError === undefined && !p.host.isEnded && !p.host.isUnresponsive,
+      ...(p.kind === "job" ? { results: this.history.get(p.name) } : {}),
     };
   }
 
@@ -321,6 +338,7 @@ export class PluginController {
       const r = await p.host.request({ t: "runJob" });
       if (!r.ok) return { ok: false, code: 500, message: r.message };
       const result = r.data as JobResultJson;
+      this.history.add(p.name, result);
       return { ok: true, message: result.message, value: result };
     } finally {
       p.jobBusy = false;

@@ -61,6 +61,8 @@ export interface LoadSpec {
 /** A plugin the pipeline has loaded (or is loading). */
 export interface LoadedPlugin extends LoadSpec {
   mode: "continuous" | "triggered";
+  /** The plugin class (from the load step), as 2.7.9's `class_name`. */
+  className?: string;
   /** A 2.7.9 declarative task's spec (links, rules, transforms; its mode may be reactive). */
   declarative?: DeclarativeSpec;
   interval: number;

@@ -33,7 +33,7 @@ export interface PluginPvInfo {
 export interface PluginInfo {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered";
+  mode?: "continuous" | "triggered" | "reactive";
   status: string;
   message: string;
   cycleCount?: number;
@@ -44,6 +44,8 @@ export interface PluginInfo {
   parameters: Record<string, unknown>;
   pvs: PluginPvInfo[];
   running: boolean;
+  /** Jobs: the last results, newest last. */
+  results?: JobResultJson[];
 }
 
 /** Result of a controller operation: `code` is the HTTP status the REST layer should use. */

@@ -130,6 +130,10 @@ export const load: PipelineStepDef = {
     const detected = ctx.detectKind
       ? ((lr.data as { kind?: "task" | "job" } | undefined)?.kind ?? ctx.kind)
       : ctx.kind;
+    const className = (lr.data as { className?: unknown } | undefined)?.className;
+    if (ctx.plugin && typeof className === "string") ctx.plugin.className = className;
+    // A detected kind is the plugin's kind (POST /plugins of 2.7.9 takes either).
+    if (ctx.plugin) ctx.plugin.kind = detected;
     steps.ok("import", `${files.length} module(s) imported`);
     steps.ok("inheritance", lr.message);
     steps.ok("abstract", abstractOk(lr.data, detected));
@@ -152,10 +156,11 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
   });
   let created = 0;
   const cfg = requireSet(ctx.cfg, "cfg");
-  for (const def of pluginPvDefs(spec.kind, cfg, ctx.resolved?.declarative)) {
+  // ctx.kind: the detected kind when the request left it open.
+  for (const def of pluginPvDefs(ctx.kind, cfg, ctx.resolved?.declarative)) {
     const fullName = `${plugin.prefix}:${def.name}`;
     const pvSpec: PvSpec = { ...def.spec, name: fullName };
-    if (def.name === "ENABLE" && spec.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
+    if (def.name === "ENABLE" && ctx.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
     let pv: Pv;
     try {
       pv = server.registry.add(pvSpec, server.bridge.writeHandler(plugin, def.name));
