@@ -29,6 +29,8 @@ export interface ServerConfig {
   logLevel: string;
   /** PV prefix for every plugin (`<prefix>:<NAME>`), from the file or IOCMNG_PREFIX. */
   prefix: string | null;
+  /** The complete PV prefix of every plugin (`iocmng run --prefix`, as 2.7.9's iocmng-run). */
+  exactPrefix?: string;
   beamline: string | null;
   namespace: string | null;
   /** The whole parsed values file (the devices layer reads `epicsConfiguration.iocs`). */
@@ -481,6 +483,7 @@ export const FALLBACK_PREFIX = "IOCMNG";
 export function pvPrefixFor(cfg: ServerConfig, pluginName: string, segment?: string): string {
   // config.yaml `prefix` (2.7.9) replaces the upper-cased name, verbatim.
   const name = segment ?? pluginName.toUpperCase();
+  if (cfg.exactPrefix !== undefined) return cfg.exactPrefix;
   if (cfg.prefix !== null) return cfg.prefix === "" ? name : `${cfg.prefix}:${name}`;
   if (cfg.beamline !== null) {
     const b = cfg.beamline.toUpperCase();
