@@ -211,7 +211,10 @@ export const runCommand: Command = {
       };
     } catch (e) {
       if (e instanceof UsageError) throw e;
-      throw new UsageError(errorMessage(e));
+      const msg = errorMessage(e);
+      // A directory that is not there is a failure to run (exit 1), not a usage mistake.
+      if (msg.includes("no such directory")) throw new CliError(msg);
+      throw new UsageError(msg);
     }
     if (stringFlag(args, "class-name") !== undefined) {
       ctx.err("--class-name: iocmng loads the one plugin class the directory exports; ignored");
