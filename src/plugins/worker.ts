@@ -489,6 +489,15 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
       ...(m.declarative ? { declarative: m.declarative } : {}),
     });
     if (instance instanceof sdk.TaskBase) instance._cycleCount = cycleCount;
+    if (m.declarative && !(instance instanceof sdk.DeclarativeTask)) {
+      // Links, rules and transforms would silently do nothing in a plain TaskBase.
+      return {
+        ok: false,
+        step: "start",
+        message:
+          'config.yaml declares links, rules or transforms: the plugin class must extend DeclarativeTask (import { DeclarativeTask } from "iocmng")',
+      };
+    }
   } catch (e) {
     log("error", `constructor failed: ${errorMessage(e)}`, e);
     return { ok: false, step: "start", message: `constructor failed: ${errorMessage(e)}` };
