@@ -10,7 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DIAG_JOB } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
-import { makeDirs, type ServerDirs, type SpawnedServer, spawnServer } from "../e2e/lib/server.ts";
+import {
+  freeUdpPort,
+  makeDirs,
+  type ServerDirs,
+  type SpawnedServer,
+  spawnServer,
+  waitFor,
+} from "../e2e/lib/server.ts";
 import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
 
 const ORIGIN = "https://dashboard.example.org";
@@ -22,6 +29,33 @@ arguments:
     OUT: {type: float, value: 0.0}
 transforms:
   - {output: OUT, expression: "SP * gain"}
+`;
+
+/** A code plugin extending DeclarativeTask: links to a PV of another plugin of the same server. */
+const WATCH_TS = `import { DeclarativeTask } from "iocmng";
+
+export default class Watch extends DeclarativeTask {
+  onInputChanged(name: string, value: number | string, old: number | string) {
+    this.setPv("SEEN", \`\${name}:\${old}->\${value}\`);
+  }
+}
+`;
+const WATCH_CFG = `parameters: {mode: reactive, interval: 1.0}
+arguments:
+  inputs:
+    sp: {type: float, link: "BL:MON2:SP", link_mode: monitor, trigger: true}
+  outputs:
+    SEEN: {type: string}
+    DOUBLE: {type: float}
+transforms: [{output: DOUBLE, expression: "sp * 2"}]
+`;
+/** A plain TaskBase with a declarative config: refused (links would do nothing). */
+const PLAIN_TS = `import { TaskBase } from "iocmng";
+export default class Plain extends TaskBase {
+  initialize() {}
+  execute() {}
+  cleanup() {}
+}
 `;
 
 let repo: TestRepo;
@@ -49,13 +83,27 @@ beforeAll(async () => {
       "config/iocs/beamline-controller/mon/config.yaml": CONFIG_TASK,
       ...Object.fromEntries(Object.entries(DIAG_JOB).map(([k, v]) => [`jobs/diag/${k}`, v])),
       "broken/config.yaml": "rules: [{condition: 'x ** 2'}]\n",
+      "watch/watch.ts": WATCH_TS,
+      "watch/config.yaml": WATCH_CFG,
+      "plain/plain.ts": PLAIN_TS,
+      "plain/config.yaml": WATCH_CFG,
     },
   });
   localRoot = await mkdtemp(join(tmpdir(), "iocmng-local-"));
   await writeFile(join(localRoot, "config.yaml"), CONFIG_TASK);
   dirs = await makeDirs();
+  const caPort = await freeUdpPort();
   s = await spawnServer(dirs, {
-    env: { IOCMNG_PREFIX: "BL", IOCMNG_CORS_ORIGINS: ORIGIN, IOCMNG_LOCAL_PATH_ROOTS: localRoot },
+    caPort,
+    env: {
+      IOCMNG_PREFIX: "BL",
+      IOCMNG_CORS_ORIGINS: ORIGIN,
+      IOCMNG_LOCAL_PATH_ROOTS: localRoot,
+      // The plugins' CA client (links) talks to this very server.
+      EPICS_CA_ADDR_LIST: "127.0.0.1",
+      EPICS_CA_AUTO_ADDR_LIST: "NO",
+      EPICS_CA_SERVER_PORT: String(caPort),
+    },
   });
 }, 120_000);
 
@@ -343,5 +391,39 @@ describe("every 2.7.9 endpoint: shape, and a clear 4xx for bad input", () => {
     expect((await s.api("POST", "/pvs/monitor", {})).status).toBe(422);
     expect((await s.api("DELETE", "/pvs/monitor/none")).status).toBe(404);
     expect((await s.api("GET", "/pvs/monitors")).body).toEqual({ monitors: {}, count: 0 });
+  }, 60_000);
+});
+
+describe("code plugins with 2.7.9 configs", () => {
+  test("extending DeclarativeTask: onInputChanged and transforms from a link to a plugin of the same server", async () => {
+    const mon = await s.api("POST", "/plugins", {
+      name: "mon2",
+      git_url: repo.url,
+      path: "config/iocs/beamline-controller/mon",
+    });
+    expect(mon.status).toBe(201);
+    const w = await s.api("POST", "/plugins", { name: "watch", git_url: repo.url, path: "watch" });
+    expect(w.status).toBe(201);
+    expect((w.body.plugin as { class_name: string }).class_name).toBe("Watch");
+    await py(`put("BL:MON2:SP", 7, wait=True); out(1)`, s.caEnv);
+    const seen = await waitFor(
+      "onInputChanged",
+      async () => {
+        const r = await py(`out([get("BL:WATCH:SEEN"), get("BL:WATCH:DOUBLE")])`, s.caEnv);
+        const v = r.result as [string, number] | undefined;
+        return v && v[0] === "sp:1.5->7" ? v : undefined;
+      },
+      60_000,
+    );
+    expect(seen).toEqual(["sp:1.5->7", 14]);
+    for (const n of ["watch", "mon2"])
+      expect((await s.api("DELETE", `/plugins/${n}`)).status).toBe(200);
+  }, 120_000);
+
+  test("a plain TaskBase with links in its config is refused at start, saying what to extend", async () => {
+    const r = await s.api("POST", "/plugins", { name: "plain", git_url: repo.url, path: "plain" });
+    expect(r.status).toBe(422);
+    expect(String(r.body.detail)).toContain("must extend DeclarativeTask");
+    expect((await s.api("GET", "/plugins/plain")).status).toBe(404);
   }, 60_000);
 });
