@@ -149,7 +149,7 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
     expect(dep.resp.ok).toBe(true);
     expect(dep.data?.ok).not.toBe(false);
     expect(dep.data?.message).toBe("Plugin 'mon' added successfully");
-    expect((dep.data?.validation as { errors: string[] }).errors).toEqual([]);
+    expect((dep.data?.validation as { errors: string[] } | undefined)?.errors).toEqual([]);
     const depJob = await dash("POST", "/plugins", {
       name: "diag",
       git_url: repo.url,
@@ -158,7 +158,7 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
       auto_start: true,
     });
     expect(depJob.resp.ok).toBe(true);
-    expect((depJob.data?.plugin as { plugin_type: string }).plugin_type).toBe("job");
+    expect((depJob.data?.plugin as { plugin_type: string } | undefined)?.plugin_type).toBe("job");
 
     // Handle deploy: GET /plugins/{n} reads git_url, branch, path, status.
     const got = await dash("GET", "/plugins/mon");
@@ -229,7 +229,7 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
     // Run: a job answers with result.message; the dashboard also runs tasks that way → 404.
     const run = await dash("POST", "/jobs/diag/run");
     expect(run.resp.ok).toBe(true);
-    expect((run.data?.result as { message: string }).message).toBe("Diagnostics OK");
+    expect((run.data?.result as { message: string } | undefined)?.message).toBe("Diagnostics OK");
     const runTask = await dash("POST", "/jobs/mon/run");
     expect(runTask.resp.status).toBe(404);
     expect(typeof runTask.data?.detail).toBe("string");
@@ -240,7 +240,9 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
     };
     expect(res.count).toBe(1);
     expect(res.results[0]?.message).toBe("Diagnostics OK");
-    expect(((await dash("GET", "/jobs/diag")).data?.results as unknown[]).length).toBe(1);
+    expect(((await dash("GET", "/jobs/diag")).data?.results as unknown[] | undefined)?.length).toBe(
+      1,
+    );
 
     // A rejected deploy: non-2xx with detail/message and validation.errors.
     const bad = await dash("POST", "/plugins", {
@@ -253,7 +255,7 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
     expect(bad.resp.status).toBe(422);
     expect(bad.data?.ok).toBe(false);
     expect(String(bad.data?.detail)).toContain("power operator");
-    expect((bad.data?.validation as { errors: string[] }).errors.join(" ")).toContain(
+    expect((bad.data?.validation as { errors: string[] } | undefined)?.errors.join(" ")).toContain(
       "rules[0].condition",
     );
 
