@@ -121,6 +121,8 @@ const PORT_KEYS = new Set([
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,59}$/;
 const LINK_RE = /^[A-Za-z0-9_:.\-+[\]<>;{}$()/]{1,255}$/;
 const MAX_RULES = 1000;
+/** Most PVs one declarative config may declare (as our own config format). */
+export const MAX_PORTS = 4096;
 
 type Raw = Record<string, unknown>;
 
@@ -312,6 +314,9 @@ function parsePorts(cfg: Raw): PortSpec[] {
           "expected a mapping of PV name to definition",
         );
       for (const [name, raw] of Object.entries(m)) {
+        if (byName.size >= MAX_PORTS && !byName.has(name)) {
+          throw new DeclarativeConfigError(`${section}.${dirKey}`, `more than ${MAX_PORTS} PVs`);
+        }
         byName.delete(name);
         byName.set(name, parsePort(name, raw, direction, `${section}.${dirKey}.${name}`));
       }

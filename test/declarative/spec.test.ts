@@ -174,6 +174,10 @@ describe("malformed and hostile configs are refused with the path", () => {
   for (const [yaml, msg] of cases) {
     test(yaml, () => expect(refuse(yaml)).toContain(msg));
   }
+  test("too many PVs are refused", () => {
+    const pvs = Array.from({ length: 4097 }, (_, i) => `    P${i}: {}`).join("\n");
+    expect(refuse(`arguments:\n  inputs:\n${pvs}`)).toContain("more than 4096 PVs");
+  });
   test("huge rule lists are refused", () => {
     const rules = Array.from({ length: 1001 }, (_, i) => `  - {id: R${i}, condition: "True"}`).join(
       "\n",
