@@ -59,6 +59,8 @@ export const PluginInfo = t.Object({
   parameters: t.Record(t.String(), t.Unknown()),
   pvs: t.Array(PluginPv),
   running: t.Boolean(),
+  plugin_type: t.Optional(PluginKindSchema),
+  class_name: t.Optional(t.Union([t.String(), t.Null()])),
   results: t.Optional(
     t.Array(
       t.Object({

@@ -324,6 +324,8 @@ export class PluginController {
       running:
         !p.stopped && p.startError === undefined && !p.host.isEnded && !p.host.isUnresponsive,
       ...(p.kind === "job" ? { results: this.history.get(p.name) } : {}),
+      plugin_type: p.kind,
+      class_name: p.className ?? null,
     };
   }
 

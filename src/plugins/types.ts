@@ -46,6 +46,9 @@ export interface PluginInfo {
   running: boolean;
   /** Jobs: the last results, newest last. */
   results?: JobResultJson[];
+  /** 2.7.9's names, read by its clients (the epik8s dashboard): the kind and the plugin class. */
+  plugin_type?: "task" | "job";
+  class_name?: string | null;
 }
 
 /** Result of a controller operation: `code` is the HTTP status the REST layer should use. */

@@ -171,7 +171,9 @@ describe("the dashboard's call sequence (fact sheet §2)", () => {
 
     // 1 again: per plugin name, running, status (RUNNING label) and the counters.
     const tasks = (await dash("GET", "/tasks")).data?.plugins as Record<string, unknown>[];
-    expect(tasks.map((p) => [p.name, p.running])).toEqual([["mon", true]]);
+    expect(tasks.map((p) => [p.name, p.running, p.plugin_type, p.class_name])).toEqual([
+      ["mon", true, "task", "DeclarativeTask"],
+    ]);
     const jobs = (await dash("GET", "/jobs")).data?.plugins as Record<string, unknown>[];
     expect(jobs.map((p) => p.name)).toEqual(["diag"]);
 
