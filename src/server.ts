@@ -4,6 +4,7 @@ import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
+import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
@@ -210,6 +211,13 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  let compat: CompatWiring;
+  try {
+    compat = compatWiring(config, controller, opts.env ?? process.env, logger);
+  } catch (e) {
+    await runtime.stop();
+    throw e;
+  }
   const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
@@ -231,6 +239,8 @@ export async function startServer(
   }
   try {
     await controller.restore();
+    // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
       await stopping;
@@ -249,6 +259,9 @@ export async function startServer(
         logger,
         routes: [accessRoutes({ security, audit })],
         onMutation: (m) => auditRequest(audit, m),
+        compat: compat.adapter,
+        cors: compat.env.cors,
+        pvProxy: compat.pvProxy,
       },
       config,
       opts.httpIdleTimeoutSec ?? 30,
