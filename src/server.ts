@@ -1,3 +1,4 @@
+import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
@@ -6,6 +7,7 @@ import { PluginController } from "./plugins/controller.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+import { createWebParts, PVWS_WEBSOCKET_CONFIG } from "./web/mount.ts";
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
@@ -108,12 +110,16 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const app = createApp({
+    const web = createWebParts({ source: registry, apiToken: config.apiToken, logger });
+    cleanups.push(() => web.stop());
+    const api = createApp({
       controller,
       version: VERSION,
       apiToken: config.apiToken,
       logger,
-    });
+    }).use(web.api);
+    // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
+    const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG }).use(api).use(web.root);
     try {
       app.listen({
         hostname: config.host,

@@ -289,6 +289,7 @@ export function createApp(deps: AppDeps) {
         },
         {
           body: AddPluginBody,
+          parse: "application/json",
           response: { 201: OpResponse, ...errorResponses },
           detail: {
             tags: [tag],
