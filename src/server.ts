@@ -7,6 +7,7 @@ import { PluginController } from "./plugins/controller.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+import { LogRings, tapLogger } from "./web/logring.ts";
 import { createWebParts, PVWS_WEBSOCKET_CONFIG } from "./web/mount.ts";
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
@@ -95,7 +96,14 @@ export async function startServer(
   }
   try {
     const state = new StateStore(config.stateDir, logger.child({ component: "state" }));
-    const controller = new PluginController({ registry, config, state, logger });
+    // Plugin log lines also go to a bounded ring per plugin (console, /plugins/{name}/logs).
+    const logs = new LogRings();
+    const controller = new PluginController({
+      registry,
+      config,
+      state,
+      logger: tapLogger(logger, logs),
+    });
     cleanups.unshift(
       () => controller.shutdown(),
       () => state.flush(),
@@ -110,7 +118,14 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const web = createWebParts({ source: registry, apiToken: config.apiToken, logger });
+    const web = createWebParts({
+      source: registry,
+      plugins: { list: (kind) => controller.list(kind) },
+      apiToken: config.apiToken,
+      logger,
+      logs,
+      ca,
+    });
     cleanups.push(() => web.stop());
     const api = createApp({
       controller,
@@ -119,7 +134,7 @@ export async function startServer(
       logger,
     }).use(web.api);
     // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
-    const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG }).use(api).use(web.root);
+    const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG }).use(web.root).use(api);
     try {
       app.listen({
         hostname: config.host,

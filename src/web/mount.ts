@@ -1,30 +1,38 @@
 /**
  * Everything the operator console work adds to the HTTP server, as Elysia plugins the composition
- * root mounts beside the REST app: `root` (paths from `/`: the PV Web Socket, later the console
- * and /metrics) and `api` (extra routes under /api/v1). Kept apart from src/api/app.ts so the REST
- * app stays a factory of its own routes only.
+ * root mounts around the REST app: `root` (paths from `/`: /metrics with the request observer,
+ * the PV Web Socket, the console) goes first so its request hooks see every route; `api` (extra
+ * routes under /api/v1) is used by the REST app. Kept apart from src/api/app.ts so the REST app
+ * stays a factory of its own routes.
  */
 import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
+import type { CaServerStats } from "../ca/server/index.ts";
+import { createMetrics, type Metrics, type MetricsPlugin } from "../metrics/metrics.ts";
 import type { PvSource } from "../pv/source.ts";
 import { PvwsHub, pvwsPlugin, type WriteAuthorizer } from "../pvws/hub.ts";
+import type { LogRings } from "./logring.ts";
 
 export { PVWS_WEBSOCKET_CONFIG } from "../pvws/hub.ts";
 
 export interface WebDeps {
   source: PvSource;
+  plugins: { list(kind: "task" | "job"): MetricsPlugin[] };
   apiToken: string | null;
   logger: Logger;
+  logs: LogRings;
+  ca?: { stats(): CaServerStats };
   /** Access control for PVWS writes (issue 14 plugs the CA rules in here). */
   authorizeWrite?: WriteAuthorizer;
 }
 
 export interface WebParts {
-  /** Mounted on the root app (paths from `/`). */
+  /** Mounted on the root app before the REST app (paths from `/`). */
   root: AnyElysia;
   /** Mounted on the REST app (paths under /api/v1). */
   api: AnyElysia;
   pvws: PvwsHub;
+  metrics: Metrics;
   /** Stops watching the PV source. */
   stop(): void;
 }
@@ -36,12 +44,25 @@ export function createWebParts(deps: WebDeps): WebParts {
     logger: deps.logger,
     ...(deps.authorizeWrite ? { authorizeWrite: deps.authorizeWrite } : {}),
   });
-  const root = new Elysia({ name: "iocmng-web-root" }).use(pvwsPlugin(pvws, deps.logger));
+  const metrics = createMetrics({
+    source: deps.source,
+    plugins: deps.plugins,
+    pvws,
+    logs: deps.logs,
+    ...(deps.ca ? { ca: deps.ca } : {}),
+  });
+  const root = new Elysia({ name: "iocmng-web-root" })
+    .use(metrics.plugin)
+    .use(pvwsPlugin(pvws, deps.logger));
   const api = new Elysia({ name: "iocmng-web-api" });
   return {
     root,
     api,
     pvws,
-    stop: () => pvws.dispose(),
+    metrics,
+    stop: () => {
+      pvws.dispose();
+      metrics.stop();
+    },
   };
 }
