@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, ValidationError } from "elysia";
 import type { Logger } from "pino";
+import { OFFLINE_SCALAR } from "../web/docs.ts";
 import {
   AddPluginBody,
   ErrorResponse,
@@ -372,6 +373,8 @@ export function createApp(deps: AppDeps) {
       openapi({
         path: "/docs",
         specPath: "/openapi.json",
+        // The viewer's script comes from the executable, never from a CDN (closed networks).
+        scalar: OFFLINE_SCALAR,
         documentation: {
           info: {
             title: "iocmng REST API",

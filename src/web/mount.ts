@@ -11,6 +11,7 @@ import type { CaServerStats } from "../ca/server/index.ts";
 import { createMetrics, type Metrics, type MetricsPlugin } from "../metrics/metrics.ts";
 import type { PvSource } from "../pv/source.ts";
 import { PvwsHub, pvwsPlugin, type WriteAuthorizer } from "../pvws/hub.ts";
+import { docsAssets } from "./docs.ts";
 import type { LogRings } from "./logring.ts";
 
 export { PVWS_WEBSOCKET_CONFIG } from "../pvws/hub.ts";
@@ -53,7 +54,8 @@ export function createWebParts(deps: WebDeps): WebParts {
   });
   const root = new Elysia({ name: "iocmng-web-root" })
     .use(metrics.plugin)
-    .use(pvwsPlugin(pvws, deps.logger));
+    .use(pvwsPlugin(pvws, deps.logger))
+    .use(docsAssets());
   const api = new Elysia({ name: "iocmng-web-api" });
   return {
     root,
