@@ -8,7 +8,7 @@ import { PvRegistry } from "./pv/registry.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 import { LogRings, tapLogger } from "./web/logring.ts";
-import { createWebParts, PVWS_WEBSOCKET_CONFIG } from "./web/mount.ts";
+import { createWebParts, PVWS_WEBSOCKET_CONFIG, WEB_SERVE_ROUTES } from "./web/mount.ts";
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
@@ -134,7 +134,12 @@ export async function startServer(
       logger,
     }).use(web.api);
     // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
-    const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG }).use(web.root).use(api);
+    const app = new Elysia({
+      websocket: PVWS_WEBSOCKET_CONFIG,
+      serve: { routes: WEB_SERVE_ROUTES },
+    })
+      .use(web.root)
+      .use(api);
     try {
       app.listen({
         hostname: config.host,
@@ -145,6 +150,8 @@ export async function startServer(
         idleTimeout: opts.httpIdleTimeoutSec ?? 30,
         // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
         reusePort: false,
+        // The console page is an HTML import: serve its production bundle, not Bun's dev server.
+        development: false,
       });
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);

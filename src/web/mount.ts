@@ -7,18 +7,23 @@
  */
 import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
+import type { PluginInfo } from "../api/models.ts";
 import type { CaServerStats } from "../ca/server/index.ts";
-import { createMetrics, type Metrics, type MetricsPlugin } from "../metrics/metrics.ts";
+import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import type { PvSource } from "../pv/source.ts";
 import { PvwsHub, pvwsPlugin, type WriteAuthorizer } from "../pvws/hub.ts";
 import { docsAssets } from "./docs.ts";
 import type { LogRings } from "./logring.ts";
+import { CONSOLE_ROUTES } from "./page.ts";
+import { consoleRoutes, JobResults, jobResultCapture } from "./routes.ts";
 
 export { PVWS_WEBSOCKET_CONFIG } from "../pvws/hub.ts";
+/** Bun.serve routes of the root app (`new Elysia({ serve: { routes } })`): the console page. */
+export const WEB_SERVE_ROUTES = CONSOLE_ROUTES;
 
 export interface WebDeps {
   source: PvSource;
-  plugins: { list(kind: "task" | "job"): MetricsPlugin[] };
+  plugins: { list(kind: "task" | "job"): PluginInfo[] };
   apiToken: string | null;
   logger: Logger;
   logs: LogRings;
@@ -52,11 +57,13 @@ export function createWebParts(deps: WebDeps): WebParts {
     logs: deps.logs,
     ...(deps.ca ? { ca: deps.ca } : {}),
   });
+  const results = new JobResults();
   const root = new Elysia({ name: "iocmng-web-root" })
     .use(metrics.plugin)
+    .use(jobResultCapture(results))
     .use(pvwsPlugin(pvws, deps.logger))
     .use(docsAssets());
-  const api = new Elysia({ name: "iocmng-web-api" });
+  const api = consoleRoutes({ plugins: deps.plugins, logs: deps.logs }, results);
   return {
     root,
     api,

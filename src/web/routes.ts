@@ -1,0 +1,222 @@
+/**
+ * REST routes the console needs beyond the plugin API (mounted under /api/v1):
+ *
+ *   GET /plugins                     every plugin with its last error and the process' resources
+ *   GET /plugins/{name}/logs?after=N recent log lines of a plugin (bounded ring)
+ *   GET /plugins/{name}/logs/stream  the same, live (Server-Sent Events)
+ *   GET /jobs/{name}/results         the last results of a job's runs (kept in memory)
+ *
+ * Job results are captured from `POST /jobs/{name}/run` by a hook of the root app
+ * ({@link jobResultCapture}), so the REST app needs no change for it.
+ */
+import { Elysia, t } from "elysia";
+import { type PluginInfo, PluginInfo as PluginInfoSchema, PluginName } from "../api/models.ts";
+import type { LogLine, LogRings } from "./logring.ts";
+
+export interface ConsoleDeps {
+  plugins: { list(kind: "task" | "job"): PluginInfo[] };
+  logs: LogRings;
+}
+
+/** How many results of each job are kept. */
+export const KEPT_RESULTS = 20;
+
+export interface KeptResult {
+  ok: boolean;
+  message: string;
+  /** The RunResponse as sent, or the error body. */
+  body: unknown;
+  status: number;
+  time: number;
+}
+
+/** Last results per job (bounded by {@link KEPT_RESULTS} and by the number of jobs loaded). */
+export class JobResults {
+  private readonly byJob = new Map<string, KeptResult[]>();
+
+  add(job: string, r: KeptResult): void {
+    const list = this.byJob.get(job) ?? [];
+    list.unshift(r);
+    if (list.length > KEPT_RESULTS) list.length = KEPT_RESULTS;
+    this.byJob.set(job, list);
+    if (this.byJob.size > 1000) {
+      const oldest = this.byJob.keys().next().value;
+      if (oldest !== undefined) this.byJob.delete(oldest);
+    }
+  }
+
+  get(job: string): KeptResult[] {
+    return this.byJob.get(job) ?? [];
+  }
+}
+
+/** Root-app hook recording every answered `POST /api/v1/jobs/{name}/run`. */
+export function jobResultCapture(results: JobResults) {
+  return new Elysia({ name: "iocmng-job-results" }).onAfterHandle({ as: "global" }, (ctx) => {
+    if (ctx.request.method !== "POST" || ctx.route !== "/api/v1/jobs/:name/run") return;
+    const name = (ctx.params as Record<string, string> | undefined)?.name;
+    const body = ctx.response as { ok?: unknown; message?: unknown } | undefined;
+    if (name === undefined || body === undefined || body === null) return;
+    results.add(name, {
+      ok: body.ok === true,
+      message: typeof body.message === "string" ? body.message : "",
+      body,
+      status: typeof ctx.set.status === "number" ? ctx.set.status : 200,
+      time: Date.now(),
+    });
+  });
+}
+
+const LogLineSchema = t.Object({
+  seq: t.Number(),
+  time: t.Number({ description: "ms since the epoch" }),
+  level: t.String(),
+  msg: t.String(),
+});
+
+const ConsolePlugin = t.Composite([
+  t.Omit(PluginInfoSchema, ["pvs", "parameters"]),
+  t.Object({
+    pvCount: t.Number(),
+    errors: t.Number({ description: "error lines logged since the server started" }),
+    lastError: t.Optional(LogLineSchema),
+  }),
+]);
+
+const Resources = t.Object({
+  rssBytes: t.Number(),
+  heapUsedBytes: t.Number(),
+  cpuSeconds: t.Number(),
+  uptimeSeconds: t.Number(),
+});
+
+function resources() {
+  const mem = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    uptimeSeconds: process.uptime(),
+  };
+}
+
+function sse(line: LogLine): string {
+  return `id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`;
+}
+
+export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
+  const { logs } = deps;
+  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
+  const known = (name: string) => all().some((p) => p.name === name);
+  return new Elysia({ name: "iocmng-console-api" })
+    .get(
+      "/plugins",
+      () => ({
+        plugins: all().map((p) => {
+          const { pvs, parameters: _params, ...rest } = p;
+          const last = logs.lastError(p.name);
+          return {
+            ...rest,
+            git_url: rest.git_url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@"),
+            pvCount: pvs.length,
+            errors: logs.errorCount(p.name),
+            ...(last ? { lastError: last } : {}),
+          };
+        }),
+        resources: resources(),
+      }),
+      {
+        response: t.Object({ plugins: t.Array(ConsolePlugin), resources: Resources }),
+        detail: {
+          tags: ["console"],
+          summary: "Every plugin (tasks and jobs) with its last error, and the server's resources",
+        },
+      },
+    )
+    .get(
+      "/plugins/:name/logs",
+      ({ params, query, set }) => {
+        if (!known(params.name) && logs.lines(params.name).length === 0) {
+          set.status = 404;
+          return { ok: false as const, message: `no plugin named "${params.name}"` };
+        }
+        return { lines: logs.lines(params.name, query.after ?? 0) };
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        query: t.Object({ after: t.Optional(t.Numeric({ minimum: 0 })) }),
+        response: {
+          200: t.Object({ lines: t.Array(LogLineSchema) }),
+          404: t.Object({ ok: t.Literal(false), message: t.String() }),
+        },
+        detail: {
+          tags: ["console"],
+          summary: "Recent log lines of a plugin (the last 200; `after` = a line's seq)",
+        },
+      },
+    )
+    .get(
+      "/plugins/:name/logs/stream",
+      ({ params, request, server }) => {
+        const name = params.name;
+        // A live stream outlasts the server's idle timeout by design.
+        server?.timeout(request, 0);
+        let off = () => {};
+        const stream = new ReadableStream<string>({
+          start(controller) {
+            for (const l of logs.lines(name)) controller.enqueue(sse(l));
+            off = logs.subscribe((plugin, line) => {
+              if (plugin !== name) return;
+              // A reader that does not keep up is dropped rather than buffered without bound.
+              if ((controller.desiredSize ?? 0) < -256) {
+                off();
+                controller.close();
+                return;
+              }
+              controller.enqueue(sse(line));
+            });
+            request.signal.addEventListener("abort", () => {
+              off();
+              try {
+                controller.close();
+              } catch {
+                // already closed
+              }
+            });
+          },
+          cancel() {
+            off();
+          },
+        });
+        return new Response(stream, {
+          headers: {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+          },
+        });
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        detail: {
+          tags: ["console"],
+          summary: "A plugin's log lines, live (text/event-stream, event `log`)",
+        },
+      },
+    )
+    .get("/jobs/:name/results", ({ params }) => ({ results: results.get(params.name) }), {
+      params: t.Object({ name: PluginName }),
+      response: t.Object({
+        results: t.Array(
+          t.Object({
+            ok: t.Boolean(),
+            message: t.String(),
+            body: t.Unknown(),
+            status: t.Number(),
+            time: t.Number(),
+          }),
+        ),
+      }),
+      detail: { tags: ["jobs"], summary: "The last results of a job's runs (newest first)" },
+    });
+}
