@@ -63,7 +63,10 @@ export function createWebParts(deps: WebDeps): WebParts {
     .use(jobResultCapture(results))
     .use(pvwsPlugin(pvws, deps.logger))
     .use(docsAssets());
-  const api = consoleRoutes({ plugins: deps.plugins, logs: deps.logs }, results);
+  const api = consoleRoutes(
+    { plugins: deps.plugins, logs: deps.logs, source: deps.source },
+    results,
+  );
   return {
     root,
     api,

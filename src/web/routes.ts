@@ -11,12 +11,40 @@
  */
 import { Elysia, t } from "elysia";
 import { type PluginInfo, PluginInfo as PluginInfoSchema, PluginName } from "../api/models.ts";
+import { overviewScreen, pluginScreen, type ScreenPlugin } from "../display/bob.ts";
+import type { PvSource } from "../pv/source.ts";
 import type { LogLine, LogRings } from "./logring.ts";
 
 export interface ConsoleDeps {
   plugins: { list(kind: "task" | "job"): PluginInfo[] };
   logs: LogRings;
+  /** For the PV metadata (units, limits, states) of the screens. */
+  source: PvSource;
 }
+
+/** A plugin with its PVs' definitions, as the screen generator takes it. */
+function screenPlugin(p: PluginInfo, source: PvSource): ScreenPlugin {
+  const out: ScreenPlugin = {
+    name: p.name,
+    kind: p.kind,
+    prefix: p.prefix,
+    pvs: p.pvs.map((pv) => {
+      const live = source.get(pv.fullName);
+      return {
+        name: pv.name,
+        fullName: pv.fullName,
+        kind: pv.kind,
+        writable: pv.writable,
+        count: live?.count ?? 1,
+        meta: live?.meta ?? {},
+      };
+    }),
+  };
+  if (p.mode !== undefined) out.mode = p.mode;
+  return out;
+}
+
+const BOB_HEADERS = { "content-type": "application/xml; charset=utf-8" };
 
 /** How many results of each job are kept. */
 export const KEPT_RESULTS = 20;
@@ -201,6 +229,39 @@ export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
         detail: {
           tags: ["console"],
           summary: "A plugin's log lines, live (text/event-stream, event `log`)",
+        },
+      },
+    )
+    .get(
+      "/display.bob",
+      () =>
+        new Response(overviewScreen(all().map((p) => screenPlugin(p, deps.source))), {
+          headers: BOB_HEADERS,
+        }),
+      {
+        detail: {
+          tags: ["console"],
+          summary: "Phoebus screen: overview of every plugin, linking to theirs",
+        },
+      },
+    )
+    .get(
+      "/plugins/:name/display.bob",
+      ({ params, set }) => {
+        const p = all().find((x) => x.name === params.name);
+        if (p === undefined) {
+          set.status = 404;
+          return { ok: false as const, message: `no plugin named "${params.name}"` };
+        }
+        return new Response(pluginScreen(screenPlugin(p, deps.source)), {
+          headers: { ...BOB_HEADERS, "content-disposition": `inline; filename="${p.name}.bob"` },
+        });
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        detail: {
+          tags: ["console"],
+          summary: "Phoebus screen of a plugin, generated from its PV definitions",
         },
       },
     )
