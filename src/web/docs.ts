@@ -19,7 +19,7 @@ type ScalarOptions = NonNullable<NonNullable<Parameters<typeof openapi>[0]>["sca
 
 /**
  * The `scalar` options for @elysiajs/openapi: local script, no web fonts, no "open in client"
- * button (it links to Scalar's hosted client), no telemetry. The cast: the plugin types the
+ * button (it links to Scalar's hosted client), no telemetry, no hosted agent or developer tools. The cast: the plugin types the
  * option as Scalar's fully-defaulted configuration, while the viewer fills in every default.
  */
 export const OFFLINE_SCALAR = {
@@ -27,6 +27,9 @@ export const OFFLINE_SCALAR = {
   withDefaultFonts: false,
   hideClientButton: true,
   telemetry: false,
+  // Hosted services (AI agent, developer tools, SDK generation) are unreachable offline.
+  showDeveloperTools: "never",
+  agent: { disabled: true },
 } as unknown as ScalarOptions;
 
 /** Elysia plugin serving the viewer's script (mount it at the root app). */

@@ -1,0 +1,16 @@
+import { chromium } from "playwright-core";
+import { makeDirs, spawnServer } from "./test/e2e/lib/server.ts";
+const dirs = await makeDirs();
+const srv = await spawnServer(dirs, {});
+const origin = `http://127.0.0.1:${srv.httpPort}`;
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox","--headless"] });
+const page = await browser.newPage();
+page.on("console", (m) => console.log("console:", m.type(), m.text().slice(0, 300)));
+page.on("pageerror", (e) => console.log("pageerror:", e.message.slice(0, 300)));
+page.on("request", (r) => { if (!r.url().startsWith(origin)) console.log("OUT:", r.url()); });
+await page.route("**/*", (route) => route.request().url().startsWith(origin) ? route.continue() : route.abort());
+await page.goto(`${origin}/api/v1/docs`);
+await Bun.sleep(8000);
+await page.screenshot({ path: "/tmp/docs.png" });
+console.log((await page.locator("body").innerText()).slice(0, 800));
+await browser.close(); await srv.kill(); await dirs.remove();
