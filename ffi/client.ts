@@ -7,15 +7,14 @@
  * buffer; JavaScript drains that buffer right after ca_pend_event returns. So no JavaScript ever
  * runs on a libca thread, and there are no JSCallbacks to leak.
  *
- * When to call ca_pend_event: libca's file-descriptor registration gives us a UDP socket that its
- * threads write one datagram to when they have callbacks waiting. We read that socket through
- * Bun's event loop (a dup of it, so libca closing its copy never leaves us polling a reused fd)
- * and service the context on every datagram. A slow safety timer covers anything missed.
+ * When to call ca_pend_event: see pump.ts (libca's wake socket read through Bun's event loop,
+ * plus a slow safety timer).
  */
-import { type Pointer, toArrayBuffer } from "bun:ffi";
-import { type CaReading, DBR, dbrTypeFor, decodeDbr, NATIVE_NAMES } from "./dbr.ts";
+import type { Pointer } from "bun:ffi";
+import type { CaClient, CaMonitor, GetOptions, MonitorOptions, PutOptions } from "./api.ts";
+import { Channel, checkForm, checkName, checkTimeout, Monitor, type Op } from "./channel.ts";
+import { type CaReading, dbrTypeFor, decodeDbr, NATIVE_NAMES } from "./dbr.ts";
 import {
-  CaBadTypeError,
   CaDisconnectedError,
   CaError,
   CaNoAccessError,
@@ -23,294 +22,18 @@ import {
   ECA,
   errorFromEca,
 } from "./errors.ts";
-import { type LibCa, loadLibca, nonblockingDup, syncEpicsEnv } from "./libca.ts";
-import { loadShim, REC, REC_HEADER, type Shim } from "./shim.ts";
+import { type LibCa, loadLibca, syncEpicsEnv } from "./libca.ts";
+import { ServicePump } from "./pump.ts";
+import { type Encoded, encodePut } from "./put.ts";
+import { loadShim, REC, readRecords, type Shim } from "./shim.ts";
 
-/** Data form of a request: plain value, value + alarm + timestamp, or value + alarm + metadata. */
-export type CaForm = "value" | "time" | "ctrl";
-
-/** Options of CaClient.get. */
-export interface GetOptions {
-  /** Form of the reading (default "time"). */
-  as?: CaForm;
-  /** Seconds to wait for connection plus reply (default 5). */
-  timeout?: number;
-  /** Elements to read (default: the server's current length). */
-  count?: number;
-}
-
-/** Options of CaClient.put. */
-export interface PutOptions {
-  /** Wait for the server to complete the write (ca_put_callback, like `caput -c`). Default false. */
-  wait?: boolean;
-  /** Seconds to wait for connection (and completion when `wait`) (default 5). */
-  timeout?: number;
-}
-
-/** Options of CaClient.monitor. */
-export interface MonitorOptions {
-  /** DBE_* mask (default DBE_VALUE | DBE_ALARM = 5). */
-  mask?: number;
-  /** Form of each reading (default "time"). */
-  as?: CaForm;
-  /** Called for every update, in addition to the async iterator. */
-  onUpdate?: (r: CaReading) => void;
-  /** Updates kept for a slow async-iterator consumer before the oldest are dropped (default 1000). */
-  queueLimit?: number;
-}
-
-/** A subscription: iterate it with `for await`, or pass onUpdate; close() ends both. */
-export interface CaMonitor extends AsyncIterable<CaReading> {
-  readonly name: string;
-  /** Updates dropped because the iterator consumer was slower than the PV. */
-  readonly dropped: number;
-  close(): void;
-}
-
-/** The client API plugins see as `this.ca`. */
-export interface CaClient {
-  get(name: string, opts?: GetOptions): Promise<CaReading>;
-  put(name: string, value: unknown, opts?: PutOptions): Promise<void>;
-  monitor(name: string, opts?: MonitorOptions): CaMonitor;
-  onConnection(name: string, cb: (connected: boolean) => void): () => void;
-  close(): void;
-}
-
+export type { CaClient, CaForm, CaMonitor, GetOptions, MonitorOptions, PutOptions } from "./api.ts";
 export type { CaReading };
+export { encodePut };
 
-const DEFAULT_TIMEOUT_S = 5;
-const MAX_TIMEOUT_S = 24 * 3600;
-const SAFETY_POLL_MS = 100;
-const IDLE_STOP_MS = 2000;
 const OP_CONN_UP = 6;
 const CS_CONN = 2;
-const MAX_NAME_BYTES = 1007;
-const NAME_RE = /^[\x21-\x7e]+$/;
-const encoder = new TextEncoder();
 
-interface Op {
-  id: number;
-  kind: "get" | "put";
-  ch: Channel;
-  issued: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  resolve: (r: CaReading | undefined) => void;
-  reject: (e: Error) => void;
-  issue: (op: Op) => void;
-}
-
-class Channel {
-  chid = 0 as Pointer;
-  connected = false;
-  everConnected = false;
-  native = -1;
-  elementCount = 0;
-  canRead = false;
-  canWrite = false;
-  /** Operations waiting for the connection. */
-  readonly waiting = new Set<Op>();
-  readonly listeners = new Set<(connected: boolean) => void>();
-  readonly monitors = new Set<Monitor>();
-  constructor(readonly name: string) {}
-}
-
-class Monitor implements CaMonitor {
-  evid = 0 as Pointer;
-  dropped = 0;
-  closed = false;
-  private readonly queue: CaReading[] = [];
-  private readonly waiters: Array<(r: IteratorResult<CaReading>) => void> = [];
-  constructor(
-    readonly id: number,
-    readonly ch: Channel,
-    readonly form: CaForm,
-    readonly mask: number,
-    private readonly onUpdate: ((r: CaReading) => void) | undefined,
-    private readonly queueLimit: number,
-    private readonly closer: (m: Monitor) => void,
-  ) {}
-
-  get name(): string {
-    return this.ch.name;
-  }
-
-  deliver(r: CaReading): void {
-    if (this.closed) return;
-    if (this.onUpdate) {
-      try {
-        this.onUpdate(r);
-      } catch {
-        // A throwing consumer must not break delivery to the other monitors of this drain.
-      }
-    }
-    const w = this.waiters.shift();
-    if (w) w({ value: r, done: false });
-    else if (this.onUpdate === undefined || this.iterated) {
-      this.queue.push(r);
-      if (this.queue.length > this.queueLimit) {
-        this.queue.shift();
-        this.dropped++;
-      }
-    }
-  }
-
-  private iterated = false;
-
-  end(): void {
-    this.closed = true;
-    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closer(this);
-    this.end();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<CaReading> {
-    this.iterated = true;
-    return {
-      next: () => {
-        const r = this.queue.shift();
-        if (r) return Promise.resolve({ value: r, done: false });
-        if (this.closed) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.waiters.push(resolve));
-      },
-      return: () => {
-        this.close();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
-}
-
-function checkName(name: unknown): string {
-  if (typeof name !== "string" || !NAME_RE.test(name)) {
-    throw new CaError(
-      `invalid PV name ${JSON.stringify(name)}: printable ASCII without spaces expected`,
-    );
-  }
-  if (name.length > MAX_NAME_BYTES) {
-    throw new CaError(`PV name too long (${name.length} > ${MAX_NAME_BYTES} bytes)`);
-  }
-  return name;
-}
-
-function checkTimeout(t: unknown): number {
-  if (t === undefined) return DEFAULT_TIMEOUT_S;
-  if (typeof t !== "number" || !Number.isFinite(t) || t <= 0 || t > MAX_TIMEOUT_S) {
-    throw new CaError(`timeout must be a number of seconds in (0, ${MAX_TIMEOUT_S}], got ${t}`);
-  }
-  return t;
-}
-
-function checkForm(f: unknown): CaForm {
-  if (f === undefined) return "time";
-  if (f === "value" || f === "time" || f === "ctrl") return f;
-  throw new CaError(`"as" must be "value", "time" or "ctrl", got ${JSON.stringify(f)}`);
-}
-
-/** A value to put, encoded for the wire: DBR type, element count and host-order bytes. */
-interface Encoded {
-  type: number;
-  count: number;
-  data: Uint8Array;
-}
-
-function toNumber(v: unknown, name: string): number {
-  if (typeof v === "number") return v;
-  if (typeof v === "boolean") return v ? 1 : 0;
-  if (typeof v === "bigint") return Number(v);
-  if (typeof v === "string") {
-    const t = v.trim();
-    const n = t === "" ? Number.NaN : Number(t);
-    if (!Number.isNaN(n) || t.toLowerCase() === "nan") return n;
-  }
-  const shown =
-    typeof v === "string" ? JSON.stringify(v.slice(0, 40)) : v === null ? "null" : typeof v;
-  throw new CaBadTypeError(`put ${name}: expected a number, got ${shown}`);
-}
-
-function isArrayLike(v: unknown): v is ArrayLike<unknown> {
-  return Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
-}
-
-/**
- * Encodes `value` for a channel of native type `native` holding at most `max` elements: numbers
- * go as DBR_DOUBLE (float/double) or DBR_LONG (short/long), enum as an index or a state name,
- * char arrays take a string (UTF-8 plus NUL, the EPICS long-string idiom). Throws CaBadTypeError
- * before anything is sent when the value does not fit.
- */
-export function encodePut(native: number, max: number, value: unknown, name: string): Encoded {
-  const tooMany = (n: number) =>
-    new CaBadTypeError(`put ${name}: ${n} elements but the channel holds at most ${max}`);
-  if (native === DBR.STRING) {
-    const items = isArrayLike(value) ? Array.from(value) : [value];
-    if (items.length > max) throw tooMany(items.length);
-    const data = new Uint8Array(40 * Math.max(items.length, 1));
-    items.forEach((it, i) => {
-      if ((typeof it === "object" && it !== null) || typeof it === "function") {
-        throw new CaBadTypeError(`put ${name}: expected a string, got ${typeof it}`);
-      }
-      data.set(encoder.encode(String(it)).subarray(0, 39), i * 40);
-    });
-    return { type: DBR.STRING, count: Math.max(items.length, 1), data };
-  }
-  if (native === DBR.ENUM && typeof value === "string" && Number.isNaN(Number(value))) {
-    // A state name: the server maps it to its index (like `caput pv Open`).
-    const b = encoder.encode(value);
-    if (b.length > 39) {
-      throw new CaBadTypeError(`put ${name}: enum state name longer than 39 bytes`);
-    }
-    const data = new Uint8Array(40);
-    data.set(b);
-    return { type: DBR.STRING, count: 1, data };
-  }
-  if (native === DBR.CHAR && typeof value === "string") {
-    const b = encoder.encode(value);
-    if (b.length > max) throw tooMany(b.length);
-    // Append the NUL when it fits, like caput -S.
-    const n = Math.min(b.length + 1, max);
-    const data = new Uint8Array(n);
-    data.set(b.subarray(0, Math.min(b.length, n)));
-    return { type: DBR.CHAR, count: n, data };
-  }
-  const items: ArrayLike<unknown> = isArrayLike(value) ? value : [value];
-  if (items.length > max) throw tooMany(items.length);
-  if (items.length === 0) throw new CaBadTypeError(`put ${name}: empty array`);
-  const n = items.length;
-  if (native === DBR.FLOAT || native === DBR.DOUBLE) {
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = toNumber(items[i], name);
-    return { type: DBR.DOUBLE, count: n, data: new Uint8Array(out.buffer) };
-  }
-  if (native === DBR.ENUM) {
-    const out = new Uint16Array(n);
-    for (let i = 0; i < n; i++) {
-      const x = toNumber(items[i], name);
-      if (!Number.isInteger(x) || x < 0 || x > 0xffff) {
-        throw new CaBadTypeError(`put ${name}: enum index must be an integer 0..65535, got ${x}`);
-      }
-      out[i] = x;
-    }
-    return { type: DBR.ENUM, count: n, data: new Uint8Array(out.buffer) };
-  }
-  const finite = (i: number) => {
-    const x = toNumber(items[i], name);
-    if (!Number.isFinite(x)) throw new CaBadTypeError(`put ${name}: ${x} is not a finite number`);
-    return x;
-  };
-  if (native === DBR.CHAR) {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = finite(i);
-    return { type: DBR.CHAR, count: n, data: out };
-  }
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = finite(i);
-  return { type: DBR.LONG, count: n, data: new Uint8Array(out.buffer) };
-}
-
-/** One libca context bound to the calling thread. Create it through caClient(). */
 export class LibcaClient implements CaClient {
   private readonly lib: LibCa;
   private readonly shim: Shim;
@@ -324,10 +47,10 @@ export class LibcaClient implements CaClient {
   private closed = false;
   private servicing = false;
   private flushQueued = false;
-  private wakeFd = -1;
-  private reader: ReturnType<ReadableStream<Uint8Array<ArrayBuffer>>["getReader"]> | undefined;
-  private safety: ReturnType<typeof setInterval> | undefined;
-  private idleSince = 0;
+  private readonly pump = new ServicePump(
+    () => this.service(),
+    () => this.busy(),
+  );
   private readonly eventCb: Pointer;
   private readonly connCb: Pointer;
   private readonly accessCb: Pointer;
@@ -495,7 +218,7 @@ export class LibcaClient implements CaClient {
     this.monitors.set(m.id, m);
     ch.monitors.add(m);
     if (ch.connected) this.subscribe(m);
-    this.kick();
+    this.pump.kick();
     return m;
   }
 
@@ -514,7 +237,7 @@ export class LibcaClient implements CaClient {
         if (ch.listeners.has(cb) && ch.connected) cb(true);
       });
     }
-    this.kick();
+    this.pump.kick();
     return () => {
       ch.listeners.delete(cb);
     };
@@ -538,9 +261,7 @@ export class LibcaClient implements CaClient {
     sym.ca_flush_io();
     this.channels.clear();
     this.byChid.clear();
-    this.stopWake();
-    if (this.safety) clearInterval(this.safety);
-    this.safety = undefined;
+    this.pump.stop();
     this.closedPromise = this.teardown();
     this.onClose?.();
   }
@@ -611,7 +332,7 @@ export class LibcaClient implements CaClient {
     }, timeout * 1000);
     if (ch.connected) this.issue(op);
     else ch.waiting.add(op);
-    this.kick();
+    this.pump.kick();
     return op;
   }
 
@@ -694,125 +415,43 @@ export class LibcaClient implements CaClient {
     return false;
   }
 
-  /** Makes sure the context is serviced while there is work. */
-  private kick(): void {
-    if (this.closed) return;
-    this.idleSince = 0;
-    this.startWake();
-    if (!this.safety) {
-      this.safety = setInterval(() => this.safetyTick(), SAFETY_POLL_MS);
-    }
-    this.safety.ref();
-  }
-
-  private safetyTick(): void {
-    this.service();
-    if (this.busy()) {
-      this.idleSince = 0;
-      return;
-    }
-    const now = Date.now();
-    if (this.idleSince === 0) this.idleSince = now;
-    else if (now - this.idleSince >= IDLE_STOP_MS) {
-      // Idle: let the process exit if nothing else holds it, but keep servicing the context so
-      // libca's threads never sit blocked on the callback lock (echoes, reconnects of cached
-      // channels) while nobody waits for a callback.
-      this.stopWake();
-      this.safety?.unref();
-    }
-  }
-
-  private startWake(): void {
-    if (this.reader || this.wakeFd < 0) return;
-    const reader = Bun.file(this.wakeFd).stream().getReader();
-    this.reader = reader;
-    const loop = async () => {
-      try {
-        while (this.reader === reader) {
-          const { done } = await reader.read();
-          if (done || this.reader !== reader) break;
-          this.service();
-        }
-      } catch {
-        // The safety timer keeps servicing; the reader is restarted by the next kick().
-      }
-      if (this.reader === reader) this.reader = undefined;
-    };
-    void loop();
-  }
-
-  private stopWake(): void {
-    const r = this.reader;
-    this.reader = undefined;
-    if (r) void r.cancel().catch(() => {});
-  }
-
   /** Lets libca deliver pending callbacks into the shim, then dispatches them. */
   service(): void {
     if (this.closed || this.servicing) return;
     this.servicing = true;
     try {
       this.lib.symbols.ca_pend_event(1e-12);
-      if (this.wakeFd < 0) this.adoptWakeFd();
+      if (!this.pump.hasWakeFd) this.pump.adopt(this.shim.shim_wakefd());
       this.drain();
     } finally {
       this.servicing = false;
     }
   }
 
-  private adoptWakeFd(): void {
-    const fd = this.shim.shim_wakefd();
-    if (fd < 0) return;
-    // Non-blocking so neither Bun's reads nor libca's drain of this socket can ever block.
-    // Bun reads a duplicate: when libca closes its descriptor at context destruction, the number
-    // may be reused at once, and a reader Bun has not fully torn down must never touch that new
-    // file. The duplicate (one per client) is left to the process; closing it ourselves could race
-    // with Bun's own cleanup of the stream.
-    const dupFd = nonblockingDup(fd);
-    if (dupFd < 0) return;
-    this.wakeFd = dupFd;
-    if (this.busy()) this.startWake();
-  }
-
   private drain(): void {
     const dropped = Number(this.shim.shim_take_dropped());
     if (dropped > 0) this.droppedRecords += dropped;
-    const len = Number(this.shim.shim_len());
-    if (len === 0) return;
-    const raw = this.shim.shim_buf();
-    const base = typeof raw === "bigint" ? (Number(raw) as Pointer) : raw;
-    if (!base) return;
-    const bytes = new Uint8Array(toArrayBuffer(base, 0, len));
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, len);
     const actions: Array<() => void> = [];
-    for (let off = 0; off + REC_HEADER <= len; ) {
-      const kind = dv.getInt32(off, true);
-      const status = dv.getInt32(off + 4, true);
-      const type = dv.getInt32(off + 8, true);
-      const count = dv.getInt32(off + 12, true);
-      const usr = dv.getUint32(off + 16, true) + dv.getUint32(off + 20, true) * 2 ** 32;
-      const chid = dv.getUint32(off + 24, true) + dv.getUint32(off + 28, true) * 2 ** 32;
-      const nbytes = dv.getUint32(off + 32, true);
-      const data = off + REC_HEADER;
-      off = data + ((nbytes + 7) & ~7);
-      if (kind === REC.EVENT) {
-        const a = this.onEvent(usr, status, type, count, bytes.subarray(data, data + nbytes));
+    readRecords(this.shim, (r) => {
+      if (r.kind === REC.EVENT) {
+        const a = this.onEvent(r.usr, r.status, r.type, r.count, r.data);
         if (a) actions.push(a);
-      } else if (kind === REC.CONN) {
-        const ch = this.byChid.get(chid);
-        if (ch) actions.push(() => this.onConn(ch, type === OP_CONN_UP));
-      } else if (kind === REC.ACCESS) {
-        const ch = this.byChid.get(chid);
+      } else if (r.kind === REC.CONN) {
+        const ch = this.byChid.get(r.chid);
+        const up = r.type === OP_CONN_UP;
+        if (ch) actions.push(() => this.onConn(ch, up));
+      } else if (r.kind === REC.ACCESS) {
+        const ch = this.byChid.get(r.chid);
         if (ch) {
-          ch.canRead = (type & 1) !== 0;
-          ch.canWrite = (type & 2) !== 0;
+          ch.canRead = (r.type & 1) !== 0;
+          ch.canWrite = (r.type & 2) !== 0;
         }
-      } else if (kind === REC.EXCEPTION) {
-        const ctx = new TextDecoder().decode(bytes.subarray(data, data + nbytes));
-        this.exceptions.push(`${String(this.lib.symbols.ca_message(status))}: ${ctx}`);
+      } else if (r.kind === REC.EXCEPTION) {
+        const ctx = new TextDecoder().decode(r.data);
+        this.exceptions.push(`${String(this.lib.symbols.ca_message(r.status))}: ${ctx}`);
         if (this.exceptions.length > 50) this.exceptions.shift();
       }
-    }
+    });
     // Everything needed was copied out; user code may now call back into the client.
     this.shim.shim_reset();
     for (const a of actions) {

@@ -1,70 +1,48 @@
 /**
  * DBR layouts as libca hands them to callbacks (host byte order, C struct padding of db_access.h).
  * The client asks for the channel's native type in one of three forms (plain, TIME, CTRL); this
- * file knows their sizes and field offsets and turns one into a CaReading.
+ * file turns one into a CaReading. Sizes and offsets are the codec's tables (dbr-layout.ts): libca
+ * lays the structs out as the wire does, only in host byte order.
  */
 
-/** Native field types (DBF_xxx and DBR_xxx 0..6). */
-export const DBR = { STRING: 0, SHORT: 1, FLOAT: 2, ENUM: 3, CHAR: 4, LONG: 5, DOUBLE: 6 } as const;
-/** Offsets added to a native type for the STS, TIME, GR and CTRL structures. */
-export const DBR_STS = 7;
-export const DBR_TIME = 14;
-export const DBR_GR = 21;
-export const DBR_CTRL = 28;
-/** Number of DBR types up to DBR_CTRL_DOUBLE. */
-export const DBR_TYPE_COUNT = 35;
+import {
+  DBR,
+  DBR_SIZE,
+  DBR_TYPE_COUNT,
+  DBR_VALUE_OFFSET,
+  DBR_VALUE_SIZE,
+  dbrPayloadSize,
+  ELEM_SIZE,
+  EPICS_EPOCH_OFFSET,
+  MAX_ENUM_STATES,
+  MAX_ENUM_STRING_SIZE,
+  MAX_STRING_SIZE,
+  MAX_UNITS_SIZE,
+} from "../src/ca/codec/dbr-layout.ts";
+
+// The layouts are the codec's (one home: src/ca/codec/dbr-layout.ts); ffi/ re-exports what its
+// users and tests need.
+export {
+  DBR,
+  DBR_SIZE,
+  DBR_TYPE_COUNT,
+  DBR_VALUE_OFFSET,
+  DBR_VALUE_SIZE,
+  /** Bytes libca delivers for `count` elements of a DBR type (dbr_size_n). */
+  dbrPayloadSize as dbrSizeN,
+  EPICS_EPOCH_OFFSET,
+};
+
+// Offsets added to a native type (0..6) for the TIME and CTRL structures.
+const DBR_TIME = DBR.TIME_STRING;
+const DBR_CTRL = DBR.CTRL_STRING;
 
 /** Names of the native types, as CaReading.nativeType reports them. */
 export const NATIVE_NAMES = ["string", "short", "float", "enum", "char", "long", "double"] as const;
 
-const MAX_STRING = 40;
-const MAX_UNITS = 8;
-const MAX_ENUM_STRING = 26;
-const MAX_ENUM_STATES = 16;
-/** Seconds between the POSIX epoch and the EPICS epoch (1990-01-01). */
-export const EPICS_EPOCH_OFFSET = 631152000;
-
-/** Bytes of one element of each native type. */
-const ELEMENT_SIZE = [MAX_STRING, 2, 4, 2, 1, 4, 8];
-
-/** dbr_value_offset[]: offset of the first value element in each DBR structure (types 0..34). */
-// biome-ignore format: one row per DBR form reads like db_access.h
-export const DBR_VALUE_OFFSET: readonly number[] = [
-  // plain
-  0, 0, 0, 0, 0, 0, 0,
-  // STS: status, severity, [pad], value
-  4, 4, 4, 4, 5, 4, 8,
-  // TIME: status, severity, stamp(8), [pad], value
-  12, 14, 12, 14, 15, 12, 16,
-  // GR: status, severity, [precision, pad], units[8], six limits, [pad], value
-  4, 24, 40, 422, 19, 36, 64,
-  // CTRL: as GR plus the two control limits (CTRL_STRING is the STS layout)
-  4, 28, 48, 422, 21, 44, 80,
-];
-
-/** dbr_size[] of db_access.h: size of the structure holding one element (C padding included). */
-// biome-ignore format: one row per DBR form reads like db_access.h
-export const DBR_SIZE: readonly number[] = [
-  40, 2, 4, 2, 1, 4, 8,
-  44, 6, 8, 6, 6, 8, 16,
-  52, 16, 16, 16, 16, 16, 24,
-  44, 26, 44, 424, 20, 40, 72,
-  44, 30, 52, 424, 22, 48, 88,
-];
-/** dbr_value_size[]: size of one value element of each DBR type. */
-export const DBR_VALUE_SIZE: readonly number[] = DBR_VALUE_OFFSET.map(
-  (_, t) => ELEMENT_SIZE[t % 7] ?? 0,
-);
-
 /** The DBR type carrying `native` in the form asked for. */
 export function dbrTypeFor(native: number, form: "value" | "time" | "ctrl"): number {
   return native + (form === "time" ? DBR_TIME : form === "ctrl" ? DBR_CTRL : 0);
-}
-
-/** Bytes libca delivers for `count` elements of DBR type `type` (dbr_size_n). */
-export function dbrSizeN(type: number, count: number): number {
-  const size = DBR_SIZE[type] ?? 0;
-  return count <= 0 ? size : size + (count - 1) * (DBR_VALUE_SIZE[type] ?? 0);
 }
 
 /** A value read over Channel Access with whatever metadata the requested form carries. */
@@ -135,8 +113,8 @@ function decodeValue(
   asArray: boolean,
 ): CaReading["value"] {
   const n = Math.max(count, 0);
-  if (base === DBR.STRING) return n === 0 ? "" : cString(bytes, off, MAX_STRING);
-  const size = ELEMENT_SIZE[base] ?? 1;
+  if (base === DBR.STRING) return n === 0 ? "" : cString(bytes, off, MAX_STRING_SIZE);
+  const size = ELEM_SIZE[base] ?? 1;
   // Copy into a fresh, aligned buffer: the source is reused and may sit at an odd offset.
   const copy = bytes.slice(off, off + n * size).buffer;
   if (!asArray && n === 1) {
@@ -179,7 +157,7 @@ function decodeCtrl(base: number, dv: DataView, bytes: Uint8Array, r: CaReading)
     const n = Math.min(Math.max(dv.getInt16(4, true), 0), MAX_ENUM_STATES);
     r.enumStrings = [];
     for (let i = 0; i < n; i++)
-      r.enumStrings.push(cString(bytes, 6 + i * MAX_ENUM_STRING, MAX_ENUM_STRING));
+      r.enumStrings.push(cString(bytes, 6 + i * MAX_ENUM_STRING_SIZE, MAX_ENUM_STRING_SIZE));
     return;
   }
   // Limits: upper_disp, lower_disp, upper_alarm, upper_warning, lower_warning, lower_alarm,
@@ -215,7 +193,7 @@ function decodeCtrl(base: number, dv: DataView, bytes: Uint8Array, r: CaReading)
       read = (o) => dv.getFloat64(o, true);
       step = 8;
   }
-  r.units = cString(bytes, unitsAt, MAX_UNITS);
+  r.units = cString(bytes, unitsAt, MAX_UNITS_SIZE);
   const l = (i: number) => read(limitsAt + i * step);
   r.displayLimits = { low: l(1), high: l(0) };
   r.alarmLimits = { hihi: l(2), high: l(3), low: l(4), lolo: l(5) };

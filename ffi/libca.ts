@@ -128,7 +128,7 @@ export function libcaAvailable(): boolean {
 }
 
 /** Array size libca may transfer when EPICS_CA_MAX_ARRAY_BYTES is unset (libca's own default is 16 KiB). */
-export const DEFAULT_MAX_ARRAY_BYTES = "10000000";
+const DEFAULT_MAX_ARRAY_BYTES = "10000000";
 
 const libcSymbols = {
   // int setenv(const char *name, const char *value, int overwrite);

@@ -14,7 +14,7 @@
  * threads then block instead of calling into code that may have been freed.
  */
 
-import { cc, FFIType } from "bun:ffi";
+import { cc, FFIType, type Pointer, toArrayBuffer } from "bun:ffi";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ export const REC = { EVENT: 1, CONN: 2, ACCESS: 3, EXCEPTION: 4 } as const;
  */
 export const REC_HEADER = 40;
 /** The shim stops buffering (and counts drops) beyond this many bytes per drain. */
-export const SHIM_LIMIT_BYTES = 256 * 1024 * 1024;
+const SHIM_LIMIT_BYTES = 256 * 1024 * 1024;
 
 function source(): string {
   return `
@@ -169,4 +169,40 @@ export function loadShim(): Shim {
     rmSync(dir, { recursive: true, force: true });
   }
   return compiled.symbols;
+}
+
+/** One record of the shim's buffer; `data` is a view valid only during the visit. */
+export interface ShimRecord {
+  kind: number;
+  status: number;
+  type: number;
+  count: number;
+  usr: number;
+  chid: number;
+  data: Uint8Array;
+}
+
+/** Visits every record buffered since the last shim_reset (one reused record object). */
+export function readRecords(shim: Shim, visit: (r: ShimRecord) => void): void {
+  const len = Number(shim.shim_len());
+  if (len === 0) return;
+  const raw = shim.shim_buf();
+  const base = typeof raw === "bigint" ? (Number(raw) as Pointer) : raw;
+  if (!base) return;
+  const bytes = new Uint8Array(toArrayBuffer(base, 0, len));
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, len);
+  const r: ShimRecord = { kind: 0, status: 0, type: 0, count: 0, usr: 0, chid: 0, data: bytes };
+  for (let off = 0; off + REC_HEADER <= len; ) {
+    r.kind = dv.getInt32(off, true);
+    r.status = dv.getInt32(off + 4, true);
+    r.type = dv.getInt32(off + 8, true);
+    r.count = dv.getInt32(off + 12, true);
+    r.usr = dv.getUint32(off + 16, true) + dv.getUint32(off + 20, true) * 2 ** 32;
+    r.chid = dv.getUint32(off + 24, true) + dv.getUint32(off + 28, true) * 2 ** 32;
+    const nbytes = dv.getUint32(off + 32, true);
+    const data = off + REC_HEADER;
+    r.data = bytes.subarray(data, data + nbytes);
+    off = data + ((nbytes + 7) & ~7);
+    visit(r);
+  }
 }

@@ -2,13 +2,83 @@ import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
+import { errorMessage } from "./common/errors.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
+import type { PluginHostFactory } from "./plugins/host.ts";
+import type { RuntimeTimings } from "./plugins/plugin.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+import { OFFLINE_SCALAR } from "./web/docs.ts";
 import { LogRings, tapLogger } from "./web/logring.ts";
 import { createWebParts, PVWS_WEBSOCKET_CONFIG, WEB_SERVE_ROUTES } from "./web/mount.ts";
+
+/** Options of {@link buildRuntime}. */
+export interface RuntimeOptions {
+  /** CA settings over those of the environment; `false`: no CA server (PVs in the registry only). */
+  caConfig?: Partial<CaServerConfig> | false;
+  /** Environment the CA config is read from (default `process.env`). */
+  env?: Record<string, string | undefined>;
+  /** Serve this registry (default a new one). */
+  registry?: PvRegistry;
+  timings?: Partial<RuntimeTimings>;
+  hostFactory?: PluginHostFactory;
+  /** Plugin log lines also go to these bounded rings (console, /plugins/{name}/logs). */
+  logs?: LogRings;
+}
+
+/** The runtime without REST: PV registry, CA server, state store and plugin controller. */
+export interface Runtime {
+  registry: PvRegistry;
+  /** Null when built with `caConfig: false`. */
+  ca: CaServer | null;
+  state: StateStore;
+  controller: PluginController;
+  /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: registry → CA server (started) → state store → plugin controller. Plugins
+ * are not restored here (the caller decides when: `serve` before REST listens, `iocmng run`
+ * never). `serve`, `iocmng run` and the tests build the runtime through this.
+ */
+export async function buildRuntime(
+  config: ServerConfig,
+  logger: Logger,
+  opts: RuntimeOptions = {},
+): Promise<Runtime> {
+  const registry = opts.registry ?? new PvRegistry();
+  let ca: CaServer | null = null;
+  if (opts.caConfig !== false) {
+    const caConfig: CaServerConfig = {
+      ...caServerConfigFromEnv(opts.env ?? process.env),
+      ...opts.caConfig,
+    };
+    ca = new CaServer({ registry, logger, config: caConfig });
+    await ca.start();
+  }
+  let state: StateStore;
+  let controller: PluginController;
+  try {
+    state = new StateStore(config.stateDir, logger.child({ component: "state" }));
+    controller = new PluginController({
+      registry,
+      config,
+      state,
+      logger: opts.logs ? tapLogger(logger, opts.logs) : logger,
+      ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
+      ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
+    });
+  } catch (e) {
+    await ca?.stop();
+    throw e;
+  }
+  const stop = () =>
+    runAll([() => controller.shutdown(), () => state.flush(), () => ca?.stop()], logger);
+  return { registry, ca, state, controller, stop };
+}
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
@@ -69,18 +139,15 @@ export async function startServer(
   logger: Logger,
   opts: StartOptions = {},
 ): Promise<RunningServer> {
-  const registry = new PvRegistry();
-  const caConfig: CaServerConfig = {
-    ...caServerConfigFromEnv(opts.env ?? process.env),
-    ...opts.caConfig,
-  };
-  const ca = new CaServer({
-    registry,
-    logger,
-    config: caConfig,
+  const logs = new LogRings();
+  const runtime = await buildRuntime(config, logger, {
+    env: opts.env ?? process.env,
+    logs,
+    ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
   });
-  await ca.start();
-  const cleanups: Array<() => Promise<void> | void> = [() => ca.stop()];
+  const { controller, registry } = runtime;
+  const ca = runtime.ca as CaServer;
+  const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -95,19 +162,6 @@ export async function startServer(
     );
   }
   try {
-    const state = new StateStore(config.stateDir, logger.child({ component: "state" }));
-    // Plugin log lines also go to a bounded ring per plugin (console, /plugins/{name}/logs).
-    const logs = new LogRings();
-    const controller = new PluginController({
-      registry,
-      config,
-      state,
-      logger: tapLogger(logger, logs),
-    });
-    cleanups.unshift(
-      () => controller.shutdown(),
-      () => state.flush(),
-    );
     await controller.restore();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
@@ -132,6 +186,8 @@ export async function startServer(
       version: VERSION,
       apiToken: config.apiToken,
       logger,
+      // The docs page's viewer script is served from the executable (closed networks).
+      docsViewer: OFFLINE_SCALAR,
     }).use(web.api);
     // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
     const app = new Elysia({
@@ -154,9 +210,8 @@ export async function startServer(
         development: false,
       });
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
       throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${why}`,
+        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
       );
     }
     const httpPort = app.server?.port ?? config.port;

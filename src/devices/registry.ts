@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { CaClient } from "../../ffi/index.ts";
+import { isPlainObject } from "../common/object.ts";
 import { deviceType } from "./catalog.ts";
 import { Device, type DeviceInfo, MotorDevice } from "./device.ts";
 
@@ -33,10 +34,6 @@ export interface DeviceRegistryOptions {
 }
 
 const SEGMENT_RE = /^[\x21-\x7e]+$/;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function optString(o: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = o[key];
@@ -75,12 +72,13 @@ export class DeviceRegistry {
     client: () => CaClient,
     opts: DeviceRegistryOptions = {},
   ): DeviceRegistry {
-    if (!isRecord(values))
+    if (!isPlainObject(values))
       throw new DeviceConfigError("values file: expected a mapping at the top level");
     const reg = new DeviceRegistry();
     const epics = values.epicsConfiguration;
     if (epics === undefined || epics === null) return reg;
-    if (!isRecord(epics)) throw new DeviceConfigError("epicsConfiguration: expected a mapping");
+    if (!isPlainObject(epics))
+      throw new DeviceConfigError("epicsConfiguration: expected a mapping");
     const iocs = epics.iocs;
     if (iocs === undefined || iocs === null) return reg;
     if (!Array.isArray(iocs))
@@ -92,7 +90,7 @@ export class DeviceRegistry {
     const infos: Array<{ info: DeviceInfo; spec: ReturnType<typeof deviceType> }> = [];
     iocs.forEach((ioc, i) => {
       const where = `epicsConfiguration.iocs[${i}]`;
-      if (!isRecord(ioc)) throw new DeviceConfigError(`${where}: expected a mapping`);
+      if (!isPlainObject(ioc)) throw new DeviceConfigError(`${where}: expected a mapping`);
       const iocName = optString(ioc, "name", where);
       if (!iocName) throw new DeviceConfigError(`${where}.name: required`);
       const at = `${where} (${iocName})`;
@@ -129,7 +127,7 @@ export class DeviceRegistry {
       }
       list.forEach((dev, j) => {
         const dw = `${at}.devices[${j}]`;
-        if (!isRecord(dev)) throw new DeviceConfigError(`${dw}: expected a mapping`);
+        if (!isPlainObject(dev)) throw new DeviceConfigError(`${dw}: expected a mapping`);
         const devName = optString(dev, "name", dw);
         if (!devName) throw new DeviceConfigError(`${dw}.name: required`);
         // A device may override the IOC's devtype, as in infn-ophyd-hal.
@@ -179,7 +177,7 @@ export class DeviceRegistry {
     } catch (e) {
       throw new DeviceConfigError(`values file ${path} is not valid YAML: ${(e as Error).message}`);
     }
-    if (!isRecord(values)) {
+    if (!isPlainObject(values)) {
       throw new DeviceConfigError(`values file ${path}: expected a mapping at the top level`);
     }
     return DeviceRegistry.fromValues(values, client, opts);

@@ -13,7 +13,9 @@ import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
-import { parseYamlText, show, suggest } from "../config.ts";
+import { JOB_STATES, TASK_STATES } from "../common/names.ts";
+import { show, suggest } from "../common/text.ts";
+import { parseYamlText } from "../common/yaml.ts";
 import {
   MAX_ENUM_STATES,
   MAX_ENUM_STRING_BYTES,
@@ -353,11 +355,6 @@ export function defaultPvNames(kind: "task" | "job"): string[] {
     : ["STATUS", "MESSAGE"];
 }
 
-/** Task STATUS states, in index order. */
-export const TASK_STATUS_STATES = ["INIT", "RUN", "PAUSED", "END", "ERROR"] as const;
-/** Job STATUS states, in index order. */
-export const JOB_STATUS_STATES = ["IDLE", "RUNNING", "SUCCESS", "FAILED"] as const;
-
 /** The PVs every plugin of `kind` gets, as in the seed's tables. */
 export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
   const message: PvDef = {
@@ -366,26 +363,24 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
     autosave: false,
     spec: { kind: "string", writable: false, initial: "", meta: { description: "Status message" } },
   };
-  if (kind === "job") {
-    return [
-      {
-        name: "STATUS",
-        direction: "output",
-        autosave: false,
-        spec: {
-          kind: "enum",
-          writable: false,
-          initial: 0,
-          meta: {
-            states: [...JOB_STATUS_STATES],
-            stateSeverity: [0, 0, 0, 2],
-            description: "Job status",
-          },
-        },
+  // STATUS: the kind's states, the failure state (the last one) in MAJOR alarm.
+  const states: readonly string[] = kind === "job" ? JOB_STATES : TASK_STATES;
+  const status: PvDef = {
+    name: "STATUS",
+    direction: "output",
+    autosave: false,
+    spec: {
+      kind: "enum",
+      writable: false,
+      initial: 0,
+      meta: {
+        states: [...states],
+        stateSeverity: states.map((_, i) => (i === states.length - 1 ? 2 : 0)),
+        description: kind === "job" ? "Job status" : "Task status",
       },
-      message,
-    ];
-  }
+    },
+  };
+  if (kind === "job") return [status, message];
   return [
     {
       name: "ENABLE",
@@ -398,21 +393,7 @@ export function defaultPvDefs(kind: "task" | "job"): PvDef[] {
         meta: { states: ["Disabled", "Enabled"], description: "Enable/disable the task" },
       },
     },
-    {
-      name: "STATUS",
-      direction: "output",
-      autosave: false,
-      spec: {
-        kind: "enum",
-        writable: false,
-        initial: 0,
-        meta: {
-          states: [...TASK_STATUS_STATES],
-          stateSeverity: [0, 0, 0, 0, 2],
-          description: "Task status",
-        },
-      },
-    },
+    status,
     message,
     {
       name: "CYCLE_COUNT",

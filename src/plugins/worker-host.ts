@@ -3,47 +3,32 @@
  * routing of the worker's unsolicited messages (PV updates, logs, addPv) to the controller.
  */
 import type { Logger } from "pino";
-import type { PvDefinition } from "../sdk/host.ts";
-import type { FromWorker, SetUpdate, ToWorker } from "./protocol.ts";
+import { errorMessage } from "../common/errors.ts";
+import {
+  DEFAULT_HOST_TIMINGS,
+  type HostEvents,
+  type HostReply,
+  type HostRequest,
+  type HostTimings,
+  type PluginHost,
+  type PluginHostFactory,
+} from "./host.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
 
 /** A reply of the worker. */
-export interface WorkerReply {
-  ok: boolean;
-  message: string;
-  step?: string;
-  data?: unknown;
-}
-
-/** Distributive Omit, so each message variant keeps its own fields. */
-type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
-
+export type WorkerReply = HostReply;
 /** Callbacks from the worker to the controller. */
-export interface WorkerEvents {
-  onSet(updates: SetUpdate[]): void;
-  /** Creates the PV; resolves with its current value (an autosaved one may differ from `initial`). */
-  onAddPv(name: string, def: PvDefinition): Promise<unknown>;
-  /** The worker missed heartbeats for `watchdogMs` (blocked in synchronous code). */
-  onUnresponsive(): void;
-  /** Heartbeats came back after onUnresponsive. */
-  onResponsive(): void;
-  /** The worker ended without being terminated by us. */
-  onExit(code: number): void;
-}
-
+export type WorkerEvents = HostEvents;
 /** Timing knobs (tests shorten them). */
-export interface WorkerTimings {
-  readyTimeoutMs: number;
-  watchdogMs: number;
-}
-
+export type WorkerTimings = HostTimings;
 /** Default timings: a worker is declared unresponsive after 3 s without a heartbeat. */
-export const DEFAULT_WORKER_TIMINGS: WorkerTimings = { readyTimeoutMs: 30_000, watchdogMs: 3000 };
+export const DEFAULT_WORKER_TIMINGS: WorkerTimings = DEFAULT_HOST_TIMINGS;
 
 /** Variables never passed to a plugin's Worker. */
 export const ALWAYS_HIDDEN_ENV = ["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"] as const;
 
 /** One plugin's Worker as seen from the main thread. */
-export class PluginWorker {
+export class PluginWorker implements PluginHost {
   /** Workers started and not yet ended, process-wide (diagnostics; tests check for leaks). */
   static live = 0;
   private readonly worker: Worker;
@@ -117,7 +102,7 @@ export class PluginWorker {
                 t: "reply",
                 id: m.id,
                 ok: false,
-                message: err instanceof Error ? err.message : String(err),
+                message: errorMessage(err),
               }),
           );
           break;
@@ -188,10 +173,7 @@ export class PluginWorker {
   }
 
   /** Sends a request and resolves with its reply; a timeout or the worker's end gives ok=false. */
-  request(
-    msg: WithoutId<Exclude<ToWorker, { t: "reply" }>>,
-    timeoutMs?: number,
-  ): Promise<WorkerReply> {
+  request(msg: HostRequest, timeoutMs?: number): Promise<WorkerReply> {
     if (this.ended) return Promise.resolve({ ok: false, message: "the plugin's worker has ended" });
     const id = this.nextId++;
     return new Promise<WorkerReply>((resolve) => {
@@ -234,3 +216,7 @@ export class PluginWorker {
     this.worker.terminate();
   }
 }
+
+/** Starts a plugin host as a Bun Worker in this process. */
+export const startWorkerHost: PluginHostFactory = (o) =>
+  new PluginWorker(o.log, o.events, o.timings, o.hiddenEnv);

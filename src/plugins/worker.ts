@@ -5,6 +5,7 @@
  * (pass it as an extra entry point).
  */
 import { format } from "node:util";
+import { errorMessage } from "../common/errors.ts";
 import {
   constructWithContext,
   type DeviceAccess,
@@ -30,10 +31,6 @@ function serializeError(e: unknown): { name: string; message: string; stack?: st
     return { name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
   }
   return { name: "Error", message: String(e) };
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message || e.name : String(e);
 }
 
 /** Log lines a plugin may send per second on average, and in one burst. */

@@ -1,3 +1,4 @@
+import { defaultValue, MAX_STRING_BYTES, PvSpecError, validateMeta, validateSpec } from "./spec.ts";
 import {
   AlarmStatus,
   DBE,
@@ -15,22 +16,16 @@ import {
   type WriteHandler,
 } from "./types.ts";
 
-/** Longest string value in bytes (EPICS MAX_STRING_SIZE 40 minus the NUL). */
-export const MAX_STRING_BYTES = 39;
-/** Most enum states a PV may have (mbbi/mbbo). */
-export const MAX_ENUM_STATES = 16;
-/** Longest enum state string in bytes (MAX_ENUM_STRING_SIZE 26 minus the NUL). */
-export const MAX_ENUM_STRING_BYTES = 25;
-/** Longest units string in bytes (MAX_UNITS_SIZE 8 minus the NUL). */
-export const MAX_UNITS_BYTES = 7;
-
-/** Thrown for an invalid PV specification or value; the message says what was expected. */
-export class PvSpecError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PvSpecError";
-  }
-}
+// The limits live with the spec checks; re-exported here for the modules that import them from pv.ts.
+export {
+  MAX_ENUM_STATES,
+  MAX_ENUM_STRING_BYTES,
+  MAX_PV_COUNT,
+  MAX_PV_NAME_BYTES,
+  MAX_STRING_BYTES,
+  MAX_UNITS_BYTES,
+  PvSpecError,
+} from "./spec.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -65,6 +60,10 @@ function isArrayLike(v: unknown): v is ArrayLike<number> {
   return Array.isArray(v) || ArrayBuffer.isView(v);
 }
 
+// The server-side reading of a number, as rsrv converts what a record is given: a blank string is
+// 0 and an array gives its first element. ffi/client.ts has a stricter twin on purpose: a client
+// refuses "" or an array for a scalar before anything reaches the wire, where a typo would
+// otherwise put 0.
 function toNumber(v: unknown, name: string): number {
   if (typeof v === "number") return v;
   if (typeof v === "boolean") return v ? 1 : 0;
@@ -312,6 +311,17 @@ export class Pv {
    * PvWriteError carrying an operator-readable reason.
    */
   async write(input: unknown, ctx: WriteContext = {}): Promise<void> {
+    const pending = this.beginWrite(input, ctx);
+    if (pending !== null) await pending;
+  }
+
+  /**
+   * `write` for servers that care when it completes: null when the write completed before
+   * returning (no handler, or a handler that answered synchronously: the value is posted), else a
+   * promise of the handler's answer. A refusal throws PvWriteError (or rejects the promise).
+   * Protocol servers use it to answer a write in the same tick when nothing is pending.
+   */
+  beginWrite(input: unknown, ctx: WriteContext = {}): Promise<void> | null {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
     if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
     let value: PvValue;
@@ -322,16 +332,27 @@ export class Pv {
     }
     this.checkWritable(value);
     const before = this.generation;
-    if (this.writeHandler) {
-      try {
-        await this.writeHandler(value, ctx);
-      } catch (e) {
-        const reason = e instanceof Error ? e.message : String(e);
-        throw new PvWriteError(reason || "write refused", "rejected");
-      }
+    let answer: void | Promise<void>;
+    try {
+      answer = this.writeHandler?.(value, ctx);
+    } catch (e) {
+      throw refused(e);
     }
-    // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.
-    if (this.generation === before && !this.removed) this.post(value, { force: true });
+    if (answer instanceof Promise) {
+      return answer.then(
+        () => this.writeAccepted(value, before),
+        (e: unknown) => {
+          throw refused(e);
+        },
+      );
+    }
+    this.writeAccepted(value, before);
+    return null;
+  }
+
+  // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.
+  private writeAccepted(value: PvValue, generationBefore: number): void {
+    if (this.generation === generationBefore && !this.removed) this.post(value, { force: true });
   }
 
   private checkWritable(value: PvValue): void {
@@ -422,6 +443,11 @@ export class Pv {
   }
 }
 
+function refused(e: unknown): PvWriteError {
+  const reason = e instanceof Error ? e.message : String(e);
+  return new PvWriteError(reason || "write refused", "rejected");
+}
+
 function exceeds(v: number, last: number, deadband: number): boolean {
   if (deadband < 0) return true;
   if (Number.isNaN(v) || Number.isNaN(last)) return !(Number.isNaN(v) && Number.isNaN(last));
@@ -436,85 +462,4 @@ function checkRange(name: string, value: PvValue, lo: number, hi: number): void 
   };
   if (typeof value === "number") check(value);
   else if (typeof value === "object") for (const x of value) check(x);
-}
-
-function defaultValue(kind: PvKind, count: number): PvValue {
-  if (kind === "string") return "";
-  if (count === 1) return 0;
-  if (kind === "double") return new Float64Array(0);
-  if (kind === "long") return new Int32Array(0);
-  return new Uint8Array(0);
-}
-
-const NAME_RE = /^[\x21-\x7e]+$/;
-/** Longest PV name in bytes (libca's limit is 1008 including the NUL). */
-export const MAX_PV_NAME_BYTES = 1007;
-/** Largest element count a PV may declare (256 Mi elements: 2 GiB of doubles). */
-export const MAX_PV_COUNT = 1 << 28;
-
-function validateSpec(spec: PvSpec): void {
-  if (typeof spec.name !== "string" || !NAME_RE.test(spec.name)) {
-    throw new PvSpecError(
-      `invalid PV name ${JSON.stringify(spec.name)}: printable ASCII without spaces expected`,
-    );
-  }
-  if (spec.name.length > MAX_PV_NAME_BYTES) {
-    throw new PvSpecError(`PV name too long (${spec.name.length} > ${MAX_PV_NAME_BYTES} bytes)`);
-  }
-  const kinds: PvKind[] = ["double", "long", "string", "enum", "char"];
-  if (!kinds.includes(spec.kind)) {
-    throw new PvSpecError(
-      `${spec.name}: kind must be one of ${kinds.join(", ")}, got ${String(spec.kind)}`,
-    );
-  }
-  const count = spec.count ?? 1;
-  if (!Number.isInteger(count) || count < 1 || count > MAX_PV_COUNT) {
-    throw new PvSpecError(
-      `${spec.name}: count must be an integer 1..${MAX_PV_COUNT}, got ${count}`,
-    );
-  }
-  if (count > 1 && (spec.kind === "string" || spec.kind === "enum")) {
-    throw new PvSpecError(`${spec.name}: ${spec.kind} PVs are scalar (count must be 1)`);
-  }
-  validateMeta(spec.name, spec.kind, spec.meta ?? {});
-}
-
-function validateMeta(name: string, kind: PvKind, m: PvMeta): void {
-  if (m.units !== undefined && encoder.encode(m.units).length > MAX_UNITS_BYTES) {
-    throw new PvSpecError(`${name}: units "${m.units}" longer than ${MAX_UNITS_BYTES} bytes`);
-  }
-  if (
-    m.precision !== undefined &&
-    (!Number.isInteger(m.precision) || m.precision < 0 || m.precision > 17)
-  ) {
-    throw new PvSpecError(`${name}: precision must be an integer 0..17, got ${m.precision}`);
-  }
-  if (m.states !== undefined) {
-    if (kind !== "enum") throw new PvSpecError(`${name}: states are only valid for enum PVs`);
-    if (m.states.length > MAX_ENUM_STATES) {
-      throw new PvSpecError(
-        `${name}: at most ${MAX_ENUM_STATES} enum states, got ${m.states.length}`,
-      );
-    }
-    for (const s of m.states) {
-      if (encoder.encode(s).length > MAX_ENUM_STRING_BYTES) {
-        throw new PvSpecError(
-          `${name}: enum state "${s}" longer than ${MAX_ENUM_STRING_BYTES} bytes`,
-        );
-      }
-    }
-  }
-  for (const k of [
-    "displayLow",
-    "displayHigh",
-    "controlLow",
-    "controlHigh",
-    "mdel",
-    "adel",
-  ] as const) {
-    const v = m[k];
-    if (v !== undefined && (typeof v !== "number" || Number.isNaN(v))) {
-      throw new PvSpecError(`${name}: ${k} must be a number, got ${String(v)}`);
-    }
-  }
 }

@@ -10,7 +10,8 @@
  */
 import { copyFile, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { PLUGIN_NAME_RE } from "../config.ts";
+import { PLUGIN_NAME_RE } from "../common/names.ts";
+import { isPlainObject } from "../common/object.ts";
 import type { Logger } from "../log.ts";
 import { atomicWriteFile, TMP_MARKER } from "./atomic.ts";
 
@@ -45,10 +46,6 @@ export const MAX_STATE_FILE_BYTES = 256 << 20;
 export const MAX_AUTOSAVE_ELEMENTS = 1 << 20;
 
 type Values = Record<string, unknown>;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** Checks one persisted record; returns the clean record or the reason it is unusable. */
 export function validatePluginRecord(x: unknown): PluginRecord | string {

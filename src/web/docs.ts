@@ -4,18 +4,16 @@
  * told to load the viewer's script from {@link SCALAR_PATH} instead of a CDN, and the page is
  * configured not to fetch fonts or call Scalar's services.
  */
-import type { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 // The viewer's self-contained browser bundle, embedded into the binary by `bun build --compile`.
 import scalarBundle from "../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with {
   type: "file",
 };
+import type { DocsViewerOptions } from "../api/app.ts";
 import { compressedAsset } from "./static.ts";
 
 /** Where the viewer's script is served (under the REST prefix, beside the page). */
 export const SCALAR_PATH = "/api/v1/docs/scalar.js";
-
-type ScalarOptions = NonNullable<NonNullable<Parameters<typeof openapi>[0]>["scalar"]>;
 
 /**
  * The `scalar` options for @elysiajs/openapi: local script, no web fonts, no "open in client"
@@ -30,7 +28,7 @@ export const OFFLINE_SCALAR = {
   // Hosted services (AI agent, developer tools, SDK generation) are unreachable offline.
   showDeveloperTools: "never",
   agent: { disabled: true },
-} as unknown as ScalarOptions;
+} as unknown as DocsViewerOptions;
 
 /** Elysia plugin serving the viewer's script (mount it at the root app). */
 export function docsAssets() {

@@ -10,7 +10,8 @@
  * ({@link jobResultCapture}), so the REST app needs no change for it.
  */
 import { Elysia, t } from "elysia";
-import { type PluginInfo, PluginInfo as PluginInfoSchema, PluginName } from "../api/models.ts";
+import { type PluginInfo, PluginInfo as PluginInfoSchema } from "../api/models.ts";
+import { PluginName } from "../common/add-request.ts";
 import { overviewScreen, pluginScreen, type ScreenPlugin } from "../display/bob.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { LogLine, LogRings } from "./logring.ts";

@@ -5,15 +5,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import {
-  CREDENTIAL_HELPER,
-  checkBranch,
-  checkGitUrl,
-  cloneArgs,
-  gitClone,
-  PAT_ENV,
-  scrub,
-} from "../../src/plugins/git.ts";
+import { checkBranch, checkGitUrl } from "../../src/common/git-url.ts";
+import { CREDENTIAL_HELPER, cloneArgs, gitClone, PAT_ENV, scrub } from "../../src/plugins/git.ts";
 import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
 import { destroyEnv, type Env, fixtureFiles, makeEnv } from "./harness.ts";
 

@@ -5,12 +5,17 @@
 import { expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import { createApp } from "../../src/api/app.ts";
-import { docsAssets, SCALAR_PATH } from "../../src/web/docs.ts";
+import { docsAssets, OFFLINE_SCALAR, SCALAR_PATH } from "../../src/web/docs.ts";
 
 // The controller is never called by these routes; an empty port keeps the test about the docs.
-const app = new Elysia()
-  .use(docsAssets())
-  .use(createApp({ controller: {} as never, version: "test", apiToken: null }));
+const app = new Elysia().use(docsAssets()).use(
+  createApp({
+    controller: {} as never,
+    version: "test",
+    apiToken: null,
+    docsViewer: OFFLINE_SCALAR,
+  }),
+);
 const get = (path: string, headers: Record<string, string> = {}) =>
   app.handle(new Request(`http://localhost${path}`, { headers }));
 

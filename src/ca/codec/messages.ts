@@ -1,6 +1,7 @@
 /**
  * Encoders for every message a CA server sends. Each returns a fresh Uint8Array holding the whole
- * message (header + zero-padded payload). Field placement follows rsrv (fact sheet §3.2).
+ * message (header + zero-padded payload). Field placement follows rsrv
+ * (docs/ca-protocol-facts.md, Requests).
  */
 import {
   CA_MINOR_VERSION,

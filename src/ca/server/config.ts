@@ -1,6 +1,6 @@
 /**
- * CA server configuration: defaults, the EPICS_CAS_* / EPICS_CA_* environment variables (fact sheet
- * §1, rsrv semantics) and validation. Bad values raise CaConfigError naming the variable, so a typo
+ * CA server configuration: defaults, the EPICS_CAS_* / EPICS_CA_* environment variables (rsrv's
+ * semantics, docs/ca-protocol-facts.md "Ports and environment") and validation. Bad values raise CaConfigError naming the variable, so a typo
  * in a deployment fails at start instead of silently serving on the wrong port.
  */
 import { isIPv4 } from "node:net";
@@ -128,7 +128,7 @@ function nonEmpty(env: Record<string, string | undefined>, ...names: string[]) {
 }
 
 /**
- * Builds the server configuration from EPICS environment variables (rsrv's rules, fact sheet §1):
+ * Builds the server configuration from EPICS environment variables (rsrv's rules, docs/ca-protocol-facts.md):
  * EPICS_CAS_SERVER_PORT (else EPICS_CA_SERVER_PORT), EPICS_CAS_INTF_ADDR_LIST,
  * EPICS_CAS_BEACON_ADDR_LIST, EPICS_CAS_AUTO_BEACON_ADDR_LIST, EPICS_CAS_BEACON_PORT (else
  * EPICS_CA_REPEATER_PORT), EPICS_CAS_BEACON_PERIOD (else EPICS_CA_BEACON_PERIOD),

@@ -6,7 +6,8 @@
  * subscriber's header. Without subscriptions it holds no listener and no cached bytes.
  */
 import type { Pv } from "../../pv/pv.ts";
-import { dbrPayloadSize, encodeDbr } from "../codec/dbr.ts";
+import { encodeDbr } from "../codec/dbr-encode.ts";
+import { dbrPayloadSize } from "../codec/dbr-layout.ts";
 import { pad8 } from "../codec/header.ts";
 
 /** An encoded DBR value ready to send (payload padded to 8), or the ECA status of a failure. */

@@ -8,9 +8,10 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
-import { type CaCounters, Circuit, type CircuitHost, type CircuitSocketData } from "./circuit.ts";
+import { Circuit } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
+import type { CaCounters, CircuitHost, CircuitSocketData } from "./host.ts";
 import { NameIndex } from "./names.ts";
 import { SearchThread } from "./search-thread.ts";
 import {

@@ -1,5 +1,6 @@
 /**
- * UDP side of the CA server: name search responder (fact sheet §8.1) and beacons (§8.2).
+ * UDP side of the CA server: name search responder and beacons
+ * (docs/ca-protocol-facts.md, Search and beacons).
  * Search sockets use node:dgram because Bun.udpSocket cannot set SO_REUSEADDR, and several CA
  * servers on one host must share UDP 5064 (broadcast searches reach all of them).
  */
@@ -319,7 +320,7 @@ export function broadcastAddresses(onlyIps: readonly string[] = []): string[] {
 }
 
 /** Broadcast address of ip/netmask, or null for a /32 (no broadcast). */
-export function broadcastOf(ip: string, netmask: string): string | null {
+function broadcastOf(ip: string, netmask: string): string | null {
   const toInt = (s: string) => s.split(".").reduce((acc, o) => (acc << 8) | Number(o), 0) >>> 0;
   const mask = toInt(netmask);
   if (mask === 0xffffffff) return null;
@@ -358,7 +359,7 @@ export function nextBeaconInterval(interval: number, period: number): number {
 
 /**
  * Sends beacons (RSRV_IS_UP) to each destination: intervals start at 20 ms and double up to the
- * beacon period, which makes clients waiting on a restarted server re-search quickly (§8.3).
+ * beacon period, which makes clients waiting on a restarted server re-search quickly (ca-protocol-facts.md, Search and beacons).
  */
 export class Beacons {
   private timer: ReturnType<typeof setTimeout> | null = null;

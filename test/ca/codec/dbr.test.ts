@@ -45,7 +45,7 @@ const cstr = (s: string, size: number) => {
   return hex(out);
 };
 
-describe("encodeDbr golden bytes (fact sheet §5 layouts, §11 example)", () => {
+describe("encodeDbr golden bytes (ca-protocol-facts.md: DBR types, Worked examples)", () => {
   const dbl = src("double", 3.5, {
     status: 4,
     severity: 1,

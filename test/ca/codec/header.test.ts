@@ -28,7 +28,7 @@ describe("pad8 / headerSizeFor", () => {
 describe("writeHeader / readHeader", () => {
   const std: CaHeader = { command: 15, payloadSize: 24, dataType: 20, count: 1, p1: 1, p2: 9 };
 
-  test("standard header golden bytes (READ_NOTIFY reply of the fact sheet)", () => {
+  test("standard header golden bytes (READ_NOTIFY reply of docs/ca-protocol-facts.md)", () => {
     expect(hex(encodeHeader(std, false))).toBe(h("000f 0018 0014 0001 00000001 00000009"));
   });
 

@@ -38,7 +38,7 @@ const hdr = (p: Partial<CaHeader>): CaHeader => ({
 });
 
 describe("golden bytes of server→client messages", () => {
-  test("TCP VERSION (fact sheet §10.1)", () => {
+  test("TCP VERSION (ca-protocol-facts.md, Circuit opening)", () => {
     expect(hex(encodeVersion())).toBe(h("0000 0000 0000 000d 00000000 00000000"));
   });
 
@@ -47,7 +47,7 @@ describe("golden bytes of server→client messages", () => {
     expect(hex(encodeUdpVersion(77, 10))).toBe(h("0000 0000 0000 000d 00000000 00000000"));
   });
 
-  test("SEARCH reply (fact sheet §11)", () => {
+  test("SEARCH reply (ca-protocol-facts.md, Worked examples)", () => {
     expect(hex(encodeSearchReply(5064, 7))).toBe(
       h("0006 0008 13c8 0000 ffffffff 00000007  000d 0000 0000 0000"),
     );
@@ -65,7 +65,7 @@ describe("golden bytes of server→client messages", () => {
     expect(hex(encodeNotFound(search))).toBe(h("000e 0000 000a 000d 00000007 00000007"));
   });
 
-  test("ACCESS_RIGHTS then CREATE_CHAN reply (fact sheet §11)", () => {
+  test("ACCESS_RIGHTS then CREATE_CHAN reply (ca-protocol-facts.md, Circuit opening)", () => {
     expect(hex(encodeAccessRights(1, 3))).toBe(h("0016 0000 0000 0000 00000001 00000003"));
     expect(hex(encodeCreateChanReply(1, 4, 6, 1))).toBe(h("0012 0000 0006 0001 00000001 00000004"));
   });

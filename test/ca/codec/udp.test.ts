@@ -2,14 +2,14 @@ import { describe, expect, test } from "bun:test";
 import { CMD, parseDatagram } from "../../../src/ca/codec/index.ts";
 import { bytes, prng } from "./helpers.ts";
 
-// Client search datagram of the fact sheet §11: VERSION seq 1, SEARCH "ABC" with CID 7.
+// Client search datagram of docs/ca-protocol-facts.md, Worked examples: VERSION seq 1, SEARCH "ABC" with CID 7.
 const search = bytes(`
   0000 0000 0001 000d 00000001 00000000
   0006 0008 0005 000d 00000007 00000007
   41424300 00000000`);
 
 describe("parseDatagram", () => {
-  test("splits the fact sheet's search datagram", () => {
+  test("splits the worked example's search datagram", () => {
     const { messages, error } = parseDatagram(search);
     expect(error).toBeUndefined();
     expect(messages.map((m) => m.header)).toEqual([

@@ -1,0 +1,195 @@
+/**
+ * The requests about one channel — READ, READ_NOTIFY, WRITE, WRITE_NOTIFY, EVENT_ADD,
+ * EVENT_CANCEL — checked and answered for a circuit. The circuit keeps the connection (version,
+ * names, channel creation, flow control); this file keeps what one channel's requests mean.
+ */
+import type { Logger } from "pino";
+import { DBE, type WriteContext } from "../../pv/types.ts";
+import { ECA } from "../codec/constants.ts";
+import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
+import type { CaHeader } from "../codec/header.ts";
+import { encodeEventCancelAck } from "../codec/messages.ts";
+import { eventAddMask, requestIoid, requestSid, subscriptionId } from "../codec/requests.ts";
+import { type Channel, type ChannelTable, Subscription } from "./channel.ts";
+import type { CaServerConfig } from "./config.ts";
+import type { FanoutSubscription } from "./fanout.ts";
+import type { CaCounters } from "./host.ts";
+import type { Replies } from "./replies.ts";
+import type { SendQueue } from "./send-queue.ts";
+import { decodeWrite, startWrite } from "./writes.ts";
+
+/** What channel requests need of their circuit. */
+export interface ChannelCircuit {
+  readonly srv: { readonly counters: CaCounters };
+  readonly q: SendQueue<Subscription>;
+  readonly reply: Replies;
+  readonly table: ChannelTable;
+  readonly log: Logger;
+  readonly closed: boolean;
+  readonly user: string;
+  readonly host: string;
+  readonly peer: string;
+  drop(reason: string): void;
+  warnOnce(key: string, msg: string): void;
+  scheduleFlush(): void;
+  queueUpdate(sub: FanoutSubscription): void;
+  sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void;
+  cidForSid(h: CaHeader): number;
+}
+
+export class ChannelRequests {
+  private pendingWrites = 0;
+
+  constructor(
+    private readonly c: ChannelCircuit,
+    private readonly config: CaServerConfig,
+  ) {}
+
+  /** READ / READ_NOTIFY. */
+  read(h: CaHeader, ext: boolean, notify: boolean): void {
+    const ch = this.c.table.channel(requestSid(h));
+    if (ch === undefined) return; // stale SID (e.g. just disconnected): libca already gave up on it
+    if (!isValidDbrType(h.dataType)) {
+      // rsrv drops the circuit silently for a type > 38.
+      this.c.drop(`invalid DBR type ${h.dataType} in read`);
+      return;
+    }
+    if (!this.countAllowed(ch, h, ext)) return;
+    if (
+      notify &&
+      h.count <= 1 &&
+      this.scalarInPlaceAllowed() &&
+      this.c.reply.readScalarInPlace(ch.pv, h)
+    ) {
+      return;
+    }
+    const enc = ch.entry.encode(h.dataType, h.count);
+    if ("error" in enc && !notify) {
+      const text = `get of ${ch.pv.name} as DBR type ${h.dataType} failed`;
+      this.c.sendError(ch.cid, enc.error, h, ext, text);
+      return;
+    }
+    if ("payload" in enc && !this.sizeAllowed(h, ext, ch, enc.payload.length)) return;
+    this.c.reply.read(h, ext, ch.cid, enc, notify);
+  }
+
+  /** WRITE / WRITE_NOTIFY. */
+  write(h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
+    const ch = this.c.table.channel(requestSid(h));
+    if (ch === undefined) return;
+    const max = this.config.maxPendingWritesPerCircuit;
+    if (this.pendingWrites >= max) {
+      this.c.warnOnce("writes", `more than ${max} writes pending`);
+      const text = "too many writes in progress on this circuit";
+      this.writeDone(ch, h, ext, notify, ECA.PUTCBINPROG, text);
+      return;
+    }
+    const dec = decodeWrite(ch.pv, h, payload, notify);
+    if ("error" in dec) {
+      this.c.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
+      this.writeDone(ch, h, ext, notify, dec.error, dec.message);
+      return;
+    }
+    // The request header is the reader's reused object: keep a copy for the async completion.
+    const req: CaHeader = { ...h };
+    const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
+    this.pendingWrites++;
+    startWrite(ch, dec.value, ctx, (eca, reason) => {
+      this.pendingWrites--;
+      if (this.c.closed || !ch.alive) return;
+      if (reason !== null) {
+        const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };
+        this.c.log.info(who, "CA put failed");
+      }
+      this.writeDone(ch, req, ext, notify, eca, reason);
+      this.c.scheduleFlush();
+    });
+  }
+
+  // A write's outcome: WRITE_NOTIFY answers always, a plain WRITE only with an ERROR on failure.
+  private writeDone(
+    ch: Channel,
+    h: CaHeader,
+    ext: boolean,
+    notify: boolean,
+    eca: number,
+    reason: string | null,
+  ): void {
+    if (notify) this.c.reply.writeNotify(h.dataType, h.count, eca, requestIoid(h));
+    else if (reason !== null) this.c.sendError(ch.cid, eca, h, ext, reason);
+  }
+
+  /** EVENT_ADD: a subscription. */
+  eventAdd(h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
+    const ch = this.c.table.channel(requestSid(h));
+    if (ch === undefined) return;
+    if (!isValidDbrType(h.dataType)) {
+      this.c.drop(`invalid DBR type ${h.dataType} in subscription`);
+      return;
+    }
+    // libca always sends the 16-byte event block; a client that omits it gets VALUE|ALARM.
+    let mask = eventAddMask(bytes, off, h.payloadSize);
+    if (mask < 0) mask = DBE.VALUE | DBE.ALARM;
+    // Unknown bits are ignored; a mask selecting nothing is refused, without dropping.
+    mask &= DBE.VALUE | DBE.LOG | DBE.ALARM | DBE.PROPERTY;
+    if (mask === 0) {
+      this.c.sendError(ch.cid, ECA.BADMASK, h, ext, "subscription event mask selects no events");
+      return;
+    }
+    if (!this.countAllowed(ch, h, ext)) return;
+    const maxArray = this.config.maxArrayBytes;
+    if (maxArray !== null && dbrPayloadSize(h.dataType, h.count || ch.pv.count) > maxArray) {
+      const text = `subscription larger than EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`;
+      this.c.sendError(ch.cid, ECA.TOLARGE, h, ext, text);
+      return;
+    }
+    const id = subscriptionId(h);
+    const old = this.c.table.subscription(id);
+    if (old !== undefined) this.c.table.removeSubscription(old);
+    const maxSubs = this.config.maxSubscriptionsPerCircuit;
+    if (this.c.table.subscriptionCount >= maxSubs) {
+      this.c.warnOnce("subs", `subscription limit ${maxSubs} per circuit reached`);
+      this.c.sendError(ch.cid, ECA.ALLOCMEM, h, ext, "too many subscriptions on this circuit");
+      return;
+    }
+    const sub = new Subscription(id, ch, h.dataType, h.count, mask, this.c);
+    this.c.table.addSubscription(sub);
+    // The first update is mandatory and immediate, whatever the mask.
+    this.c.queueUpdate(sub);
+  }
+
+  /** EVENT_CANCEL. */
+  eventCancel(h: CaHeader, ext: boolean): void {
+    const sid = requestSid(h);
+    const sub = this.c.table.subscription(subscriptionId(h));
+    if (sub === undefined || sub.channel.sid !== sid) {
+      // rsrv also drops the circuit here; an error is enough to tell the client.
+      this.c.sendError(this.c.cidForSid(h), ECA.BADMONID, h, ext, "unknown subscription");
+      return;
+    }
+    this.c.table.removeSubscription(sub);
+    this.c.q.append(encodeEventCancelAck(sub.dbrType, sub.count, sid, sub.id));
+  }
+
+  // A request for more elements than the channel has gets ECA_BADCOUNT (the circuit continues).
+  private countAllowed(ch: Channel, h: CaHeader, ext: boolean): boolean {
+    if (h.count <= ch.pv.count) return true;
+    const text = `count ${h.count} exceeds the channel's ${ch.pv.count} elements`;
+    this.c.sendError(ch.cid, ECA.BADCOUNT, h, ext, text);
+    return false;
+  }
+
+  private sizeAllowed(h: CaHeader, ext: boolean, ch: Channel, size: number): boolean {
+    const maxArray = this.config.maxArrayBytes;
+    if (maxArray === null || size <= maxArray) return true;
+    const text = `reply of ${size} bytes exceeds EPICS_CA_MAX_ARRAY_BYTES=${maxArray}`;
+    this.c.sendError(ch.cid, ECA.TOLARGE, h, ext, text);
+    return false;
+  }
+
+  // The in-place scalar reply carries 8 bytes: only when EPICS_CA_MAX_ARRAY_BYTES allows them.
+  private scalarInPlaceAllowed(): boolean {
+    const maxArray = this.config.maxArrayBytes;
+    return maxArray === null || maxArray >= 8;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * A circuit's channels and subscriptions: the protocol state one CREATE_CHAN and one EVENT_ADD
+ * create. The circuit owns them; the server-wide fan-out (fanout.ts) sees them through
+ * FanoutChannel / FanoutSubscription.
+ */
+import type { Pv } from "../../pv/pv.ts";
+import type { FanoutChannel, FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
+
+/** What a channel tells its circuit. */
+export interface ChannelOwner {
+  /** The channel's PV left the registry: SERVER_DISCONN and forget the channel. */
+  disconnectChannel(ch: Channel): void;
+}
+
+/** One channel: a client's CID bound to our SID and a served PV. */
+export class Channel implements FanoutChannel {
+  /** Subscriptions on this channel, allocated with the first (most channels never subscribe). */
+  subs: Map<number, Subscription> | null = null;
+  alive = true;
+  /** Writes started on this channel whose outcome is not known yet. */
+  pendingWrites = 0;
+  /** The last write of the chain: writes to one channel complete in order, as in rsrv. */
+  writeTail: Promise<void> | null = null;
+
+  constructor(
+    private readonly owner: ChannelOwner,
+    readonly cid: number,
+    readonly sid: number,
+    readonly pv: Pv,
+    readonly entry: PvEntry,
+  ) {}
+
+  pvRemoved(): void {
+    this.owner.disconnectChannel(this);
+  }
+}
+
+/** One EVENT_ADD: what to send (type, count) on which events (mask), and where. */
+export class Subscription implements FanoutSubscription {
+  /** True while its latest value is owed to the client (coalesced in the send queue). */
+  pending = false;
+  alive = true;
+
+  constructor(
+    readonly id: number,
+    readonly channel: Channel,
+    readonly dbrType: number,
+    readonly count: number,
+    readonly mask: number,
+    readonly sink: SubscriptionSink,
+  ) {}
+}
+
+/**
+ * A circuit's channels by SID and subscriptions by id, with the SID allocator. Releasing a channel
+ * releases its subscriptions; `subGone` tells the owner (to forget a coalesced update).
+ */
+export class ChannelTable {
+  private readonly channels = new Map<number, Channel>(); // by SID
+  private readonly subs = new Map<number, Subscription>(); // by subscription ID
+  private nextSid = 1;
+  private sidWrapped = false;
+
+  constructor(private readonly subGone: (sub: Subscription) => void) {}
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  channel(sid: number): Channel | undefined {
+    return this.channels.get(sid);
+  }
+
+  subscription(id: number): Subscription | undefined {
+    return this.subs.get(id);
+  }
+
+  /** A new channel on `entry`'s PV, registered with the entry (for SERVER_DISCONN). */
+  open(owner: ChannelOwner, cid: number, entry: PvEntry): Channel {
+    const ch = new Channel(owner, cid, this.allocSid(), entry.pv, entry);
+    entry.addChannel(ch);
+    this.channels.set(ch.sid, ch);
+    return ch;
+  }
+
+  /** Forgets a channel and its subscriptions. */
+  close(ch: Channel): void {
+    this.channels.delete(ch.sid);
+    this.release(ch);
+  }
+
+  /** Forgets every channel (the circuit closed). */
+  closeAll(): void {
+    for (const ch of this.channels.values()) this.release(ch);
+    this.channels.clear();
+    this.subs.clear();
+  }
+
+  addSubscription(sub: Subscription): void {
+    const ch = sub.channel;
+    this.subs.set(sub.id, sub);
+    ch.subs ??= new Map();
+    ch.subs.set(sub.id, sub);
+    ch.entry.addSubscription(sub);
+  }
+
+  removeSubscription(sub: Subscription): void {
+    sub.alive = false;
+    this.subs.delete(sub.id);
+    sub.channel.subs?.delete(sub.id);
+    sub.channel.entry.removeSubscription(sub);
+    this.subGone(sub);
+  }
+
+  private release(ch: Channel): void {
+    ch.alive = false;
+    if (ch.subs !== null) {
+      for (const sub of ch.subs.values()) {
+        sub.alive = false;
+        this.subs.delete(sub.id);
+        ch.entry.removeSubscription(sub);
+        this.subGone(sub);
+      }
+      ch.subs = null;
+    }
+    ch.entry.removeChannel(ch);
+  }
+
+  private allocSid(): number {
+    // Circuit-local SIDs, unique by construction until the u32 counter first wraps; after that,
+    // skip any still in use.
+    if (!this.sidWrapped) {
+      const sid = this.nextSid;
+      if (sid < 0xfffffffe) {
+        this.nextSid = sid + 1;
+        return sid;
+      }
+      this.sidWrapped = true;
+    }
+    for (;;) {
+      const sid = this.nextSid;
+      this.nextSid = sid >= 0xfffffffe ? 1 : sid + 1;
+      if (!this.channels.has(sid)) return sid;
+    }
+  }
+}
