@@ -129,6 +129,28 @@ export function encodeUpdate(name: string, pv: Pv, sent: SentState, readonly: bo
   return JSON.stringify(out);
 }
 
+/**
+ * The common update: nothing but value and timestamp changed since what the client was sent.
+ * The same for every client subscribed under the same name, so the hub caches it per update.
+ */
+export function encodeChange(name: string, pv: Pv): string {
+  const out: Record<string, unknown> = { type: "update", pv: name };
+  const state = pv.state;
+  out.seconds = state.timestamp.sec;
+  out.nanos = state.timestamp.nsec;
+  valueFields(pv, out);
+  return JSON.stringify(out);
+}
+
+/** Whether the next update for this client is a plain change ({@link encodeChange}). */
+export function isPlainChange(pv: Pv, sent: SentState, readonly: boolean): boolean {
+  return (
+    sent.metaGeneration === pv.metaGeneration &&
+    sent.severity === pv.state.severity &&
+    sent.readonly === readonly
+  );
+}
+
 /** The update telling a client that `name` is not served (never was, or was removed). */
 export function encodeDisconnected(name: string, sent: SentState): string {
   // The next update after this one is a full one (metadata again, "connected": true).

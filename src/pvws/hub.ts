@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Pv } from "../pv/pv.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { WriteContext } from "../pv/types.ts";
+import { encodeChange } from "./encode.ts";
 import {
   type PvwsHost,
   type PvwsLimits,
@@ -73,6 +74,8 @@ export class PvwsHub implements PvwsHost {
     repliesDropped: 0,
   };
   private readonly waiting = new Map<string, Set<(pv: Pv) => void>>();
+  /** Last plain-change message per PV and client-given name: one JSON encoding per update. */
+  private readonly changes = new WeakMap<Pv, Map<string, { generation: number; text: string }>>();
   private readonly unwatch: () => void;
 
   constructor(private readonly opts: PvwsOptions) {
@@ -108,6 +111,21 @@ export class PvwsHub implements PvwsHost {
       s?.delete(cb);
       if (s?.size === 0) this.waiting.delete(key);
     };
+  }
+
+  changeMessage(name: string, pv: Pv): string {
+    let byName = this.changes.get(pv);
+    if (byName === undefined) {
+      byName = new Map();
+      this.changes.set(pv, byName);
+    }
+    const hit = byName.get(name);
+    if (hit !== undefined && hit.generation === pv.generation) return hit.text;
+    // Bounded: a client could subscribe one PV under endless spellings (ca://X, pva://X, X…).
+    if (byName.size >= 8 && hit === undefined) byName.clear();
+    const text = encodeChange(name, pv);
+    byName.set(name, { generation: pv.generation, text });
+    return text;
   }
 
   mayWrite(session: PvwsSession): boolean {

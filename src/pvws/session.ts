@@ -9,7 +9,13 @@
  */
 import type { Pv } from "../pv/pv.ts";
 import { DBE, PvWriteError, type WriteContext } from "../pv/types.ts";
-import { encodeDisconnected, encodeUpdate, freshState, type SentState } from "./encode.ts";
+import {
+  encodeDisconnected,
+  encodeUpdate,
+  freshState,
+  isPlainChange,
+  type SentState,
+} from "./encode.ts";
 
 /** What a session needs of its WebSocket (Bun's ServerWebSocket fits; tests may pass fakes). */
 export interface PvwsSink {
@@ -32,6 +38,8 @@ export interface PvwsHost {
   authorizeWrite(pv: Pv, ctx: WriteContext, session: PvwsSession): string | null;
   /** Whether this client may write at all (drives the `readonly` flag it is sent). */
   mayWrite(session: PvwsSession): boolean;
+  /** The plain-change message of `pv` under `name` for its current update (shared by clients). */
+  changeMessage(name: string, pv: Pv): string;
   /** Checks a bearer token offered by an `auth` message. */
   tokenMatches(token: string): boolean;
   readonly limits: PvwsLimits;
@@ -325,7 +333,9 @@ export class PvwsSession {
       const text =
         pv === undefined
           ? encodeDisconnected(sub.name, sub.sent)
-          : encodeUpdate(sub.name, pv, sub.sent, readonly);
+          : isPlainChange(pv, sub.sent, readonly)
+            ? this.host.changeMessage(sub.name, pv)
+            : encodeUpdate(sub.name, pv, sub.sent, readonly);
       this.sink.send(text);
       stats.updatesSent++;
       stats.bytesSent += text.length;
