@@ -130,8 +130,10 @@ function resources() {
   };
 }
 
-function sse(line: LogLine): string {
-  return `id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`;
+const utf8 = new TextEncoder();
+
+function sse(line: LogLine): Uint8Array {
+  return utf8.encode(`id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`);
 }
 
 export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
@@ -192,7 +194,7 @@ export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
         // A live stream outlasts the server's idle timeout by design.
         server?.timeout(request, 0);
         let off = () => {};
-        const stream = new ReadableStream<string>({
+        const stream = new ReadableStream<Uint8Array>({
           start(controller) {
             for (const l of logs.lines(name)) controller.enqueue(sse(l));
             off = logs.subscribe((plugin, line) => {
