@@ -9,6 +9,7 @@ import type { Pv } from "../pv/pv.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { WriteContext } from "../pv/types.ts";
 import { encodeChange } from "./encode.ts";
+import { type RemoteCaClient, RemotePvs } from "./remote.ts";
 import {
   type PvwsHost,
   type PvwsLimits,
@@ -34,7 +35,15 @@ export interface PvwsOptions {
   authorizeWrite?: WriteAuthorizer;
   logger?: Logger;
   limits?: Partial<PvwsLimits>;
+  /**
+   * The CA client for other IOCs' PVs (`ca://NAME` not served here), or undefined when libca is
+   * not available: then such names stay disconnected.
+   */
+  remote?: () => RemoteCaClient;
 }
+
+/** How often remote watches nobody uses any more are closed. */
+const REMOTE_SWEEP_MS = 30_000;
 
 export const DEFAULT_PVWS_LIMITS: PvwsLimits = {
   maxSubscriptions: 10_000,
@@ -77,9 +86,18 @@ export class PvwsHub implements PvwsHost {
   /** Last plain-change message per PV and client-given name: one JSON encoding per update. */
   private readonly changes = new WeakMap<Pv, Map<string, { generation: number; text: string }>>();
   private readonly unwatch: () => void;
+  /** Other IOCs' PVs (null without a CA client). */
+  readonly remote: RemotePvs | null;
+  private readonly sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly opts: PvwsOptions) {
     this.limits = { ...DEFAULT_PVWS_LIMITS, ...opts.limits };
+    this.remote = opts.remote ? new RemotePvs(opts.remote) : null;
+    if (this.remote !== null) {
+      const remote = this.remote;
+      this.sweeper = setInterval(() => remote.sweep(), REMOTE_SWEEP_MS);
+      this.sweeper.unref?.();
+    }
     this.unwatch = opts.source.onAdd((pv) => {
       const cbs = this.waiting.get(pv.name);
       if (cbs === undefined) return;
@@ -100,6 +118,34 @@ export class PvwsHub implements PvwsHost {
 
   whenServed(name: string, cb: (pv: Pv) => void): () => void {
     const key = PvwsHub.localName(name);
+    // `ca://X` not served here: another IOC's PV, through the CA client. Whichever of the local
+    // registry and the remote IOC serves it first wins; the other wait is cancelled.
+    if (this.remote !== null && name.startsWith("ca://") && key !== "") {
+      let done = false;
+      let cancelRemote = (): void => {};
+      const once = (pv: Pv) => {
+        if (done) return;
+        done = true;
+        cancelLocal();
+        cancelRemote();
+        cb(pv);
+      };
+      const cancelLocal = this.waitLocal(key, once);
+      try {
+        cancelRemote = this.remote.watch(key, once);
+      } catch (err) {
+        this.opts.logger?.warn({ err, pv: key }, "PVWS: cannot watch a remote PV");
+      }
+      return () => {
+        done = true;
+        cancelLocal();
+        cancelRemote();
+      };
+    }
+    return this.waitLocal(key, cb);
+  }
+
+  private waitLocal(key: string, cb: (pv: Pv) => void): () => void {
     let set = this.waiting.get(key);
     if (set === undefined) {
       set = new Set();
@@ -155,10 +201,12 @@ export class PvwsHub implements PvwsHost {
     return new PvwsSession(this, sink, { peer, authenticated: this.bearerMatches(authHeader) });
   }
 
-  /** Stops watching the source (sessions are closed by their sockets). */
+  /** Stops watching the source and other IOCs (sessions are closed by their sockets). */
   dispose(): void {
     this.unwatch();
     this.waiting.clear();
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.remote?.close();
   }
 }
 

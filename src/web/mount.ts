@@ -7,6 +7,7 @@
  */
 import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
+import { caClient, libcaAvailable } from "../../ffi/index.ts";
 import type { PluginInfo } from "../api/models.ts";
 import type { CaServerStats } from "../ca/server/index.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
@@ -49,6 +50,8 @@ export function createWebParts(deps: WebDeps): WebParts {
     apiToken: deps.apiToken,
     logger: deps.logger,
     ...(deps.authorizeWrite ? { authorizeWrite: deps.authorizeWrite } : {}),
+    // Other IOCs' PVs (`ca://NAME`) through this thread's libca client, when libca is installed.
+    ...(libcaAvailable() ? { remote: () => caClient() } : {}),
   });
   const metrics = createMetrics({
     source: deps.source,
