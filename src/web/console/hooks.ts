@@ -6,6 +6,13 @@ import { type ApiAnswer, api, type PvData, pvws } from "./client.ts";
 export function usePoll<T>(path: string | null, ms: number) {
   const [data, setData] = useState<ApiAnswer<T> | null>(null);
   const [tick, setTick] = useState(0);
+  // Another path (another plugin's page): drop the previous answer at once, so nothing acts on
+  // data of the page before (a Remove button must never remove the plugin shown before).
+  const [shownPath, setShownPath] = useState(path);
+  if (shownPath !== path) {
+    setShownPath(path);
+    setData(null);
+  }
   useEffect(() => {
     if (path === null) return;
     let stopped = false;

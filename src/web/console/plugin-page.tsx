@@ -286,7 +286,7 @@ export function PluginPage({ name }: { name: string }) {
     );
   }
   const p = detail.data?.status === 200 ? detail.data.body : undefined;
-  if (p === undefined) return <p>Loading…</p>;
+  if (p === undefined || p.name !== name) return <p>Loading…</p>;
   return (
     <section aria-labelledby="plugin-title">
       <div class="page-head">
