@@ -8,6 +8,7 @@ import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
 import { PvRegistry } from "./pv/registry.ts";
+import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 import { OFFLINE_SCALAR } from "./web/docs.ts";
@@ -18,6 +19,12 @@ import { createWebParts, PVWS_WEBSOCKET_CONFIG, WEB_SERVE_ROUTES } from "./web/m
 export interface RuntimeOptions {
   /** CA settings over those of the environment; `false`: no CA server (PVs in the registry only). */
   caConfig?: Partial<CaServerConfig> | false;
+  /**
+   * pvAccess settings over those of the environment (EPICS_PVAS_*); `false`: no PVA server. On by
+   * default next to CA; IOCMNG_DISABLE_PVA=true turns it off. A runtime built with `caConfig: false`
+   * and no `pvaConfig` serves no protocol at all (the plugin tests' runtime).
+   */
+  pvaConfig?: Partial<PvaServerConfig> | false;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
   /** Serve this registry (default a new one). */
@@ -33,6 +40,8 @@ export interface Runtime {
   registry: PvRegistry;
   /** Null when built with `caConfig: false`. */
   ca: CaServer | null;
+  /** Null when PVA is off (`pvaConfig: false`, IOCMNG_DISABLE_PVA=true, or no CA and no PVA config). */
+  pva: PvaServer | null;
   state: StateStore;
   controller: PluginController;
   /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
@@ -59,6 +68,13 @@ export async function buildRuntime(
     ca = new CaServer({ registry, logger, config: caConfig });
     await ca.start();
   }
+  let pva: PvaServer | null = null;
+  try {
+    pva = await startPva(registry, logger, opts);
+  } catch (e) {
+    await ca?.stop();
+    throw e;
+  }
   let state: StateStore;
   let controller: PluginController;
   try {
@@ -73,16 +89,41 @@ export async function buildRuntime(
     });
   } catch (e) {
     await ca?.stop();
+    await pva?.stop();
     throw e;
   }
   const stop = () =>
-    runAll([() => controller.shutdown(), () => state.flush(), () => ca?.stop()], logger);
-  return { registry, ca, state, controller, stop };
+    runAll(
+      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => pva?.stop()],
+      logger,
+    );
+  return { registry, ca, pva, state, controller, stop };
+}
+
+/** The pvAccess server next to CA (docs/pva.md), unless turned off. */
+async function startPva(
+  registry: PvRegistry,
+  logger: Logger,
+  opts: RuntimeOptions,
+): Promise<PvaServer | null> {
+  const env = opts.env ?? process.env;
+  if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
+    return null;
+  if (opts.caConfig === false && opts.pvaConfig === undefined) return null;
+  const pva = new PvaServer({
+    source: registry,
+    logger,
+    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+  });
+  await pva.start();
+  return pva;
 }
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
   caConfig?: Partial<CaServerConfig>;
+  /** pvAccess settings over the environment's; `false`: no PVA server (see RuntimeOptions). */
+  pvaConfig?: Partial<PvaServerConfig> | false;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
   /** Seconds an HTTP connection may stay idle (default 30); adds and job runs are exempt. */
@@ -108,6 +149,8 @@ export interface RunningServer {
   httpPort: number;
   caTcpPort: number;
   caUdpPort: number;
+  /** PVA TCP port, or null when PVA is off. */
+  pvaTcpPort: number | null;
   controller: PluginController;
   registry: PvRegistry;
   /** Stops REST, plugins (cleanup()), state writes and CA, in that order. Idempotent. */
@@ -144,6 +187,7 @@ export async function startServer(
     env: opts.env ?? process.env,
     logs,
     ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
+    ...(opts.pvaConfig !== undefined ? { pvaConfig: opts.pvaConfig } : {}),
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
@@ -231,6 +275,7 @@ export async function startServer(
       httpPort,
       caTcpPort: ca.tcpPort,
       caUdpPort: ca.udpPort,
+      pvaTcpPort: runtime.pva?.tcpPort ?? null,
       controller,
       registry,
       stop,

@@ -101,6 +101,7 @@ export class RawCaClient {
       port,
       socket: {
         data: (_s, d) => c.onData(d),
+        drain: () => c.wake(),
         close: () => c.onClose(),
         error: () => c.onClose(),
       },
@@ -151,6 +152,20 @@ export class RawCaClient {
       const n = this.socket.write(buf, sent, buf.length - sent);
       if (n <= 0) break;
       sent += n;
+    }
+  }
+
+  /**
+   * Writes all of `buf`, waiting whenever the kernel's send buffer is full (a server applying
+   * backpressure stops reading, so a large burst blocks here until it reads again).
+   */
+  async sendAll(buf: Uint8Array): Promise<void> {
+    let sent = 0;
+    while (sent < buf.length) {
+      const n = this.socket.write(buf, sent, buf.length - sent);
+      if (n < 0 || this.isClosed) throw new Error("circuit closed while sending");
+      sent += n;
+      if (sent < buf.length) await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 

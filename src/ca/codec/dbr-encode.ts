@@ -228,8 +228,8 @@ function epicsSeconds(ts: Timestamp): number {
 
 /**
  * Encodes a PV's current state as DBR type `dbrType` with `requestedCount` elements (0 = the
- * valid elements, at least 1). Returns the zero-padded payload and the count for the reply
- * header (never above src.count), or `{error}` with an ECA code (BADTYPE for invalid or
+ * valid elements, 0 included: docs/ca-protocol-facts.md, "Dynamic arrays"). Returns the
+ * zero-padded payload and the count for the reply header (never above src.count), or `{error}` with an ECA code (BADTYPE for invalid or
  * write-only types, GETFAIL when a string does not convert to a number).
  */
 export function encodeDbr(
@@ -242,12 +242,13 @@ export function encodeDbr(
   }
   if (!Number.isInteger(requestedCount) || requestedCount < 0) return { error: ECA.BADCOUNT };
   const valid = Math.max(0, Math.min(src.length, src.count));
-  let count =
-    requestedCount === 0 ? Math.max(1, valid) : Math.min(Math.max(requestedCount, 1), src.count);
-  if (dbrType === DBR.CLASS_NAME) count = Math.min(count, 1);
+  // Count 0 asks for the valid elements, however many (0 included); CLASS_NAME is not an array of
+  // the PV's values, so rsrv answers it with the channel's element count.
+  const dynamic = requestedCount === 0;
+  let count = dynamic ? valid : Math.min(requestedCount, src.count);
+  if (dbrType === DBR.CLASS_NAME && dynamic) count = src.count;
   const nValid = Math.min(valid, count);
-  const size = dbrPayloadSize(dbrType, count);
-  const out = new Uint8Array(pad8(size));
+  const out = new Uint8Array(dbrReplySize(dbrType, count));
   const elem = dbrElementKind(dbrType);
   const valueOff = DBR_VALUE_OFFSET[dbrType] ?? 0;
 
@@ -318,4 +319,14 @@ function writeGraphic(out: Uint8Array, dbrType: number, elem: number, src: DbrSo
       writeCString(out, 4, MAX_UNITS_SIZE, meta.units ?? "");
       writeLimits(out, 12, elem, meta, ctrl);
   }
+}
+
+/**
+ * Padded payload bytes of a reply with `count` elements: the metadata part and the elements. A
+ * count-0 reply (an empty dynamic array) carries the metadata part only — no bytes at all for a
+ * plain type — as rsrv sends it.
+ */
+export function dbrReplySize(dbrType: number, count: number): number {
+  if (count === 0) return pad8(DBR_VALUE_OFFSET[dbrType] ?? 0);
+  return pad8(dbrPayloadSize(dbrType, count));
 }

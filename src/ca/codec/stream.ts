@@ -107,6 +107,22 @@ export class MessageReader {
     this.end = needed;
   }
 
+  /**
+   * Copies the unread bytes into the reader's own buffer, for a caller that stops reading before
+   * the pushed chunk is consumed (the chunk's memory may be reused once its handler returns).
+   */
+  retain(): void {
+    const held = this.end - this.start;
+    if (held === 0 || this.buf === this.owned) return;
+    let target = this.owned;
+    if (target === null || target.length < held) target = new Uint8Array(Math.max(held, 4096));
+    target.set(this.buf.subarray(this.start, this.end), 0);
+    this.owned = target;
+    this.setBuf(target);
+    this.start = 0;
+    this.end = held;
+  }
+
   /** The next whole message or framing error, or null when more bytes are needed. */
   next(): ReaderItem | null {
     const r = this.read();

@@ -32,23 +32,23 @@ export interface ChannelCircuit {
   drop(reason: string): void;
   warnOnce(key: string, msg: string): void;
   scheduleFlush(): void;
+  /** A write on `ch` is pending (`visible`: its value is posted already). */
+  writeStarted(ch: Channel, visible: boolean): void;
+  /** The pending write on `ch` settled and was answered: run what waits behind it. */
+  writeSettled(ch: Channel): void;
   queueUpdate(sub: FanoutSubscription): void;
   sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void;
   cidForSid(h: CaHeader): number;
 }
 
 export class ChannelRequests {
-  private pendingWrites = 0;
-
   constructor(
     private readonly c: ChannelCircuit,
     private readonly config: CaServerConfig,
   ) {}
 
-  /** READ / READ_NOTIFY. */
-  read(h: CaHeader, ext: boolean, notify: boolean): void {
-    const ch = this.c.table.channel(requestSid(h));
-    if (ch === undefined) return; // stale SID (e.g. just disconnected): libca already gave up on it
+  /** READ / READ_NOTIFY on `ch`. */
+  read(ch: Channel, h: CaHeader, ext: boolean, notify: boolean): void {
     if (!isValidDbrType(h.dataType)) {
       // rsrv drops the circuit silently for a type > 38.
       this.c.drop(`invalid DBR type ${h.dataType} in read`);
@@ -73,17 +73,12 @@ export class ChannelRequests {
     this.c.reply.read(h, ext, ch.cid, enc, notify);
   }
 
-  /** WRITE / WRITE_NOTIFY. */
-  write(h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
-    const ch = this.c.table.channel(requestSid(h));
-    if (ch === undefined) return;
-    const max = this.config.maxPendingWritesPerCircuit;
-    if (this.pendingWrites >= max) {
-      this.c.warnOnce("writes", `more than ${max} writes pending`);
-      const text = "too many writes in progress on this circuit";
-      this.writeDone(ch, h, ext, notify, ECA.PUTCBINPROG, text);
-      return;
-    }
+  /**
+   * WRITE / WRITE_NOTIFY on `ch`, which has no write pending (the circuit holds requests behind
+   * one). A refusal is answered at once; otherwise the write runs and the circuit is told when it
+   * settles, so the channel's held requests run after it, in order.
+   */
+  write(ch: Channel, h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
     const dec = decodeWrite(ch.pv, h, payload, notify);
     if ("error" in dec) {
       this.c.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
@@ -93,17 +88,22 @@ export class ChannelRequests {
     // The request header is the reader's reused object: keep a copy for the async completion.
     const req: CaHeader = { ...h };
     const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
-    this.pendingWrites++;
-    startWrite(ch, dec.value, ctx, (eca, reason) => {
-      this.pendingWrites--;
-      if (this.c.closed || !ch.alive) return;
+    const generation = ch.pv.generation;
+    let sync = true;
+    const pending = startWrite(ch.pv, dec.value, ctx, (eca, reason) => {
       if (reason !== null) {
         const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };
         this.c.log.info(who, "CA put failed");
       }
+      if (this.c.closed || !ch.alive) return;
       this.writeDone(ch, req, ext, notify, eca, reason);
-      this.c.scheduleFlush();
+      if (!sync) this.c.writeSettled(ch);
     });
+    sync = false;
+    if (pending) {
+      // A handler that posted before answering made the value visible: reads need not wait.
+      this.c.writeStarted(ch, ch.pv.generation !== generation);
+    }
   }
 
   // A write's outcome: WRITE_NOTIFY answers always, a plain WRITE only with an ERROR on failure.
@@ -119,10 +119,8 @@ export class ChannelRequests {
     else if (reason !== null) this.c.sendError(ch.cid, eca, h, ext, reason);
   }
 
-  /** EVENT_ADD: a subscription. */
-  eventAdd(h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
-    const ch = this.c.table.channel(requestSid(h));
-    if (ch === undefined) return;
+  /** EVENT_ADD on `ch`: a subscription. */
+  eventAdd(ch: Channel, h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
     if (!isValidDbrType(h.dataType)) {
       this.c.drop(`invalid DBR type ${h.dataType} in subscription`);
       return;

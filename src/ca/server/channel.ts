@@ -4,6 +4,8 @@
  * FanoutChannel / FanoutSubscription.
  */
 import type { Pv } from "../../pv/pv.ts";
+import { CMD } from "../codec/constants.ts";
+import type { CaHeader } from "../codec/header.ts";
 import type { FanoutChannel, FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
 
 /** What a channel tells its circuit. */
@@ -17,10 +19,12 @@ export class Channel implements FanoutChannel {
   /** Subscriptions on this channel, allocated with the first (most channels never subscribe). */
   subs: Map<number, Subscription> | null = null;
   alive = true;
-  /** Writes started on this channel whose outcome is not known yet. */
-  pendingWrites = 0;
-  /** The last write of the chain: writes to one channel complete in order, as in rsrv. */
-  writeTail: Promise<void> | null = null;
+  /** A write on this channel has started and not settled (at most one at a time). */
+  writing = false;
+  /** That write's value is visible already (its handler posted before answering). */
+  writeVisible = false;
+  /** Requests that arrived while `writing`, in order; null when none wait. */
+  held: HeldRequest[] | null = null;
 
   constructor(
     private readonly owner: ChannelOwner,
@@ -33,6 +37,24 @@ export class Channel implements FanoutChannel {
   pvRemoved(): void {
     this.owner.disconnectChannel(this);
   }
+
+  /**
+   * Whether a request must wait for the pending write: everything after a waiting request waits
+   * (order), and while a write is pending so does every request — except reads and subscriptions
+   * once the write's value is already visible (a handler that posts first, then works: a trigger).
+   */
+  mustWait(command: number): boolean {
+    if (this.held !== null) return true;
+    if (!this.writing) return false;
+    return !this.writeVisible || command === CMD.WRITE || command === CMD.WRITE_NOTIFY;
+  }
+}
+
+/** A request kept until its channel's pending write settles: copies of header and payload. */
+export interface HeldRequest {
+  readonly h: CaHeader;
+  readonly ext: boolean;
+  readonly payload: Uint8Array;
 }
 
 /** One EVENT_ADD: what to send (type, count) on which events (mask), and where. */

@@ -32,6 +32,7 @@ import { type Channel, ChannelTable, type Subscription } from "./channel.ts";
 import { ChannelRequests } from "./channel-requests.ts";
 import type { FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
 import type { CircuitHost, CircuitSocketData } from "./host.ts";
+import { WaitingRequests } from "./ordering.ts";
 import { Replies } from "./replies.ts";
 import { FLUSH_NOW_BYTES, SendQueue } from "./send-queue.ts";
 
@@ -58,6 +59,12 @@ export class Circuit implements SubscriptionSink {
   private readonly reader: MessageReader;
   private readonly warned = new Set<string>();
   private readonly chan: ChannelRequests;
+  private readonly waiting: WaitingRequests;
+  // Reading stops while too many requests wait behind writes (readHeld) or while the client does
+  // not take our replies (outPressure); the socket is paused while either holds.
+  private readHeld = false;
+  private outPressure = false;
+  private socketPaused = false;
   // Shared with ChannelRequests (the ChannelCircuit it sees).
   readonly q: SendQueue<Subscription>;
   readonly reply: Replies;
@@ -83,7 +90,12 @@ export class Circuit implements SubscriptionSink {
         counters.bytesSent += n;
       },
       (reason) => this.drop(reason),
+      (high) => {
+        this.outPressure = high;
+        this.updateSocket();
+      },
     );
+    this.waiting = new WaitingRequests(srv.config.maxPendingWritesPerCircuit);
     this.reply = new Replies(this.q);
     this.table = new ChannelTable((sub) => this.q.unmark(sub));
     this.chan = new ChannelRequests(this, srv.config);
@@ -110,12 +122,22 @@ export class Circuit implements SubscriptionSink {
   /** Bytes arrived from the socket: handle every whole message, then send the replies. */
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
+    this.reader.push(chunk);
+    this.processBuffered();
+  }
+
+  // Handles the whole messages the reader holds, unless reading is held (backpressure): then the
+  // rest stays in the reader, copied out of the socket's chunk, until the circuit drains.
+  private processBuffered(): void {
     const reader = this.reader;
-    reader.push(chunk);
     // reader.read() fills one reused header (no per-message objects on this hot path); handlers
-    // must copy what they keep beyond the call (see startWrite).
+    // must copy what they keep beyond the call (see ChannelRequests.write, WaitingRequests.hold).
     const h = reader.header;
     for (;;) {
+      if (this.readHeld) {
+        reader.retain();
+        break;
+      }
       const r = reader.read();
       if (r === READ.NONE) break;
       if (r !== READ.MESSAGE) {
@@ -123,14 +145,7 @@ export class Circuit implements SubscriptionSink {
         continue;
       }
       this.srv.counters.requests++;
-      try {
-        this.dispatch(h, reader.bytes, reader.payloadOffset, reader.extended);
-      } catch (e) {
-        // A bug handling one request must not take the server down; the circuit is suspect though.
-        this.srv.counters.internalErrors++;
-        this.log.error({ err: e, command: h.command }, "CA request handler failed");
-        this.drop("internal error");
-      }
+      this.guarded(h, () => this.dispatch(h, reader.bytes, reader.payloadOffset, reader.extended));
       if (this.closed) return;
       if (this.q.len >= FLUSH_NOW_BYTES) {
         this.flush();
@@ -138,6 +153,17 @@ export class Circuit implements SubscriptionSink {
       }
     }
     this.flush();
+  }
+
+  // A bug handling one request must not take the server down; the circuit is suspect though.
+  private guarded(h: CaHeader, run: () => void): void {
+    try {
+      run();
+    } catch (e) {
+      this.srv.counters.internalErrors++;
+      this.log.error({ err: e, command: h.command }, "CA request handler failed");
+      this.drop("internal error");
+    }
   }
 
   // A misaligned message ends the circuit (true); an oversized one is skipped with an error.
@@ -218,6 +244,7 @@ export class Circuit implements SubscriptionSink {
   /** The channel's PV was removed from the registry: SERVER_DISCONN and forget the channel. */
   disconnectChannel(ch: Channel): void {
     if (!ch.alive) return;
+    this.waiting.forget(ch);
     this.table.close(ch);
     if (this.closed) return;
     this.q.append(encodeServerDisconn(ch.cid));
@@ -238,23 +265,14 @@ export class Circuit implements SubscriptionSink {
       case CMD.VERSION:
         this.onVersion(h);
         return;
-      case CMD.EVENT_ADD:
-        this.chan.eventAdd(h, bytes, off, ext);
-        return;
-      case CMD.EVENT_CANCEL:
-        this.chan.eventCancel(h, ext);
-        return;
-      case CMD.READ:
-        this.chan.read(h, ext, false);
-        return;
       case CMD.READ_NOTIFY:
-        this.chan.read(h, ext, true);
-        return;
+      case CMD.READ:
       case CMD.WRITE:
-        this.chan.write(h, bytes.subarray(off, end), ext, false);
-        return;
       case CMD.WRITE_NOTIFY:
-        this.chan.write(h, bytes.subarray(off, end), ext, true);
+      case CMD.EVENT_ADD:
+      case CMD.EVENT_CANCEL:
+      case CMD.CLEAR_CHANNEL:
+        this.onChannelRequest(h, bytes, off, ext);
         return;
       case CMD.SEARCH:
         this.onTcpSearch(h, bytes.subarray(off, end));
@@ -268,9 +286,6 @@ export class Circuit implements SubscriptionSink {
         return;
       case CMD.READ_SYNC:
         this.q.append(encodeReadSync(h));
-        return;
-      case CMD.CLEAR_CHANNEL:
-        this.onClearChannel(h);
         return;
       case CMD.CREATE_CHAN:
         this.onCreateChan(h, bytes, off);
@@ -371,12 +386,94 @@ export class Circuit implements SubscriptionSink {
     );
   }
 
-  private onClearChannel(h: CaHeader): void {
+  // A request about one channel: run now, or wait behind the channel's pending write.
+  private onChannelRequest(h: CaHeader, bytes: Uint8Array, off: number, ext: boolean): void {
     const ch = this.table.channel(requestSid(h));
-    // Lenient: a stale SID is ignored rather than ending the circuit like rsrv does.
-    if (ch === undefined) return;
-    this.table.close(ch);
-    this.q.append(encodeClearChannelReply(h));
+    if (ch === undefined) {
+      // A stale SID (e.g. just disconnected) is ignored: libca already gave up on the channel.
+      if (h.command === CMD.EVENT_CANCEL) this.chan.eventCancel(h, ext);
+      return;
+    }
+    if (ch.mustWait(h.command)) {
+      this.waiting.hold(ch, h, bytes, off, ext);
+      this.checkReading();
+      return;
+    }
+    this.runChannelRequest(ch, h, bytes, off, ext);
+  }
+
+  private runChannelRequest(
+    ch: Channel,
+    h: CaHeader,
+    bytes: Uint8Array,
+    off: number,
+    ext: boolean,
+  ): void {
+    switch (h.command) {
+      case CMD.READ_NOTIFY:
+        this.chan.read(ch, h, ext, true);
+        return;
+      case CMD.READ:
+        this.chan.read(ch, h, ext, false);
+        return;
+      case CMD.WRITE:
+      case CMD.WRITE_NOTIFY: {
+        const payload = bytes.subarray(off, off + h.payloadSize);
+        this.chan.write(ch, h, payload, ext, h.command === CMD.WRITE_NOTIFY);
+        return;
+      }
+      case CMD.EVENT_ADD:
+        this.chan.eventAdd(ch, h, bytes, off, ext);
+        return;
+      case CMD.EVENT_CANCEL:
+        this.chan.eventCancel(h, ext);
+        return;
+      default: // CLEAR_CHANNEL
+        this.waiting.forget(ch);
+        this.table.close(ch);
+        this.q.append(encodeClearChannelReply(h));
+    }
+  }
+
+  /** A write on `ch` is pending: later requests on it wait (ChannelRequests calls this). */
+  writeStarted(ch: Channel, visible: boolean): void {
+    this.waiting.started(ch, visible);
+    this.checkReading();
+  }
+
+  /** The write on `ch` settled and was answered: run what waited behind it, in order. */
+  writeSettled(ch: Channel): void {
+    this.waiting.settled(ch);
+    for (;;) {
+      const r = this.waiting.next(ch);
+      if (r === null) break;
+      this.guarded(r.h, () => this.runChannelRequest(ch, r.h, r.payload, 0, r.ext));
+      if (this.closed || !ch.alive) break;
+    }
+    if (this.closed) return;
+    this.scheduleFlush();
+    this.checkReading();
+  }
+
+  // Holds or resumes reading after the count of waiting requests changed.
+  private checkReading(): void {
+    if (!this.readHeld && this.waiting.full) {
+      this.readHeld = true;
+      this.updateSocket();
+    } else if (this.readHeld && this.waiting.drained) {
+      this.readHeld = false;
+      this.updateSocket();
+      // What arrived before the pause is in the reader already.
+      this.processBuffered();
+    }
+  }
+
+  private updateSocket(): void {
+    const pause = this.readHeld || this.outPressure;
+    if (pause === this.socketPaused || this.closed) return;
+    this.socketPaused = pause;
+    if (pause) this.socket.pause();
+    else this.socket.resume();
   }
 
   private onTcpSearch(h: CaHeader, payload: Uint8Array): void {

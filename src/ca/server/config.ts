@@ -37,7 +37,10 @@ export interface CaServerConfig {
   maxCircuitsPerClient: number;
   /** Largest incoming message payload; bigger ones are skipped with ECA_TOLARGE (bytes). */
   maxPayloadBytes: number;
-  /** WRITE/WRITE_NOTIFY requests a circuit may have waiting for their handlers. */
+  /**
+   * Requests a circuit may have waiting behind pending writes (plus the writes themselves) before
+   * it stops reading its socket until they drain: backpressure, never refusals.
+   */
   maxPendingWritesPerCircuit: number;
   /** Unsent reply bytes a circuit may accumulate before it is dropped (monitors coalesce instead). */
   maxQueuedBytesPerCircuit: number;

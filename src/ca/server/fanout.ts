@@ -6,9 +6,7 @@
  * subscriber's header. Without subscriptions it holds no listener and no cached bytes.
  */
 import type { Pv } from "../../pv/pv.ts";
-import { encodeDbr } from "../codec/dbr-encode.ts";
-import { dbrPayloadSize } from "../codec/dbr-layout.ts";
-import { pad8 } from "../codec/header.ts";
+import { dbrReplySize, encodeDbr } from "../codec/dbr-encode.ts";
 
 /** An encoded DBR value ready to send (payload padded to 8), or the ECA status of a failure. */
 export type Encoded = { payload: Uint8Array; count: number } | { error: number };
@@ -31,9 +29,12 @@ export interface FanoutChannel {
 
 const zeroCache = new Map<number, Uint8Array>();
 
-/** A zero-filled payload of the size a reply of this type/count would have (for failed gets). */
+/**
+ * A zero-filled payload of the size a reply of this type/count would have (for failed gets: a
+ * count-0 request that fails answers count 0 with the metadata part zeroed, as rsrv does).
+ */
 export function zeroPayload(dbrType: number, count: number): Uint8Array {
-  const size = pad8(Math.max(8, dbrPayloadSize(dbrType, Math.max(1, count))));
+  const size = dbrReplySize(dbrType, count);
   let z = zeroCache.get(size);
   if (z === undefined) {
     z = new Uint8Array(size);

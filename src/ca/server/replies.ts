@@ -46,8 +46,15 @@ export class Replies {
     this.safe(h, ext, cid, () => {
       if ("error" in enc) {
         const zeros = zeroPayload(h.dataType, h.count);
-        const count = Math.max(1, h.count);
-        q.appendWithPayload(CMD.READ_NOTIFY, h.dataType, count, enc.error, ioid, zeros, this.extOk);
+        q.appendWithPayload(
+          CMD.READ_NOTIFY,
+          h.dataType,
+          h.count,
+          enc.error,
+          ioid,
+          zeros,
+          this.extOk,
+        );
       } else if (notify) {
         const { count, payload } = enc;
         q.appendWithPayload(
@@ -98,7 +105,7 @@ export class Replies {
     let status: number;
     if ("error" in enc) {
       payload = zeroPayload(sub.dbrType, sub.count);
-      count = Math.max(1, sub.count);
+      count = sub.count;
       status = enc.error;
     } else {
       payload = enc.payload;

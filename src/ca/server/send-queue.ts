@@ -17,7 +17,7 @@ import type { Socket } from "bun";
 import { writeHeader, writeStandardHeader } from "../codec/header.ts";
 
 /** What the send queue needs of its socket (a Bun TCP socket). */
-export type SendSocket = Pick<Socket<unknown>, "write" | "pause" | "resume">;
+export type SendSocket = Pick<Socket<unknown>, "write">;
 
 /** An item that may wait in the coalescing set: a subscription with its `pending` flag. */
 export interface Coalescable {
@@ -56,6 +56,8 @@ export class SendQueue<S extends Coalescable> {
     private readonly sent: (n: number) => void,
     /** The backlog passed maxQueuedBytes: the owner drops the circuit. */
     private readonly overflow: (reason: string) => void,
+    /** Reading requests should stop (true: the backlog is large) or may go on (false). */
+    private readonly pressure: (high: boolean) => void,
   ) {}
 
   /** Unsent bytes held (backlog + this tick's buffer). */
@@ -146,8 +148,8 @@ export class SendQueue<S extends Coalescable> {
   }
 
   /**
-   * The socket can take more: writes the backlog. Returns true when it is all gone (reading is
-   * resumed then), false when the kernel is full again.
+   * The socket can take more: writes the backlog. Returns true when it is all gone (the pressure
+   * is off then), false when the kernel is full again.
    */
   drain(): boolean {
     while (this.backlog.length > 0) {
@@ -164,7 +166,7 @@ export class SendQueue<S extends Coalescable> {
     }
     if (this.readPaused) {
       this.readPaused = false;
-      this.socket.resume();
+      this.pressure(false);
     }
     return true;
   }
@@ -215,7 +217,7 @@ export class SendQueue<S extends Coalescable> {
     }
     if (!this.readPaused && this.backlogBytes > PAUSE_READ_BYTES) {
       this.readPaused = true;
-      this.socket.pause();
+      this.pressure(true);
     }
   }
 }

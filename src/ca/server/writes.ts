@@ -8,7 +8,6 @@ import { ECA } from "../codec/constants.ts";
 import { type DecodePutResult, decodePut } from "../codec/dbr-decode.ts";
 import { isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
-import type { Channel } from "./channel.ts";
 
 /** The written value in the PV's native form, or the ECA status and reason of a refusal. */
 export function decodeWrite(
@@ -29,49 +28,32 @@ export type WriteSettled = (eca: number, reason: string | null) => void;
 
 /**
  * Runs `value` through the PV's write (checks, the plugin's handler, the post) and calls `settled`
- * with the outcome — at once when nothing is pending and the write completes synchronously (no
- * handler). Writes to one channel complete in order, like rsrv's one put at a time per channel: a
- * write starts when the previous one on the channel settled.
+ * with the outcome: at once when the write completes synchronously (no handler), else when the
+ * handler answers. Returns true while the write is pending. The caller keeps one write per channel
+ * in flight (later requests on the channel wait: ChannelRequests and Circuit).
  */
 export function startWrite(
-  ch: Channel,
+  pv: Pv,
   value: PvValue,
   ctx: WriteContext,
   settled: WriteSettled,
-): void {
+): boolean {
   const fail = (e: unknown) => {
     const reason = e instanceof Error ? e.message : String(e);
     const readonly = e instanceof PvWriteError && e.code === "readonly";
     settled(readonly ? ECA.NOWTACCESS : ECA.PUTFAIL, reason);
   };
-  const done = () => {
-    ch.pendingWrites--;
-    if (ch.pendingWrites === 0) ch.writeTail = null;
-  };
-  const onOk = () => {
-    done();
-    settled(ECA.NORMAL, null);
-  };
-  const onFail = (e: unknown) => {
-    done();
+  let pending: Promise<void> | null;
+  try {
+    pending = pv.beginWrite(value, ctx);
+  } catch (e) {
     fail(e);
-  };
-  if (ch.writeTail === null) {
-    let pending: Promise<void> | null;
-    try {
-      pending = ch.pv.beginWrite(value, ctx);
-    } catch (e) {
-      fail(e);
-      return;
-    }
-    if (pending === null) {
-      settled(ECA.NORMAL, null);
-      return;
-    }
-    ch.pendingWrites++;
-    ch.writeTail = pending.then(onOk, onFail);
-    return;
+    return false;
   }
-  ch.pendingWrites++;
-  ch.writeTail = ch.writeTail.then(() => ch.pv.write(value, ctx).then(onOk, onFail));
+  if (pending === null) {
+    settled(ECA.NORMAL, null);
+    return false;
+  }
+  pending.then(() => settled(ECA.NORMAL, null), fail);
+  return true;
 }

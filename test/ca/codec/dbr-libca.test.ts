@@ -180,14 +180,17 @@ describe("encodeDbr against libca", () => {
         true,
       ]);
       const pv = pvs[c.pv]!;
-      // Reply count: requested, or the valid elements for a count-0 request.
-      const wantCount = c.type === DBR.CLASS_NAME ? 1 : c.count === 0 ? pv.length : c.count;
+      // Reply count: requested, or for a count-0 request the valid elements (CLASS_NAME: the
+      // channel's element count, as rsrv answers it).
+      const dynamicCount = c.type === DBR.CLASS_NAME ? pv.count : pv.length;
+      const wantCount = c.count === 0 ? dynamicCount : c.count;
       expect([label, c.replyCount]).toEqual([label, wantCount]);
       if (c.type === DBR.CLASS_NAME) {
-        expect([label, d.value]).toEqual([
-          label,
-          [{ dbl: "ai", lng: "waveform", str: "stringin", enm: "mbbi", chr: "waveform" }[c.pv]!],
-        ]);
+        const name = { dbl: "ai", lng: "waveform", str: "stringin", enm: "mbbi", chr: "waveform" }[
+          c.pv
+        ]!;
+        const rest: string[] = Array(c.replyCount - 1).fill("");
+        expect([label, d.value]).toEqual([label, [name, ...rest]]);
         return;
       }
       expect([label, d.value.map(num)]).toEqual([

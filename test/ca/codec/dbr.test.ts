@@ -174,9 +174,38 @@ describe("encodeDbr counts", () => {
     expect(encodeDbr(arr, DBR.LONG, 2)).toEqual({ payload: bytes("00000001 00000002"), count: 2 });
   });
 
-  test("count 0 on an empty array still sends one (zero) element, never an empty payload", () => {
+  test("count 0 on an empty array answers count 0 and the metadata part only (rsrv, measured)", () => {
     const empty = src("char", new Uint8Array(0), { count: 16 });
-    expect(encodeDbr(empty, DBR.CHAR, 0)).toEqual({ payload: new Uint8Array(8), count: 1 });
+    expect(encodeDbr(empty, DBR.CHAR, 0)).toEqual({ payload: new Uint8Array(0), count: 0 });
+    const types: number[] = [DBR.STRING, DBR.DOUBLE, DBR.STS_DOUBLE, DBR.TIME_DOUBLE];
+    types.push(DBR.TIME_STRING, DBR.GR_DOUBLE, DBR.CTRL_DOUBLE, DBR.CTRL_ENUM, DBR.STSACK_STRING);
+    const sizes = types.map((t) => {
+      const r = encodeDbr(empty, t, 0);
+      return "payload" in r ? [r.count, r.payload.length] : r;
+    });
+    // softIoc 7.0.8.1 on a waveform with NORD 0: DOUBLE 0 bytes, TIME_DOUBLE 16, CTRL_DOUBLE 80.
+    expect(sizes).toEqual([
+      [0, 0],
+      [0, 0],
+      [0, 8],
+      [0, 16],
+      [0, 16],
+      [0, 64],
+      [0, 80],
+      [0, 424],
+      [0, 8],
+    ]);
+    // The class name is not an array of values: count 0 answers the element count.
+    const cls = encodeDbr(empty, DBR.CLASS_NAME, 0);
+    expect("payload" in cls && [cls.count, cls.payload.length]).toEqual([16, 640]);
+    expect("payload" in cls && new TextDecoder().decode(cls.payload.subarray(0, 8))).toBe(
+      "waveform",
+    );
+  });
+
+  test("a count-0 read of a non-numeric string PV as a number answers GETFAIL", () => {
+    const s = src("string", "abc");
+    expect(encodeDbr(s, DBR.DOUBLE, 0)).toEqual({ error: ECA.GETFAIL });
   });
 
   test("char arrays read as strings: one decimal number per element", () => {
@@ -510,11 +539,16 @@ describe("garbage never throws", () => {
         timestamp: { sec: Math.floor(rnd() * 2 ** 33), nsec: Math.floor(rnd() * 2e9) },
       });
       const type = Math.floor(rnd() * 42) - 1;
-      const r = encodeDbr(s, type, Math.floor(rnd() * 25));
+      const req = Math.floor(rnd() * 25);
+      const r = encodeDbr(s, type, req);
       if ("payload" in r) {
         expect(r.payload.length % 8).toBe(0);
-        expect(r.count).toBeGreaterThanOrEqual(1);
-        expect(r.count).toBeLessThanOrEqual(s.count);
+        // A fixed count is answered with that many elements (at most the PV's); count 0 with
+        // the valid ones, 0 included (CLASS_NAME: the PV's element count).
+        const valid = Math.min(s.length, s.count);
+        const want =
+          req === 0 ? (type === DBR.CLASS_NAME ? s.count : valid) : Math.min(req, s.count);
+        expect(r.count).toBe(want);
       }
     }
   });
