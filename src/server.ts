@@ -223,6 +223,7 @@ export async function startServer(
       logger,
       logs,
       ca,
+      ...(runtime.pva ? { pva: runtime.pva } : {}),
     });
     cleanups.push(() => web.stop());
     const api = createApp({

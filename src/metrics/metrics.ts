@@ -11,6 +11,7 @@ import { type AnyElysia, Elysia } from "elysia";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CaServerStats } from "../ca/server/index.ts";
 import type { PvSource } from "../pv/source.ts";
+import type { PvaServerStats } from "../pva/server/index.ts";
 import type { PvwsStats } from "../pvws/session.ts";
 import type { LogRings } from "../web/logring.ts";
 import { CycleObserver, type CyclePlugin } from "./cycles.ts";
@@ -29,6 +30,8 @@ export interface MetricsPlugin {
 
 export interface MetricsDeps {
   ca?: { stats(): CaServerStats };
+  /** The pvAccess server, when it runs. */
+  pva?: { stats(): PvaServerStats };
   pvws?: { stats: PvwsStats };
   plugins: { list(kind: "task" | "job"): MetricsPlugin[] };
   source: PvSource;
@@ -127,6 +130,51 @@ function caMetrics(r: Registry, ca: { stats(): CaServerStats }): void {
   c("internal_errors", "CA requests whose handler failed (server bugs).", (x) => x.internalErrors);
 }
 
+function pvaMetrics(r: Registry, pva: { stats(): PvaServerStats }): void {
+  let cached: PvaServerStats | undefined;
+  let at = -1;
+  const s = (): PvaServerStats => {
+    const now = performance.now();
+    if (cached === undefined || now - at > 50) {
+      cached = pva.stats();
+      at = now;
+    }
+    return cached;
+  };
+  const g = (n: string, h: string, f: (x: PvaServerStats) => number) =>
+    mirrorGauge(r, `iocmng_pva_${n}`, h, () => f(s()));
+  const c = (n: string, h: string, f: (x: PvaServerStats) => number) =>
+    mirrorCounter(r, `iocmng_pva_${n}_total`, h, () => f(s()));
+  g("connections", "Open pvAccess client connections.", (x) => x.connections);
+  g("channels", "Open pvAccess channels.", (x) => x.channels);
+  g(
+    "operations",
+    "Active pvAccess operations (monitors, gets, puts in progress).",
+    (x) => x.operations,
+  );
+  g("queued_bytes", "Bytes waiting to be sent to pvAccess clients.", (x) => x.queuedBytes);
+  c("messages", "pvAccess messages received.", (x) => x.messages);
+  c("bad_messages", "Malformed pvAccess messages.", (x) => x.badMessages);
+  c("updates_sent", "pvAccess monitor updates sent.", (x) => x.updatesSent);
+  c(
+    "updates_squashed",
+    "pvAccess monitor updates replaced by a newer value (slow clients).",
+    (x) => x.updatesSquashed,
+  );
+  c("sent_bytes", "Bytes sent on pvAccess connections.", (x) => x.bytesSent);
+  c(
+    "connections_dropped",
+    "pvAccess connections dropped by the server.",
+    (x) => x.connectionsDropped,
+  );
+  c("connections_refused", "pvAccess connections refused (limits).", (x) => x.connectionsRefused);
+  c("refusals", "pvAccess requests refused.", (x) => x.refusals);
+  c("search_datagrams", "pvAccess search datagrams received.", (x) => x.searchDatagrams);
+  c("searches_answered", "pvAccess search replies sent.", (x) => x.searchReplies);
+  c("bad_datagrams", "Malformed pvAccess UDP datagrams.", (x) => x.badDatagrams);
+  c("beacons_sent", "pvAccess beacons sent.", (x) => x.beaconsSent);
+}
+
 function pvwsMetrics(r: Registry, p: { stats: PvwsStats }): void {
   const st = p.stats;
   mirrorGauge(r, "iocmng_pvws_clients", "Connected PV Web Socket clients.", () => st.clients);
@@ -192,6 +240,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     if (/eventloop_lag|_gc_duration/.test(m.name)) r.removeSingleMetric(m.name);
   }
   if (deps.ca) caMetrics(r, deps.ca);
+  if (deps.pva) pvaMetrics(r, deps.pva);
   if (deps.pvws) pvwsMetrics(r, deps.pvws);
   const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
 

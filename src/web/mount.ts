@@ -12,6 +12,7 @@ import type { PluginInfo } from "../api/models.ts";
 import type { CaServerStats } from "../ca/server/index.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
 import type { PvSource } from "../pv/source.ts";
+import type { PvaServerStats } from "../pva/server/index.ts";
 import { PvwsHub, pvwsPlugin, type WriteAuthorizer } from "../pvws/hub.ts";
 import { docsAssets } from "./docs.ts";
 import type { LogRings } from "./logring.ts";
@@ -29,6 +30,7 @@ export interface WebDeps {
   logger: Logger;
   logs: LogRings;
   ca?: { stats(): CaServerStats };
+  pva?: { stats(): PvaServerStats };
   /** Access control for PVWS writes (issue 14 plugs the CA rules in here). */
   authorizeWrite?: WriteAuthorizer;
 }
@@ -59,6 +61,7 @@ export function createWebParts(deps: WebDeps): WebParts {
     pvws,
     logs: deps.logs,
     ...(deps.ca ? { ca: deps.ca } : {}),
+    ...(deps.pva ? { pva: deps.pva } : {}),
   });
   const results = new JobResults();
   const root = new Elysia({ name: "iocmng-web-root" })

@@ -15,6 +15,7 @@ import {
 } from "../e2e/lib/server.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
 import { type PromFamily, parseMetrics, sample, total } from "../helpers/prom.ts";
+import { PvaClient } from "../helpers/pva-client.ts";
 
 const FAILING_TASK: Record<string, string> = {
   "failing.ts": `import { TaskBase } from "iocmng";
@@ -71,6 +72,8 @@ describe("/metrics", () => {
       "iocmng_ca_searches_answered_total",
       "iocmng_ca_circuits_refused_total",
       "iocmng_pvws_clients",
+      "iocmng_pva_connections",
+      "iocmng_pva_updates_sent_total",
       "iocmng_plugin_cycle_period_seconds",
       "iocmng_plugin_cycle_lateness_seconds",
       "iocmng_plugin_cycle_duration_seconds",
@@ -121,6 +124,17 @@ out({"updates": len(seen), "circuits": circuits})
     expect(r.updates).toBeGreaterThanOrEqual(5);
     expect(Number(r.circuits[0]?.split(" ")[1])).toBeGreaterThanOrEqual(1);
 
+    // A pvAccess client too (the server's own port, from its log line).
+    const pvaPort = Number(
+      /"tcpPort":(\d+),"udpPort":\d+,"msg":"pvAccess server on/.exec(srv.output())?.[1],
+    );
+    const pva = await PvaClient.connect(pvaPort);
+    await pva.get("MT:COUNTER:SETPOINT");
+    const during = await scrape();
+    expect(sample(during, "iocmng_pva_connections")).toBeGreaterThanOrEqual(1);
+    expect(sample(during, "iocmng_pva_channels")).toBeGreaterThanOrEqual(1);
+    pva.close();
+
     const restart = await srv.api("POST", "/tasks/counter/restart");
     expect(restart.status).toBe(200);
 
@@ -140,6 +154,8 @@ out({"updates": len(seen), "circuits": circuits})
     grew("iocmng_ca_search_datagrams_total");
     grew("iocmng_ca_searches_answered_total");
     grew("iocmng_ca_sent_bytes_total");
+    grew("iocmng_pva_messages_total");
+    grew("iocmng_pva_sent_bytes_total");
     expect(sample(after, "iocmng_plugin_cycles_total", { plugin: "counter" })).toBeGreaterThan(0);
     expect(sample(after, "iocmng_plugin_status", { plugin: "failing", status: "ERROR" })).toBe(1);
     expect(sample(after, "iocmng_plugin_up", { plugin: "diag", kind: "job" })).toBe(1);
