@@ -313,15 +313,12 @@ export class PvwsSession {
     this.sink.cork(() => this.sendPending(high));
   }
 
+  /**
+   * Updates first, then replies: an update marked before a reply was asked for leaves before that
+   * reply, so an `echo` is a barrier (what changed before it has been sent when it comes back).
+   */
   private sendPending(high: number): void {
     const stats = this.host.stats;
-    let i = 0;
-    for (; i < this.control.length; i++) {
-      const text = this.control[i]!;
-      this.sink.send(text);
-      stats.bytesSent += text.length;
-    }
-    this.control.splice(0, i);
     let sent = 0;
     for (; sent < this.dirty.length; sent++) {
       if (this.sink.getBufferedAmount() > high) break;
@@ -341,6 +338,15 @@ export class PvwsSession {
       stats.bytesSent += text.length;
     }
     this.dirty.splice(0, sent);
+    // Replies wait while updates do: their order must not be turned around by a full buffer.
+    if (this.dirty.length > 0) return;
+    let i = 0;
+    for (; i < this.control.length; i++) {
+      const text = this.control[i]!;
+      this.sink.send(text);
+      stats.bytesSent += text.length;
+    }
+    this.control.splice(0, i);
   }
 
   /** The socket sent what it had buffered: continue with what waits. */
