@@ -258,16 +258,25 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
   }
 
+  out.plugins = parsePluginLists(doc, file);
+  return out;
+}
+
+/** The `plugins`, `tasks` and `jobs` lists of a config file; names unique across all three. */
+function parsePluginLists(doc: Record<string, unknown>, file: string): DeclaredPlugin[] {
   const lists: [string, "task" | "job" | null][] = [
     ["plugins", null],
     ["tasks", "task"],
     ["jobs", "job"],
   ];
+  const out: DeclaredPlugin[] = [];
   const seen = new Map<string, string>();
   for (const [key, impliedKind] of lists) {
     const list = doc[key];
     if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) throw at(key, "a list of plugins", list);
+    if (!Array.isArray(list)) {
+      throw new ConfigError(`${file}: ${key}: expected a list of plugins, got ${show(list)}`);
+    }
     list.forEach((item, i) => {
       const p = parseDeclaredPlugin(item, `${file}: ${key}[${i}]`, impliedKind);
       const prev = seen.get(p.name);
@@ -277,7 +286,7 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
         );
       }
       seen.set(p.name, `${key}[${i}]`);
-      out.plugins.push(p);
+      out.push(p);
     });
   }
   return out;
@@ -377,25 +386,40 @@ export function parseValuesFile(
 
 // ---------------------------------------------------------------------------------------------
 
+/** Reads the IOCMNG_CONFIG file; its relative paths become relative to the file's directory. */
+function readConfigFile(configFile: string): FileSettings {
+  const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
+  const file = parseServerConfigFile(text, configFile);
+  // Like docker compose: a config means the same whatever the working directory of the server.
+  const base = dirname(resolvePath(configFile));
+  const rel = (p: string | undefined): string | undefined =>
+    p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
+  file.pluginsDir = rel(file.pluginsDir);
+  file.stateDir = rel(file.stateDir);
+  file.beamlineConfig = rel(file.beamlineConfig);
+  return file;
+}
+
+/** IOCMNG_API_TOKEN: null when unset or blank; one word of at most 4096 characters. */
+function apiTokenFrom(env: Env): string | null {
+  const raw = env.IOCMNG_API_TOKEN;
+  if (raw === undefined || raw.trim() === "") return null;
+  const token = raw.trim();
+  if (/\s/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
+    );
+  }
+  return token;
+}
+
 /**
  * Builds the server configuration from `env` (default `process.env`) and the files it names.
  * Throws ConfigError with a precise message on any invalid value; never partially applies.
  */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const configFile = envStr(env, "IOCMNG_CONFIG") ?? null;
-  let file: FileSettings = { plugins: [] };
-  if (configFile !== null) {
-    const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
-    file = parseServerConfigFile(text, configFile);
-    // Relative paths in the file are relative to the file's directory (like docker compose), so a
-    // config means the same whatever the working directory of the server.
-    const base = dirname(resolvePath(configFile));
-    const rel = (p: string | undefined): string | undefined =>
-      p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
-    file.pluginsDir = rel(file.pluginsDir);
-    file.stateDir = rel(file.stateDir);
-    file.beamlineConfig = rel(file.beamlineConfig);
-  }
+  const file: FileSettings = configFile === null ? { plugins: [] } : readConfigFile(configFile);
 
   const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
   const port = setting(env, "IOCMNG_PORT", parsePort, file.port, Number(ENV_DEFAULTS.IOCMNG_PORT));
@@ -423,16 +447,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (ophyd !== undefined) disableDevices = parseBool(ophyd, "IOCMNG_DISABLE_OPHYD");
   if (devices !== undefined) disableDevices = parseBool(devices, "IOCMNG_DISABLE_DEVICES");
 
-  const tokenRaw = env.IOCMNG_API_TOKEN;
-  let apiToken: string | null = null;
-  if (tokenRaw !== undefined && tokenRaw.trim() !== "") {
-    apiToken = tokenRaw.trim();
-    if (/\s/.test(apiToken) || apiToken.length > 4096) {
-      throw new ConfigError(
-        "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
-      );
-    }
-  }
+  const apiToken = apiTokenFrom(env);
 
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
@@ -441,16 +456,13 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     // Relative paths in the config file are relative to that file, like most tools do.
     beamlineConfigFile = file.beamlineConfig;
   }
-  let beamline: string | null = null;
-  let namespace: string | null = null;
-  let beamlineValues: Record<string, unknown> | null = null;
-  if (beamlineConfigFile !== null) {
-    const text = readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES);
-    const v = parseValuesFile(text, beamlineConfigFile);
-    beamline = v.beamline;
-    namespace = v.namespace;
-    beamlineValues = v.values;
-  }
+  const values =
+    beamlineConfigFile === null
+      ? null
+      : parseValuesFile(
+          readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES),
+          beamlineConfigFile,
+        );
 
   return {
     host,
@@ -459,9 +471,9 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     stateDir,
     logLevel,
     prefix,
-    beamline,
-    namespace,
-    beamlineValues,
+    beamline: values?.beamline ?? null,
+    namespace: values?.namespace ?? null,
+    beamlineValues: values?.values ?? null,
     apiToken,
     disableDevices,
     plugins: file.plugins,

@@ -13,7 +13,12 @@ import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 import { OFFLINE_SCALAR } from "./web/docs.ts";
 import { LogRings, tapLogger } from "./web/logring.ts";
-import { createWebParts, PVWS_WEBSOCKET_CONFIG, WEB_SERVE_ROUTES } from "./web/mount.ts";
+import {
+  createWebParts,
+  PVWS_WEBSOCKET_CONFIG,
+  WEB_SERVE_ROUTES,
+  type WebParts,
+} from "./web/mount.ts";
 
 /** Options of {@link buildRuntime}. */
 export interface RuntimeOptions {
@@ -226,39 +231,7 @@ export async function startServer(
       ...(runtime.pva ? { pva: runtime.pva } : {}),
     });
     cleanups.push(() => web.stop());
-    const api = createApp({
-      controller,
-      version: VERSION,
-      apiToken: config.apiToken,
-      logger,
-      // The docs page's viewer script is served from the executable (closed networks).
-      docsViewer: OFFLINE_SCALAR,
-    }).use(web.api);
-    // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
-    const app = new Elysia({
-      websocket: PVWS_WEBSOCKET_CONFIG,
-      serve: { routes: WEB_SERVE_ROUTES },
-    })
-      .use(web.root)
-      .use(api);
-    try {
-      app.listen({
-        hostname: config.host,
-        port: config.port,
-        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-        // so Bun's plain-text refusal is left for absurd sizes.
-        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
-        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-        reusePort: false,
-        // The console page is an HTML import: serve its production bundle, not Bun's dev server.
-        development: false,
-      });
-    } catch (e) {
-      throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
-      );
-    }
+    const app = listenRest(controller, config, logger, opts.httpIdleTimeoutSec ?? 30, web);
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -285,6 +258,47 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** Serves REST for `controller` on the configured host and port. */
+function listenRest(
+  controller: PluginController,
+  config: ServerConfig,
+  logger: Logger,
+  idleTimeoutSec: number,
+  web: WebParts,
+) {
+  const api = createApp({
+    controller,
+    version: VERSION,
+    apiToken: config.apiToken,
+    logger,
+    // The docs page's viewer script is served from the executable (closed networks).
+    docsViewer: OFFLINE_SCALAR,
+  }).use(web.api);
+  // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
+  const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
+    .use(web.root)
+    .use(api);
+  try {
+    app.listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      idleTimeout: idleTimeoutSec,
+      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+      reusePort: false,
+      // The console page is an HTML import: serve its production bundle, not Bun's dev server.
+      development: false,
+    });
+  } catch (e) {
+    throw new Error(
+      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
+    );
+  }
+  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

@@ -19,7 +19,7 @@ export class ApiError extends Error {
 }
 
 /** One readable line per schema violation: where, and what was expected. Never the value itself. */
-export function describeValidation(error: ValidationError): string {
+function describeValidation(error: ValidationError): string {
   const where = error.type === "params" ? "path" : error.type;
   const lines: string[] = [];
   for (const e of error.all) {

@@ -12,7 +12,7 @@ import type { PvRegistry } from "../pv/registry.ts";
 import { DBE, type PvSpec, type PvValue } from "../pv/types.ts";
 import type { PvDefinition } from "../sdk/host.ts";
 import type { StateStore } from "../state/index.ts";
-import { PV_NAME_RE } from "./config.ts";
+import { PV_NAME_RE } from "./config-schema.ts";
 import type { HostEvents } from "./host.ts";
 import type { LoadedPlugin, PluginPv } from "./plugin.ts";
 import type { WorkerPvInfo } from "./protocol.ts";
@@ -24,7 +24,7 @@ export const MAX_PVS_PER_PLUGIN = 10_000;
 const MESSAGE_MAX = 39;
 
 /** A MESSAGE value: cut to what an EPICS string holds, on a character boundary. */
-export function messageText(s: string): string {
+function messageText(s: string): string {
   return truncateUtf8(s, MESSAGE_MAX);
 }
 

@@ -27,21 +27,7 @@ import {
   schemaError,
 } from "./config-schema.ts";
 
-export {
-  MAX_ARRAY_COUNT,
-  MAX_DECLARED_PVS,
-  MAX_DESC_CHARS,
-  MAX_INTERVAL,
-  MAX_PLUGIN_CONFIG_BYTES,
-  MAX_PV_SHORT_NAME,
-  MIN_INTERVAL,
-  type PluginConfig,
-  PluginConfigError,
-  PluginConfigSchema,
-  PV_NAME_RE,
-  type PvDef,
-  pluginConfigJsonSchema,
-} from "./config-schema.ts";
+export type { PluginConfig } from "./config-schema.ts";
 
 // -----------------------------------------------------------------------------------------------
 // Default PVs.

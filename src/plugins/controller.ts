@@ -67,11 +67,6 @@ function noSuch(what: string, name: unknown): { ok: false; code: 404; message: s
   return { ok: false, code: 404, message: `no ${what} named "${String(name).slice(0, 140)}"` };
 }
 
-/** Validates an add request; returns an error message or null. */
-export function checkAddRequest(req: AddRequest): string | null {
-  return addRequestProblem(req)?.message ?? null;
-}
-
 /** Loads, runs and removes plugins; owns their hosts and PVs. */
 export class PluginController {
   private readonly plugins = new Map<string, LoadedPlugin>();
@@ -121,7 +116,7 @@ export class PluginController {
 
   /** Full pipeline; persists the record on success (409 name taken, 422 validation, 400 input). */
   async add(req: AddRequest): Promise<OpResult<PluginInfo>> {
-    const bad = checkAddRequest(req);
+    const bad = addRequestProblem(req)?.message;
     if (bad) {
       const validation = new Steps().report(new StepError("request", bad));
       return { ok: false, code: 400, message: bad, validation };

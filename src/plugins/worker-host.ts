@@ -15,15 +15,6 @@ import {
 } from "./host.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
-/** A reply of the worker. */
-export type WorkerReply = HostReply;
-/** Callbacks from the worker to the controller. */
-export type WorkerEvents = HostEvents;
-/** Timing knobs (tests shorten them). */
-export type WorkerTimings = HostTimings;
-/** Default timings: a worker is declared unresponsive after 3 s without a heartbeat. */
-export const DEFAULT_WORKER_TIMINGS: WorkerTimings = DEFAULT_HOST_TIMINGS;
-
 /** Variables never passed to a plugin's Worker. */
 export const ALWAYS_HIDDEN_ENV = ["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"] as const;
 
@@ -35,7 +26,7 @@ export class PluginWorker implements PluginHost {
   private nextId = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (r: WorkerReply) => void; timer: ReturnType<typeof setTimeout> | null }
+    { resolve: (r: HostReply) => void; timer: ReturnType<typeof setTimeout> | null }
   >();
   private lastBeat = performance.now();
   private unresponsive = false;
@@ -45,8 +36,8 @@ export class PluginWorker implements PluginHost {
 
   constructor(
     private readonly log: Logger,
-    private readonly events: WorkerEvents,
-    private readonly timings: WorkerTimings = DEFAULT_WORKER_TIMINGS,
+    private readonly events: HostEvents,
+    private readonly timings: HostTimings = DEFAULT_HOST_TIMINGS,
     /** Environment variables the plugin must not see (API token, git tokens). */
     hiddenEnv: readonly string[] = [],
   ) {
@@ -64,56 +55,7 @@ export class PluginWorker implements PluginHost {
     this.ready = new Promise<void>((resolve) => {
       readyResolve = resolve;
     });
-    this.worker.onmessage = (e: MessageEvent<FromWorker>) => {
-      this.lastBeat = performance.now();
-      if (this.unresponsive) {
-        this.unresponsive = false;
-        this.events.onResponsive();
-      }
-      const m = e.data;
-      switch (m.t) {
-        case "ready":
-          readyResolve();
-          break;
-        case "hb":
-          break;
-        case "reply": {
-          const p = this.pending.get(m.id);
-          if (!p) break;
-          this.pending.delete(m.id);
-          if (p.timer) clearTimeout(p.timer);
-          p.resolve({
-            ok: m.ok,
-            message: m.message,
-            ...(m.step !== undefined ? { step: m.step } : {}),
-            ...(m.data !== undefined ? { data: m.data } : {}),
-          });
-          break;
-        }
-        case "set":
-          this.events.onSet(m.updates);
-          break;
-        case "addPv":
-          this.events.onAddPv(m.name, m.def).then(
-            (value) =>
-              this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
-            (err: unknown) =>
-              this.post({
-                t: "reply",
-                id: m.id,
-                ok: false,
-                message: errorMessage(err),
-              }),
-          );
-          break;
-        case "log": {
-          const obj: Record<string, unknown> = { ...m.bindings };
-          if (m.err) obj.err = m.err;
-          this.log[m.level](obj, m.msg);
-          break;
-        }
-      }
-    };
+    this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data, readyResolve);
     this.worker.addEventListener("error", (e: ErrorEvent) => {
       this.log.error({ err: e.message }, "plugin worker error");
     });
@@ -129,20 +71,68 @@ export class PluginWorker implements PluginHost {
       }
     });
     this.watchdog = setInterval(
-      () => {
-        if (this.ended || this.unresponsive) return;
-        if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
-          this.unresponsive = true;
-          this.log.error(
-            { watchdogMs: this.timings.watchdogMs },
-            "plugin unresponsive: no heartbeat (blocked in synchronous code?)",
-          );
-          this.events.onUnresponsive();
-        }
-      },
+      () => this.checkHeartbeat(),
       Math.max(50, Math.floor(this.timings.watchdogMs / 4)),
     );
     this.watchdog.unref?.();
+  }
+
+  /** A message from the worker: any message counts as a heartbeat. */
+  private receive(m: FromWorker, readyResolve: () => void): void {
+    this.lastBeat = performance.now();
+    if (this.unresponsive) {
+      this.unresponsive = false;
+      this.events.onResponsive();
+    }
+    switch (m.t) {
+      case "ready":
+        readyResolve();
+        break;
+      case "hb":
+        break;
+      case "reply": {
+        const p = this.pending.get(m.id);
+        if (!p) break;
+        this.pending.delete(m.id);
+        if (p.timer) clearTimeout(p.timer);
+        p.resolve({
+          ok: m.ok,
+          message: m.message,
+          ...(m.step !== undefined ? { step: m.step } : {}),
+          ...(m.data !== undefined ? { data: m.data } : {}),
+        });
+        break;
+      }
+      case "set":
+        this.events.onSet(m.updates);
+        break;
+      case "addPv":
+        this.events.onAddPv(m.name, m.def).then(
+          (value) => this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
+          (err: unknown) =>
+            this.post({ t: "reply", id: m.id, ok: false, message: errorMessage(err) }),
+        );
+        break;
+      case "log": {
+        const obj: Record<string, unknown> = { ...m.bindings };
+        if (m.err) obj.err = m.err;
+        this.log[m.level](obj, m.msg);
+        break;
+      }
+    }
+  }
+
+  /** The watchdog: no message for `watchdogMs` means the worker is blocked. */
+  private checkHeartbeat(): void {
+    if (this.ended || this.unresponsive) return;
+    if (performance.now() - this.lastBeat > this.timings.watchdogMs) {
+      this.unresponsive = true;
+      this.log.error(
+        { watchdogMs: this.timings.watchdogMs },
+        "plugin unresponsive: no heartbeat (blocked in synchronous code?)",
+      );
+      this.events.onUnresponsive();
+    }
   }
 
   /** Resolves when the worker runtime is up (rejects after the ready timeout). */
@@ -173,10 +163,10 @@ export class PluginWorker implements PluginHost {
   }
 
   /** Sends a request and resolves with its reply; a timeout or the worker's end gives ok=false. */
-  request(msg: HostRequest, timeoutMs?: number): Promise<WorkerReply> {
+  request(msg: HostRequest, timeoutMs?: number): Promise<HostReply> {
     if (this.ended) return Promise.resolve({ ok: false, message: "the plugin's worker has ended" });
     const id = this.nextId++;
-    return new Promise<WorkerReply>((resolve) => {
+    return new Promise<HostReply>((resolve) => {
       const timer =
         timeoutMs === undefined
           ? null

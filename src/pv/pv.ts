@@ -320,6 +320,11 @@ export class Pv {
    * returning (no handler, or a handler that answered synchronously: the value is posted), else a
    * promise of the handler's answer. A refusal throws PvWriteError (or rejects the promise).
    * Protocol servers use it to answer a write in the same tick when nothing is pending.
+   *
+   * Writes may overlap: each one's handler is called at once (a plugin's Worker then receives
+   * them back to back and answers them in order), but they complete in the order they began, and
+   * a write posts its value only if nothing was posted between the previous write's completion and
+   * its own answer (the handler's own post, e.g. a clamped value, wins).
    */
   beginWrite(input: unknown, ctx: WriteContext = {}): Promise<void> | null {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
@@ -331,23 +336,56 @@ export class Pv {
       throw new PvWriteError((e as Error).message, "type");
     }
     this.checkWritable(value);
+    const turn = this.writeTail;
     const before = this.generation;
     let answer: void | Promise<void>;
     try {
       answer = this.writeHandler?.(value, ctx);
     } catch (e) {
+      if (turn === null) throw refused(e);
+      answer = Promise.reject(e);
+    }
+    if (!(answer instanceof Promise) && turn === null) {
+      this.writeAccepted(value, before);
+      return null;
+    }
+    const answered = answer instanceof Promise ? answer : Promise.resolve();
+    // Awaited below, possibly after the previous write: keep an early rejection from being
+    // reported as unhandled meanwhile.
+    answered.catch(() => {});
+    const done = this.completeWrite(value, before, turn, answered);
+    const tail: Promise<void> = done.then(
+      () => this.writeSettled(tail),
+      () => this.writeSettled(tail),
+    );
+    this.writeTail = tail;
+    return done;
+  }
+
+  // Pending client writes, oldest first: each completes after the one before it.
+  private writeTail: Promise<void> | null = null;
+
+  private async completeWrite(
+    value: PvValue,
+    before: number,
+    turn: Promise<void> | null,
+    answered: Promise<void>,
+  ): Promise<void> {
+    let start = before;
+    if (turn !== null) {
+      await turn;
+      start = this.generation;
+    }
+    try {
+      await answered;
+    } catch (e) {
       throw refused(e);
     }
-    if (answer instanceof Promise) {
-      return answer.then(
-        () => this.writeAccepted(value, before),
-        (e: unknown) => {
-          throw refused(e);
-        },
-      );
-    }
-    this.writeAccepted(value, before);
-    return null;
+    this.writeAccepted(value, start);
+  }
+
+  private writeSettled(tail: Promise<void>): void {
+    if (this.writeTail === tail) this.writeTail = null;
   }
 
   // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.

@@ -34,8 +34,8 @@ export interface ChannelCircuit {
   scheduleFlush(): void;
   /** A write on `ch` is pending (`visible`: its value is posted already). */
   writeStarted(ch: Channel, visible: boolean): void;
-  /** The pending write on `ch` settled and was answered: run what waits behind it. */
-  writeSettled(ch: Channel): void;
+  /** A pending write on `ch` settled and was answered: run what waits behind it. */
+  writeSettled(ch: Channel, visible: boolean): void;
   queueUpdate(sub: FanoutSubscription): void;
   sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void;
   cidForSid(h: CaHeader): number;
@@ -74,9 +74,9 @@ export class ChannelRequests {
   }
 
   /**
-   * WRITE / WRITE_NOTIFY on `ch`, which has no write pending (the circuit holds requests behind
-   * one). A refusal is answered at once; otherwise the write runs and the circuit is told when it
-   * settles, so the channel's held requests run after it, in order.
+   * WRITE / WRITE_NOTIFY on `ch`. A refusal is answered at once; otherwise the write starts (after
+   * earlier ones on the PV, which it completes after) and the circuit is told when it settles, so
+   * the channel's waiting requests run after it, in order.
    */
   write(ch: Channel, h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
     const dec = decodeWrite(ch.pv, h, payload, notify);
@@ -90,6 +90,7 @@ export class ChannelRequests {
     const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
     const generation = ch.pv.generation;
     let sync = true;
+    let visible = false;
     const pending = startWrite(ch.pv, dec.value, ctx, (eca, reason) => {
       if (reason !== null) {
         const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };
@@ -97,12 +98,13 @@ export class ChannelRequests {
       }
       if (this.c.closed || !ch.alive) return;
       this.writeDone(ch, req, ext, notify, eca, reason);
-      if (!sync) this.c.writeSettled(ch);
+      if (!sync) this.c.writeSettled(ch, visible);
     });
     sync = false;
     if (pending) {
       // A handler that posted before answering made the value visible: reads need not wait.
-      this.c.writeStarted(ch, ch.pv.generation !== generation);
+      visible = ch.pv.generation !== generation;
+      this.c.writeStarted(ch, visible);
     }
   }
 

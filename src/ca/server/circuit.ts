@@ -435,15 +435,15 @@ export class Circuit implements SubscriptionSink {
     }
   }
 
-  /** A write on `ch` is pending: later requests on it wait (ChannelRequests calls this). */
+  /** A write on `ch` is pending: later reads on it wait (ChannelRequests calls this). */
   writeStarted(ch: Channel, visible: boolean): void {
     this.waiting.started(ch, visible);
     this.checkReading();
   }
 
-  /** The write on `ch` settled and was answered: run what waited behind it, in order. */
-  writeSettled(ch: Channel): void {
-    this.waiting.settled(ch);
+  /** A write on `ch` settled and was answered: run what waited behind it, in order. */
+  writeSettled(ch: Channel, visible: boolean): void {
+    this.waiting.settled(ch, visible);
     for (;;) {
       const r = this.waiting.next(ch);
       if (r === null) break;

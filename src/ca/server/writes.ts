@@ -29,8 +29,8 @@ export type WriteSettled = (eca: number, reason: string | null) => void;
 /**
  * Runs `value` through the PV's write (checks, the plugin's handler, the post) and calls `settled`
  * with the outcome: at once when the write completes synchronously (no handler), else when the
- * handler answers. Returns true while the write is pending. The caller keeps one write per channel
- * in flight (later requests on the channel wait: ChannelRequests and Circuit).
+ * handler answers. Returns true while the write is pending (later reads on the channel wait for
+ * it: ChannelRequests and Circuit; writes to one PV complete in order: Pv.beginWrite).
  */
 export function startWrite(
   pv: Pv,

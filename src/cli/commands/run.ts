@@ -2,12 +2,13 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { PLUGIN_NAME_RE } from "../../common/names.ts";
-import { ConfigError, loadConfig, type ServerConfig } from "../../config.ts";
+import type { ServerConfig } from "../../config.ts";
 import { createRootLogger } from "../../log.ts";
 import { validatePluginSource } from "../../plugins/validate.ts";
 import { buildRuntime, type Runtime } from "../../server.ts";
 import { stringFlag } from "../args.ts";
 import type { CliContext, Command } from "../command.ts";
+import { loadCliConfig } from "../config.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
 import { failureLine, pluginSource } from "../source.ts";
 
@@ -176,13 +177,7 @@ export const runCommand: Command = {
         `plugin name '${name}' must be 1 to 128 of A-Z a-z 0-9 _ - (use --name)`,
       );
     }
-    let config: ServerConfig;
-    try {
-      config = loadConfig(ctx.env);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new CliError(`configuration: ${e.message}`);
-      throw e;
-    }
+    const config = loadCliConfig(ctx.env);
     const kind = stringFlag(args, "kind");
     const path = stringFlag(args, "path");
     return runPlugin(

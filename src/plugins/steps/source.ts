@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { errorMessage } from "../../common/errors.ts";
 import { checkBranch, checkGitUrl } from "../../common/git-url.ts";
-import { loadPluginConfig, PluginConfigError, resolveParameters } from "../config.ts";
+import { loadPluginConfig, resolveParameters } from "../config.ts";
+import { PluginConfigError } from "../config-schema.ts";
 import { GitError, gitClone } from "../git.ts";
 import {
   checkInsideClone,
