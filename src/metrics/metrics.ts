@@ -223,27 +223,12 @@ function intervalOf(p: MetricsPlugin): number {
   return Number.isFinite(v) && v > 0 ? v : 1;
 }
 
-export interface Metrics {
-  registry: Registry;
-  /** Elysia plugin: GET /metrics, and the REST request observer (mount it before the REST app). */
-  plugin: AnyElysia;
-  /** The Prometheus text. */
-  text(): Promise<string>;
-  stop(): void;
-}
-
-export function createMetrics(deps: MetricsDeps): Metrics {
-  const r = new Registry();
-  collectDefaultMetrics({ register: r, prefix: "iocmng_" });
-  // Bun has no libuv event-loop delay monitor: prom-client's lag series read as NaN there.
-  for (const m of r.getMetricsAsArray()) {
-    if (/eventloop_lag|_gc_duration/.test(m.name)) r.removeSingleMetric(m.name);
-  }
-  if (deps.ca) caMetrics(r, deps.ca);
-  if (deps.pva) pvaMetrics(r, deps.pva);
-  if (deps.pvws) pvwsMetrics(r, deps.pvws);
-  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
-
+/** Status, up, cycle count and error count of every plugin, read at scrape time. */
+function pluginStateMetrics(
+  r: Registry,
+  all: () => MetricsPlugin[],
+  logs: LogRings | undefined,
+): void {
   const lbl = ["plugin", "kind"] as const;
   new Gauge({
     name: "iocmng_plugin_status",
@@ -284,9 +269,19 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registers: [r],
     collect() {
       this.reset();
-      for (const p of all()) this.inc({ plugin: p.name }, deps.logs?.errorCount(p.name) ?? 0);
+      for (const p of all()) this.inc({ plugin: p.name }, logs?.errorCount(p.name) ?? 0);
     },
   });
+}
+
+/** Per-plugin series: status, up, cycles, errors, restarts, cycle timing histograms. */
+function pluginMetrics(
+  r: Registry,
+  deps: MetricsDeps,
+): { restarts: Counter<"plugin">; stop(): void } {
+  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
+
+  pluginStateMetrics(r, all, deps.logs);
   const restarts = new Counter({
     name: "iocmng_plugin_restarts_total",
     help: "Successful restarts (re-clone and reload) of a plugin through REST.",
@@ -343,6 +338,17 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       if (pv.name.startsWith(`${prefix}:`)) byPrefix.delete(prefix);
   });
 
+  return {
+    restarts,
+    stop: () => {
+      cycles.stop();
+      offRemove();
+    },
+  };
+}
+
+/** REST requests by route and status, their duration, restarts; and GET /metrics itself. */
+function httpMetrics(r: Registry, restarts: Counter<"plugin">): AnyElysia {
   const requests = new Counter({
     name: "iocmng_http_requests_total",
     help: "HTTP requests by method, route pattern and status.",
@@ -386,13 +392,34 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       { detail: { hide: true } },
     );
 
+  return plugin;
+}
+
+export interface Metrics {
+  registry: Registry;
+  /** Elysia plugin: GET /metrics, and the REST request observer (mount it before the REST app). */
+  plugin: AnyElysia;
+  /** The Prometheus text. */
+  text(): Promise<string>;
+  stop(): void;
+}
+
+export function createMetrics(deps: MetricsDeps): Metrics {
+  const r = new Registry();
+  collectDefaultMetrics({ register: r, prefix: "iocmng_" });
+  // Bun has no libuv event-loop delay monitor: prom-client's lag series read as NaN there.
+  for (const m of r.getMetricsAsArray()) {
+    if (/eventloop_lag|_gc_duration/.test(m.name)) r.removeSingleMetric(m.name);
+  }
+  if (deps.ca) caMetrics(r, deps.ca);
+  if (deps.pva) pvaMetrics(r, deps.pva);
+  if (deps.pvws) pvwsMetrics(r, deps.pvws);
+  const plugins = pluginMetrics(r, deps);
+  const plugin = httpMetrics(r, plugins.restarts);
   return {
     registry: r,
     plugin,
     text: () => r.metrics(),
-    stop: () => {
-      cycles.stop();
-      offRemove();
-    },
+    stop: plugins.stop,
   };
 }

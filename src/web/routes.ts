@@ -136,35 +136,40 @@ function sse(line: LogLine): Uint8Array {
   return utf8.encode(`id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`);
 }
 
-export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
-  const { logs } = deps;
-  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
-  const known = (name: string) => all().some((p) => p.name === name);
-  return new Elysia({ name: "iocmng-console-api" })
-    .get(
-      "/plugins",
-      () => ({
-        plugins: all().map((p) => {
-          const { pvs, parameters: _params, ...rest } = p;
-          const last = logs.lastError(p.name);
-          return {
-            ...rest,
-            git_url: rest.git_url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@"),
-            pvCount: pvs.length,
-            errors: logs.errorCount(p.name),
-            ...(last ? { lastError: last } : {}),
-          };
-        }),
-        resources: resources(),
+type AllPlugins = () => PluginInfo[];
+
+/** GET /plugins: every plugin with its last error, and the server's resources. */
+function listRoute(all: AllPlugins, logs: LogRings) {
+  return new Elysia({ name: "iocmng-console-list" }).get(
+    "/plugins",
+    () => ({
+      plugins: all().map((p) => {
+        const { pvs, parameters: _params, ...rest } = p;
+        const last = logs.lastError(p.name);
+        return {
+          ...rest,
+          git_url: rest.git_url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@"),
+          pvCount: pvs.length,
+          errors: logs.errorCount(p.name),
+          ...(last ? { lastError: last } : {}),
+        };
       }),
-      {
-        response: t.Object({ plugins: t.Array(ConsolePlugin), resources: Resources }),
-        detail: {
-          tags: ["console"],
-          summary: "Every plugin (tasks and jobs) with its last error, and the server's resources",
-        },
+      resources: resources(),
+    }),
+    {
+      response: t.Object({ plugins: t.Array(ConsolePlugin), resources: Resources }),
+      detail: {
+        tags: ["console"],
+        summary: "Every plugin (tasks and jobs) with its last error, and the server's resources",
       },
-    )
+    },
+  );
+}
+
+/** GET /plugins/{name}/logs and …/logs/stream. */
+function logRoutes(all: AllPlugins, logs: LogRings) {
+  const known = (name: string) => all().some((p) => p.name === name);
+  return new Elysia({ name: "iocmng-console-logs" })
     .get(
       "/plugins/:name/logs",
       ({ params, query, set }) => {
@@ -234,11 +239,16 @@ export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
           summary: "A plugin's log lines, live (text/event-stream, event `log`)",
         },
       },
-    )
+    );
+}
+
+/** GET /display.bob and /plugins/{name}/display.bob. */
+function screenRoutes(all: AllPlugins, source: PvSource) {
+  return new Elysia({ name: "iocmng-console-screens" })
     .get(
       "/display.bob",
       () =>
-        new Response(overviewScreen(all().map((p) => screenPlugin(p, deps.source))), {
+        new Response(overviewScreen(all().map((p) => screenPlugin(p, source))), {
           headers: BOB_HEADERS,
         }),
       {
@@ -256,7 +266,7 @@ export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
           set.status = 404;
           return { ok: false as const, message: `no plugin named "${params.name}"` };
         }
-        return new Response(pluginScreen(screenPlugin(p, deps.source)), {
+        return new Response(pluginScreen(screenPlugin(p, source)), {
           headers: { ...BOB_HEADERS, "content-disposition": `inline; filename="${p.name}.bob"` },
         });
       },
@@ -267,7 +277,16 @@ export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
           summary: "Phoebus screen of a plugin, generated from its PV definitions",
         },
       },
-    )
+    );
+}
+
+/** The console's routes (mounted under /api/v1). */
+export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
+  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
+  return new Elysia({ name: "iocmng-console-api" })
+    .use(listRoute(all, deps.logs))
+    .use(logRoutes(all, deps.logs))
+    .use(screenRoutes(all, deps.source))
     .get("/jobs/:name/results", ({ params }) => ({ results: results.get(params.name) }), {
       params: t.Object({ name: PluginName }),
       response: t.Object({
