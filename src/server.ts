@@ -1,3 +1,4 @@
+import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { accessRoutes, auditRequest } from "./access/rest.ts";
 import { type AccessRuntime, startAccess } from "./access/runtime.ts";
@@ -14,6 +15,14 @@ import { PvRegistry } from "./pv/registry.ts";
 import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+import { OFFLINE_SCALAR } from "./web/docs.ts";
+import { LogRings, tapLogger } from "./web/logring.ts";
+import {
+  createWebParts,
+  PVWS_WEBSOCKET_CONFIG,
+  WEB_SERVE_ROUTES,
+  type WebParts,
+} from "./web/mount.ts";
 
 /** Options of {@link buildRuntime}. */
 export interface RuntimeOptions {
@@ -31,6 +40,8 @@ export interface RuntimeOptions {
   registry?: PvRegistry;
   timings?: Partial<RuntimeTimings>;
   hostFactory?: PluginHostFactory;
+  /** Plugin log lines also go to these bounded rings (console, /plugins/{name}/logs). */
+  logs?: LogRings;
 }
 
 /** The runtime without REST: PV registry, CA server, state store and plugin controller. */
@@ -95,7 +106,7 @@ export async function buildRuntime(
       registry,
       config,
       state,
-      logger,
+      logger: opts.logs ? tapLogger(logger, opts.logs) : logger,
       ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
       ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
     });
@@ -204,8 +215,10 @@ export async function startServer(
   logger: Logger,
   opts: StartOptions = {},
 ): Promise<RunningServer> {
+  const logs = new LogRings();
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
+    logs,
     ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
     ...(opts.pvaConfig !== undefined ? { pvaConfig: opts.pvaConfig } : {}),
   });
@@ -250,6 +263,16 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
+    const web = createWebParts({
+      source: registry,
+      plugins: { list: (kind) => controller.list(kind) },
+      apiToken: config.apiToken,
+      logger,
+      logs,
+      ca,
+      ...(runtime.pva ? { pva: runtime.pva } : {}),
+    });
+    cleanups.push(() => web.stop());
     const { security, audit } = runtime.access;
     const app = listenRest(
       {
@@ -262,9 +285,12 @@ export async function startServer(
         compat: compat.adapter,
         cors: compat.env.cors,
         pvProxy: compat.pvProxy,
+        // The docs page's viewer script is served from the executable (closed networks).
+        docsViewer: OFFLINE_SCALAR,
       },
       config,
       opts.httpIdleTimeoutSec ?? 30,
+      web,
     );
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
@@ -295,8 +321,12 @@ export async function startServer(
 }
 
 /** Serves REST for `controller` on the configured host and port. */
-function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number) {
-  const app = createApp(deps);
+function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
+  const api = createApp(deps).use(web.api);
+  // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
+  const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
+    .use(web.root)
+    .use(api);
   try {
     app.listen({
       hostname: config.host,
@@ -307,6 +337,8 @@ function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number)
       idleTimeout: idleTimeoutSec,
       // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
       reusePort: false,
+      // The console page is an HTML import: serve its production bundle, not Bun's dev server.
+      development: false,
     });
   } catch (e) {
     throw new Error(

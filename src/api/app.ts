@@ -41,13 +41,22 @@ export interface AppDeps {
   cors?: CorsOrigins;
   /** The 2.7.9 /pvs/* proxy through the CA client. */
   pvProxy?: PvProxyDeps;
+  /**
+   * Options of the docs page's viewer (Scalar). The server passes the offline ones of
+   * src/web/docs.ts (script served from the executable); without them the viewer comes from a CDN.
+   */
+  docsViewer?: DocsViewerOptions;
 }
 
+/** The `scalar` options of @elysiajs/openapi. */
+export type DocsViewerOptions = NonNullable<NonNullable<Parameters<typeof openapi>[0]>["scalar"]>;
+
 /** The OpenAPI document and its page (/api/v1/docs, /api/v1/openapi.json). */
-function apiDocs(version: string) {
+function apiDocs(version: string, viewer: DocsViewerOptions | undefined) {
   return openapi({
     path: "/docs",
     specPath: "/openapi.json",
+    ...(viewer !== undefined ? { scalar: viewer } : {}),
     documentation: {
       info: {
         title: "iocmng REST API",
@@ -75,7 +84,7 @@ export function createApp(deps: AppDeps) {
     .use(bearerAuth(deps.apiToken))
     .use(jsonBody(deps.bodyLimit ?? DEFAULT_BODY_LIMIT))
     .use(errorMapping(log))
-    .use(apiDocs(deps.version))
+    .use(apiDocs(deps.version, deps.docsViewer))
     .use(healthRoute(controller, deps.version))
     .use(pluginRoutes("task", controller, log))
     .use(pluginRoutes("job", controller, log))

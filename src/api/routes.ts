@@ -173,6 +173,9 @@ function writeRoutes(kind: "task" | "job", controller: ControllerPort, log: Logg
       },
       {
         body: AddPluginBody,
+        // Our own parser (body.ts) reads the body; naming the type here lets the OpenAPI document
+        // show the body's schema (a parser function alone leaves its `content` empty).
+        parse: "application/json",
         response: { 201: OpResponse, ...errorResponses },
         detail: {
           tags: [tag],
