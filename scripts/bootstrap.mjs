@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const BUN_VERSION = pkg.engines.bun;
-const APT_PACKAGES = ["python3-pyepics", "libca4.13.5", "git"];
+// chromium: the console's browser test (playwright-core drives it; no browser is ever downloaded).
+const APT_PACKAGES = ["python3-pyepics", "libca4.13.5", "git", "chromium"];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, ...opts });
@@ -94,6 +95,8 @@ if (mode === "start") {
 } else if (mode === "test") {
   ensureAptPackages();
   must(bun, ["x", "tsc", "--noEmit", "-p", "."], { env: pathEnv });
+  // The browser console has its own project (DOM types and JSX would clash with Bun's types).
+  must(bun, ["x", "tsc", "--noEmit", "-p", "src/web/console"], { env: pathEnv });
   must(bun, ["x", "biome", "check", "."], { env: pathEnv });
   const junit = process.env.IOCMNG_JUNIT ?? join(root, ".test-results", "junit.xml");
   mkdirSync(dirname(junit), { recursive: true });

@@ -31,6 +31,8 @@ export interface ServerConfig {
   logLevel: string;
   /** PV prefix for every plugin (`<prefix>:<NAME>`), from the file or IOCMNG_PREFIX. */
   prefix: string | null;
+  /** The complete PV prefix of every plugin (`iocmng run --prefix`, as 2.7.9's iocmng-run). */
+  exactPrefix?: string;
   beamline: string | null;
   namespace: string | null;
   /** The whole parsed values file (the devices layer reads `epicsConfiguration.iocs`). */
@@ -546,14 +548,17 @@ export const FALLBACK_PREFIX = "IOCMNG";
  * (just `<NAME>` for an empty prefix), else `BEAMLINE:NAMESPACE:NAME` upper-cased (namespace
  * omitted when absent), else `IOCMNG:<NAME>`.
  */
-export function pvPrefixFor(cfg: ServerConfig, pluginName: string): string {
-  const name = pluginName.toUpperCase();
+export function pvPrefixFor(cfg: ServerConfig, pluginName: string, segment?: string): string {
+  // config.yaml `prefix` (2.7.9) replaces the upper-cased name, verbatim.
+  const name = segment ?? pluginName.toUpperCase();
+  if (cfg.exactPrefix !== undefined) return cfg.exactPrefix;
   if (cfg.prefix !== null) return cfg.prefix === "" ? name : `${cfg.prefix}:${name}`;
   if (cfg.beamline !== null) {
-    const parts = [cfg.beamline, cfg.namespace, pluginName].filter(
-      (p): p is string => p !== null && p !== "",
-    );
-    return parts.join(":").toUpperCase();
+    const b = cfg.beamline.toUpperCase();
+    const n = cfg.namespace?.toUpperCase() ?? "";
+    // As 2.7.9: a namespace equal to the beamline is not repeated (SPARC:X, not SPARC:SPARC:X).
+    const parts = [b, n === b ? "" : n].filter((p) => p !== "");
+    return [...parts, name].join(":");
   }
   return `${FALLBACK_PREFIX}:${name}`;
 }

@@ -1,9 +1,11 @@
+import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { accessRoutes, auditRequest } from "./access/rest.ts";
 import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
+import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
@@ -21,6 +23,14 @@ import {
 } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+import { OFFLINE_SCALAR } from "./web/docs.ts";
+import { LogRings, tapLogger } from "./web/logring.ts";
+import {
+  createWebParts,
+  PVWS_WEBSOCKET_CONFIG,
+  WEB_SERVE_ROUTES,
+  type WebParts,
+} from "./web/mount.ts";
 
 /** Options of {@link buildRuntime}. */
 export interface RuntimeOptions {
@@ -38,6 +48,8 @@ export interface RuntimeOptions {
   registry?: PvRegistry;
   timings?: Partial<RuntimeTimings>;
   hostFactory?: PluginHostFactory;
+  /** Plugin log lines also go to these bounded rings (console, /plugins/{name}/logs). */
+  logs?: LogRings;
 }
 
 /** The runtime without REST: PV registry, CA server, state store and plugin controller. */
@@ -102,7 +114,7 @@ export async function buildRuntime(
       registry,
       config,
       state,
-      logger,
+      logger: opts.logs ? tapLogger(logger, opts.logs) : logger,
       ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
       ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
       ...(pva ? { jobRpc: jobRpcOver(pva, registry, access.policy) } : {}),
@@ -240,13 +252,22 @@ export async function startServer(
   logger: Logger,
   opts: StartOptions = {},
 ): Promise<RunningServer> {
+  const logs = new LogRings();
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
+    logs,
     ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
     ...(opts.pvaConfig !== undefined ? { pvaConfig: opts.pvaConfig } : {}),
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  let compat: CompatWiring;
+  try {
+    compat = compatWiring(config, controller, opts.env ?? process.env, logger);
+  } catch (e) {
+    await runtime.stop();
+    throw e;
+  }
   const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
@@ -268,6 +289,8 @@ export async function startServer(
   }
   try {
     await controller.restore();
+    // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
       await stopping;
@@ -277,6 +300,16 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
+    const web = createWebParts({
+      source: registry,
+      plugins: { list: (kind) => controller.list(kind) },
+      apiToken: config.apiToken,
+      logger,
+      logs,
+      ca,
+      ...(runtime.pva ? { pva: runtime.pva } : {}),
+    });
+    cleanups.push(() => web.stop());
     const { security, audit } = runtime.access;
     const app = listenRest(
       {
@@ -286,9 +319,15 @@ export async function startServer(
         logger,
         routes: [accessRoutes({ security, audit })],
         onMutation: (m) => auditRequest(audit, m),
+        compat: compat.adapter,
+        cors: compat.env.cors,
+        pvProxy: compat.pvProxy,
+        // The docs page's viewer script is served from the executable (closed networks).
+        docsViewer: OFFLINE_SCALAR,
       },
       config,
       opts.httpIdleTimeoutSec ?? 30,
+      web,
     );
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
@@ -319,8 +358,12 @@ export async function startServer(
 }
 
 /** Serves REST for `controller` on the configured host and port. */
-function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number) {
-  const app = createApp(deps);
+function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
+  const api = createApp(deps).use(web.api);
+  // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
+  const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
+    .use(web.root)
+    .use(api);
   try {
     app.listen({
       hostname: config.host,
@@ -331,6 +374,8 @@ function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number)
       idleTimeout: idleTimeoutSec,
       // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
       reusePort: false,
+      // The console page is an HTML import: serve its production bundle, not Bun's dev server.
+      development: false,
     });
   } catch (e) {
     throw new Error(

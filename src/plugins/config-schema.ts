@@ -9,6 +9,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
 import { show, suggest } from "../common/text.ts";
+import type { DeclarativeConfig } from "../declarative/plugin-config.ts";
 import { MAX_ENUM_STATES, MAX_ENUM_STRING_BYTES, MAX_UNITS_BYTES } from "../pv/pv.ts";
 import type { PvSpec, Severity } from "../pv/types.ts";
 import { MIN_MEMORY_MIB, type SandboxLimits } from "./host/sandbox.ts";
@@ -37,6 +38,10 @@ export interface PluginConfig {
   file: string | null;
   /** `access.asg`: the access security group of all its PVs (a PV's own `asg` wins). */
   asg?: string;
+  /** A 2.7.9 declarative config (links, rules, transforms): src/declarative/plugin-config.ts. */
+  declarative?: DeclarativeConfig;
+  /** config.yaml `prefix`: the plugin's PV segment instead of its upper-cased name. */
+  prefix?: string;
 }
 
 /** What happens when a plugin's process ends unexpectedly. */

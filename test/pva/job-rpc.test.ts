@@ -134,6 +134,11 @@ describe("job run as PVA RPC", () => {
     const res = await client.rpc(RUN, ...nturi(RUN, { fail: "yes" }));
     expect(res.status.type).toBe(0);
     expect(res.value).toMatchObject({ success: false, message: "asked to fail" });
+    // RPC runs are kept in the job's history like REST runs.
+    expect(runtime.controller.jobResults("echo")?.at(-1)).toMatchObject({
+      success: false,
+      message: "asked to fail",
+    });
   });
 
   test("bad arguments are refused with the reason and the job does not run", async () => {

@@ -1,0 +1,141 @@
+/** The plugin list: one row per plugin, STATUS/MESSAGE/CYCLE_COUNT live over PVWS. */
+import { formatValue, type PvData, severityClass } from "./client.ts";
+import { usePoll, usePvs } from "./hooks.ts";
+
+export interface ConsolePlugin {
+  name: string;
+  kind: "task" | "job";
+  mode?: string;
+  status: string;
+  message: string;
+  cycleCount?: number;
+  prefix: string;
+  running: boolean;
+  pvCount: number;
+  errors: number;
+  lastError?: { time: number; msg: string };
+}
+
+export interface Resources {
+  rssBytes: number;
+  heapUsedBytes: number;
+  cpuSeconds: number;
+  uptimeSeconds: number;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(0)} MiB`;
+}
+
+function statusClass(d: PvData | undefined, fallback: string): string {
+  const s = d?.text ?? fallback;
+  if (s === "ERROR" || s === "FAILED") return "sev-major";
+  if (s === "PAUSED" || s === "INIT" || s === "END") return "sev-minor";
+  return severityClass(d);
+}
+
+function Row({ p, live }: { p: ConsolePlugin; live: Record<string, PvData> }) {
+  const status = live[`${p.prefix}:STATUS`];
+  const message = live[`${p.prefix}:MESSAGE`];
+  const cycles = live[`${p.prefix}:CYCLE_COUNT`];
+  return (
+    <tr data-plugin={p.name}>
+      <th scope="row">
+        <a href={`#/plugin/${encodeURIComponent(p.name)}`}>{p.name}</a>
+      </th>
+      <td>{p.kind}</td>
+      <td>{p.mode ?? "—"}</td>
+      <td>
+        <span class={`badge ${statusClass(status, p.status)}`} data-field="status">
+          {status?.text ?? p.status}
+        </span>
+      </td>
+      <td class="message" data-field="message">
+        {message ? formatValue(message) : p.message}
+      </td>
+      <td class="num" data-field="cycles">
+        {p.kind === "task" ? (cycles ? formatValue(cycles) : String(p.cycleCount ?? 0)) : "—"}
+      </td>
+      <td class="error" title={p.lastError?.msg}>
+        {p.lastError ? (
+          <>
+            <time dateTime={new Date(p.lastError.time).toISOString()}>
+              {new Date(p.lastError.time).toLocaleTimeString()}
+            </time>{" "}
+            {p.lastError.msg}
+          </>
+        ) : (
+          "—"
+        )}
+      </td>
+      <td class="num">
+        {p.pvCount} PVs, {p.errors} errors
+      </td>
+      <td>
+        <span class={p.running ? "dot up" : "dot down"} aria-hidden="true" />
+        {p.running ? "running" : "stopped"}
+      </td>
+    </tr>
+  );
+}
+
+export function PluginsPage() {
+  const { data } = usePoll<{ plugins: ConsolePlugin[]; resources: Resources }>(
+    "/console/plugins",
+    2000,
+  );
+  const plugins = data?.body.plugins ?? [];
+  const names: string[] = [];
+  for (const p of plugins) {
+    names.push(`${p.prefix}:STATUS`, `${p.prefix}:MESSAGE`);
+    if (p.kind === "task") names.push(`${p.prefix}:CYCLE_COUNT`);
+  }
+  const live = usePvs(names);
+  const r = data?.body.resources;
+  return (
+    <section aria-labelledby="plugins-title">
+      <div class="page-head">
+        <h1 id="plugins-title">Plugins</h1>
+        <a class="button" href="#/add">
+          Add plugin
+        </a>
+      </div>
+      {r && (
+        <p class="resources">
+          Server: {mib(r.rssBytes)} resident, heap {mib(r.heapUsedBytes)}, CPU{" "}
+          {r.cpuSeconds.toFixed(1)} s over {Math.round(r.uptimeSeconds)} s up. Plugins share the
+          server process.
+        </p>
+      )}
+      {data === null ? (
+        <p>Loading…</p>
+      ) : plugins.length === 0 ? (
+        <p class="empty">No plugins loaded. Add one from a git repository.</p>
+      ) : (
+        <div class="table-wrap">
+          <table class="plugins">
+            <caption class="sr-only">Loaded plugins, live</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Mode</th>
+                <th scope="col">STATUS</th>
+                <th scope="col">MESSAGE</th>
+                <th scope="col">CYCLE_COUNT</th>
+                <th scope="col">Last error</th>
+                <th scope="col">Resources</th>
+                <th scope="col">Live</th>
+              </tr>
+            </thead>
+            <tbody>
+              {plugins.map((p) => (
+                <Row key={p.name} p={p} live={live} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}

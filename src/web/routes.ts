@@ -1,0 +1,240 @@
+/**
+ * REST routes the console needs beyond the plugin API (mounted under /api/v1):
+ *
+ *   GET /console/plugins             every plugin with its last error and the process' resources
+ *   GET /plugins/{name}/logs?after=N recent log lines of a plugin (bounded ring)
+ *   GET /plugins/{name}/logs/stream  the same, live (Server-Sent Events)
+ *
+ * `GET /plugins` and a job's last results (`GET /jobs/{name}/results`) are the 2.7.9 routes of
+ * src/api/compat.ts (one job history, src/compat/job-history.ts); the console reads those.
+ */
+import { Elysia, t } from "elysia";
+import { type PluginInfo, PluginInfo as PluginInfoSchema } from "../api/models.ts";
+import { PluginName } from "../common/add-request.ts";
+import { overviewScreen, pluginScreen, type ScreenPlugin } from "../display/bob.ts";
+import type { PvSource } from "../pv/source.ts";
+import type { LogLine, LogRings } from "./logring.ts";
+
+export interface ConsoleDeps {
+  plugins: { list(kind: "task" | "job"): PluginInfo[] };
+  logs: LogRings;
+  /** For the PV metadata (units, limits, states) of the screens. */
+  source: PvSource;
+}
+
+/** A plugin with its PVs' definitions, as the screen generator takes it. */
+function screenPlugin(p: PluginInfo, source: PvSource): ScreenPlugin {
+  const out: ScreenPlugin = {
+    name: p.name,
+    kind: p.kind,
+    prefix: p.prefix,
+    pvs: p.pvs.map((pv) => {
+      const live = source.get(pv.fullName);
+      return {
+        name: pv.name,
+        fullName: pv.fullName,
+        kind: pv.kind,
+        writable: pv.writable,
+        count: live?.count ?? 1,
+        meta: live?.meta ?? {},
+      };
+    }),
+  };
+  if (p.mode !== undefined) out.mode = p.mode;
+  return out;
+}
+
+const BOB_HEADERS = { "content-type": "application/xml; charset=utf-8" };
+
+const LogLineSchema = t.Object({
+  seq: t.Number(),
+  time: t.Number({ description: "ms since the epoch" }),
+  level: t.String(),
+  msg: t.String(),
+});
+
+const ConsolePlugin = t.Composite([
+  t.Omit(PluginInfoSchema, ["pvs", "parameters"]),
+  t.Object({
+    pvCount: t.Number(),
+    errors: t.Number({ description: "error lines logged since the server started" }),
+    lastError: t.Optional(LogLineSchema),
+  }),
+]);
+
+const Resources = t.Object({
+  rssBytes: t.Number(),
+  heapUsedBytes: t.Number(),
+  cpuSeconds: t.Number(),
+  uptimeSeconds: t.Number(),
+});
+
+function resources() {
+  const mem = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    uptimeSeconds: process.uptime(),
+  };
+}
+
+const utf8 = new TextEncoder();
+
+function sse(line: LogLine): Uint8Array {
+  return utf8.encode(`id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`);
+}
+
+type AllPlugins = () => PluginInfo[];
+
+/** GET /console/plugins: every plugin with its last error, and the server's resources. */
+function listRoute(all: AllPlugins, logs: LogRings) {
+  return new Elysia({ name: "iocmng-console-list" }).get(
+    "/console/plugins",
+    () => ({
+      plugins: all().map((p) => {
+        const { pvs, parameters: _params, ...rest } = p;
+        const last = logs.lastError(p.name);
+        return {
+          ...rest,
+          git_url: rest.git_url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@"),
+          pvCount: pvs.length,
+          errors: logs.errorCount(p.name),
+          ...(last ? { lastError: last } : {}),
+        };
+      }),
+      resources: resources(),
+    }),
+    {
+      response: t.Object({ plugins: t.Array(ConsolePlugin), resources: Resources }),
+      detail: {
+        tags: ["console"],
+        summary: "Every plugin (tasks and jobs) with its last error, and the server's resources",
+      },
+    },
+  );
+}
+
+/** GET /plugins/{name}/logs and …/logs/stream. */
+function logRoutes(all: AllPlugins, logs: LogRings) {
+  const known = (name: string) => all().some((p) => p.name === name);
+  return new Elysia({ name: "iocmng-console-logs" })
+    .get(
+      "/plugins/:name/logs",
+      ({ params, query, set }) => {
+        if (!known(params.name) && logs.lines(params.name).length === 0) {
+          set.status = 404;
+          return { ok: false as const, message: `no plugin named "${params.name}"` };
+        }
+        return { lines: logs.lines(params.name, query.after ?? 0) };
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        query: t.Object({ after: t.Optional(t.Numeric({ minimum: 0 })) }),
+        response: {
+          200: t.Object({ lines: t.Array(LogLineSchema) }),
+          404: t.Object({ ok: t.Literal(false), message: t.String() }),
+        },
+        detail: {
+          tags: ["console"],
+          summary: "Recent log lines of a plugin (the last 200; `after` = a line's seq)",
+        },
+      },
+    )
+    .get(
+      "/plugins/:name/logs/stream",
+      ({ params, request, server }) => {
+        const name = params.name;
+        // A live stream outlasts the server's idle timeout by design.
+        server?.timeout(request, 0);
+        let off = () => {};
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const l of logs.lines(name)) controller.enqueue(sse(l));
+            off = logs.subscribe((plugin, line) => {
+              if (plugin !== name) return;
+              // A reader that does not keep up is dropped rather than buffered without bound.
+              if ((controller.desiredSize ?? 0) < -256) {
+                off();
+                controller.close();
+                return;
+              }
+              controller.enqueue(sse(line));
+            });
+            request.signal.addEventListener("abort", () => {
+              off();
+              try {
+                controller.close();
+              } catch {
+                // already closed
+              }
+            });
+          },
+          cancel() {
+            off();
+          },
+        });
+        return new Response(stream, {
+          headers: {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+          },
+        });
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        detail: {
+          tags: ["console"],
+          summary: "A plugin's log lines, live (text/event-stream, event `log`)",
+        },
+      },
+    );
+}
+
+/** GET /display.bob and /plugins/{name}/display.bob. */
+function screenRoutes(all: AllPlugins, source: PvSource) {
+  return new Elysia({ name: "iocmng-console-screens" })
+    .get(
+      "/display.bob",
+      () =>
+        new Response(overviewScreen(all().map((p) => screenPlugin(p, source))), {
+          headers: BOB_HEADERS,
+        }),
+      {
+        detail: {
+          tags: ["console"],
+          summary: "Phoebus screen: overview of every plugin, linking to theirs",
+        },
+      },
+    )
+    .get(
+      "/plugins/:name/display.bob",
+      ({ params, set }) => {
+        const p = all().find((x) => x.name === params.name);
+        if (p === undefined) {
+          set.status = 404;
+          return { ok: false as const, message: `no plugin named "${params.name}"` };
+        }
+        return new Response(pluginScreen(screenPlugin(p, source)), {
+          headers: { ...BOB_HEADERS, "content-disposition": `inline; filename="${p.name}.bob"` },
+        });
+      },
+      {
+        params: t.Object({ name: PluginName }),
+        detail: {
+          tags: ["console"],
+          summary: "Phoebus screen of a plugin, generated from its PV definitions",
+        },
+      },
+    );
+}
+
+/** The console's routes (mounted under /api/v1). */
+export function consoleRoutes(deps: ConsoleDeps) {
+  const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
+  return new Elysia({ name: "iocmng-console-api" })
+    .use(listRoute(all, deps.logs))
+    .use(logRoutes(all, deps.logs))
+    .use(screenRoutes(all, deps.source));
+}
