@@ -104,11 +104,13 @@ async function runGit(
   timeoutMs: number,
   cwd?: string,
   signal?: AbortSignal,
+  dieWithServer = false,
 ): Promise<string> {
   const { out, err, code, timedOut } = await runBounded(
     args,
     {
       env: gitEnv(),
+      dieWithServer,
       ...(pat ? { fd3: credentialText(pat) } : {}),
       ...(cwd ? { cwd } : {}),
       ...(signal ? { signal } : {}),
@@ -137,7 +139,8 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
   }
   const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
-    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal);
+    // The clone (network, maybe a token) dies with the server; rev-parse below is local and short.
+    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal, true);
   } catch (e) {
     if (e instanceof GitError) throw new GitError(`git clone failed: ${e.message}`);
     throw new GitError(`git clone failed: ${scrub(String(e), [opts.pat])}`);
