@@ -139,8 +139,11 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
   }
   const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
-    // The clone (network, maybe a token) dies with the server; rev-parse below is local and short.
-    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal, true);
+    // A network clone (it can hang, it may hold a token) dies with the server; a local file://
+    // clone is short and tokenless, so it skips the extra start of the wrapper (boot reaping
+    // still covers it), as does rev-parse below.
+    const remote = !opts.url.startsWith("file://");
+    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal, remote);
   } catch (e) {
     if (e instanceof GitError) throw new GitError(`git clone failed: ${e.message}`);
     throw new GitError(`git clone failed: ${scrub(String(e), [opts.pat])}`);
