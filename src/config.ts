@@ -31,6 +31,8 @@ export interface ServerConfig {
   logLevel: string;
   /** PV prefix for every plugin (`<prefix>:<NAME>`), from the file or IOCMNG_PREFIX. */
   prefix: string | null;
+  /** The complete PV prefix of every plugin (`iocmng run --prefix`, as 2.7.9's iocmng-run). */
+  exactPrefix?: string;
   beamline: string | null;
   namespace: string | null;
   /** The whole parsed values file (the devices layer reads `epicsConfiguration.iocs`). */
@@ -45,6 +47,12 @@ export interface ServerConfig {
   sandbox?: SandboxConfig;
   /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
   patEnvAllow?: string[];
+  /** Access security file (IOCMNG_ACF or `access_security_file`); null/absent = access security off. */
+  accessSecurityFile?: string | null;
+  /** HAG matching: client host names (default) or peer addresses (EPICS_CAS_USE_HOST_NAMES=NO). */
+  accessHostMode?: "names" | "addresses";
+  /** Access security groups plugins may put their PVs in (`access_groups`); null/absent = any. */
+  accessGroups?: string[] | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -165,6 +173,8 @@ const FILE_KEYS = [
   "log_level",
   "beamline_config",
   "disable_devices",
+  "access_security_file",
+  "access_groups",
   "plugins",
   "tasks",
   "jobs",
@@ -182,6 +192,8 @@ export interface FileSettings {
   logLevel?: string;
   beamlineConfig?: string;
   disableDevices?: boolean;
+  accessSecurityFile?: string;
+  accessGroups?: string[];
   plugins: DeclaredPlugin[];
   sandbox?: SandboxConfig;
   patEnvAllow?: string[];
@@ -260,6 +272,16 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
   if (ll !== undefined) out.logLevel = checkLogLevel(ll, `${file}: log_level`);
   const bc = str("beamline_config");
   if (bc !== undefined) out.beamlineConfig = checkDir(bc, `${file}: beamline_config`);
+  const acf = str("access_security_file");
+  if (acf !== undefined) out.accessSecurityFile = checkDir(acf, `${file}: access_security_file`);
+  const groups = doc.access_groups;
+  if (groups !== undefined && groups !== null) {
+    const ok = (g: unknown) => typeof g === "string" && /^[\x21-\x7e]{1,128}$/.test(g);
+    if (!Array.isArray(groups) || !groups.every(ok)) {
+      throw at("access_groups", "a list of access security group names", groups);
+    }
+    out.accessGroups = groups as string[];
+  }
   const dd = doc.disable_devices;
   if (dd !== undefined && dd !== null) {
     if (typeof dd !== "boolean" && typeof dd !== "string") {
@@ -273,16 +295,25 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
     out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
   }
 
+  out.plugins = parsePluginLists(doc, file);
+  return out;
+}
+
+/** The `plugins`, `tasks` and `jobs` lists of a config file; names unique across all three. */
+function parsePluginLists(doc: Record<string, unknown>, file: string): DeclaredPlugin[] {
   const lists: [string, "task" | "job" | null][] = [
     ["plugins", null],
     ["tasks", "task"],
     ["jobs", "job"],
   ];
+  const out: DeclaredPlugin[] = [];
   const seen = new Map<string, string>();
   for (const [key, impliedKind] of lists) {
     const list = doc[key];
     if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) throw at(key, "a list of plugins", list);
+    if (!Array.isArray(list)) {
+      throw new ConfigError(`${file}: ${key}: expected a list of plugins, got ${show(list)}`);
+    }
     list.forEach((item, i) => {
       const p = parseDeclaredPlugin(item, `${file}: ${key}[${i}]`, impliedKind);
       const prev = seen.get(p.name);
@@ -292,7 +323,7 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
         );
       }
       seen.set(p.name, `${key}[${i}]`);
-      out.plugins.push(p);
+      out.push(p);
     });
   }
   return out;
@@ -392,25 +423,41 @@ export function parseValuesFile(
 
 // ---------------------------------------------------------------------------------------------
 
+/** Reads the IOCMNG_CONFIG file; its relative paths become relative to the file's directory. */
+function readConfigFile(configFile: string): FileSettings {
+  const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
+  const file = parseServerConfigFile(text, configFile);
+  // Like docker compose: a config means the same whatever the working directory of the server.
+  const base = dirname(resolvePath(configFile));
+  const rel = (p: string | undefined): string | undefined =>
+    p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
+  file.pluginsDir = rel(file.pluginsDir);
+  file.stateDir = rel(file.stateDir);
+  file.beamlineConfig = rel(file.beamlineConfig);
+  file.accessSecurityFile = rel(file.accessSecurityFile);
+  return file;
+}
+
+/** IOCMNG_API_TOKEN: null when unset or blank; one word of at most 4096 characters. */
+function apiTokenFrom(env: Env): string | null {
+  const raw = env.IOCMNG_API_TOKEN;
+  if (raw === undefined || raw.trim() === "") return null;
+  const token = raw.trim();
+  if (/\s/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
+    );
+  }
+  return token;
+}
+
 /**
  * Builds the server configuration from `env` (default `process.env`) and the files it names.
  * Throws ConfigError with a precise message on any invalid value; never partially applies.
  */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const configFile = envStr(env, "IOCMNG_CONFIG") ?? null;
-  let file: FileSettings = { plugins: [] };
-  if (configFile !== null) {
-    const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
-    file = parseServerConfigFile(text, configFile);
-    // Relative paths in the file are relative to the file's directory (like docker compose), so a
-    // config means the same whatever the working directory of the server.
-    const base = dirname(resolvePath(configFile));
-    const rel = (p: string | undefined): string | undefined =>
-      p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
-    file.pluginsDir = rel(file.pluginsDir);
-    file.stateDir = rel(file.stateDir);
-    file.beamlineConfig = rel(file.beamlineConfig);
-  }
+  const file: FileSettings = configFile === null ? { plugins: [] } : readConfigFile(configFile);
 
   const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
   const port = setting(env, "IOCMNG_PORT", parsePort, file.port, Number(ENV_DEFAULTS.IOCMNG_PORT));
@@ -438,16 +485,17 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (ophyd !== undefined) disableDevices = parseBool(ophyd, "IOCMNG_DISABLE_OPHYD");
   if (devices !== undefined) disableDevices = parseBool(devices, "IOCMNG_DISABLE_DEVICES");
 
-  const tokenRaw = env.IOCMNG_API_TOKEN;
-  let apiToken: string | null = null;
-  if (tokenRaw !== undefined && tokenRaw.trim() !== "") {
-    apiToken = tokenRaw.trim();
-    if (/\s/.test(apiToken) || apiToken.length > 4096) {
-      throw new ConfigError(
-        "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
-      );
-    }
-  }
+  const apiToken = apiTokenFrom(env);
+
+  const accessSecurityFile = envStr(env, "IOCMNG_ACF") ?? file.accessSecurityFile ?? null;
+  if (accessSecurityFile !== null) checkDir(accessSecurityFile, "IOCMNG_ACF");
+  const accessHostMode = setting(
+    env,
+    "EPICS_CAS_USE_HOST_NAMES",
+    parseHostMode,
+    undefined,
+    "names",
+  );
 
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
@@ -456,16 +504,13 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     // Relative paths in the config file are relative to that file, like most tools do.
     beamlineConfigFile = file.beamlineConfig;
   }
-  let beamline: string | null = null;
-  let namespace: string | null = null;
-  let beamlineValues: Record<string, unknown> | null = null;
-  if (beamlineConfigFile !== null) {
-    const text = readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES);
-    const v = parseValuesFile(text, beamlineConfigFile);
-    beamline = v.beamline;
-    namespace = v.namespace;
-    beamlineValues = v.values;
-  }
+  const values =
+    beamlineConfigFile === null
+      ? null
+      : parseValuesFile(
+          readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES),
+          beamlineConfigFile,
+        );
 
   return {
     host,
@@ -474,9 +519,9 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     stateDir,
     logLevel,
     prefix,
-    beamline,
-    namespace,
-    beamlineValues,
+    beamline: values?.beamline ?? null,
+    namespace: values?.namespace ?? null,
+    beamlineValues: values?.values ?? null,
     apiToken,
     disableDevices,
     plugins: file.plugins,
@@ -484,7 +529,15 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     beamlineConfigFile,
     ...(file.sandbox ? { sandbox: file.sandbox } : {}),
     ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
+    accessSecurityFile,
+    accessHostMode,
+    accessGroups: file.accessGroups ?? null,
   };
+}
+
+// EPICS_CAS_USE_HOST_NAMES=NO is rsrv's asCheckClientIP=1: HAGs match the client's address.
+function parseHostMode(raw: string, what: string): "names" | "addresses" {
+  return parseBool(raw, what) ? "names" : "addresses";
 }
 
 /** Prefix used when neither `prefix` nor `beamline` is configured. */
@@ -495,14 +548,17 @@ export const FALLBACK_PREFIX = "IOCMNG";
  * (just `<NAME>` for an empty prefix), else `BEAMLINE:NAMESPACE:NAME` upper-cased (namespace
  * omitted when absent), else `IOCMNG:<NAME>`.
  */
-export function pvPrefixFor(cfg: ServerConfig, pluginName: string): string {
-  const name = pluginName.toUpperCase();
+export function pvPrefixFor(cfg: ServerConfig, pluginName: string, segment?: string): string {
+  // config.yaml `prefix` (2.7.9) replaces the upper-cased name, verbatim.
+  const name = segment ?? pluginName.toUpperCase();
+  if (cfg.exactPrefix !== undefined) return cfg.exactPrefix;
   if (cfg.prefix !== null) return cfg.prefix === "" ? name : `${cfg.prefix}:${name}`;
   if (cfg.beamline !== null) {
-    const parts = [cfg.beamline, cfg.namespace, pluginName].filter(
-      (p): p is string => p !== null && p !== "",
-    );
-    return parts.join(":").toUpperCase();
+    const b = cfg.beamline.toUpperCase();
+    const n = cfg.namespace?.toUpperCase() ?? "";
+    // As 2.7.9: a namespace equal to the beamline is not repeated (SPARC:X, not SPARC:SPARC:X).
+    const parts = [b, n === b ? "" : n].filter((p) => p !== "");
+    return [...parts, name].join(":");
   }
   return `${FALLBACK_PREFIX}:${name}`;
 }

@@ -1,11 +1,15 @@
 import type { Logger } from "pino";
-import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
+import { accessRoutes, auditRequest } from "./access/rest.ts";
+import { type AccessRuntime, startAccess } from "./access/runtime.ts";
+import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
+import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
+import type { AccessPolicy } from "./pv/access.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
@@ -38,6 +42,8 @@ export interface Runtime {
   pva: PvaServer | null;
   state: StateStore;
   controller: PluginController;
+  /** Access security (IOCMNG_ACF), the audit trail and the policy the CA server applies. */
+  access: AccessRuntime;
   /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
   stop(): Promise<void>;
 }
@@ -53,20 +59,32 @@ export async function buildRuntime(
   opts: RuntimeOptions = {},
 ): Promise<Runtime> {
   const registry = opts.registry ?? new PvRegistry();
+  // First: a malformed access security file stops the start here, with its line and column.
+  const access = await startAccess(
+    { file: config.accessSecurityFile, hostMode: config.accessHostMode },
+    registry,
+    logger,
+  );
   let ca: CaServer | null = null;
   if (opts.caConfig !== false) {
     const caConfig: CaServerConfig = {
       ...caServerConfigFromEnv(opts.env ?? process.env),
       ...opts.caConfig,
     };
-    ca = new CaServer({ registry, logger, config: caConfig });
-    await ca.start();
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+    try {
+      await ca.start();
+    } catch (e) {
+      access.close();
+      throw e;
+    }
   }
   let pva: PvaServer | null = null;
   try {
-    pva = await startPva(registry, logger, opts);
+    pva = await startPva(registry, logger, opts, access.policy);
   } catch (e) {
     await ca?.stop();
+    access.close();
     throw e;
   }
   let state: StateStore;
@@ -84,14 +102,22 @@ export async function buildRuntime(
   } catch (e) {
     await ca?.stop();
     await pva?.stop();
+    access.close();
     throw e;
   }
+  access.setPluginOf((pv) => controller.pluginOfPv(pv));
   const stop = () =>
     runAll(
-      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => pva?.stop()],
+      [
+        () => controller.shutdown(),
+        () => state.flush(),
+        () => ca?.stop(),
+        () => pva?.stop(),
+        () => access.close(),
+      ],
       logger,
     );
-  return { registry, ca, pva, state, controller, stop };
+  return { registry, ca, pva, state, controller, access, stop };
 }
 
 /** The pvAccess server next to CA (docs/pva.md), unless turned off. */
@@ -99,6 +125,7 @@ async function startPva(
   registry: PvRegistry,
   logger: Logger,
   opts: RuntimeOptions,
+  access: AccessPolicy,
 ): Promise<PvaServer | null> {
   const env = opts.env ?? process.env;
   if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
@@ -108,6 +135,7 @@ async function startPva(
     source: registry,
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    access,
   });
   await pva.start();
   return pva;
@@ -183,6 +211,13 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  let compat: CompatWiring;
+  try {
+    compat = compatWiring(config, controller, opts.env ?? process.env, logger);
+  } catch (e) {
+    await runtime.stop();
+    throw e;
+  }
   const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
@@ -191,14 +226,21 @@ export async function startServer(
     return stopping;
   };
   if (opts.signals) {
-    uninstallSignals = installSignalHandlers(
+    const uninstallStop = installSignalHandlers(
       { stop },
       logger,
       opts.signals === true ? {} : opts.signals,
     );
+    const uninstallHup = runtime.access.installSighup();
+    uninstallSignals = () => {
+      uninstallStop();
+      uninstallHup();
+    };
   }
   try {
     await controller.restore();
+    // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
       await stopping;
@@ -208,28 +250,22 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const app = createApp({
-      controller,
-      version: VERSION,
-      apiToken: config.apiToken,
-      logger,
-    });
-    try {
-      app.listen({
-        hostname: config.host,
-        port: config.port,
-        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-        // so Bun's plain-text refusal is left for absurd sizes.
-        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
-        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-        reusePort: false,
-      });
-    } catch (e) {
-      throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
-      );
-    }
+    const { security, audit } = runtime.access;
+    const app = listenRest(
+      {
+        controller,
+        version: VERSION,
+        apiToken: config.apiToken,
+        logger,
+        routes: [accessRoutes({ security, audit })],
+        onMutation: (m) => auditRequest(audit, m),
+        compat: compat.adapter,
+        cors: compat.env.cors,
+        pvProxy: compat.pvProxy,
+      },
+      config,
+      opts.httpIdleTimeoutSec ?? 30,
+    );
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -256,6 +292,28 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** Serves REST for `controller` on the configured host and port. */
+function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number) {
+  const app = createApp(deps);
+  try {
+    app.listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      idleTimeout: idleTimeoutSec,
+      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+      reusePort: false,
+    });
+  } catch (e) {
+    throw new Error(
+      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
+    );
+  }
+  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

@@ -5,6 +5,9 @@
  *   stats                → CaServer.stats() plus rss and cpu (µs) of this process
  *   update <n> <hz>      → a task posts new values to the first n PVs at hz (0 stops)
  *   flood <n>            → posts to the first n PVs as fast as the event loop allows (0 stops)
+ *   bounce <name>        → removes the PV and adds it back 200 ms later (clients see a disconnect)
+ * `BENCH:IN` and `BENCH:ACC` are writable doubles whose write handler answers on the next event
+ * loop turn, like a plugin's answer coming back from its Worker.
  */
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
@@ -17,6 +20,11 @@ const registry = new PvRegistry();
 const pvs: Pv[] = [];
 for (let i = 0; i < count; i++) pvs.push(registry.add({ name: `${prefix}${i}`, kind: "double" }));
 registry.add({ name: "BENCH:LAT", kind: "double", initial: 1.5 });
+const pluginLike = () => new Promise<void>((resolve) => setImmediate(resolve));
+const inputs = ["BENCH:IN", "BENCH:ACC"];
+const addInput = (name: string) =>
+  registry.add({ name, kind: "double", writable: true }, pluginLike);
+for (const name of inputs) addInput(name);
 const server = new CaServer({
   registry,
   logger: pino({ level: "warn" }),
@@ -73,6 +81,10 @@ for await (const chunk of Bun.stdin.stream()) {
         };
         loop();
       }
+      reply({ ok: true });
+    } else if (cmd === "bounce" && a !== undefined && inputs.includes(a)) {
+      registry.remove(a);
+      setTimeout(() => addInput(a), 200);
       reply({ ok: true });
     } else if (cmd === "gc") {
       Bun.gc(true);

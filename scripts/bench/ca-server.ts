@@ -1,11 +1,15 @@
 /**
  * CA server benchmarks with the C load client (../shared/bench/cabench.c, linked against libca),
- * the same instrument as the softIoc reference figures. Run: `bun scripts/bench/ca-server.ts
- * [connect|latency|fanout|maxrate|memory ...]` (default: all). Each server runs in its own process
+ * the same instrument as the softIoc reference figures, and our write-path client
+ * (scripts/bench/caputget.c, also on libca). Run: `bun scripts/bench/ca-server.ts
+ * [connect|latency|fanout|maxrate|memory|putget|burst ...]` (default: all). putget and burst run
+ * against softIoc too when EPICS Base is built at $EPICS_BASE (default /work/ref/epics-base). Each server runs in its own process
  * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
  * Prints one line per figure. Keep runs short: the machine may be shared.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const CABENCH = process.env.CABENCH ?? "/tmp/cabench";
 const CABENCH_SRC = "/work/shared/bench/cabench.c";
@@ -19,10 +23,17 @@ interface ServerProc {
   stop(): Promise<void>;
 }
 
+const CAPUTGET = process.env.CAPUTGET ?? "/tmp/caputget";
+const SOFTIOC = join(process.env.EPICS_BASE ?? "/work/ref/epics-base", "bin/linux-x86_64/softIoc");
+
 function buildClient(): void {
-  if (existsSync(CABENCH)) return;
-  const r = Bun.spawnSync(["gcc", "-O2", "-o", CABENCH, CABENCH_SRC, LIBCA]);
-  if (r.exitCode !== 0) throw new Error(`building cabench failed: ${r.stderr.toString()}`);
+  const build = (out: string, src: string) => {
+    if (existsSync(out)) return;
+    const r = Bun.spawnSync(["gcc", "-O2", "-o", out, src, LIBCA]);
+    if (r.exitCode !== 0) throw new Error(`building ${out} failed: ${r.stderr.toString()}`);
+  };
+  build(CABENCH, CABENCH_SRC);
+  build(CAPUTGET, join(import.meta.dir, "caputget.c"));
 }
 
 /** utime+stime of a process in seconds. */
@@ -101,7 +112,11 @@ function clientEnv(port: number): Record<string, string> {
 }
 
 async function cabench(port: number, ...args: string[]): Promise<string> {
-  const p = Bun.spawn([CABENCH, ...args], {
+  return runClient(CABENCH, port, args);
+}
+
+async function runClient(bin: string, port: number, args: string[]): Promise<string> {
+  const p = Bun.spawn([bin, ...args], {
     env: clientEnv(port),
     stdout: "pipe",
     stderr: "pipe",
@@ -111,7 +126,7 @@ async function cabench(port: number, ...args: string[]): Promise<string> {
     new Response(p.stderr).text(),
     p.exited,
   ]);
-  if (code !== 0) throw new Error(`cabench ${args.join(" ")} failed (${code}): ${err}`);
+  if (code !== 0) throw new Error(`${bin} ${args.join(" ")} failed (${code}): ${err}`);
   return out.trim();
 }
 
@@ -226,12 +241,72 @@ async function benchMemory(): Promise<void> {
   await s.stop();
 }
 
+/** softIoc serving an `ao` record BENCH:IN on a free loopback port, when EPICS Base is built. */
+async function startSoftIoc(): Promise<{ port: number; stop(): Promise<void> } | null> {
+  if (!existsSync(SOFTIOC)) return null;
+  const dir = mkdtempSync(join(tmpdir(), "bench-ioc-"));
+  writeFileSync(join(dir, "in.db"), 'record(ao, "BENCH:IN") {}\n');
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  const ioc = Bun.spawn([SOFTIOC, "-S", "-d", join(dir, "in.db")], {
+    env: {
+      ...process.env,
+      EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+      EPICS_CAS_SERVER_PORT: String(port),
+      EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
+      EPICS_CAS_BEACON_ADDR_LIST: "127.0.0.1",
+    },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  await Bun.sleep(1000);
+  return {
+    port,
+    async stop() {
+      ioc.kill();
+      await ioc.exited;
+    },
+  };
+}
+
+/**
+ * Sequential put + get round trips on a plugin-like input PV (its write handler answers one event
+ * loop turn later, as a Worker's answer does): every get must see its put.
+ */
+async function benchPutGet(): Promise<void> {
+  const s = await startServer(1);
+  const ours = await runClient(CAPUTGET, s.port, ["putget", "BENCH:IN", "2000"]);
+  await s.stop();
+  const ioc = await startSoftIoc();
+  const ref = ioc
+    ? await runClient(CAPUTGET, ioc.port, ["putget", "BENCH:IN", "2000"])
+    : "not built";
+  await ioc?.stop();
+  console.log(`put+get round trip, plugin input PV: iocmng ${ours}  [softIoc ao: ${ref}]`);
+}
+
+/** 10,000 puts back to back to one plugin-like input PV, then a get: time, final value, refusals. */
+async function benchBurst(): Promise<void> {
+  const s = await startServer(1);
+  const ours = await runClient(CAPUTGET, s.port, ["burst", "BENCH:IN", "10000"]);
+  await s.stop();
+  const ioc = await startSoftIoc();
+  const ref = ioc
+    ? await runClient(CAPUTGET, ioc.port, ["burst", "BENCH:IN", "10000"])
+    : "not built";
+  await ioc?.stop();
+  console.log(`10,000-write burst: iocmng ${ours}  [softIoc ao: ${ref}]`);
+}
+
 const all: Record<string, () => Promise<void>> = {
   connect: benchConnect,
   latency: benchLatency,
   fanout: benchFanout,
   maxrate: benchMaxRate,
   memory: benchMemory,
+  putget: benchPutGet,
+  burst: benchBurst,
 };
 buildClient();
 const which = process.argv.slice(2);

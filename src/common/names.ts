@@ -10,11 +10,6 @@ export const PLUGIN_NAME_RE = new RegExp(PLUGIN_NAME_PATTERN);
 
 /** Environment variable names (for `pat_env`). */
 export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
-/** {@link ENV_NAME_PATTERN} as a RegExp. */
-export const ENV_NAME_RE = new RegExp(ENV_NAME_PATTERN);
-
-/** The two kinds of plugin. */
-export type PluginKind = "task" | "job";
 
 /** States of a task's STATUS PV, in enum order. */
 export const TASK_STATES = ["INIT", "RUN", "PAUSED", "END", "ERROR"] as const;

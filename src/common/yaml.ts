@@ -4,14 +4,17 @@
  * a short, safe rendering of a user value. Shared by the server configuration and plugin
  * config.yaml files; a leaf module.
  */
+
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { errorMessage } from "./errors.ts";
+
 /** Deepest nesting accepted in any YAML document we read. */
-export const MAX_YAML_DEPTH = 64;
+const MAX_YAML_DEPTH = 64;
 /**
  * Alias budget handed to the `yaml` package (uses of an anchor × nodes behind it): large enough for
  * a PV template reused by thousands of PVs, small enough to stop "billion laughs" documents.
  */
-export const MAX_YAML_ALIASES = 10_000;
+const MAX_YAML_ALIASES = 10_000;
 
 /** A failure of `parseYamlText`: `path` is the dotted field path ("" for the document). */
 export interface YamlFailure {
@@ -76,24 +79,7 @@ export function parseYamlText(
     }
     value = doc.toJS({ maxAliasCount: opts.maxAliasCount ?? MAX_YAML_ALIASES });
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (/alias/i.test(msg)) {
-      return {
-        ok: false,
-        path: "",
-        expected: "a document without excessive alias expansion",
-        message: `YAML refused: ${msg.split("\n")[0]}`,
-      };
-    }
-    if (e instanceof RangeError) {
-      return {
-        ok: false,
-        path: "",
-        expected: `nesting depth at most ${maxDepth}`,
-        message: "nesting too deep",
-      };
-    }
-    return { ok: false, path: "", expected: "valid YAML", message: `YAML error: ${msg}` };
+    return thrownFailure(e, maxDepth);
   }
   const depthPath = findTooDeep(value, maxDepth);
   if (depthPath !== null) {
@@ -105,6 +91,28 @@ export function parseYamlText(
     };
   }
   return { ok: true, value };
+}
+
+/** What the `yaml` package threw, as a failure: alias bombs and stack overflows named. */
+function thrownFailure(e: unknown, maxDepth: number): YamlFailure {
+  const msg = errorMessage(e);
+  if (/alias/i.test(msg)) {
+    return {
+      ok: false,
+      path: "",
+      expected: "a document without excessive alias expansion",
+      message: `YAML refused: ${msg.split("\n")[0]}`,
+    };
+  }
+  if (e instanceof RangeError) {
+    return {
+      ok: false,
+      path: "",
+      expected: `nesting depth at most ${maxDepth}`,
+      message: "nesting too deep",
+    };
+  }
+  return { ok: false, path: "", expected: "valid YAML", message: `YAML error: ${msg}` };
 }
 
 /**

@@ -12,7 +12,7 @@ import type { PvRegistry } from "../pv/registry.ts";
 import { DBE, type PvSpec, type PvValue, type WriteContext } from "../pv/types.ts";
 import type { PvDefinition } from "../sdk/host.ts";
 import type { StateStore } from "../state/index.ts";
-import { PV_NAME_RE } from "./config.ts";
+import { PV_NAME_RE } from "./config-schema.ts";
 import type { HostEvents } from "./host.ts";
 import type { LoadedPlugin, PluginPv } from "./plugin.ts";
 import type { WorkerPvInfo } from "./protocol.ts";
@@ -213,6 +213,8 @@ export class PvBridge {
       writable: def.writable === true,
       ...(def.initial !== undefined ? { initial: def.initial as PvValue } : {}),
       ...(def.meta !== undefined ? { meta: def.meta as PvSpec["meta"] } : {}),
+      // The operator-approved group of the plugin: plugin code cannot choose one.
+      ...(p.asg !== undefined ? { asg: p.asg } : {}),
     };
     const pv = this.deps.registry.add(spec, spec.writable ? this.writeHandler(p, name) : undefined);
     const pp: PluginPv = {

@@ -27,27 +27,18 @@ interface TypeInfo {
   array: boolean;
 }
 
-function typeInfo(t: PvTypeName): TypeInfo {
-  switch (t) {
-    case "float":
-      return { kind: "double", array: false };
-    case "int":
-      return { kind: "long", array: false };
-    case "string":
-      return { kind: "string", array: false };
-    case "bool":
-    case "enum":
-      return { kind: "enum", array: false };
-    case "char":
-      return { kind: "char", array: false };
-    case "float[]":
-      return { kind: "double", array: true };
-    case "int[]":
-      return { kind: "long", array: true };
-    case "char[]":
-      return { kind: "char", array: true };
-  }
-}
+/** What each config.yaml type becomes: the PV kind, and whether it is an array. */
+const TYPE_INFO: Record<PvTypeName, TypeInfo> = {
+  float: { kind: "double", array: false },
+  int: { kind: "long", array: false },
+  string: { kind: "string", array: false },
+  bool: { kind: "enum", array: false },
+  enum: { kind: "enum", array: false },
+  char: { kind: "char", array: false },
+  "float[]": { kind: "double", array: true },
+  "int[]": { kind: "long", array: true },
+  "char[]": { kind: "char", array: true },
+};
 
 // Which optional keys make sense for which type: a key outside its type is refused (e.g. `znam`
 // on a float) because it would silently do nothing.
@@ -228,14 +219,16 @@ export function buildPvDef(
     new PluginConfigError(file, field === "" ? base : `${base}.${field}`, expected, detail);
   const t = y.type as PvTypeName;
   checkFieldsForType(y, t, err);
-  const info = typeInfo(t);
+  const info = TYPE_INFO[t];
   const meta: PvMeta = {};
   displayMeta(y, meta, err);
   if (y.alarm !== undefined) meta.alarm = alarmMeta(y.alarm, err);
   statesMeta(y, t, meta, err);
   const count = elementCount(y, t, info.array, err);
   const isArray = info.array || count > 1;
+  if (y.finite === true) meta.finiteOnly = true;
   const spec: Omit<PvSpec, "name"> = { kind: info.kind, writable: direction === "input", meta };
+  if (y.asg !== undefined) spec.asg = y.asg;
   if (count !== 1) spec.count = count;
   if (y.value !== undefined) spec.initial = initialValue(y.value, t, isArray, count, meta, err);
   if (
@@ -276,7 +269,7 @@ function initialValue(
     if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v < states.length) return v;
     throw bad(expected);
   }
-  const kind = typeInfo(t).kind;
+  const kind = TYPE_INFO[t].kind;
   const checkNum = (x: unknown, where: string): number => {
     if (typeof x !== "number" || Number.isNaN(x)) {
       throw err(where, "a number", `expected a number, got ${show(x)}`);

@@ -9,6 +9,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
 import { show, suggest } from "../common/text.ts";
+import type { DeclarativeConfig } from "../declarative/plugin-config.ts";
 import { MAX_ENUM_STATES, MAX_ENUM_STRING_BYTES, MAX_UNITS_BYTES } from "../pv/pv.ts";
 import type { PvSpec, Severity } from "../pv/types.ts";
 import { MIN_MEMORY_MIB, type SandboxLimits } from "./host/sandbox.ts";
@@ -22,6 +23,9 @@ export interface PvDef {
   autosave: boolean;
 }
 
+/** An access security group name as config.yaml may give it. */
+const ASG_PATTERN = "^[\\x21-\\x7e]{1,128}$";
+
 /** A parsed, validated config.yaml. */
 export interface PluginConfig {
   parameters: Record<string, unknown>;
@@ -32,6 +36,12 @@ export interface PluginConfig {
   restart?: RestartPolicy;
   /** The file it came from; null when the plugin has none. */
   file: string | null;
+  /** `access.asg`: the access security group of all its PVs (a PV's own `asg` wins). */
+  asg?: string;
+  /** A 2.7.9 declarative config (links, rules, transforms): src/declarative/plugin-config.ts. */
+  declarative?: DeclarativeConfig;
+  /** config.yaml `prefix`: the plugin's PV segment instead of its upper-cased name. */
+  prefix?: string;
 }
 
 /** What happens when a plugin's process ends unexpectedly. */
@@ -241,6 +251,20 @@ const PvSchema = Type.Object(
         "x-expected": "true or false",
       }),
     ),
+    asg: Type.Optional(
+      Type.String({
+        pattern: ASG_PATTERN,
+        description:
+          "Access security group (ASG of the access security file); the operator may cap which ones plugins use",
+        "x-expected": "an access security group name (1..128 printable characters)",
+      }),
+    ),
+    finite: Type.Optional(
+      Type.Boolean({
+        description: "Refuse client writes of NaN and ±Infinity (always so when drvl/drvh are set)",
+        "x-expected": "true or false",
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -328,6 +352,25 @@ export const PluginConfigSchema = Type.Object(
           "Restart of the plugin's process after it ended unexpectedly, with exponential backoff: on-failure (default: after a crash or a non-zero exit), always, never",
         "x-expected": "'on-failure', 'always' or 'never'",
       }),
+    ),
+    access: Type.Optional(
+      Type.Object(
+        {
+          asg: Type.Optional(
+            Type.String({
+              pattern: ASG_PATTERN,
+              description:
+                "Access security group of all the plugin's PVs (a PV's own `asg` wins); DEFAULT when unset",
+              "x-expected": "an access security group name (1..128 printable characters)",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "Access security of the plugin's PVs",
+          "x-expected": "a mapping with `asg`",
+        },
+      ),
     ),
     pvs: Type.Optional(
       Type.Union(

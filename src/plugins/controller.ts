@@ -8,6 +8,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type AddRequest, addRequestProblem } from "../common/add-request.ts";
+import { JobHistory } from "../compat/job-history.ts";
 import type { ServerConfig } from "../config.ts";
 import { pvPrefixFor } from "../config.ts";
 import type { PvRegistry } from "../pv/registry.ts";
@@ -79,13 +80,10 @@ function noSuch(what: string, name: unknown): { ok: false; code: 404; message: s
   return { ok: false, code: 404, message: `no ${what} named "${String(name).slice(0, 140)}"` };
 }
 
-/** Validates an add request; returns an error message or null. */
-export function checkAddRequest(req: AddRequest): string | null {
-  return addRequestProblem(req)?.message ?? null;
-}
-
 /** Loads, runs and removes plugins; owns their hosts and PVs. */
 export class PluginController {
+  /** The last results of each job (GET /jobs/{name}, /jobs/{name}/results). */
+  private readonly history = new JobHistory();
   private readonly plugins = new Map<string, LoadedPlugin>();
   /** Names (lower case) with an operation in progress: add, remove, restart. */
   private readonly busy = new Set<string>();
@@ -141,8 +139,8 @@ export class PluginController {
   }
 
   /** Full pipeline; persists the record on success (409 name taken, 422 validation, 400 input). */
-  async add(req: AddRequest): Promise<OpResult<PluginInfo>> {
-    const bad = checkAddRequest(req);
+  async add(req: AddRequest, opts: { detectKind?: boolean } = {}): Promise<OpResult<PluginInfo>> {
+    const bad = addRequestProblem(req)?.message;
     if (bad) {
       const validation = new Steps().report(new StepError("request", bad));
       return { ok: false, code: 400, message: bad, validation };
@@ -176,7 +174,13 @@ export class PluginController {
         pat,
         addedAt: new Date().toISOString(),
       });
-      const run = this.pipeline(spec, { from: "git" }, null, { abort: abort.signal, hosts });
+      const run = this.pipeline(
+        spec,
+        { from: "git" },
+        null,
+        { abort: abort.signal, hosts },
+        opts.detectKind === true,
+      );
       this.loading.set(key, { kind: req.kind, abort, hosts, done: run });
       const r = await run;
       if (abort.signal.aborted) {
@@ -197,7 +201,7 @@ export class PluginController {
       await this.persist(r.plugin);
       return {
         ok: true,
-        message: `${req.kind} ${req.name} loaded`,
+        message: `${r.plugin.kind} ${req.name} loaded`,
         value: this.info(r.plugin),
         validation: r.report,
       };
@@ -232,6 +236,7 @@ export class PluginController {
     source: PipelineSource,
     keep: Map<string, PvValue> | null,
     own?: { abort: AbortSignal; hosts: Set<PluginHost> },
+    detectKind = false,
   ): Promise<PipelineOutcome> {
     if (spec.pat_env) this.knownTokenEnv.add(spec.pat_env);
     // An add of its own: DELETE aborts its clone/install and ends its host (tracked in `hosts`).
@@ -249,7 +254,7 @@ export class PluginController {
       spec,
       source,
       kind: spec.kind,
-      detectKind: false,
+      detectKind,
       keep,
       server,
       timings: this.timings,
@@ -325,11 +330,23 @@ export class PluginController {
           () => {},
         ),
       ]);
+      this.history.forget(p.name);
       this.log.info({ plugin: p.name }, `${kind} ${p.name} removed`);
       return { ok: true, message: `${kind} ${p.name} removed`, value: undefined };
     } finally {
       this.busy.delete(key);
     }
+  }
+
+  /** The last results of a job, newest last (undefined when no such job). */
+  jobResults(name: string): JobResultJson[] | undefined {
+    const p = this.find(name);
+    return p?.kind === "job" ? this.history.get(p.name) : undefined;
+  }
+
+  /** Every loaded plugin as the runtime holds it (read-only view for the 2.7.9 adapter). */
+  loadedPlugins(): readonly LoadedPlugin[] {
+    return [...this.plugins.values()];
   }
 
   /** Plugins of one kind, sorted by name. */
@@ -338,6 +355,14 @@ export class PluginController {
       .filter((p) => p.kind === kind)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((p) => this.info(p));
+  }
+
+  /** The plugin serving PV `pvName` (for the audit trail), or undefined. */
+  pluginOfPv(pvName: string): string | undefined {
+    for (const p of this.plugins.values()) {
+      if (pvName.length > p.prefix.length && pvName.startsWith(`${p.prefix}:`)) return p.name;
+    }
+    return undefined;
   }
 
   /** One plugin, or undefined. */
@@ -363,7 +388,7 @@ export class PluginController {
     return {
       name: p.name,
       kind: p.kind,
-      ...(p.kind === "task" ? { mode: p.mode } : {}),
+      ...(p.kind === "task" ? { mode: p.declarative?.mode ?? p.mode } : {}),
       status,
       message: String(p.pvs.get("MESSAGE")?.pv.value ?? ""),
       ...(p.kind === "task" ? { cycleCount: typeof cc === "number" ? cc : 0 } : {}),
@@ -376,6 +401,9 @@ export class PluginController {
       running:
         !p.stopped && p.startError === undefined && !p.host.isEnded && !p.host.isUnresponsive,
       ...(p.quarantined ? { quarantined: p.quarantined } : {}),
+      ...(p.kind === "job" ? { results: this.history.get(p.name) } : {}),
+      plugin_type: p.kind,
+      class_name: p.className ?? null,
     };
   }
 
@@ -390,6 +418,7 @@ export class PluginController {
       const r = await p.host.request({ t: "runJob" });
       if (!r.ok) return { ok: false, code: 500, message: r.message };
       const result = r.data as JobResultJson;
+      this.history.add(p.name, result);
       return { ok: true, message: result.message, value: result };
     } finally {
       p.jobBusy = false;

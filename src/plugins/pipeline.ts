@@ -25,7 +25,7 @@ export type {
 } from "./steps/context.ts";
 
 /** The steps, in order. */
-export const PIPELINE: readonly PipelineStepDef[] = [
+const PIPELINE: readonly PipelineStepDef[] = [
   clone,
   path,
   config,
@@ -37,7 +37,7 @@ export const PIPELINE: readonly PipelineStepDef[] = [
 ];
 
 /** What validation runs: everything up to, not including, `start`. */
-export const VALIDATION_PIPELINE: readonly PipelineStepDef[] = PIPELINE.slice(0, -1);
+const VALIDATION_PIPELINE: readonly PipelineStepDef[] = PIPELINE.slice(0, -1);
 
 /** Runs `steps` over `ctx`; on a failure undoes what earlier steps did, newest first. */
 export async function runPipeline(

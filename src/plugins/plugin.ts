@@ -2,6 +2,7 @@
  * A loaded plugin as the runtime holds it (its host, its PVs, its flags), the time limits of the
  * runtime, and what the pipeline needs to know to load one.
  */
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 import type { Pv } from "../pv/pv.ts";
 import type { PvValue } from "../pv/types.ts";
 import type { RestartPolicy } from "./config.ts";
@@ -68,6 +69,10 @@ export interface LoadSpec {
 /** A plugin the pipeline has loaded (or is loading). */
 export interface LoadedPlugin extends LoadSpec {
   mode: "continuous" | "triggered";
+  /** The plugin class (from the load step), as 2.7.9's `class_name`. */
+  className?: string;
+  /** A 2.7.9 declarative task's spec (links, rules, transforms; its mode may be reactive). */
+  declarative?: DeclarativeSpec;
   interval: number;
   prefix: string;
   /** Effective parameters (config.yaml + overrides). */
@@ -96,6 +101,8 @@ export interface LoadedPlugin extends LoadSpec {
   respawnTimer?: ReturnType<typeof setTimeout>;
   /** Entry files (a respawn of its process imports them again). */
   files: string[];
+  /** Access security group of its PVs (config.yaml `access.asg`), also for PVs added at runtime. */
+  asg?: string;
 }
 
 /** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */

@@ -78,7 +78,8 @@ async function runCycle(): Promise<void> {
       log("error", `execute() failed: ${errorMessage(e)}`, e);
       throw e;
     } finally {
-      cycleCount++;
+      // The task may have restarted its count (2.7.9's RESET): continue from its value.
+      cycleCount = task._cycleCount + 1;
       task._cycleCount = cycleCount;
       if (pvs.has("CYCLE_COUNT")) host.setPv("CYCLE_COUNT", cycleCount);
     }
@@ -144,6 +145,22 @@ function isSubclass(v: unknown, base: abstract new () => unknown): boolean {
 }
 
 async function handleLoad(files: string[], requested: "task" | "job" | "auto"): Promise<Reply> {
+  // A config-only plugin (2.7.9's declarative plugins): the framework's own task class runs it.
+  if (files.length === 0) {
+    if (requested === "job") {
+      return {
+        ok: false,
+        step: "inheritance",
+        message: "a plugin without code is a task, not a job",
+      };
+    }
+    pluginClass = sdk.DeclarativeTask;
+    return {
+      ok: true,
+      message: "no code: the built-in DeclarativeTask runs config.yaml",
+      data: { className: "DeclarativeTask", kind: "task" },
+    };
+  }
   const found = new Map<unknown, string>();
   for (const file of files) {
     let mod: Record<string, unknown>;
@@ -228,8 +245,18 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
       mode: m.mode,
       interval: m.interval,
       host,
+      ...(m.declarative ? { declarative: m.declarative } : {}),
     });
     if (instance instanceof sdk.TaskBase) instance._cycleCount = cycleCount;
+    if (m.declarative && !(instance instanceof sdk.DeclarativeTask)) {
+      // Links, rules and transforms would silently do nothing in a plain TaskBase.
+      return {
+        ok: false,
+        step: "start",
+        message:
+          'config.yaml declares links, rules or transforms: the plugin class must extend DeclarativeTask (import { DeclarativeTask } from "iocmng")',
+      };
+    }
   } catch (e) {
     log("error", `constructor failed: ${errorMessage(e)}`, e);
     return { ok: false, step: "start", message: `constructor failed: ${errorMessage(e)}` };
@@ -263,6 +290,11 @@ async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promi
     if (!stopping && started) {
       if (!runtimeError || !enabled) setStatus(enabled ? "RUN" : "PAUSED");
       if (enabled) wakeLoop();
+      try {
+        (instance as sdk.TaskBase | null)?.onEnable?.(enabled);
+      } catch (e) {
+        log("error", `onEnable() failed: ${errorMessage(e)}`, e);
+      }
     }
     return { ok: true, message: enabled ? "enabled" : "paused" };
   }

@@ -87,6 +87,8 @@ export class Pv {
   /** Maximum element count (1 for scalars). */
   readonly count: number;
   readonly writable: boolean;
+  /** Access security group; undefined = DEFAULT. */
+  readonly asg: string | undefined;
   /** Increments on every posted change of value/alarm/timestamp; lets encoders cache per update. */
   generation = 0;
   /** Increments on every metadata change. */
@@ -111,6 +113,7 @@ export class Pv {
     this.kind = spec.kind;
     this.count = spec.count ?? 1;
     this.writable = spec.writable ?? false;
+    this.asg = spec.asg;
     this.writeHandler = handler;
     this._meta = Object.freeze({ ...(spec.meta ?? {}) });
     const value = this.normalize(spec.initial ?? defaultValue(this.kind, this.count));
@@ -320,10 +323,16 @@ export class Pv {
    * returning (no handler, or a handler that answered synchronously: the value is posted), else a
    * promise of the handler's answer. A refusal throws PvWriteError (or rejects the promise).
    * Protocol servers use it to answer a write in the same tick when nothing is pending.
+   *
+   * Writes may overlap: each one's handler is called at once (a plugin's Worker then receives
+   * them back to back and answers them in order), but they complete in the order they began, and
+   * a write posts its value only if nothing was posted between the previous write's completion and
+   * its own answer (the handler's own post, e.g. a clamped value, wins).
    */
   beginWrite(input: unknown, ctx: WriteContext = {}): Promise<void> | null {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
     if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
+    this.checkInputSize(input);
     let value: PvValue;
     try {
       value = this.normalize(input);
@@ -331,23 +340,56 @@ export class Pv {
       throw new PvWriteError((e as Error).message, "type");
     }
     this.checkWritable(value);
+    const turn = this.writeTail;
     const before = this.generation;
     let answer: void | Promise<void>;
     try {
       answer = this.writeHandler?.(value, ctx);
     } catch (e) {
+      if (turn === null) throw refused(e);
+      answer = Promise.reject(e);
+    }
+    if (!(answer instanceof Promise) && turn === null) {
+      this.writeAccepted(value, before);
+      return null;
+    }
+    const answered = answer instanceof Promise ? answer : Promise.resolve();
+    // Awaited below, possibly after the previous write: keep an early rejection from being
+    // reported as unhandled meanwhile.
+    answered.catch(() => {});
+    const done = this.completeWrite(value, before, turn, answered);
+    const tail: Promise<void> = done.then(
+      () => this.writeSettled(tail),
+      () => this.writeSettled(tail),
+    );
+    this.writeTail = tail;
+    return done;
+  }
+
+  // Pending client writes, oldest first: each completes after the one before it.
+  private writeTail: Promise<void> | null = null;
+
+  private async completeWrite(
+    value: PvValue,
+    before: number,
+    turn: Promise<void> | null,
+    answered: Promise<void>,
+  ): Promise<void> {
+    let start = before;
+    if (turn !== null) {
+      await turn;
+      start = this.generation;
+    }
+    try {
+      await answered;
+    } catch (e) {
       throw refused(e);
     }
-    if (answer instanceof Promise) {
-      return answer.then(
-        () => this.writeAccepted(value, before),
-        (e: unknown) => {
-          throw refused(e);
-        },
-      );
-    }
-    this.writeAccepted(value, before);
-    return null;
+    this.writeAccepted(value, start);
+  }
+
+  private writeSettled(tail: Promise<void>): void {
+    if (this.writeTail === tail) this.writeTail = null;
   }
 
   // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.
@@ -355,8 +397,33 @@ export class Pv {
     if (this.generation === generationBefore && !this.removed) this.post(value, { force: true });
   }
 
+  /**
+   * A client's value must fit the PV, on every path alike: a string of at most 39 bytes (40 with
+   * the NUL, DBR_STRING's size), at most `count` elements. normalize() would cut the rest off
+   * silently, which libca never lets a CA client do (it refuses a put longer than the channel).
+   */
+  private checkInputSize(input: unknown): void {
+    const charArray = this.kind === "char" && this.count > 1;
+    if (typeof input === "string" && (this.kind === "string" || charArray)) {
+      const bytes = encoder.encode(input).length;
+      const max = charArray ? this.count - 1 : MAX_STRING_BYTES;
+      if (bytes > max) {
+        throw new PvWriteError(
+          `${this.name}: string of ${bytes} bytes, at most ${max} fit`,
+          "range",
+        );
+      }
+    } else if (isArrayLike(input) && input.length > this.count) {
+      throw new PvWriteError(
+        `${this.name}: ${input.length} elements, at most ${this.count} fit`,
+        "range",
+      );
+    }
+  }
+
   private checkWritable(value: PvValue): void {
     const m = this._meta;
+    if (m.finiteOnly && typeof value !== "string") checkFinite(this.name, value);
     if (this.kind === "enum" && typeof value === "number") {
       const n = m.states?.length ?? 0;
       if (n > 0 && value >= n) {
@@ -454,7 +521,19 @@ function exceeds(v: number, last: number, deadband: number): boolean {
   return Math.abs(v - last) > deadband;
 }
 
+function checkFinite(name: string, value: PvValue): void {
+  const bad = (x: number) => {
+    if (!Number.isFinite(x))
+      throw new PvWriteError(`${name}: ${x} is not a finite number`, "range");
+  };
+  if (typeof value === "number") bad(value);
+  else if (typeof value === "object") for (const x of value) bad(x);
+}
+
 function checkRange(name: string, value: PvValue, lo: number, hi: number): void {
+  // A PV with drive limits takes finite numbers only: NaN compares false with both limits and
+  // would otherwise pass, and ±Infinity would pass a one-sided limit.
+  checkFinite(name, value);
   const check = (x: number) => {
     if (x < lo || x > hi) {
       throw new PvWriteError(`${name}: ${x} outside drive limits [${lo}, ${hi}]`, "range");

@@ -84,6 +84,39 @@ describe("Pv model", () => {
     expect(seen).toEqual([7, 3.5, 8]);
   });
 
+  test("overlapping writes: handlers called at once, completions in order, the handler's own post wins", async () => {
+    const reg = new PvRegistry();
+    const answers: Array<() => void> = [];
+    const calls: number[] = [];
+    const pv = reg.add({ name: "T:OV", kind: "double", writable: true }, (v) => {
+      calls.push(v as number);
+      return new Promise<void>((resolve) => answers.push(resolve));
+    });
+    const done: number[] = [];
+    const w1 = pv.write(1).then(() => done.push(1));
+    const w2 = pv.write(2).then(() => done.push(2));
+    expect(calls).toEqual([1, 2]); // both handlers already called
+    answers[1]?.(); // the second answers first …
+    await Bun.sleep(1);
+    expect(done).toEqual([]); // … but completes only after the first
+    expect(pv.value).toBe(0);
+    answers[0]?.();
+    await Promise.all([w1, w2]);
+    expect(done).toEqual([1, 2]);
+    expect(pv.value).toBe(2);
+    // A handler that posts its own value (a clamp) keeps it, also behind an earlier write.
+    const clamp = reg.add({ name: "T:CL", kind: "double", writable: true }, async (v) => {
+      await Bun.sleep(1);
+      if ((v as number) > 10) clamp.post(10);
+    });
+    await Promise.all([clamp.write(5), clamp.write(50)]);
+    expect(clamp.value).toBe(10);
+    // No handler: done at once, nothing pending.
+    const plain = reg.add({ name: "T:PL", kind: "double", writable: true });
+    expect(plain.beginWrite(3)).toBeNull();
+    expect(plain.value).toBe(3);
+  });
+
   test("arrays clamp to count, strings to 39 bytes, bad input is refused", () => {
     const reg = new PvRegistry();
     const arr = reg.add({ name: "T:ARR", kind: "double", count: 3 });

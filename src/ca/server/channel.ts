@@ -19,12 +19,14 @@ export class Channel implements FanoutChannel {
   /** Subscriptions on this channel, allocated with the first (most channels never subscribe). */
   subs: Map<number, Subscription> | null = null;
   alive = true;
-  /** A write on this channel has started and not settled (at most one at a time). */
-  writing = false;
-  /** That write's value is visible already (its handler posted before answering). */
-  writeVisible = false;
-  /** Requests that arrived while `writing`, in order; null when none wait. */
+  /** Writes started on this channel and not settled yet (they complete in order). */
+  writes = 0;
+  /** Of those, the ones whose value was not visible when they started (a handler still deciding). */
+  invisibleWrites = 0;
+  /** Requests that must wait for those writes, in arrival order; null when none wait. */
   held: HeldRequest[] | null = null;
+  /** ACCESS_RIGHTS bits last sent for this channel (read 1, write 2). */
+  rights = 0;
 
   constructor(
     private readonly owner: ChannelOwner,
@@ -39,14 +41,16 @@ export class Channel implements FanoutChannel {
   }
 
   /**
-   * Whether a request must wait for the pending write: everything after a waiting request waits
-   * (order), and while a write is pending so does every request — except reads and subscriptions
-   * once the write's value is already visible (a handler that posts first, then works: a trigger).
+   * Whether a request must wait for the pending writes: everything after a waiting request waits
+   * (order). A write never waits for a write: writes on one channel overlap and complete in order
+   * (Pv.beginWrite). Every other request waits while a pending write's value is not visible yet,
+   * so it sees the write's outcome; once the handler posted (a trigger posts first, then works),
+   * reads and subscriptions need not wait.
    */
   mustWait(command: number): boolean {
     if (this.held !== null) return true;
-    if (!this.writing) return false;
-    return !this.writeVisible || command === CMD.WRITE || command === CMD.WRITE_NOTIFY;
+    if (this.invisibleWrites === 0) return false;
+    return command !== CMD.WRITE && command !== CMD.WRITE_NOTIFY;
   }
 }
 
@@ -91,6 +95,11 @@ export class ChannelTable {
 
   get subscriptionCount(): number {
     return this.subs.size;
+  }
+
+  /** Every open channel. */
+  all(): IterableIterator<Channel> {
+    return this.channels.values();
   }
 
   channel(sid: number): Channel | undefined {

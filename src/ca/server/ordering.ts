@@ -1,9 +1,9 @@
 /**
  * Per-channel order and write backpressure of one circuit (docs/ca-server.md, "Ordering and
- * backpressure"). A channel runs one write at a time; requests that arrive on it meanwhile wait
- * here, copied, and run in arrival order once the write settles, so a read, a subscription's first
- * update or a write after a write sees that write's outcome. Requests on other channels do not
- * wait. When the circuit holds too many waiting requests (or too many bytes of them), it stops
+ * backpressure"). Writes on a channel overlap and complete in order; any other request that
+ * arrives on the channel while a write is pending waits here, copied, and runs in arrival order
+ * once the writes before it settled, so a read, a subscription's first update or a later request
+ * sees those writes' outcome. Requests on other channels do not wait. When the circuit holds too many waiting requests (or too many bytes of them), it stops
  * reading its socket until they drain: TCP backpressure, as rsrv does, instead of refusals.
  */
 import { CMD } from "../codec/constants.ts";
@@ -49,16 +49,16 @@ export class WaitingRequests {
 
   /** A write on `ch` started (`visible`: its value is posted already). */
   started(ch: Channel, visible: boolean): void {
-    ch.writing = true;
-    ch.writeVisible = visible;
+    ch.writes++;
+    if (!visible) ch.invisibleWrites++;
     this.writing++;
   }
 
-  /** The write on `ch` settled. */
-  settled(ch: Channel): void {
-    if (!ch.writing) return;
-    ch.writing = false;
-    ch.writeVisible = false;
+  /** A write on `ch` settled (`visible` as it was given to `started`). */
+  settled(ch: Channel, visible: boolean): void {
+    if (ch.writes === 0) return;
+    ch.writes--;
+    if (!visible) ch.invisibleWrites--;
     this.writing--;
   }
 
@@ -68,7 +68,7 @@ export class WaitingRequests {
     if (held === null) return null;
     const r = held[0] as HeldRequest;
     const isWrite = r.h.command === CMD.WRITE || r.h.command === CMD.WRITE_NOTIFY;
-    if (ch.writing && (!ch.writeVisible || isWrite)) return null;
+    if (!isWrite && ch.invisibleWrites > 0) return null;
     held.shift();
     if (held.length === 0) ch.held = null;
     this.count--;
@@ -83,6 +83,9 @@ export class WaitingRequests {
       this.count -= ch.held.length;
       ch.held = null;
     }
-    this.settled(ch);
+    // Its pending writes still complete in the PV, but nothing is answered for them any more.
+    this.writing -= ch.writes;
+    ch.writes = 0;
+    ch.invisibleWrites = 0;
   }
 }

@@ -20,6 +20,12 @@ export function decodeWrite(
     return { error: ECA.BADTYPE, message: `invalid DBR type ${h.dataType}` };
   }
   if (!pv.writable) return { error: ECA.NOWTACCESS, message: `${pv.name} is read-only` };
+  // More elements than the PV holds is refused, as on every other path (Pv.write) and as libca
+  // itself refuses it, rather than cut silently.
+  if (h.count > pv.count) {
+    const message = `${h.count} elements, at most ${pv.count} fit in ${pv.name}`;
+    return { error: ECA.BADCOUNT, message };
+  }
   return decodePut(h.dataType, h.count, payload, pv, notify);
 }
 
@@ -29,8 +35,8 @@ export type WriteSettled = (eca: number, reason: string | null) => void;
 /**
  * Runs `value` through the PV's write (checks, the plugin's handler, the post) and calls `settled`
  * with the outcome: at once when the write completes synchronously (no handler), else when the
- * handler answers. Returns true while the write is pending. The caller keeps one write per channel
- * in flight (later requests on the channel wait: ChannelRequests and Circuit).
+ * handler answers. Returns true while the write is pending (later reads on the channel wait for
+ * it: ChannelRequests and Circuit; writes to one PV complete in order: Pv.beginWrite).
  */
 export function startWrite(
   pv: Pv,

@@ -8,7 +8,7 @@ import { type Pv, PvSpecError } from "../../pv/pv.ts";
 import { PvRegistry } from "../../pv/registry.ts";
 import type { PvSpec } from "../../pv/types.ts";
 import { showFailure } from "../bridge.ts";
-import { defaultPvDefs } from "../config.ts";
+import { pluginPvDefs } from "../config.ts";
 import { defaultSandboxConfig, effectiveLimits, type SandboxConfig } from "../host/sandbox.ts";
 import { DEFAULT_HOST_TIMINGS, type HostEvents, type PluginHost } from "../host.ts";
 import { checkInsideClone, entryFiles } from "../loader.ts";
@@ -53,8 +53,9 @@ function newPlugin(ctx: PipelineContext, server: ServerSide): LoadedPlugin {
     ...spec,
     mode: resolved.mode,
     interval: resolved.interval,
-    prefix: pvPrefixFor(server.config, spec.name),
+    prefix: pvPrefixFor(server.config, spec.name, requireSet(ctx.cfg, "cfg").prefix),
     parameters: resolved.parameters,
+    ...(resolved.declarative ? { declarative: resolved.declarative } : {}),
     cloneDir: requireSet(ctx.root, "root"),
     pluginDir: requireSet(ctx.dir, "dir"),
     host: null as unknown as PluginHost, // set by startHost before anyone reads it
@@ -122,7 +123,10 @@ export const load: PipelineStepDef = {
   async run(ctx) {
     const { steps } = ctx;
     const root = requireSet(ctx.root, "root");
-    const files = await entryFiles(requireSet(ctx.dir, "dir"));
+    // With a config.yaml and no code, the built-in DeclarativeTask runs it (2.7.9's config-only plugins).
+    const files = await entryFiles(requireSet(ctx.dir, "dir"), {
+      allowNone: requireSet(ctx.cfg, "cfg").file !== null,
+    });
     await checkInsideClone(root, files, "import");
     ctx.files = files;
     const host = startHost(ctx);
@@ -145,6 +149,10 @@ export const load: PipelineStepDef = {
     const detected = ctx.detectKind
       ? ((lr.data as { kind?: "task" | "job" } | undefined)?.kind ?? ctx.kind)
       : ctx.kind;
+    const className = (lr.data as { className?: unknown } | undefined)?.className;
+    if (ctx.plugin && typeof className === "string") ctx.plugin.className = className;
+    // A detected kind is the plugin's kind (POST /plugins of 2.7.9 takes either).
+    if (ctx.plugin) ctx.plugin.kind = detected;
     steps.ok("import", `${files.length} module(s) imported`);
     steps.ok("inheritance", lr.message);
     steps.ok("abstract", abstractOk(lr.data, detected));
@@ -166,10 +174,15 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
     return {};
   });
   let created = 0;
-  for (const def of [...defaultPvDefs(spec.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  if (cfg.asg !== undefined) plugin.asg = cfg.asg;
+  // ctx.kind: the detected kind when the request left it open.
+  for (const def of pluginPvDefs(ctx.kind, cfg, ctx.resolved?.declarative)) {
     const fullName = `${plugin.prefix}:${def.name}`;
     const pvSpec: PvSpec = { ...def.spec, name: fullName };
-    if (def.name === "ENABLE" && spec.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
+    // The plugin's access security group, unless the PV names its own.
+    if (pvSpec.asg === undefined && cfg.asg !== undefined) pvSpec.asg = cfg.asg;
+    if (def.name === "ENABLE" && ctx.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
     let pv: Pv;
     try {
       pv = server.registry.add(pvSpec, server.bridge.writeHandler(plugin, def.name));
@@ -191,7 +204,8 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
 /** Validation: the PV definitions must make valid PVs (in a registry of their own). */
 function checkPvs(ctx: PipelineContext): void {
   const scratch = new PvRegistry();
-  for (const def of [...defaultPvDefs(ctx.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  for (const def of pluginPvDefs(ctx.kind, cfg, ctx.resolved?.declarative)) {
     try {
       scratch.add({ ...def.spec, name: `VALIDATE:${def.name}` });
     } catch (e) {
@@ -241,6 +255,7 @@ export const start: PipelineStepDef = {
           devices: !cfg.disableDevices,
         },
         initTimeoutMs: ctx.timings.initTimeoutMs,
+        ...(p.declarative ? { declarative: p.declarative } : {}),
       },
       ctx.timings.initTimeoutMs + 2000,
     );
