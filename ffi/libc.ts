@@ -27,6 +27,8 @@ const symbols = {
   setresuid: { args: [u32, u32, u32], returns: i32 },
   // pid_t getppid(void);
   getppid: { args: [], returns: i32 },
+  // int execvpe(const char *file, char *const argv[], char *const envp[]);
+  execvpe: { args: [pointer, pointer, pointer], returns: i32 },
   // int *__errno_location(void);
   __errno_location: { args: [], returns: pointer },
 } as const;
@@ -124,4 +126,33 @@ export function dropPrivileges(uid: number, gid: number): Errno {
 export function getppid(): number {
   const l = libc();
   return l ? l.symbols.getppid() : -1;
+}
+
+/** A NUL-terminated C string kept alive by the caller (the buffer must outlive the call). */
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, "utf8");
+}
+
+/** A NULL-terminated char*[] over `bufs` (kept alive by the caller). */
+function cstrArray(bufs: Buffer[]): BigUint64Array {
+  const arr = new BigUint64Array(bufs.length + 1);
+  bufs.forEach((b, i) => {
+    arr[i] = BigInt(ptr(b));
+  });
+  return arr;
+}
+
+/**
+ * Replaces this process with `argv[0]` (looked up in PATH) and environment `env`. Returns only on
+ * failure, with the errno. Open file descriptors without close-on-exec stay open in the new program.
+ */
+export function execvpe(argv: readonly string[], env: Record<string, string>): Errno {
+  const l = libc();
+  if (!l || argv.length === 0) return -1;
+  const argBufs = argv.map(cstr);
+  const envBufs = Object.entries(env).map(([k, v]) => cstr(`${k}=${v}`));
+  const a = cstrArray(argBufs);
+  const e = cstrArray(envBufs);
+  l.symbols.execvpe(ptr(argBufs[0] as Buffer), ptr(a), ptr(e));
+  return errno(l);
 }

@@ -5,7 +5,11 @@
 // The hidden `__plugin-host` subcommand (the server re-executing itself to run one plugin in its own
 // process) is dispatched before the CLI is even imported: a plugin process loads only the plugin
 // runtime, not the server, which keeps its memory small (src/plugins/host/).
-if (process.argv[2] === "__plugin-host") {
+if (process.argv[2] === "__exec") {
+  // A helper program (git) that must die with the server: src/plugins/host/exec.ts.
+  const { runExec } = await import("./plugins/host/exec.ts");
+  runExec(process.argv.slice(3));
+} else if (process.argv[2] === "__plugin-host") {
   const { runPluginHost } = await import("./plugins/host/entry.ts");
   await runPluginHost(process.argv.slice(3));
 } else {

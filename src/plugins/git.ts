@@ -104,11 +104,13 @@ async function runGit(
   timeoutMs: number,
   cwd?: string,
   signal?: AbortSignal,
+  dieWithServer = false,
 ): Promise<string> {
   const { out, err, code, timedOut } = await runBounded(
     args,
     {
       env: gitEnv(),
+      dieWithServer,
       ...(pat ? { fd3: credentialText(pat) } : {}),
       ...(cwd ? { cwd } : {}),
       ...(signal ? { signal } : {}),
@@ -137,7 +139,11 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
   }
   const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
-    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal);
+    // A network clone (it can hang, it may hold a token) dies with the server; a local file://
+    // clone is short and tokenless, so it skips the extra start of the wrapper (boot reaping
+    // still covers it), as does rev-parse below.
+    const remote = !opts.url.startsWith("file://");
+    await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal, remote);
   } catch (e) {
     if (e instanceof GitError) throw new GitError(`git clone failed: ${e.message}`);
     throw new GitError(`git clone failed: ${scrub(String(e), [opts.pat])}`);

@@ -1,7 +1,9 @@
 /** Running a helper program (git, the dependency installer) with a hard time limit. */
 import { closeSync, mkdirSync, writeSync } from "node:fs";
+import { EXEC_PARENT_ENV } from "./host/exec-env.ts";
 import { recordHost } from "./host/reap.ts";
 import { runRoot } from "./host/run-root.ts";
+import { selfCommand } from "./host/sandbox.ts";
 
 function recordChild(pid: number): void {
   try {
@@ -35,14 +37,23 @@ export async function runBounded(
      * reaches a child without its environment or argv, both readable in /proc by its uid.
      */
     fd3?: string;
+    /**
+     * Start it through `iocmng __exec` (host/exec.ts): the kernel kills it when the server dies,
+     * even by SIGKILL. For long-running helpers (a clone); costs one short start of ourselves.
+     */
+    dieWithServer?: boolean;
   },
   timeoutMs: number,
 ): Promise<BoundedRun> {
-  const proc = Bun.spawn(argv, {
+  const cmd = opts.dieWithServer ? [...selfCommand(), "__exec", ...argv] : argv;
+  const env = opts.dieWithServer
+    ? { ...opts.env, [EXEC_PARENT_ENV]: String(process.pid) }
+    : opts.env;
+  const proc = Bun.spawn(cmd, {
     // Its own process group, so a kill reaches the helpers it starts too (git runs
     // git-remote-https, which would otherwise keep the pipes open and the run waiting).
     detached: true,
-    env: opts.env,
+    env,
     stdio: ["ignore", "pipe", "pipe", ...(opts.fd3 !== undefined ? (["pipe"] as const) : [])],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });

@@ -147,9 +147,14 @@ async function survives(bad: string, leftoverTag?: string): Promise<void> {
   expect(srv.proc.exitCode).toBeNull();
 }
 
-async function addBad(name: string, files: Record<string, string>, parameters = {}) {
+async function addBad(
+  name: string,
+  files: Record<string, string>,
+  parameters = {},
+  extra: Record<string, unknown> = {},
+) {
   const r = await repo(files);
-  return srv.api("POST", "/tasks", { name, git_url: r.url, parameters }, auth);
+  return srv.api("POST", "/tasks", { name, git_url: r.url, parameters, ...extra }, auth);
 }
 
 async function waitMessage(name: string, re: RegExp): Promise<string> {
@@ -213,8 +218,12 @@ describe("hostile plugins next to a good task", () => {
   }, 120_000);
 
   test("a reader of /proc/*/environ and of the server's memory finds no marker", async () => {
-    expect((await addBad("reader", SECRET_READER, { server_pid: srv.proc.pid })).status).toBe(201);
-    // A PAT goes through REST while the reader scans (the clone fails: nothing listens there).
+    // The reader's own add carries a PAT (the server holds it in memory for restarts).
+    const own = { pat: REST_PAT };
+    expect((await addBad("reader", SECRET_READER, { server_pid: srv.proc.pid }, own)).status).toBe(
+      201,
+    );
+    // Another PAT goes through REST while the reader scans (the clone fails: nothing listens there).
     const withPat = await srv.api(
       "POST",
       "/tasks",

@@ -161,6 +161,13 @@ export function isCompiled(): boolean {
   return Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
 }
 
+/** argv that runs this same program (the binary, or `bun src/main.ts` from the sources). */
+export function selfCommand(): string[] {
+  return isCompiled()
+    ? [process.execPath]
+    : [process.execPath, fileURLToPath(new URL("../../main.ts", import.meta.url))];
+}
+
 /**
  * argv that re-executes this same program in plugin-host mode. The memory limit is set by
  * `/bin/sh -c 'ulimit -d …; exec …'` because it must hold before Bun starts (a limit set later
@@ -168,10 +175,7 @@ export function isCompiled(): boolean {
  * set by the host itself. Without /bin/sh the host runs without the memory limit (logged).
  */
 export function hostArgv(args: HostArgs, shell: string | null): string[] {
-  const self = isCompiled()
-    ? [process.execPath]
-    : [process.execPath, fileURLToPath(new URL("../../main.ts", import.meta.url))];
-  const cmd = [...self, HOST_COMMAND, JSON.stringify(args)];
+  const cmd = [...selfCommand(), HOST_COMMAND, JSON.stringify(args)];
   if (!shell) return cmd;
   const kib = args.limits.memoryMiB * 1024;
   return [shell, "-c", `ulimit -d ${kib} && exec "$@"`, "iocmng-plugin", ...cmd];
