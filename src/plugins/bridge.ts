@@ -136,7 +136,7 @@ export class PvBridge {
       // it only then; a value that cannot be stored fails the put). A protocol that says the
       // client waits for no answer (notify: false) keeps the batched autosave alone.
       const pp = p.pvs.get(short);
-      if (pp?.autosave && (ctx as { notify?: boolean } | undefined)?.notify !== false) {
+      if (pp?.autosave && ctx?.notify !== false) {
         await this.deps.state.saveDurable(p.name, short, jsonValue(value));
       }
     };

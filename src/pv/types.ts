@@ -132,6 +132,12 @@ export interface WriteContext {
   host?: string;
   /** Remote peer, e.g. "127.0.0.1:45678". */
   peer?: string;
+  /**
+   * Whether the client waits for the write's outcome (CA WRITE_NOTIFY: true; plain CA WRITE:
+   * false). Absent means it waits (PVA PUT, REST). A waited-for write to an autosaved input is on
+   * disk before it is answered; a plain write keeps the batched autosave.
+   */
+  notify?: boolean;
 }
 
 /**

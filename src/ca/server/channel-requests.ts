@@ -108,7 +108,7 @@ export class ChannelRequests {
     }
     // The request header is the reader's reused object: keep a copy for the async completion.
     const req: CaHeader = { ...h };
-    const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
+    const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer, notify };
     const generation = ch.pv.generation;
     // The value before the write (the channel's earlier writes have settled: they run one at a time).
     const old = ch.pv.value;
