@@ -16,6 +16,8 @@ import {
 import { isPlainObject } from "./common/object.ts";
 import { show, suggest } from "./common/text.ts";
 import { parseYamlText } from "./common/yaml.ts";
+import type { SandboxConfig } from "./plugins/host/sandbox.ts";
+import { parsePatEnvAllow, parseSandbox } from "./plugins/host/settings.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
 export type { DeclaredPlugin } from "./common/add-request.ts";
@@ -29,6 +31,8 @@ export interface ServerConfig {
   logLevel: string;
   /** PV prefix for every plugin (`<prefix>:<NAME>`), from the file or IOCMNG_PREFIX. */
   prefix: string | null;
+  /** The complete PV prefix of every plugin (`iocmng run --prefix`, as 2.7.9's iocmng-run). */
+  exactPrefix?: string;
   beamline: string | null;
   namespace: string | null;
   /** The whole parsed values file (the devices layer reads `epicsConfiguration.iocs`). */
@@ -39,6 +43,16 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Plugin process sandbox (limits, uid); defaults from src/plugins/host/sandbox.ts when absent. */
+  sandbox?: SandboxConfig;
+  /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
+  patEnvAllow?: string[];
+  /** Access security file (IOCMNG_ACF or `access_security_file`); null/absent = access security off. */
+  accessSecurityFile?: string | null;
+  /** HAG matching: client host names (default) or peer addresses (EPICS_CAS_USE_HOST_NAMES=NO). */
+  accessHostMode?: "names" | "addresses";
+  /** Access security groups plugins may put their PVs in (`access_groups`); null/absent = any. */
+  accessGroups?: string[] | null;
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -159,9 +173,13 @@ const FILE_KEYS = [
   "log_level",
   "beamline_config",
   "disable_devices",
+  "access_security_file",
+  "access_groups",
   "plugins",
   "tasks",
   "jobs",
+  "sandbox",
+  "pat_env_allow",
 ] as const;
 
 /** Settings read from an IOCMNG_CONFIG file (paths as written; loadConfig resolves them). */
@@ -174,7 +192,11 @@ export interface FileSettings {
   logLevel?: string;
   beamlineConfig?: string;
   disableDevices?: boolean;
+  accessSecurityFile?: string;
+  accessGroups?: string[];
   plugins: DeclaredPlugin[];
+  sandbox?: SandboxConfig;
+  patEnvAllow?: string[];
 }
 
 function readTextFile(file: string, what: string, maxBytes: number): string {
@@ -250,12 +272,27 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
   if (ll !== undefined) out.logLevel = checkLogLevel(ll, `${file}: log_level`);
   const bc = str("beamline_config");
   if (bc !== undefined) out.beamlineConfig = checkDir(bc, `${file}: beamline_config`);
+  const acf = str("access_security_file");
+  if (acf !== undefined) out.accessSecurityFile = checkDir(acf, `${file}: access_security_file`);
+  const groups = doc.access_groups;
+  if (groups !== undefined && groups !== null) {
+    const ok = (g: unknown) => typeof g === "string" && /^[\x21-\x7e]{1,128}$/.test(g);
+    if (!Array.isArray(groups) || !groups.every(ok)) {
+      throw at("access_groups", "a list of access security group names", groups);
+    }
+    out.accessGroups = groups as string[];
+  }
   const dd = doc.disable_devices;
   if (dd !== undefined && dd !== null) {
     if (typeof dd !== "boolean" && typeof dd !== "string") {
       throw at("disable_devices", "a boolean", dd);
     }
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
+  }
+
+  if (doc.sandbox !== undefined) out.sandbox = parseSandbox(doc.sandbox, "sandbox", at);
+  if (doc.pat_env_allow !== undefined) {
+    out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
   }
 
   out.plugins = parsePluginLists(doc, file);
@@ -397,6 +434,7 @@ function readConfigFile(configFile: string): FileSettings {
   file.pluginsDir = rel(file.pluginsDir);
   file.stateDir = rel(file.stateDir);
   file.beamlineConfig = rel(file.beamlineConfig);
+  file.accessSecurityFile = rel(file.accessSecurityFile);
   return file;
 }
 
@@ -449,6 +487,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
 
   const apiToken = apiTokenFrom(env);
 
+  const accessSecurityFile = envStr(env, "IOCMNG_ACF") ?? file.accessSecurityFile ?? null;
+  if (accessSecurityFile !== null) checkDir(accessSecurityFile, "IOCMNG_ACF");
+  const accessHostMode = setting(
+    env,
+    "EPICS_CAS_USE_HOST_NAMES",
+    parseHostMode,
+    undefined,
+    "names",
+  );
+
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
   if (beamlineConfigFile === null && file.beamlineConfig !== undefined && configFile !== null) {
@@ -479,7 +527,17 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    ...(file.sandbox ? { sandbox: file.sandbox } : {}),
+    ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
+    accessSecurityFile,
+    accessHostMode,
+    accessGroups: file.accessGroups ?? null,
   };
+}
+
+// EPICS_CAS_USE_HOST_NAMES=NO is rsrv's asCheckClientIP=1: HAGs match the client's address.
+function parseHostMode(raw: string, what: string): "names" | "addresses" {
+  return parseBool(raw, what) ? "names" : "addresses";
 }
 
 /** Prefix used when neither `prefix` nor `beamline` is configured. */
@@ -490,14 +548,17 @@ export const FALLBACK_PREFIX = "IOCMNG";
  * (just `<NAME>` for an empty prefix), else `BEAMLINE:NAMESPACE:NAME` upper-cased (namespace
  * omitted when absent), else `IOCMNG:<NAME>`.
  */
-export function pvPrefixFor(cfg: ServerConfig, pluginName: string): string {
-  const name = pluginName.toUpperCase();
+export function pvPrefixFor(cfg: ServerConfig, pluginName: string, segment?: string): string {
+  // config.yaml `prefix` (2.7.9) replaces the upper-cased name, verbatim.
+  const name = segment ?? pluginName.toUpperCase();
+  if (cfg.exactPrefix !== undefined) return cfg.exactPrefix;
   if (cfg.prefix !== null) return cfg.prefix === "" ? name : `${cfg.prefix}:${name}`;
   if (cfg.beamline !== null) {
-    const parts = [cfg.beamline, cfg.namespace, pluginName].filter(
-      (p): p is string => p !== null && p !== "",
-    );
-    return parts.join(":").toUpperCase();
+    const b = cfg.beamline.toUpperCase();
+    const n = cfg.namespace?.toUpperCase() ?? "";
+    // As 2.7.9: a namespace equal to the beamline is not repeated (SPARC:X, not SPARC:SPARC:X).
+    const parts = [b, n === b ? "" : n].filter((p) => p !== "");
+    return [...parts, name].join(":");
   }
   return `${FALLBACK_PREFIX}:${name}`;
 }

@@ -1,12 +1,16 @@
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
-import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
+import { accessRoutes, auditRequest } from "./access/rest.ts";
+import { type AccessRuntime, startAccess } from "./access/runtime.ts";
+import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { errorMessage } from "./common/errors.ts";
+import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
+import type { AccessPolicy } from "./pv/access.ts";
 import { PvRegistry } from "./pv/registry.ts";
 import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
@@ -49,6 +53,8 @@ export interface Runtime {
   pva: PvaServer | null;
   state: StateStore;
   controller: PluginController;
+  /** Access security (IOCMNG_ACF), the audit trail and the policy the CA server applies. */
+  access: AccessRuntime;
   /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
   stop(): Promise<void>;
 }
@@ -64,20 +70,32 @@ export async function buildRuntime(
   opts: RuntimeOptions = {},
 ): Promise<Runtime> {
   const registry = opts.registry ?? new PvRegistry();
+  // First: a malformed access security file stops the start here, with its line and column.
+  const access = await startAccess(
+    { file: config.accessSecurityFile, hostMode: config.accessHostMode },
+    registry,
+    logger,
+  );
   let ca: CaServer | null = null;
   if (opts.caConfig !== false) {
     const caConfig: CaServerConfig = {
       ...caServerConfigFromEnv(opts.env ?? process.env),
       ...opts.caConfig,
     };
-    ca = new CaServer({ registry, logger, config: caConfig });
-    await ca.start();
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+    try {
+      await ca.start();
+    } catch (e) {
+      access.close();
+      throw e;
+    }
   }
   let pva: PvaServer | null = null;
   try {
-    pva = await startPva(registry, logger, opts);
+    pva = await startPva(registry, logger, opts, access.policy);
   } catch (e) {
     await ca?.stop();
+    access.close();
     throw e;
   }
   let state: StateStore;
@@ -95,14 +113,22 @@ export async function buildRuntime(
   } catch (e) {
     await ca?.stop();
     await pva?.stop();
+    access.close();
     throw e;
   }
+  access.setPluginOf((pv) => controller.pluginOfPv(pv));
   const stop = () =>
     runAll(
-      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => pva?.stop()],
+      [
+        () => controller.shutdown(),
+        () => state.flush(),
+        () => ca?.stop(),
+        () => pva?.stop(),
+        () => access.close(),
+      ],
       logger,
     );
-  return { registry, ca, pva, state, controller, stop };
+  return { registry, ca, pva, state, controller, access, stop };
 }
 
 /** The pvAccess server next to CA (docs/pva.md), unless turned off. */
@@ -110,6 +136,7 @@ async function startPva(
   registry: PvRegistry,
   logger: Logger,
   opts: RuntimeOptions,
+  access: AccessPolicy,
 ): Promise<PvaServer | null> {
   const env = opts.env ?? process.env;
   if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
@@ -119,6 +146,7 @@ async function startPva(
     source: registry,
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    access,
   });
   await pva.start();
   return pva;
@@ -196,6 +224,13 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  let compat: CompatWiring;
+  try {
+    compat = compatWiring(config, controller, opts.env ?? process.env, logger);
+  } catch (e) {
+    await runtime.stop();
+    throw e;
+  }
   const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
@@ -204,14 +239,21 @@ export async function startServer(
     return stopping;
   };
   if (opts.signals) {
-    uninstallSignals = installSignalHandlers(
+    const uninstallStop = installSignalHandlers(
       { stop },
       logger,
       opts.signals === true ? {} : opts.signals,
     );
+    const uninstallHup = runtime.access.installSighup();
+    uninstallSignals = () => {
+      uninstallStop();
+      uninstallHup();
+    };
   }
   try {
     await controller.restore();
+    // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
       await stopping;
@@ -221,6 +263,7 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
+    const { security, audit } = runtime.access;
     const web = createWebParts({
       source: registry,
       plugins: { list: (kind) => controller.list(kind) },
@@ -228,10 +271,28 @@ export async function startServer(
       logger,
       logs,
       ca,
+      access: runtime.access.policy,
       ...(runtime.pva ? { pva: runtime.pva } : {}),
     });
     cleanups.push(() => web.stop());
-    const app = listenRest(controller, config, logger, opts.httpIdleTimeoutSec ?? 30, web);
+    const app = listenRest(
+      {
+        controller,
+        version: VERSION,
+        apiToken: config.apiToken,
+        logger,
+        routes: [accessRoutes({ security, audit })],
+        onMutation: (m) => auditRequest(audit, m),
+        compat: compat.adapter,
+        cors: compat.env.cors,
+        pvProxy: compat.pvProxy,
+        // The docs page's viewer script is served from the executable (closed networks).
+        docsViewer: OFFLINE_SCALAR,
+      },
+      config,
+      opts.httpIdleTimeoutSec ?? 30,
+      web,
+    );
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -261,25 +322,11 @@ export async function startServer(
 }
 
 /** Serves REST for `controller` on the configured host and port. */
-function listenRest(
-  controller: PluginController,
-  config: ServerConfig,
-  logger: Logger,
-  idleTimeoutSec: number,
-  web: WebParts,
-) {
-  const api = createApp({
-    controller,
-    version: VERSION,
-    apiToken: config.apiToken,
-    logger,
-    // The docs page's viewer script is served from the executable (closed networks).
-    docsViewer: OFFLINE_SCALAR,
-  }).use(web.api);
+function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
   // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
   const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
     .use(web.root)
-    .use(api);
+    .use(createApp(deps).use(web.api));
   try {
     app.listen({
       hostname: config.host,

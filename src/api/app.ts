@@ -5,16 +5,21 @@
  * OpenAPI document → routes. Each plugin lives in its own file with its own tests.
  */
 import { openapi } from "@elysiajs/openapi";
-import { Elysia } from "elysia";
+import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
 import { bearerAuth } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT, jsonBody } from "./body.ts";
+import { type CompatPort, compatRoutes } from "./compat.ts";
+import { type CorsOrigins, cors } from "./cors.ts";
 import { errorMapping } from "./errors.ts";
 import { requestLog } from "./logging.ts";
+import { type MutationRecord, mutationHook } from "./mutations.ts";
 import type { ControllerPort } from "./port.ts";
+import { type PvProxyDeps, pvsProxy } from "./pvs-proxy.ts";
 import { healthRoute, pluginRoutes, runJobRoute } from "./routes.ts";
 
 export { DEFAULT_BODY_LIMIT } from "./body.ts";
+export type { MutationRecord } from "./mutations.ts";
 export type { ApiResult, ControllerPort } from "./port.ts";
 
 /** Dependencies of the HTTP layer. */
@@ -31,6 +36,16 @@ export interface AppDeps {
    * src/web/docs.ts (script served from the executable); without them the viewer comes from a CDN.
    */
   docsViewer?: DocsViewerOptions;
+  /** More routes under /api/v1 (access security's), wired in by src/server.ts. */
+  routes?: AnyElysia[];
+  /** Told of every finished mutating request, with its caller (the audit trail). */
+  onMutation?: (m: MutationRecord) => void;
+  /** The iocmng 2.7.9 routes (/plugins, /startup, /devices, /jobs/{n}/results). */
+  compat?: CompatPort;
+  /** Allowed browser origins (IOCMNG_CORS_ORIGINS); null or absent: no CORS. */
+  cors?: CorsOrigins;
+  /** The 2.7.9 /pvs/* proxy through the CA client. */
+  pvProxy?: PvProxyDeps;
 }
 
 /** The `scalar` options of @elysiajs/openapi. */
@@ -61,8 +76,11 @@ export function createApp(deps: AppDeps) {
   const { controller } = deps;
   const log = deps.logger?.child({ component: "rest" });
   // normalize off: unknown body fields are refused (a typo like `brnach` must not pass silently).
-  return new Elysia({ prefix: "/api/v1", normalize: false })
+  const app = new Elysia({ prefix: "/api/v1", normalize: false })
     .use(requestLog(log))
+    // Before auth: a browser's preflight carries no token.
+    .use(cors(deps.cors ?? null))
+    .use(mutationHook(deps.apiToken, deps.onMutation))
     .use(bearerAuth(deps.apiToken))
     .use(jsonBody(deps.bodyLimit ?? DEFAULT_BODY_LIMIT))
     .use(errorMapping(log))
@@ -70,5 +88,11 @@ export function createApp(deps: AppDeps) {
     .use(healthRoute(controller, deps.version))
     .use(pluginRoutes("task", controller, log))
     .use(pluginRoutes("job", controller, log))
-    .use(runJobRoute(controller));
+    .use(runJobRoute(controller))
+    // The 2.7.9 routes are plain additions: with none given, the app is what it was.
+    .use(deps.compat ? compatRoutes(deps.compat) : new Elysia({ name: "iocmng-no-compat" }))
+    .use(deps.pvProxy ? pvsProxy(deps.pvProxy) : new Elysia({ name: "iocmng-no-pvs" }));
+  // use() registers on the instance itself; the returned (re-typed) instance is the same one.
+  for (const r of deps.routes ?? []) app.use(r);
+  return app;
 }

@@ -25,6 +25,7 @@ export function bearerAuth(apiToken: string | null) {
     if (tokenMatches(request.headers.get("authorization"), apiToken)) return;
     set.status = 401;
     set.headers["www-authenticate"] = 'Bearer realm="iocmng"';
-    return { ok: false, message: "missing or wrong bearer token (Authorization: Bearer <token>)" };
+    const message = "missing or wrong bearer token (Authorization: Bearer <token>)";
+    return { ok: false, message, detail: message };
   });
 }

@@ -51,7 +51,8 @@ export function jsonBody(limit: number) {
       const len = request.headers.get("content-length");
       if (len !== null && Number(len) > limit) {
         set.status = 413;
-        return { ok: false, message: `request body larger than ${limit} bytes` };
+        const message = `request body larger than ${limit} bytes`;
+        return { ok: false, message, detail: message };
       }
     })
     .onParse({ as: "global" }, async ({ request, contentType }) =>

@@ -47,34 +47,39 @@ function ownError(error: unknown): ApiError | null {
   return null;
 }
 
+/** An error body: ours (`ok`, `message`) and FastAPI's `detail`, which 2.7.9 clients read. */
+function withDetail(message: string): { ok: false; message: string; detail: string } {
+  return { ok: false, message, detail: message };
+}
+
 /** The error-mapping plugin (global: it answers for every route of the app that uses it). */
 export function errorMapping(log: Logger | undefined) {
   return new Elysia().error({ ApiError }).onError({ as: "global" }, ({ code, error, set }) => {
     const own = ownError(error);
     if (own !== null) {
       set.status = own.status;
-      return { ok: false, message: own.message };
+      return withDetail(own.message);
     }
     if (code === "VALIDATION" && error instanceof ValidationError) {
       if (error.type === "response") {
         log?.error({ err: describeValidation(error) }, "response failed its own schema");
         set.status = 500;
-        return { ok: false, message: "internal error: response did not match its schema" };
+        return withDetail("internal error: response did not match its schema");
       }
       // 422 like the Python iocmng (FastAPI) for well-formed JSON of the wrong shape.
       set.status = 422;
-      return { ok: false, message: describeValidation(error) };
+      return withDetail(describeValidation(error));
     }
     if (code === "NOT_FOUND") {
       set.status = 404;
-      return { ok: false, message: "no such endpoint" };
+      return withDetail("no such endpoint");
     }
     if (code === "PARSE") {
       set.status = 400;
-      return { ok: false, message: "malformed request body" };
+      return withDetail("malformed request body");
     }
     log?.error({ err: error }, "request failed");
     set.status = 500;
-    return { ok: false, message: "internal error" };
+    return withDetail("internal error");
   });
 }

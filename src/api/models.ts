@@ -46,7 +46,9 @@ export type PluginPv = Static<typeof PluginPv>;
 export const PluginInfo = t.Object({
   name: t.String(),
   kind: PluginKindSchema,
-  mode: t.Optional(t.Union([t.Literal("continuous"), t.Literal("triggered")])),
+  mode: t.Optional(
+    t.Union([t.Literal("continuous"), t.Literal("triggered"), t.Literal("reactive")]),
+  ),
   status: t.String(),
   message: t.String(),
   cycleCount: t.Optional(t.Number()),
@@ -57,6 +59,21 @@ export const PluginInfo = t.Object({
   parameters: t.Record(t.String(), t.Unknown()),
   pvs: t.Array(PluginPv),
   running: t.Boolean(),
+  /** Why the plugin is quarantined (its process failed too often); restart it to retry. */
+  quarantined: t.Optional(t.String()),
+  plugin_type: t.Optional(PluginKindSchema),
+  class_name: t.Optional(t.Union([t.String(), t.Null()])),
+  results: t.Optional(
+    t.Array(
+      t.Object({
+        success: t.Boolean(),
+        data: t.Unknown(),
+        message: t.String(),
+        timestamp: t.String(),
+      }),
+      { description: "Jobs: the last results, newest last" },
+    ),
+  ),
 });
 export type PluginInfo = Static<typeof PluginInfo>;
 
@@ -72,6 +89,8 @@ export const OpResponse = t.Object({
 export const ErrorResponse = t.Object({
   ok: t.Literal(false),
   message: t.String(),
+  /** The same text, under the key FastAPI (iocmng 2.7.9) clients read. */
+  detail: t.Optional(t.String()),
   validation: t.Optional(ValidationReport),
 });
 export type ErrorResponse = Static<typeof ErrorResponse>;

@@ -58,6 +58,12 @@ export function plainInfo(info: PluginInfo): PluginInfo {
   if (info.cycleCount !== undefined) out.cycleCount = info.cycleCount;
   if (info.branch !== undefined) out.branch = info.branch;
   if (info.path !== undefined) out.path = info.path;
+  if (info.quarantined !== undefined) out.quarantined = info.quarantined;
+  if (info.plugin_type !== undefined) out.plugin_type = info.plugin_type;
+  if (info.class_name !== undefined) out.class_name = info.class_name;
+  if (info.results !== undefined) {
+    out.results = info.results.map((r) => ({ ...r, data: jsonSafe(r.data) }));
+  }
   return out;
 }
 

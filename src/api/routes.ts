@@ -56,14 +56,16 @@ type SetStatus = { status?: number | string };
 /** The error body of a failed controller operation, with its status. */
 function failure(set: SetStatus, r: Extract<ApiResult, { ok: false }>, secret?: string) {
   set.status = r.code;
-  const body: ErrorResponse = { ok: false, message: scrub(r.message, secret) };
+  const message = scrub(r.message, secret);
+  const body: ErrorResponse = { ok: false, message, detail: message };
   if (r.validation !== undefined) body.validation = scrubReport(r.validation, secret);
   return body;
 }
 
 function notFound(set: SetStatus, kind: string, name: string) {
   set.status = 404;
-  return { ok: false as const, message: `no ${kind} named "${name}"` };
+  const message = `no ${kind} named "${name}"`;
+  return { ok: false as const, message, detail: message };
 }
 
 /** The body of a successful add or restart: the plugin and its validation report. */
@@ -96,7 +98,8 @@ export function healthRoute(controller: ControllerPort, version: string) {
   return new Elysia().get(
     "/health",
     () => ({
-      status: "healthy",
+      // "ok" as both iocmng 2.0.0 and 2.7.9 answer: the epik8s dashboard tests status === "ok".
+      status: "ok",
       version,
       tasks_count: controller.list("task").length,
       jobs_count: controller.list("job").length,

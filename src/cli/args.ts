@@ -6,6 +6,8 @@ export interface FlagSpec {
   short?: string;
   /** For string flags: the accepted values, checked here so commands see only valid input. */
   choices?: readonly string[];
+  /** String flags given several times (`-p a=1 -p b=2`); read them with {@link listFlag}. */
+  repeatable?: boolean;
 }
 
 /** Result of parsing one subcommand's arguments. */
@@ -79,6 +81,12 @@ export function parseArgs(
         `option '--${name}' must be one of ${s.choices.join(", ")} (got '${value}')`,
       );
     }
+    if (s.repeatable) {
+      // NUL never occurs in an argument (refused above), so it separates the values safely.
+      const prev = flags[name];
+      flags[name] = typeof prev === "string" ? `${prev}\0${value}` : value;
+      continue;
+    }
     if (flags[name] !== undefined) throw new UsageError(`option '--${name}' given twice`);
     flags[name] = value;
   }
@@ -86,6 +94,12 @@ export function parseArgs(
     throw new UsageError(`unexpected argument '${positionals[maxPositionals]}'`);
   }
   return { positionals, flags };
+}
+
+/** Every value of a repeatable string flag, in order. */
+export function listFlag(args: ParsedArgs, name: string): string[] {
+  const v = args.flags[name];
+  return typeof v === "string" ? v.split("\0") : [];
 }
 
 /** The value of a string flag (parseArgs guarantees the type). */

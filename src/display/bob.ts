@@ -27,7 +27,7 @@ export interface ScreenPv {
 export interface ScreenPlugin {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered";
+  mode?: "continuous" | "triggered" | "reactive";
   prefix: string;
   pvs: ScreenPv[];
 }

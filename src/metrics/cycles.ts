@@ -20,7 +20,7 @@ export interface CycleSink {
 /** What the observer needs to know of a plugin, found by its PV prefix. */
 export interface CyclePlugin {
   name: string;
-  mode?: "continuous" | "triggered";
+  mode?: "continuous" | "triggered" | "reactive";
   /** Seconds between cycles of a continuous task. */
   interval: number;
 }

@@ -20,7 +20,7 @@ import { CycleObserver, type CyclePlugin } from "./cycles.ts";
 export interface MetricsPlugin {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered";
+  mode?: "continuous" | "triggered" | "reactive";
   status: string;
   prefix: string;
   running: boolean;

@@ -9,7 +9,7 @@ import { errorMessage } from "../common/errors.ts";
 import { isPlainObject } from "../common/object.ts";
 import { truncateUtf8 } from "../pv/pv.ts";
 import type { PvRegistry } from "../pv/registry.ts";
-import { DBE, type PvSpec, type PvValue } from "../pv/types.ts";
+import { DBE, type PvSpec, type PvValue, type WriteContext } from "../pv/types.ts";
 import type { PvDefinition } from "../sdk/host.ts";
 import type { StateStore } from "../state/index.ts";
 import { PV_NAME_RE } from "./config-schema.ts";
@@ -24,7 +24,7 @@ export const MAX_PVS_PER_PLUGIN = 10_000;
 const MESSAGE_MAX = 39;
 
 /** A MESSAGE value: cut to what an EPICS string holds, on a character boundary. */
-function messageText(s: string): string {
+export function messageText(s: string): string {
   return truncateUtf8(s, MESSAGE_MAX);
 }
 
@@ -48,6 +48,8 @@ export interface BridgeDeps {
   logger: Logger;
   /** How long a client write may wait for onPvWrite. */
   writeTimeoutMs: number;
+  /** A running plugin's process ended by itself (the controller restarts or quarantines it). */
+  onProcessEnd?(p: LoadedPlugin, code: number, log: Logger): void;
 }
 
 /** Connects loaded plugins to their PVs. */
@@ -95,9 +97,10 @@ export class PvBridge {
         p.pvs.get("MESSAGE")?.pv.post(b.message);
         log.info("plugin responsive again");
       },
-      onExit: (code) => {
+      onExit: (code, reason) => {
         if (p.stopped) return;
-        showFailure(p, `worker ended (exit ${code})`);
+        showFailure(p, reason);
+        this.deps.onProcessEnd?.(p, code, log);
       },
     };
   }
@@ -123,12 +126,19 @@ export class PvBridge {
       };
     }
     const timeoutMs = this.deps.writeTimeoutMs;
-    return async (value: PvValue): Promise<void> => {
+    return async (value: PvValue, ctx?: WriteContext): Promise<void> => {
       if (p.host.isUnresponsive) throw new Error("plugin unresponsive: write refused");
       // The host times out onPvWrite itself (clear message); the extra second here covers a
       // host too busy to answer at all.
       const r = await p.host.request({ t: "write", pv: short, value, timeoutMs }, timeoutMs + 1000);
       if (!r.ok) throw new Error(r.message);
+      // An accepted write of an autosaved PV is on disk before the put completes (caput -c sees
+      // it only then; a value that cannot be stored fails the put). A protocol that says the
+      // client waits for no answer (notify: false) keeps the batched autosave alone.
+      const pp = p.pvs.get(short);
+      if (pp?.autosave && (ctx as { notify?: boolean } | undefined)?.notify !== false) {
+        await this.deps.state.saveDurable(p.name, short, jsonValue(value));
+      }
     };
   }
 
@@ -185,7 +195,13 @@ export class PvBridge {
         `invalid PV name ${JSON.stringify(name)}: letters, digits, _-+:.[]<>; (≤ 60)`,
       );
     }
-    if (p.pvs.has(name)) throw new Error(`PV "${name}" already exists`);
+    const prior = p.pvs.get(name);
+    if (prior?.adoptable) {
+      // A restarted process re-creating a PV its previous process added: it gets the same PV.
+      prior.adoptable = false;
+      return prior.pv.value;
+    }
+    if (prior) throw new Error(`PV "${name}" already exists`);
     if (p.pvs.size >= MAX_PVS_PER_PLUGIN) {
       throw new Error(`too many PVs: a plugin may have at most ${MAX_PVS_PER_PLUGIN}`);
     }
@@ -197,9 +213,16 @@ export class PvBridge {
       writable: def.writable === true,
       ...(def.initial !== undefined ? { initial: def.initial as PvValue } : {}),
       ...(def.meta !== undefined ? { meta: def.meta as PvSpec["meta"] } : {}),
+      // The operator-approved group of the plugin: plugin code cannot choose one.
+      ...(p.asg !== undefined ? { asg: p.asg } : {}),
     };
     const pv = this.deps.registry.add(spec, spec.writable ? this.writeHandler(p, name) : undefined);
-    const pp: PluginPv = { short: name, pv, autosave: def.autosave ?? spec.writable === true };
+    const pp: PluginPv = {
+      short: name,
+      pv,
+      autosave: def.autosave ?? spec.writable === true,
+      runtime: true,
+    };
     p.pvs.set(name, pp);
     if (pp.autosave && Object.hasOwn(p.autosaved, name)) {
       try {

@@ -226,7 +226,9 @@ export function buildPvDef(
   statesMeta(y, t, meta, err);
   const count = elementCount(y, t, info.array, err);
   const isArray = info.array || count > 1;
+  if (y.finite === true) meta.finiteOnly = true;
   const spec: Omit<PvSpec, "name"> = { kind: info.kind, writable: direction === "input", meta };
+  if (y.asg !== undefined) spec.asg = y.asg;
   if (count !== 1) spec.count = count;
   if (y.value !== undefined) spec.initial = initialValue(y.value, t, isArray, count, meta, err);
   if (

@@ -9,8 +9,10 @@ import { type Static, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value, type ValueError } from "@sinclair/typebox/value";
 import { show, suggest } from "../common/text.ts";
+import type { DeclarativeConfig } from "../declarative/plugin-config.ts";
 import { MAX_ENUM_STATES, MAX_ENUM_STRING_BYTES, MAX_UNITS_BYTES } from "../pv/pv.ts";
 import type { PvSpec, Severity } from "../pv/types.ts";
+import { MIN_MEMORY_MIB, type SandboxLimits } from "./host/sandbox.ts";
 
 /** A PV declared by a plugin (short name, without the plugin prefix). */
 export interface PvDef {
@@ -21,13 +23,29 @@ export interface PvDef {
   autosave: boolean;
 }
 
+/** An access security group name as config.yaml may give it. */
+const ASG_PATTERN = "^[\\x21-\\x7e]{1,128}$";
+
 /** A parsed, validated config.yaml. */
 export interface PluginConfig {
   parameters: Record<string, unknown>;
   pvs: PvDef[];
+  /** `limits:` overrides of the sandbox defaults (capped by the operator's max_limits). */
+  limits?: Partial<SandboxLimits>;
+  /** `restart:` policy after the plugin's process ends unexpectedly (default on-failure). */
+  restart?: RestartPolicy;
   /** The file it came from; null when the plugin has none. */
   file: string | null;
+  /** `access.asg`: the access security group of all its PVs (a PV's own `asg` wins). */
+  asg?: string;
+  /** A 2.7.9 declarative config (links, rules, transforms): src/declarative/plugin-config.ts. */
+  declarative?: DeclarativeConfig;
+  /** config.yaml `prefix`: the plugin's PV segment instead of its upper-cased name. */
+  prefix?: string;
 }
+
+/** What happens when a plugin's process ends unexpectedly. */
+export type RestartPolicy = "on-failure" | "always" | "never";
 
 /** Invalid config.yaml: names the file, the dotted field path and what was expected. */
 export class PluginConfigError extends Error {
@@ -233,6 +251,20 @@ const PvSchema = Type.Object(
         "x-expected": "true or false",
       }),
     ),
+    asg: Type.Optional(
+      Type.String({
+        pattern: ASG_PATTERN,
+        description:
+          "Access security group (ASG of the access security file); the operator may cap which ones plugins use",
+        "x-expected": "an access security group name (1..128 printable characters)",
+      }),
+    ),
+    finite: Type.Optional(
+      Type.Boolean({
+        description: "Refuse client writes of NaN and ±Infinity (always so when drvl/drvh are set)",
+        "x-expected": "true or false",
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -252,6 +284,32 @@ const PvMapSchema = Type.Union(
 );
 
 /** The TypeBox schema of a plugin's config.yaml. */
+/** `limits:` of a config.yaml: the plugin's own process limits (docs/security.md). */
+const limitInt = (min: number, max: number, description: string) =>
+  Type.Optional(
+    Type.Integer({
+      minimum: min,
+      maximum: max,
+      description,
+      "x-expected": `an integer ${min}..${max}`,
+    }),
+  );
+export const LimitsSchema = Type.Object(
+  {
+    memory_mib: limitInt(MIN_MEMORY_MIB, 1 << 20, "Data memory limit in MiB (RLIMIT_DATA)"),
+    open_files: limitInt(64, 1 << 20, "Open files and sockets (RLIMIT_NOFILE)"),
+    processes: limitInt(16, 1 << 22, "Processes and threads (cgroup pids.max or RLIMIT_NPROC)"),
+    nice: limitInt(0, 19, "CPU nice value; higher is lower priority"),
+    cpu_seconds: limitInt(0, 1 << 30, "CPU time in seconds (RLIMIT_CPU), 0 = unlimited"),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Limits of the plugin's process, each capped by the server's sandbox.max_limits (docs/security.md)",
+    "x-expected": "a mapping of memory_mib, open_files, processes, nice, cpu_seconds",
+  },
+);
+
 export const PluginConfigSchema = Type.Object(
   {
     parameters: Type.Optional(
@@ -285,6 +343,33 @@ export const PluginConfigSchema = Type.Object(
           ),
         ],
         { "x-expected": "a mapping of parameter names to values" },
+      ),
+    ),
+    limits: Type.Optional(LimitsSchema),
+    restart: Type.Optional(
+      Type.Union([Type.Literal("on-failure"), Type.Literal("always"), Type.Literal("never")], {
+        description:
+          "Restart of the plugin's process after it ended unexpectedly, with exponential backoff: on-failure (default: after a crash or a non-zero exit), always, never",
+        "x-expected": "'on-failure', 'always' or 'never'",
+      }),
+    ),
+    access: Type.Optional(
+      Type.Object(
+        {
+          asg: Type.Optional(
+            Type.String({
+              pattern: ASG_PATTERN,
+              description:
+                "Access security group of all the plugin's PVs (a PV's own `asg` wins); DEFAULT when unset",
+              "x-expected": "an access security group name (1..128 printable characters)",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "Access security of the plugin's PVs",
+          "x-expected": "a mapping with `asg`",
+        },
       ),
     ),
     pvs: Type.Optional(
@@ -340,7 +425,7 @@ export function pluginConfigJsonSchema(): Record<string, unknown> {
 
 const PV_KEYS = Object.keys(PvSchema.properties);
 const ALARM_KEYS = Object.keys(AlarmSchema.properties);
-const TOP_KEYS = ["parameters", "pvs"];
+const TOP_KEYS = ["parameters", "pvs", "limits", "restart"];
 const PVS_KEYS = ["inputs", "outputs"];
 
 function dotted(path: string): string {
@@ -357,6 +442,7 @@ function dotted(path: string): string {
 // Keys allowed in the mapping at `parent` (the path without the unknown key itself).
 function keysFor(parent: string[]): string[] {
   if (parent.length === 0) return TOP_KEYS;
+  if (parent.length === 1 && parent[0] === "limits") return Object.keys(LimitsSchema.properties);
   if (parent.length === 1 && parent[0] === "pvs") return PVS_KEYS;
   if (parent.length === 3 && parent[0] === "pvs") return PV_KEYS;
   if (parent.length === 4 && parent[3] === "alarm") return ALARM_KEYS;
@@ -425,4 +511,15 @@ export function schemaError(file: string, data: unknown): PluginConfigError | nu
     expected,
     `expected ${expected}, got ${show(chosen.value)}`,
   );
+}
+
+/** The schema-checked `limits:` mapping as SandboxLimits fields. */
+export function limitsFromYaml(l: Static<typeof LimitsSchema>): Partial<SandboxLimits> {
+  return {
+    ...(l.memory_mib !== undefined ? { memoryMiB: l.memory_mib } : {}),
+    ...(l.open_files !== undefined ? { openFiles: l.open_files } : {}),
+    ...(l.processes !== undefined ? { processes: l.processes } : {}),
+    ...(l.nice !== undefined ? { nice: l.nice } : {}),
+    ...(l.cpu_seconds !== undefined ? { cpuSeconds: l.cpu_seconds } : {}),
+  };
 }

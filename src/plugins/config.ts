@@ -12,8 +12,18 @@ import { join } from "node:path";
 import { JOB_STATES, TASK_STATES } from "../common/names.ts";
 import { show } from "../common/text.ts";
 import { parseYamlText } from "../common/yaml.ts";
+import {
+  type DeclarativeProblem,
+  declarativePvDefs,
+  declarativeSpec,
+  isDeclarative,
+  loopMode,
+} from "../declarative/plugin-config.ts";
+import { portPvDefs } from "../declarative/pvdefs.ts";
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 import { buildPvDef } from "./config-pv.ts";
 import {
+  limitsFromYaml,
   MAX_DECLARED_PVS,
   MAX_INTERVAL,
   MAX_PLUGIN_CONFIG_BYTES,
@@ -27,7 +37,7 @@ import {
   schemaError,
 } from "./config-schema.ts";
 
-export type { PluginConfig } from "./config-schema.ts";
+export type { PluginConfig, RestartPolicy } from "./config-schema.ts";
 
 // -----------------------------------------------------------------------------------------------
 // Default PVs.
@@ -107,6 +117,8 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   const r = parseYamlText(text, { maxBytes: MAX_PLUGIN_CONFIG_BYTES });
   if (!r.ok) throw new PluginConfigError(file, r.path, r.expected, r.message);
   const data = r.value ?? {};
+  if (isDeclarative(data))
+    return parseDeclarativeConfig(data as Record<string, unknown>, file, kind);
   const se = schemaError(file, data);
   if (se !== null) throw se;
   const doc = data as PluginConfigYaml;
@@ -164,7 +176,70 @@ export function parsePluginConfig(text: string, file: string, kind: "task" | "jo
   }
   // Mode/interval are validated here too so a bad file fails at the config step.
   resolveParametersIn(file, parameters, "parameters");
-  return { parameters, pvs, file };
+  const asg = doc.access?.asg;
+  return {
+    parameters,
+    pvs,
+    file,
+    ...(doc.limits ? { limits: limitsFromYaml(doc.limits) } : {}),
+    ...(doc.restart ? { restart: doc.restart } : {}),
+    ...(asg !== undefined ? { asg } : {}),
+  };
+}
+
+function declarativeError(file: string, p: DeclarativeProblem): PluginConfigError {
+  return new PluginConfigError(
+    file,
+    p.path,
+    "a valid 2.7.9 declarative config",
+    p.message.slice(p.path.length + 2),
+  );
+}
+
+/** A 2.7.9 declarative config.yaml (tasks only): its PVs, parameters and spec. */
+function parseDeclarativeConfig(
+  data: Record<string, unknown>,
+  file: string,
+  kind: "task" | "job",
+): PluginConfig {
+  if (kind === "job") {
+    throw new PluginConfigError(
+      file,
+      "",
+      "a job config (parameters, pvs)",
+      "links, rules, transforms and reactive mode are for tasks; this config.yaml describes a declarative task",
+    );
+  }
+  const params = data.parameters ?? {};
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new PluginConfigError(
+      file,
+      "parameters",
+      "a mapping",
+      "expected a mapping of parameter names to values",
+    );
+  }
+  const parameters = { ...(params as Record<string, unknown>) };
+  const r = declarativeSpec(data, parameters);
+  if (!r.ok) throw declarativeError(file, r.problem);
+  return {
+    parameters,
+    pvs: portPvDefs(r.spec),
+    file,
+    declarative: { raw: data, spec: r.spec },
+    ...(r.spec.prefix !== undefined ? { prefix: r.spec.prefix } : {}),
+  };
+}
+
+/** Every PV of a plugin: the defaults of its kind and the declared ones (2.7.9's set when declarative). */
+export function pluginPvDefs(
+  kind: "task" | "job",
+  cfg: PluginConfig,
+  spec?: DeclarativeSpec,
+): PvDef[] {
+  const s = spec ?? cfg.declarative?.spec;
+  if (s) return declarativePvDefs(s, defaultPvDefs(kind));
+  return [...defaultPvDefs(kind), ...cfg.pvs];
 }
 
 /** Reads dir/config.yaml (or config.yml); a plugin without one gets an empty config. */
@@ -243,8 +318,24 @@ function resolveParametersIn(
 export function resolveParameters(
   cfg: PluginConfig,
   overrides?: Record<string, unknown>,
-): { parameters: Record<string, unknown>; mode: "continuous" | "triggered"; interval: number } {
+): {
+  parameters: Record<string, unknown>;
+  mode: "continuous" | "triggered";
+  interval: number;
+  declarative?: DeclarativeSpec;
+} {
   const parameters = { ...cfg.parameters, ...(overrides ?? {}) };
+  if (cfg.declarative) {
+    // The overrides may change mode, interval, timeout…: parse again with the merged parameters.
+    const r = declarativeSpec(cfg.declarative.raw, parameters);
+    if (!r.ok) {
+      throw declarativeError(
+        overrides ? "request parameters" : (cfg.file ?? "config.yaml"),
+        r.problem,
+      );
+    }
+    return { parameters, mode: loopMode(r.spec), interval: r.spec.interval, declarative: r.spec };
+  }
   // Name the source of a bad value: the request's parameters or the plugin's config.yaml.
   const fileFor = (key: string): string =>
     overrides !== undefined && Object.hasOwn(overrides, key)

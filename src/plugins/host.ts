@@ -1,12 +1,13 @@
 /**
  * The seam between the runtime and wherever a plugin's code runs. The pipeline and the PV bridge
  * talk to a plugin only through {@link PluginHost}: requests with one reply each (load, start,
- * write, trigger, runJob, stop) and events back (PV updates, addPv, watchdog, exit). Today a host
- * is a Bun Worker in this process (worker-host.ts); host-default.ts picks the factory, so running
- * plugins in their own OS processes is another {@link PluginHostFactory} named there.
+ * write, trigger, runJob, stop) and events back (PV updates, addPv, watchdog, exit). A host is an
+ * OS process of its own (host/process-host.ts, sandboxed: docs/security.md); host-default.ts picks
+ * the factory.
  */
 import type { Logger } from "pino";
 import type { PvDefinition } from "../sdk/host.ts";
+import type { SandboxConfig, SandboxLimits } from "./host/sandbox.ts";
 import type { SetUpdate, ToWorker } from "./protocol.ts";
 
 /** A reply of the plugin host. */
@@ -32,8 +33,8 @@ export interface HostEvents {
   onUnresponsive(): void;
   /** Heartbeats came back after onUnresponsive. */
   onResponsive(): void;
-  /** The host ended without being terminated by us. */
-  onExit(code: number): void;
+  /** The host ended without being terminated by us; `reason` says why (for MESSAGE). */
+  onExit(code: number, reason: string): void;
 }
 
 /** Timing knobs (tests shorten them). */
@@ -66,6 +67,14 @@ export interface HostOptions {
   timings: HostTimings;
   /** Environment variables the plugin must not see (API token, git tokens). */
   hiddenEnv: readonly string[];
+  /** Plugin name (logs, process title, private directory). */
+  name?: string;
+  /** Operator's sandbox settings (default: host/sandbox.ts defaults). */
+  sandbox?: SandboxConfig;
+  /** This plugin's limits (default: the sandbox's). */
+  limits?: SandboxLimits;
+  /** Directories the plugin must be able to read under another uid (its clone). */
+  codeDirs?: readonly string[];
 }
 
 /** Starts a plugin host. */

@@ -206,7 +206,10 @@ const ENTRY_NAMES = ["index.ts", "index.mts", "index.tsx", "index.js", "index.mj
  * Files to import: package.json `module`/`main` if set, else index.*, else every top-level source
  * file (tests and declarations excluded). Throws StepError("import") when there is none.
  */
-export async function entryFiles(dir: string): Promise<string[]> {
+export async function entryFiles(
+  dir: string,
+  opts: { allowNone?: boolean } = {},
+): Promise<string[]> {
   const pkg = await readPackageJson(dir, "import");
   for (const key of ["module", "main"] as const) {
     const v = pkg?.[key];
@@ -243,6 +246,8 @@ export async function entryFiles(dir: string): Promise<string[]> {
     )
     .map((e) => join(dir, e.name))
     .sort();
+  // A config-only plugin (2.7.9's declarative plugins) has no code: the built-in task runs it.
+  if (top.length === 0 && opts.allowNone) return [];
   if (top.length === 0) {
     throw new StepError("import", "no TypeScript/JavaScript source file in the plugin directory");
   }

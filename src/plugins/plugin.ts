@@ -2,12 +2,16 @@
  * A loaded plugin as the runtime holds it (its host, its PVs, its flags), the time limits of the
  * runtime, and what the pipeline needs to know to load one.
  */
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 import type { Pv } from "../pv/pv.ts";
 import type { PvValue } from "../pv/types.ts";
+import type { RestartPolicy } from "./config.ts";
+import { DEFAULT_RESTART_TIMINGS, type RestartTimings } from "./host/restart.ts";
+import type { SandboxLimits } from "./host/sandbox.ts";
 import type { PluginHost } from "./host.ts";
 
 /** Time limits of the runtime (tests shorten some). */
-export interface RuntimeTimings {
+export interface RuntimeTimings extends RestartTimings {
   /** Importing the plugin's modules in its host. */
   importTimeoutMs: number;
   /** The plugin's initialize(). */
@@ -26,6 +30,7 @@ export interface RuntimeTimings {
 
 /** Defaults: removal completes within 2 s (1.2 s for cleanup, then terminate). */
 export const DEFAULT_TIMINGS: RuntimeTimings = {
+  ...DEFAULT_RESTART_TIMINGS,
   importTimeoutMs: 30_000,
   initTimeoutMs: 30_000,
   cleanupTimeoutMs: 1200,
@@ -40,6 +45,10 @@ export interface PluginPv {
   short: string;
   pv: Pv;
   autosave: boolean;
+  /** Created by the plugin with addPv (not declared). */
+  runtime?: boolean;
+  /** A new process of the plugin may addPv it again and gets the existing PV. */
+  adoptable?: boolean;
 }
 
 /** What the pipeline needs to know about the plugin to load. */
@@ -60,6 +69,10 @@ export interface LoadSpec {
 /** A plugin the pipeline has loaded (or is loading). */
 export interface LoadedPlugin extends LoadSpec {
   mode: "continuous" | "triggered";
+  /** The plugin class (from the load step), as 2.7.9's `class_name`. */
+  className?: string;
+  /** A 2.7.9 declarative task's spec (links, rules, transforms; its mode may be reactive). */
+  declarative?: DeclarativeSpec;
   interval: number;
   prefix: string;
   /** Effective parameters (config.yaml + overrides). */
@@ -78,6 +91,18 @@ export interface LoadedPlugin extends LoadSpec {
   stopped: boolean;
   /** Set when start failed during a restore: loaded for inspection, not running. */
   startError?: string;
+  /** Limits of its process (config.yaml `limits:` within the operator's ceilings). */
+  limits: SandboxLimits;
+  restart: RestartPolicy;
+  /** Times of recent unexpected ends of its process (restart backoff, quarantine). */
+  failures: number[];
+  /** Set when quarantined: not restarted, not started at boot, until a REST restart. */
+  quarantined?: string;
+  respawnTimer?: ReturnType<typeof setTimeout>;
+  /** Entry files (a respawn of its process imports them again). */
+  files: string[];
+  /** Access security group of its PVs (config.yaml `access.asg`), also for PVs added at runtime. */
+  asg?: string;
 }
 
 /** Where a plugin comes from: the fields shared by requests, records and loaded plugins. */

@@ -58,7 +58,9 @@ export type FromWorker =
       msg: string;
       err?: SerializedError;
     }
-  | { t: "hb" };
+  | { t: "hb" }
+  /** A plugin process is about to end because it hit a limit ("memory"). */
+  | { t: "fatal"; reason: string };
 
 /** One batched PV update: short name, value, optional explicit alarm. */
 export type SetUpdate = [name: string, value: unknown, severity?: number, status?: number];

@@ -33,7 +33,7 @@ export interface PluginPvInfo {
 export interface PluginInfo {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered";
+  mode?: "continuous" | "triggered" | "reactive";
   status: string;
   message: string;
   cycleCount?: number;
@@ -44,6 +44,13 @@ export interface PluginInfo {
   parameters: Record<string, unknown>;
   pvs: PluginPvInfo[];
   running: boolean;
+  /** Why the plugin is quarantined (its process failed too often); absent when it is not. */
+  quarantined?: string;
+  /** Jobs: the last results, newest last. */
+  results?: JobResultJson[];
+  /** 2.7.9's names, read by its clients (the epik8s dashboard): the kind and the plugin class. */
+  plugin_type?: "task" | "job";
+  class_name?: string | null;
 }
 
 /** Result of a controller operation: `code` is the HTTP status the REST layer should use. */

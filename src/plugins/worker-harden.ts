@@ -7,7 +7,7 @@ import { format } from "node:util";
 import { errorMessage } from "../common/errors.ts";
 import type { LogLevel } from "../sdk/host.ts";
 import * as sdk from "../sdk/index.ts";
-import { log } from "./worker-log.ts";
+import { exitIfOutOfMemory, log } from "./worker-log.ts";
 
 // console.* in plugin code joins the server's structured log (tagged with the plugin, rate-limited
 // like the logger) instead of writing raw lines into the server's stdout, which stays one JSON
@@ -50,7 +50,8 @@ process.abort = (() => {
 }) as typeof process.abort;
 const realKill = process.kill.bind(process);
 process.kill = ((pid: number, signal?: string | number) => {
-  if (pid === process.pid || pid === 0 || pid === -process.pid) {
+  // (The server is our parent; under root its uid differs anyway: this gives an honest message.)
+  if (pid === process.pid || pid === 0 || pid === -process.pid || pid === process.ppid) {
     log("error", `plugin tried to signal the server (process.kill(${pid})): refused`);
     throw new ExitRefused("signalling the server process");
   }
@@ -60,6 +61,7 @@ process.on("unhandledRejection", (reason) => {
   log("error", `unhandled promise rejection in plugin: ${errorMessage(reason)}`, reason);
 });
 process.on("uncaughtException", (err) => {
+  exitIfOutOfMemory(err);
   log("error", `uncaught exception in plugin: ${errorMessage(err)}`, err);
 });
 

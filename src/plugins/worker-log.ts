@@ -1,8 +1,22 @@
 import type { LogLevel } from "../sdk/host.ts";
 import type { FromWorker } from "./protocol.ts";
 
+/** To the server over the plugin process's IPC channel. */
 export function send(msg: FromWorker): void {
-  postMessage(msg);
+  // A closed channel (the server is gone) throws: nothing left to tell, the process ends.
+  try {
+    process.send?.(msg);
+  } catch {}
+}
+
+/**
+ * In a plugin process, running out of memory means the plugin hit its memory limit: the process
+ * ends (exit code 70, the server names the limit) instead of limping on with a heap it cannot grow.
+ */
+export function exitIfOutOfMemory(e: unknown): void {
+  if (!(e instanceof RangeError) || !/out of memory/i.test(e.message)) return;
+  send({ t: "fatal", reason: "memory" });
+  process.reallyExit(70);
 }
 
 function serializeError(e: unknown): { name: string; message: string; stack?: string } {

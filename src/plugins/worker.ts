@@ -1,8 +1,8 @@
 /**
- * Entry of a plugin's Worker: the plugin's code runs here, away from the server's event loop, so a
- * plugin that blocks or crashes cannot stop CA, REST or other plugins. This file must stay a real
- * module referenced as `new URL("./worker.ts", import.meta.url)` so `bun build --compile` embeds it
- * (pass it as an extra entry point).
+ * The plugin runtime: the plugin's code runs here, in a process of its own (the executable's
+ * plugin-host mode, src/plugins/host/entry.ts imports this file once the process is confined),
+ * talking to the server over Bun's IPC channel. The file name is historical (plugins ran in
+ * Workers until December 2026).
  */
 // First: the hardening must be in place before any plugin code is imported.
 import "./worker-harden.ts";
@@ -15,10 +15,12 @@ import {
 } from "../sdk/host.ts";
 import * as sdk from "../sdk/index.ts";
 import type { ToWorker } from "./protocol.ts";
-import { log, reportDroppedLogs, send } from "./worker-log.ts";
+import { exitIfOutOfMemory, log, reportDroppedLogs, send } from "./worker-log.ts";
 import { flush, hasPendingUpdate, host, pvs, requests } from "./worker-pvs.ts";
 
-declare const self: Worker;
+if (typeof process.send !== "function") {
+  throw new Error("the plugin runtime runs only in a plugin process started by the server");
+}
 
 // --- State ----------------------------------------------------------------------------------------
 let pluginClass: (new () => sdk.TaskBase | sdk.JobBase) | null = null;
@@ -69,13 +71,15 @@ async function runCycle(): Promise<void> {
         setStatus(enabled ? "RUN" : "PAUSED");
       }
     } catch (e) {
+      exitIfOutOfMemory(e);
       runtimeError = true;
       setStatus("ERROR");
       setMessage(errorMessage(e));
       log("error", `execute() failed: ${errorMessage(e)}`, e);
       throw e;
     } finally {
-      cycleCount++;
+      // The task may have restarted its count (2.7.9's RESET): continue from its value.
+      cycleCount = task._cycleCount + 1;
       task._cycleCount = cycleCount;
       if (pvs.has("CYCLE_COUNT")) host.setPv("CYCLE_COUNT", cycleCount);
     }
@@ -141,6 +145,22 @@ function isSubclass(v: unknown, base: abstract new () => unknown): boolean {
 }
 
 async function handleLoad(files: string[], requested: "task" | "job" | "auto"): Promise<Reply> {
+  // A config-only plugin (2.7.9's declarative plugins): the framework's own task class runs it.
+  if (files.length === 0) {
+    if (requested === "job") {
+      return {
+        ok: false,
+        step: "inheritance",
+        message: "a plugin without code is a task, not a job",
+      };
+    }
+    pluginClass = sdk.DeclarativeTask;
+    return {
+      ok: true,
+      message: "no code: the built-in DeclarativeTask runs config.yaml",
+      data: { className: "DeclarativeTask", kind: "task" },
+    };
+  }
   const found = new Map<unknown, string>();
   for (const file of files) {
     let mod: Record<string, unknown>;
@@ -225,8 +245,18 @@ async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply>
       mode: m.mode,
       interval: m.interval,
       host,
+      ...(m.declarative ? { declarative: m.declarative } : {}),
     });
     if (instance instanceof sdk.TaskBase) instance._cycleCount = cycleCount;
+    if (m.declarative && !(instance instanceof sdk.DeclarativeTask)) {
+      // Links, rules and transforms would silently do nothing in a plain TaskBase.
+      return {
+        ok: false,
+        step: "start",
+        message:
+          'config.yaml declares links, rules or transforms: the plugin class must extend DeclarativeTask (import { DeclarativeTask } from "iocmng")',
+      };
+    }
   } catch (e) {
     log("error", `constructor failed: ${errorMessage(e)}`, e);
     return { ok: false, step: "start", message: `constructor failed: ${errorMessage(e)}` };
@@ -260,6 +290,11 @@ async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promi
     if (!stopping && started) {
       if (!runtimeError || !enabled) setStatus(enabled ? "RUN" : "PAUSED");
       if (enabled) wakeLoop();
+      try {
+        (instance as sdk.TaskBase | null)?.onEnable?.(enabled);
+      } catch (e) {
+        log("error", `onEnable() failed: ${errorMessage(e)}`, e);
+      }
     }
     return { ok: true, message: enabled ? "enabled" : "paused" };
   }
@@ -316,6 +351,7 @@ async function handleRunJob(): Promise<Reply> {
   try {
     result = sdk.toJobResult(await job.execute());
   } catch (e) {
+    exitIfOutOfMemory(e);
     log("error", `execute() failed: ${errorMessage(e)}`, e);
     result = sdk.JobResult.fail(errorMessage(e));
   } finally {
@@ -404,8 +440,7 @@ async function installServices(s: Extract<ToWorker, { t: "start" }>["services"])
   });
 }
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
-  const m = event.data;
+async function onMessage(m: ToWorker): Promise<void> {
   if (m.t === "reply") {
     const r = requests.get(m.id);
     requests.delete(m.id);
@@ -444,7 +479,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   // (a write handler that set its own value keeps it; a RUN completes after its outputs).
   flush();
   send({ t: "reply", id: m.id, ...reply });
-};
+}
+
+process.on("message", (m: ToWorker) => void onMessage(m));
+// The server closed the channel (it stopped or died): nobody is left to serve.
+process.on("disconnect", () => process.reallyExit(0));
 
 setInterval(() => {
   send({ t: "hb" });

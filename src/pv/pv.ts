@@ -87,6 +87,8 @@ export class Pv {
   /** Maximum element count (1 for scalars). */
   readonly count: number;
   readonly writable: boolean;
+  /** Access security group; undefined = DEFAULT. */
+  readonly asg: string | undefined;
   /** Increments on every posted change of value/alarm/timestamp; lets encoders cache per update. */
   generation = 0;
   /** Increments on every metadata change. */
@@ -111,6 +113,7 @@ export class Pv {
     this.kind = spec.kind;
     this.count = spec.count ?? 1;
     this.writable = spec.writable ?? false;
+    this.asg = spec.asg;
     this.writeHandler = handler;
     this._meta = Object.freeze({ ...(spec.meta ?? {}) });
     const value = this.normalize(spec.initial ?? defaultValue(this.kind, this.count));
@@ -329,6 +332,7 @@ export class Pv {
   beginWrite(input: unknown, ctx: WriteContext = {}): Promise<void> | null {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
     if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
+    this.checkInputSize(input);
     let value: PvValue;
     try {
       value = this.normalize(input);
@@ -393,8 +397,33 @@ export class Pv {
     if (this.generation === generationBefore && !this.removed) this.post(value, { force: true });
   }
 
+  /**
+   * A client's value must fit the PV, on every path alike: a string of at most 39 bytes (40 with
+   * the NUL, DBR_STRING's size), at most `count` elements. normalize() would cut the rest off
+   * silently, which libca never lets a CA client do (it refuses a put longer than the channel).
+   */
+  private checkInputSize(input: unknown): void {
+    const charArray = this.kind === "char" && this.count > 1;
+    if (typeof input === "string" && (this.kind === "string" || charArray)) {
+      const bytes = encoder.encode(input).length;
+      const max = charArray ? this.count - 1 : MAX_STRING_BYTES;
+      if (bytes > max) {
+        throw new PvWriteError(
+          `${this.name}: string of ${bytes} bytes, at most ${max} fit`,
+          "range",
+        );
+      }
+    } else if (isArrayLike(input) && input.length > this.count) {
+      throw new PvWriteError(
+        `${this.name}: ${input.length} elements, at most ${this.count} fit`,
+        "range",
+      );
+    }
+  }
+
   private checkWritable(value: PvValue): void {
     const m = this._meta;
+    if (m.finiteOnly && typeof value !== "string") checkFinite(this.name, value);
     if (this.kind === "enum" && typeof value === "number") {
       const n = m.states?.length ?? 0;
       if (n > 0 && value >= n) {
@@ -492,7 +521,19 @@ function exceeds(v: number, last: number, deadband: number): boolean {
   return Math.abs(v - last) > deadband;
 }
 
+function checkFinite(name: string, value: PvValue): void {
+  const bad = (x: number) => {
+    if (!Number.isFinite(x))
+      throw new PvWriteError(`${name}: ${x} is not a finite number`, "range");
+  };
+  if (typeof value === "number") bad(value);
+  else if (typeof value === "object") for (const x of value) bad(x);
+}
+
 function checkRange(name: string, value: PvValue, lo: number, hi: number): void {
+  // A PV with drive limits takes finite numbers only: NaN compares false with both limits and
+  // would otherwise pass, and ±Infinity would pass a one-sided limit.
+  checkFinite(name, value);
   const check = (x: number) => {
     if (x < lo || x > hi) {
       throw new PvWriteError(`${name}: ${x} outside drive limits [${lo}, ${hi}]`, "range");

@@ -64,6 +64,12 @@ export function validateSpec(spec: PvSpec): void {
     throw new PvSpecError(`${spec.name}: ${spec.kind} PVs are scalar (count must be 1)`);
   }
   validateMeta(spec.name, spec.kind, spec.meta ?? {});
+  const asg = spec.asg;
+  if (asg !== undefined && (typeof asg !== "string" || !/^[\x21-\x7e]{1,128}$/.test(asg))) {
+    throw new PvSpecError(
+      `${spec.name}: access security group must be 1..128 printable characters, got ${JSON.stringify(asg)}`,
+    );
+  }
 }
 
 /** Throws PvSpecError unless `m` is valid metadata for a PV of `kind`. */

@@ -84,6 +84,8 @@ export interface PvMeta {
   mdel?: number;
   /** Archive deadband (ADEL): DBE_LOG posts only when |Δ| > adel; negative = post every update. */
   adel?: number;
+  /** Refuse client writes of NaN and ±Infinity (always the case when drive limits are set). */
+  finiteOnly?: boolean;
 }
 
 /** Everything needed to create a PV. */
@@ -96,6 +98,8 @@ export interface PvSpec {
   writable?: boolean;
   initial?: PvValue;
   meta?: PvMeta;
+  /** Access security group (an ASG of the access security file); unset = DEFAULT. */
+  asg?: string;
 }
 
 /** EPICS-style timestamp: POSIX seconds and nanoseconds (the CA codec shifts to the EPICS epoch). */

@@ -3,6 +3,7 @@
  * server, or an in-memory host for plugin authors' unit tests. Kept apart from index.ts so the
  * runtime can reach it without widening the public `iocmng` module.
  */
+import type { DeclarativeSpec } from "../declarative/spec.ts";
 
 /** Values a plugin may write to a PV: numbers, strings, booleans, arrays, typed arrays. */
 export type PvInput =
@@ -80,6 +81,8 @@ export interface PluginContext {
   mode: "continuous" | "triggered";
   interval: number;
   host: SdkHost;
+  /** The declarative part of config.yaml (links, rules, transforms), for DeclarativeTask. */
+  declarative?: DeclarativeSpec;
 }
 
 let pending: PluginContext | null = null;

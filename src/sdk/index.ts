@@ -5,6 +5,7 @@
  * Outside the server (plugin unit tests) the classes work against an in-memory host.
  */
 import { JOB_STATES, TASK_STATES } from "../common/names.ts";
+import { type DeclarativeTaskApi, defineDeclarativeTask } from "../declarative/task.ts";
 import { truncateUtf8 } from "../pv/pv.ts";
 import {
   currentContext,
@@ -185,6 +186,8 @@ export abstract class TaskBase extends PluginBase {
    * the client's put fails with your message. Return to accept: the PV takes the value.
    */
   onPvWrite?(name: string, value: unknown): void | Promise<void>;
+  /** Optional: ENABLE was written (after the runtime paused or resumed the loop). */
+  onEnable?(enabled: boolean): void;
 
   /** Sets STATUS (INIT, RUN, PAUSED, END, ERROR). */
   setStatus(status: TaskStatus): void {
@@ -265,3 +268,10 @@ export function toJobResult(value: unknown): JobResult {
 }
 
 export { LocalHost } from "./host.ts";
+
+/**
+ * A task driven by config.yaml links, transforms and rules (2.7.9's DeclarativeTask); config-only
+ * plugins run it, code plugins may extend it (see docs/plugins.md, "Declarative plugins").
+ */
+export const DeclarativeTask = defineDeclarativeTask(TaskBase);
+export type DeclarativeTask = DeclarativeTaskApi;

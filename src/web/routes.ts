@@ -1,13 +1,11 @@
 /**
  * REST routes the console needs beyond the plugin API (mounted under /api/v1):
  *
- *   GET /plugins                     every plugin with its last error and the process' resources
+ *   GET /console/plugins             every plugin with its last error and the process' resources
  *   GET /plugins/{name}/logs?after=N recent log lines of a plugin (bounded ring)
  *   GET /plugins/{name}/logs/stream  the same, live (Server-Sent Events)
- *   GET /jobs/{name}/results         the last results of a job's runs (kept in memory)
  *
- * Job results are captured from `POST /jobs/{name}/run` by a hook of the root app
- * ({@link jobResultCapture}), so the REST app needs no change for it.
+ * A job's last results are the 2.7.9 route's (`GET /jobs/{name}/results`, src/api/compat.ts).
  */
 import { Elysia, t } from "elysia";
 import { type PluginInfo, PluginInfo as PluginInfoSchema } from "../api/models.ts";
@@ -46,55 +44,6 @@ function screenPlugin(p: PluginInfo, source: PvSource): ScreenPlugin {
 }
 
 const BOB_HEADERS = { "content-type": "application/xml; charset=utf-8" };
-
-/** How many results of each job are kept. */
-export const KEPT_RESULTS = 20;
-
-export interface KeptResult {
-  ok: boolean;
-  message: string;
-  /** The RunResponse as sent, or the error body. */
-  body: unknown;
-  status: number;
-  time: number;
-}
-
-/** Last results per job (bounded by {@link KEPT_RESULTS} and by the number of jobs loaded). */
-export class JobResults {
-  private readonly byJob = new Map<string, KeptResult[]>();
-
-  add(job: string, r: KeptResult): void {
-    const list = this.byJob.get(job) ?? [];
-    list.unshift(r);
-    if (list.length > KEPT_RESULTS) list.length = KEPT_RESULTS;
-    this.byJob.set(job, list);
-    if (this.byJob.size > 1000) {
-      const oldest = this.byJob.keys().next().value;
-      if (oldest !== undefined) this.byJob.delete(oldest);
-    }
-  }
-
-  get(job: string): KeptResult[] {
-    return this.byJob.get(job) ?? [];
-  }
-}
-
-/** Root-app hook recording every answered `POST /api/v1/jobs/{name}/run`. */
-export function jobResultCapture(results: JobResults) {
-  return new Elysia({ name: "iocmng-job-results" }).onAfterHandle({ as: "global" }, (ctx) => {
-    if (ctx.request.method !== "POST" || ctx.route !== "/api/v1/jobs/:name/run") return;
-    const name = (ctx.params as Record<string, string> | undefined)?.name;
-    const body = ctx.response as { ok?: unknown; message?: unknown } | undefined;
-    if (name === undefined || body === undefined || body === null) return;
-    results.add(name, {
-      ok: body.ok === true,
-      message: typeof body.message === "string" ? body.message : "",
-      body,
-      status: typeof ctx.set.status === "number" ? ctx.set.status : 200,
-      time: Date.now(),
-    });
-  });
-}
 
 const LogLineSchema = t.Object({
   seq: t.Number(),
@@ -138,10 +87,10 @@ function sse(line: LogLine): Uint8Array {
 
 type AllPlugins = () => PluginInfo[];
 
-/** GET /plugins: every plugin with its last error, and the server's resources. */
+/** GET /console/plugins: every plugin with its last error, and the server's resources. */
 function listRoute(all: AllPlugins, logs: LogRings) {
   return new Elysia({ name: "iocmng-console-list" }).get(
-    "/plugins",
+    "/console/plugins",
     () => ({
       plugins: all().map((p) => {
         const { pvs, parameters: _params, ...rest } = p;
@@ -281,25 +230,10 @@ function screenRoutes(all: AllPlugins, source: PvSource) {
 }
 
 /** The console's routes (mounted under /api/v1). */
-export function consoleRoutes(deps: ConsoleDeps, results: JobResults) {
+export function consoleRoutes(deps: ConsoleDeps) {
   const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
   return new Elysia({ name: "iocmng-console-api" })
     .use(listRoute(all, deps.logs))
     .use(logRoutes(all, deps.logs))
-    .use(screenRoutes(all, deps.source))
-    .get("/jobs/:name/results", ({ params }) => ({ results: results.get(params.name) }), {
-      params: t.Object({ name: PluginName }),
-      response: t.Object({
-        results: t.Array(
-          t.Object({
-            ok: t.Boolean(),
-            message: t.String(),
-            body: t.Unknown(),
-            status: t.Number(),
-            time: t.Number(),
-          }),
-        ),
-      }),
-      detail: { tags: ["jobs"], summary: "The last results of a job's runs (newest first)" },
-    });
+    .use(screenRoutes(all, deps.source));
 }

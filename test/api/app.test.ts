@@ -133,7 +133,7 @@ describe("health", () => {
     const res = await req("GET", "/health");
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({
-      status: "healthy",
+      status: "ok",
       version: "9.9.9",
       tasks_count: 1,
       jobs_count: 1,
@@ -157,7 +157,7 @@ describe("add", () => {
     await req("POST", "/tasks", JSON.stringify(good));
     const res = await req("POST", "/tasks", JSON.stringify(good));
     expect(res.status).toBe(409);
-    expect(await json(res)).toEqual({ ok: false, message: "name taken" });
+    expect(await json(res)).toEqual({ ok: false, message: "name taken", detail: "name taken" });
   });
 
   test("422 from validation carries the report naming the failed step", async () => {

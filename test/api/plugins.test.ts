@@ -44,9 +44,11 @@ describe("auth", () => {
       const r = await call(app, { method: "POST", headers });
       expect(r.status).toBe(401);
       expect(r.headers.get("www-authenticate")).toBe('Bearer realm="iocmng"');
+      // `detail` repeats the message for FastAPI (iocmng 2.7.9) clients.
       expect(r.body).toEqual({
         ok: false,
         message: "missing or wrong bearer token (Authorization: Bearer <token>)",
+        detail: "missing or wrong bearer token (Authorization: Bearer <token>)",
       });
     }
     expect(reached).toBe(0);
@@ -148,7 +150,10 @@ describe("error mapping", () => {
 
   test("an unexpected error is 500 without its details; unknown routes 404", async () => {
     expect(await call(app, { path: "/boom" })).toEqual(
-      expect.objectContaining({ status: 500, body: { ok: false, message: "internal error" } }),
+      expect.objectContaining({
+        status: 500,
+        body: { ok: false, message: "internal error", detail: "internal error" },
+      }),
     );
     expect(await call(app, { path: "/nope" })).toMatchObject({
       status: 404,

@@ -6,6 +6,7 @@ import {
   ConfigError,
   loadConfig,
   MAX_SERVER_CONFIG_BYTES,
+  parseServerConfigFile,
   pvPrefixFor,
   type ServerConfig,
 } from "../../src/config.ts";
@@ -52,7 +53,31 @@ describe("environment variables", () => {
       plugins: [],
       configFile: null,
       beamlineConfigFile: null,
+      accessSecurityFile: null,
+      accessHostMode: "names",
+      accessGroups: null,
     });
+  });
+
+  test("access security: IOCMNG_ACF, EPICS_CAS_USE_HOST_NAMES, access_groups", () => {
+    const cfg = loadConfig({ IOCMNG_ACF: "/etc/iocmng/rules.acf", EPICS_CAS_USE_HOST_NAMES: "NO" });
+    expect(cfg.accessSecurityFile).toBe("/etc/iocmng/rules.acf");
+    expect(cfg.accessHostMode).toBe("addresses");
+    expect(() => loadConfig({ EPICS_CAS_USE_HOST_NAMES: "maybe" })).toThrow(
+      "EPICS_CAS_USE_HOST_NAMES must be a boolean",
+    );
+    const file = parseServerConfigFile(
+      "access_security_file: rules.acf\naccess_groups: [CTRL, DEFAULT]\n",
+      "f.yaml",
+    );
+    expect(file.accessSecurityFile).toBe("rules.acf");
+    expect(file.accessGroups).toEqual(["CTRL", "DEFAULT"]);
+    expect(() => parseServerConfigFile("access_groups: CTRL\n", "f.yaml")).toThrow(
+      "f.yaml: access_groups: expected a list of access security group names",
+    );
+    expect(() => parseServerConfigFile("access_groups: ['a b']\n", "f.yaml")).toThrow(
+      "access_groups",
+    );
   });
 
   test("every variable is read", () => {

@@ -7,7 +7,7 @@ import { Elysia } from "elysia";
 import { overviewScreen, pluginScreen, type ScreenPlugin } from "../../src/display/bob.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { LogRings } from "../../src/web/logring.ts";
-import { consoleRoutes, JobResults } from "../../src/web/routes.ts";
+import { consoleRoutes } from "../../src/web/routes.ts";
 
 /**
  * From ControlSystemStudio/phoebus app/display/model: WidgetDescriptor types (LabelWidget "label",
@@ -270,14 +270,11 @@ test("the routes serve screens from the registry's PV definitions", async () => 
     ],
   };
   const app = new Elysia().use(
-    consoleRoutes(
-      {
-        plugins: { list: (k) => (k === "task" ? [info] : []) },
-        logs: new LogRings(),
-        source: registry,
-      },
-      new JobResults(),
-    ),
+    consoleRoutes({
+      plugins: { list: (k) => (k === "task" ? [info] : []) },
+      logs: new LogRings(),
+      source: registry,
+    }),
   );
   const res = await app.handle(new Request("http://localhost/plugins/p/display.bob"));
   expect(res.headers.get("content-type")).toContain("xml");

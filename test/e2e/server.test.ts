@@ -40,7 +40,7 @@ describe("startServer", () => {
       expect(srv.caUdpPort).toBe(caPort);
       const res = await fetch(`http://127.0.0.1:${srv.httpPort}/api/v1/health`);
       expect(res.status).toBe(200);
-      expect(((await res.json()) as { status: string }).status).toBe("healthy");
+      expect(((await res.json()) as { status: string }).status).toBe("ok");
       // A PV put in the registry is reachable by libca through the server's CA side.
       srv.registry.add({ name: "E2E:SERVER:PING", kind: "long", initial: 7 });
       const got = await py(`out(get("E2E:SERVER:PING"))`, {

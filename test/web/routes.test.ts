@@ -1,13 +1,12 @@
 /**
- * The console's REST routes on their own: /plugins, /plugins/{name}/logs (+ stream) and job
- * results captured from POST /api/v1/jobs/{name}/run by the root-app hook.
+ * The console's REST routes on their own: /console/plugins and /plugins/{name}/logs (+ stream).
  */
 import { expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import type { PluginInfo } from "../../src/api/models.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { LogRings } from "../../src/web/logring.ts";
-import { consoleRoutes, JobResults, jobResultCapture, KEPT_RESULTS } from "../../src/web/routes.ts";
+import { consoleRoutes } from "../../src/web/routes.ts";
 
 const job: PluginInfo = {
   name: "diag",
@@ -23,29 +22,22 @@ const job: PluginInfo = {
 
 function build() {
   const logs = new LogRings(3);
-  const results = new JobResults();
-  let runs = 0;
-  const api = new Elysia({ prefix: "/api/v1" })
-    .use(
-      consoleRoutes(
-        { plugins: { list: (k) => (k === "job" ? [job] : []) }, logs, source: new PvRegistry() },
-        results,
-      ),
-    )
-    .post("/jobs/:name/run", () => {
-      runs++;
-      return { ok: runs % 2 === 1, message: `run ${runs}`, result: { data: runs } };
-    });
-  const app = new Elysia().use(jobResultCapture(results)).use(api);
+  const app = new Elysia({ prefix: "/api/v1" }).use(
+    consoleRoutes({
+      plugins: { list: (k) => (k === "job" ? [job] : []) },
+      logs,
+      source: new PvRegistry(),
+    }),
+  );
   const get = (p: string) => app.handle(new Request(`http://localhost/api/v1${p}`));
   return { app, logs, get };
 }
 
-test("/plugins lists with errors and last error, without parameters or URL credentials", async () => {
+test("/console/plugins lists with errors and last error, without parameters or URL credentials", async () => {
   const { logs, get } = build();
   logs.push("diag", "error", "disk full");
   logs.push("diag", "info", "fine again");
-  const body = (await (await get("/plugins")).json()) as {
+  const body = (await (await get("/console/plugins")).json()) as {
     plugins: Array<Record<string, unknown>>;
     resources: { rssBytes: number };
   };
@@ -96,21 +88,4 @@ test("logs/stream sends the ring then live lines as server-sent events", async (
   expect(text).not.toContain("not for this stream");
   expect(text).toMatch(/^id: \d+\nevent: log\ndata: \{/);
   await reader.cancel();
-});
-
-test("job runs are kept, newest first, bounded", async () => {
-  const { app, get } = build();
-  for (let i = 0; i < KEPT_RESULTS + 3; i++) {
-    await app.handle(new Request("http://localhost/api/v1/jobs/diag/run", { method: "POST" }));
-  }
-  const body = (await (await get("/jobs/diag/results")).json()) as {
-    results: Array<{ ok: boolean; message: string }>;
-  };
-  expect(body.results.length).toBe(KEPT_RESULTS);
-  expect(body.results[0]?.message).toBe(`run ${KEPT_RESULTS + 3}`);
-  expect(body.results[0]?.ok).toBe(true);
-  expect(body.results[1]?.ok).toBe(false);
-  expect(
-    ((await (await get("/jobs/other/results")).json()) as { results: unknown[] }).results,
-  ).toEqual([]);
 });

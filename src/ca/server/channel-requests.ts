@@ -5,11 +5,12 @@
  */
 import type { Logger } from "pino";
 import { DBE, type WriteContext } from "../../pv/types.ts";
-import { ECA } from "../codec/constants.ts";
+import { ACCESS, ECA } from "../codec/constants.ts";
 import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
 import { encodeEventCancelAck } from "../codec/messages.ts";
 import { eventAddMask, requestIoid, requestSid, subscriptionId } from "../codec/requests.ts";
+import type { CircuitAccess } from "./access.ts";
 import { type Channel, type ChannelTable, Subscription } from "./channel.ts";
 import type { CaServerConfig } from "./config.ts";
 import type { FanoutSubscription } from "./fanout.ts";
@@ -25,6 +26,7 @@ export interface ChannelCircuit {
   readonly reply: Replies;
   readonly table: ChannelTable;
   readonly log: Logger;
+  readonly access: CircuitAccess;
   readonly closed: boolean;
   readonly user: string;
   readonly host: string;
@@ -41,6 +43,8 @@ export interface ChannelCircuit {
   cidForSid(h: CaHeader): number;
 }
 
+const NO_READ_ACCESS = { error: ECA.NORDACCESS } as const;
+
 export class ChannelRequests {
   constructor(
     private readonly c: ChannelCircuit,
@@ -55,6 +59,12 @@ export class ChannelRequests {
       return;
     }
     if (!this.countAllowed(ch, h, ext)) return;
+    if (!(ch.rights & ACCESS.READ)) {
+      // A denied reader gets no value: READ_NOTIFY carries ECA_NORDACCESS, the old READ an ERROR.
+      if (notify) this.c.reply.read(h, ext, ch.cid, NO_READ_ACCESS, true);
+      else this.c.sendError(ch.cid, ECA.NORDACCESS, h, ext, `read access denied: ${ch.pv.name}`);
+      return;
+    }
     if (
       notify &&
       h.count <= 1 &&
@@ -79,9 +89,20 @@ export class ChannelRequests {
    * the channel's waiting requests run after it, in order.
    */
   write(ch: Channel, h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
+    if (!(ch.rights & ACCESS.WRITE) && ch.pv.writable) {
+      // Refused by access security, as rsrv does before looking at the value; decoded only so
+      // the audit trail shows what was attempted.
+      const tried = decodeWrite(ch.pv, h, payload, notify);
+      const value = "error" in tried ? undefined : tried.value;
+      this.c.access.record(ch.pv, value, ch.pv.value, "denied", "no write access");
+      this.writeDone(ch, h, ext, notify, ECA.NOWTACCESS, `write access denied: ${ch.pv.name}`);
+      return;
+    }
     const dec = decodeWrite(ch.pv, h, payload, notify);
     if ("error" in dec) {
       this.c.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
+      const result = dec.error === ECA.NOWTACCESS ? "denied" : "failed";
+      this.c.access.record(ch.pv, undefined, ch.pv.value, result, dec.message);
       this.writeDone(ch, h, ext, notify, dec.error, dec.message);
       return;
     }
@@ -89,9 +110,13 @@ export class ChannelRequests {
     const req: CaHeader = { ...h };
     const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer };
     const generation = ch.pv.generation;
+    // The value before the write (the channel's earlier writes have settled: they run one at a time).
+    const old = ch.pv.value;
     let sync = true;
     let visible = false;
     const pending = startWrite(ch.pv, dec.value, ctx, (eca, reason) => {
+      const result = reason === null ? "ok" : "failed";
+      this.c.access.record(ch.pv, dec.value, old, result, reason ?? undefined);
       if (reason !== null) {
         const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };
         this.c.log.info(who, "CA put failed");

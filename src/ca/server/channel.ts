@@ -25,6 +25,8 @@ export class Channel implements FanoutChannel {
   invisibleWrites = 0;
   /** Requests that must wait for those writes, in arrival order; null when none wait. */
   held: HeldRequest[] | null = null;
+  /** ACCESS_RIGHTS bits last sent for this channel (read 1, write 2). */
+  rights = 0;
 
   constructor(
     private readonly owner: ChannelOwner,
@@ -93,6 +95,11 @@ export class ChannelTable {
 
   get subscriptionCount(): number {
     return this.subs.size;
+  }
+
+  /** Every open channel. */
+  all(): IterableIterator<Channel> {
+    return this.channels.values();
   }
 
   channel(sid: number): Channel | undefined {

@@ -28,6 +28,7 @@ import {
   versionPriority,
 } from "../codec/requests.ts";
 import { MessageReader, READ } from "../codec/stream.ts";
+import { CircuitAccess } from "./access.ts";
 import { type Channel, ChannelTable, type Subscription } from "./channel.ts";
 import { ChannelRequests } from "./channel-requests.ts";
 import type { FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
@@ -70,6 +71,7 @@ export class Circuit implements SubscriptionSink {
   readonly reply: Replies;
   readonly table: ChannelTable;
   readonly log: Logger;
+  readonly access: CircuitAccess;
 
   constructor(
     private readonly socket: CaSocket,
@@ -98,6 +100,7 @@ export class Circuit implements SubscriptionSink {
     this.waiting = new WaitingRequests(srv.config.maxPendingWritesPerCircuit);
     this.reply = new Replies(this.q);
     this.table = new ChannelTable((sub) => this.q.unmark(sub));
+    this.access = new CircuitAccess(srv.access, this);
     this.chan = new ChannelRequests(this, srv.config);
     // rsrv sends its VERSION at accept time, before reading anything (docs/ca-protocol-facts.md).
     this.q.append(encodeVersion());
@@ -372,8 +375,8 @@ export class Circuit implements SubscriptionSink {
     const pv = entry.pv;
     const ch = this.table.open(this, cid, entry);
     this.anyChannelCreated = true;
-    const rights = pv.writable ? ACCESS.READ | ACCESS.WRITE : ACCESS.READ;
-    this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, cid, rights, this.reply.extOk);
+    ch.rights = this.access.rightsOf(pv);
+    this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, cid, ch.rights, this.reply.extOk);
     // Older clients (< 4.9) cannot take the extended header: rsrv clamps the count to 0xFFFE.
     const count = this.reply.extOk ? pv.count : Math.min(pv.count, 0xfffe);
     this.q.appendHeader(
@@ -384,6 +387,26 @@ export class Circuit implements SubscriptionSink {
       ch.sid,
       this.reply.extOk,
     );
+  }
+
+  /**
+   * Rights may have changed (reload, a CALC input): re-send ACCESS_RIGHTS for each channel whose
+   * rights changed, as rsrv does, and the current value to the monitors of a channel that just
+   * became readable.
+   */
+  recheckAccess(): void {
+    if (this.closed) return;
+    let sent = false;
+    for (const ch of this.table.all()) {
+      const r = this.access.rightsOf(ch.pv);
+      if (r === ch.rights) continue;
+      const gainedRead = (r & ACCESS.READ) !== 0 && (ch.rights & ACCESS.READ) === 0;
+      ch.rights = r;
+      this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, ch.cid, r, this.reply.extOk);
+      sent = true;
+      if (gainedRead && ch.subs !== null) for (const sub of ch.subs.values()) this.queueUpdate(sub);
+    }
+    if (sent) this.scheduleFlush();
   }
 
   // A request about one channel: run now, or wait behind the channel's pending write.

@@ -3,6 +3,7 @@
  * needs from its server, and the socket user data.
  */
 import type { Logger } from "pino";
+import type { AccessPolicy } from "../../pv/access.ts";
 import type { Circuit } from "./circuit.ts";
 import type { CaServerConfig } from "./config.ts";
 import type { PvEntry } from "./fanout.ts";
@@ -26,6 +27,8 @@ export interface CircuitHost {
   readonly logger: Logger;
   readonly counters: CaCounters;
   readonly tcpPort: number;
+  /** Access security and the audit trail; null = each PV's own rights, no audit. */
+  readonly access: AccessPolicy | null;
   /** The entry of the served PV named by bytes[start, end) (latin1), if any. */
   lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined;
   /** Asks for `flush()` on this circuit at the end of the current tick. */

@@ -4,7 +4,7 @@
  * to answer; this file knows how each answer is laid out (and writes the hot ones in place).
  */
 import type { Pv } from "../../pv/pv.ts";
-import { CMD, ECA } from "../codec/constants.ts";
+import { ACCESS, CMD, ECA } from "../codec/constants.ts";
 import { encodePlainScalarInto } from "../codec/dbr-encode.ts";
 import { type CaHeader, headerSizeFor, writeStandardHeader } from "../codec/header.ts";
 import {
@@ -17,6 +17,8 @@ import { requestIoid } from "../codec/requests.ts";
 import type { Subscription } from "./channel.ts";
 import { type Encoded, zeroPayload } from "./fanout.ts";
 import type { SendQueue } from "./send-queue.ts";
+
+const NO_READ_ACCESS: Encoded = { error: ECA.NORDACCESS };
 
 export class Replies {
   /** Whether the client takes extended headers (minor version ≥ 9); the circuit keeps it current. */
@@ -99,7 +101,11 @@ export class Replies {
    * and the client is older than 4.9 (nothing written).
    */
   update(sub: Subscription): boolean {
-    const enc = sub.channel.entry.encode(sub.dbrType, sub.count);
+    // Without read access a monitor carries ECA_NORDACCESS and no value, as rsrv sends it.
+    const enc =
+      sub.channel.rights & ACCESS.READ
+        ? sub.channel.entry.encode(sub.dbrType, sub.count)
+        : NO_READ_ACCESS;
     let payload: Uint8Array;
     let count: number;
     let status: number;

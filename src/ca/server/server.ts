@@ -6,6 +6,7 @@
 import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { Circuit } from "./circuit.ts";
@@ -45,6 +46,8 @@ export class CaServer implements CircuitHost {
   readonly registry: PvSource;
   readonly logger: Logger;
   readonly config: CaServerConfig;
+  /** Access security and the audit trail; null = each PV's own rights, no audit. */
+  readonly access: AccessPolicy | null;
   readonly counters: CaCounters = {
     requests: 0,
     updatesSent: 0,
@@ -71,11 +74,18 @@ export class CaServer implements CircuitHost {
   private dirty: Circuit[] = [];
   private flushQueued = false;
   private unwatch: (() => void) | null = null;
+  private unwatchAccess: (() => void) | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
 
   /** Creates a server; nothing is bound until start(). Throws CaConfigError for a bad config. */
-  constructor(opts: { registry: PvSource; logger: Logger; config?: Partial<CaServerConfig> }) {
+  constructor(opts: {
+    registry: PvSource;
+    logger: Logger;
+    config?: Partial<CaServerConfig>;
+    access?: AccessPolicy | null;
+  }) {
     this.registry = opts.registry;
+    this.access = opts.access ?? null;
     this.logger = opts.logger.child({ component: "ca-server" });
     this.config = resolveCaConfig(opts.config);
   }
@@ -95,6 +105,8 @@ export class CaServer implements CircuitHost {
     if (this.state !== "new") throw new Error(`CA server already ${this.state}`);
     this.state = "starting";
     this.indexRegistry();
+    // Rights may change under live channels (reload, a CALC input): circuits re-send ACCESS_RIGHTS.
+    this.unwatchAccess = this.access?.onChange(() => this.accessChanged()) ?? null;
     try {
       await this.bind();
     } catch (e) {
@@ -131,6 +143,8 @@ export class CaServer implements CircuitHost {
     this.state = "stopped";
     this.unwatch?.();
     this.unwatch = null;
+    this.unwatchAccess?.();
+    this.unwatchAccess = null;
     this.beacons?.stop();
     for (const c of [...this.circuits]) c.shutdown();
     this.closeSockets();
@@ -172,6 +186,11 @@ export class CaServer implements CircuitHost {
   /** @internal The entry of the served PV named by bytes[start, end), if any. */
   lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
     return this.byName.get(bytes, start, end);
+  }
+
+  /** Access rights may have changed: every circuit re-checks its channels. */
+  private accessChanged(): void {
+    for (const c of this.circuits) c.recheckAccess();
   }
 
   /** @internal Flushes the circuit at the end of this tick, with every other dirty circuit. */

@@ -20,6 +20,12 @@ export function decodeWrite(
     return { error: ECA.BADTYPE, message: `invalid DBR type ${h.dataType}` };
   }
   if (!pv.writable) return { error: ECA.NOWTACCESS, message: `${pv.name} is read-only` };
+  // More elements than the PV holds is refused, as on every other path (Pv.write) and as libca
+  // itself refuses it, rather than cut silently.
+  if (h.count > pv.count) {
+    const message = `${h.count} elements, at most ${pv.count} fit in ${pv.name}`;
+    return { error: ECA.BADCOUNT, message };
+  }
   return decodePut(h.dataType, h.count, payload, pv, notify);
 }
 

@@ -11,14 +11,14 @@ export function defaultHealthUrl(env: Record<string, string | undefined>): strin
 
 /**
  * `iocmng health`: the container HEALTHCHECK (scratch images have no curl). Exit 0 only when the
- * server answers 200 with `status: "healthy"`.
+ * server answers 200 with `status: "ok"`.
  */
 export const healthCommand: Command = {
   name: "health",
   summary: "check that a running server answers its health endpoint (for HEALTHCHECK)",
   usage: "iocmng health [--url URL] [--timeout SECONDS]",
   details: [
-    "GETs the health endpoint and exits 0 when it answers 200 with status 'healthy', 1 otherwise.",
+    "GETs the health endpoint and exits 0 when it answers 200 with status 'ok', 1 otherwise.",
     "The default URL is http://127.0.0.1:$IOCMNG_PORT/api/v1/health (port 8080 when unset).",
   ].join("\n"),
   flags: { url: { type: "string" }, timeout: { type: "string" } },
@@ -57,7 +57,8 @@ export const healthCommand: Command = {
     }
     const status =
       typeof body === "object" && body !== null && "status" in body ? body.status : undefined;
-    if (res.status !== 200 || status !== "healthy") {
+    // "ok" (iocmng 2.0.0, 2.7.9 and this one); "healthy" from servers of the earlier releases.
+    if (res.status !== 200 || (status !== "ok" && status !== "healthy")) {
       throw new CliError(`unhealthy: HTTP ${res.status}, status ${JSON.stringify(status ?? null)}`);
     }
     ctx.out(text.length <= 1000 ? text : `${text.slice(0, 1000)}…`);

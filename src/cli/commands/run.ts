@@ -1,12 +1,15 @@
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { errorMessage } from "../../common/errors.ts";
 import { PLUGIN_NAME_RE } from "../../common/names.ts";
+import { writePvList } from "../../compat/pvlist.ts";
+import { parseParams as parseParamList, pluginDirFor } from "../../compat/run-options.ts";
 import type { ServerConfig } from "../../config.ts";
 import { createRootLogger } from "../../log.ts";
 import { validatePluginSource } from "../../plugins/validate.ts";
 import { buildRuntime, type Runtime } from "../../server.ts";
-import { stringFlag } from "../args.ts";
+import { listFlag, stringFlag } from "../args.ts";
 import type { CliContext, Command } from "../command.ts";
 import { loadCliConfig } from "../config.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
@@ -80,7 +83,14 @@ function waitForSignal(): Promise<NodeJS.Signals> {
 
 async function runPlugin(
   dir: string,
-  opts: { name: string; path?: string; kind?: "task" | "job"; parameters: Record<string, unknown> },
+  opts: {
+    name: string;
+    path?: string;
+    kind?: "task" | "job";
+    parameters: Record<string, unknown>;
+    /** 2.7.9's --pvout: write every PV name there once the plugin is loaded. */
+    pvout?: string;
+  },
   config: ServerConfig,
   ctx: CliContext,
   once: boolean,
@@ -122,6 +132,13 @@ async function runPlugin(
     for (const pv of added.value.pvs) {
       ctx.out(`  ${pv.fullName}${pv.writable ? "  (writable)" : ""}`);
     }
+    if (opts.pvout !== undefined) {
+      await writePvList(
+        opts.pvout,
+        added.value.pvs.map((pv) => pv.fullName),
+      );
+      ctx.out(`PV list written to ${opts.pvout}`);
+    }
     let code: number = EXIT.ok;
     if (kind === "job") {
       const r = await controller.runJob(opts.name);
@@ -161,36 +178,90 @@ export const runCommand: Command = {
     kind: { type: "string", choices: ["task", "job"] },
     params: { type: "string" },
     once: { type: "boolean" },
+    // iocmng 2.7.9's iocmng-run options (docs/cli.md).
+    module: { type: "string", short: "m" },
+    "class-name": { type: "string", short: "c" },
+    config: { type: "string" },
+    prefix: { type: "string" },
+    pva: { type: "string", choices: ["true", "false"] },
+    "log-level": {
+      type: "string",
+      choices: ["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warn", "warning", "error"],
+    },
+    pvout: { type: "string" },
+    param: { type: "string", short: "p", repeatable: true },
   },
   maxPositionals: 1,
   async run(args, ctx) {
-    const target = args.positionals[0];
-    if (target === undefined) throw new UsageError("missing plugin directory");
-    const parameters = parseParams(stringFlag(args, "params"));
-    const source = pluginSource(target, ctx.cwd);
-    if (!("dir" in source)) {
-      throw new UsageError("run takes a local directory; for a git URL use the server's REST API");
+    let staged: ReturnType<typeof pluginDirFor>;
+    let parameters: Record<string, unknown>;
+    try {
+      const target = args.positionals[0];
+      if (target !== undefined && !("dir" in pluginSource(target, ctx.cwd))) {
+        throw new Error("run takes a local directory; for a git URL use the server's REST API");
+      }
+      staged = pluginDirFor(
+        target,
+        stringFlag(args, "module"),
+        stringFlag(args, "config"),
+        ctx.cwd,
+      );
+      parameters = {
+        ...parseParams(stringFlag(args, "params")),
+        ...parseParamList(listFlag(args, "param")),
+      };
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      const msg = errorMessage(e);
+      // A directory that is not there is a failure to run (exit 1), not a usage mistake.
+      if (msg.includes("no such directory")) throw new CliError(msg);
+      throw new UsageError(msg);
     }
-    const name = stringFlag(args, "name") ?? basename(source.dir);
+    if (stringFlag(args, "class-name") !== undefined) {
+      ctx.err("--class-name: iocmng loads the one plugin class the directory exports; ignored");
+    }
+    if (stringFlag(args, "pva") === "true") {
+      ctx.err("--pva true: links use Channel Access (the PVA client is not available yet)");
+    }
+    const source = { dir: staged.dir };
+    const name = stringFlag(args, "name") ?? staged.defaultName;
     if (!PLUGIN_NAME_RE.test(name)) {
       throw new UsageError(
         `plugin name '${name}' must be 1 to 128 of A-Z a-z 0-9 _ - (use --name)`,
       );
     }
-    const config = loadCliConfig(ctx.env);
+    let config: ServerConfig = loadCliConfig(ctx.env);
+    const exactPrefix = stringFlag(args, "prefix");
+    if (exactPrefix !== undefined) {
+      if (!/^[A-Za-z0-9_\-+:[\]<>;]{1,128}$/.test(exactPrefix) || exactPrefix.endsWith(":")) {
+        throw new UsageError(
+          `--prefix '${exactPrefix}' must be a PV name fragment, not ending in ':'`,
+        );
+      }
+      config = { ...config, exactPrefix };
+    }
+    const level = stringFlag(args, "log-level");
+    if (level !== undefined)
+      config = { ...config, logLevel: level.toLowerCase().replace(/^warning$/, "warn") };
     const kind = stringFlag(args, "kind");
     const path = stringFlag(args, "path");
-    return runPlugin(
-      source.dir,
-      {
-        name,
-        parameters,
-        ...(path !== undefined ? { path } : {}),
-        ...(kind === "task" || kind === "job" ? { kind } : {}),
-      },
-      config,
-      ctx,
-      args.flags.once === true,
-    );
+    const pvout = stringFlag(args, "pvout");
+    try {
+      return await runPlugin(
+        source.dir,
+        {
+          name,
+          parameters,
+          ...(path !== undefined ? { path } : {}),
+          ...(kind === "task" || kind === "job" ? { kind } : {}),
+          ...(pvout !== undefined ? { pvout: resolve(ctx.cwd, pvout) } : {}),
+        },
+        config,
+        ctx,
+        args.flags.once === true,
+      );
+    } finally {
+      staged.cleanup();
+    }
   },
 };

@@ -64,6 +64,8 @@ export interface PipelineContext {
   cfg?: PluginConfig;
   resolved?: ReturnType<typeof resolveParameters>;
   host?: PluginHost;
+  /** The entry files `load` imported. */
+  files?: string[];
   /** The plugin being loaded (server only). */
   plugin?: LoadedPlugin;
   /** Set when start failed during a restore: the plugin stays loaded, not running. */

@@ -8,7 +8,8 @@ import { type Pv, PvSpecError } from "../../pv/pv.ts";
 import { PvRegistry } from "../../pv/registry.ts";
 import type { PvSpec } from "../../pv/types.ts";
 import { showFailure } from "../bridge.ts";
-import { defaultPvDefs } from "../config.ts";
+import { pluginPvDefs } from "../config.ts";
+import { defaultSandboxConfig, effectiveLimits, type SandboxConfig } from "../host/sandbox.ts";
 import { DEFAULT_HOST_TIMINGS, type HostEvents, type PluginHost } from "../host.ts";
 import { checkInsideClone, entryFiles } from "../loader.ts";
 import type { LoadedPlugin } from "../plugin.ts";
@@ -21,6 +22,11 @@ import {
   type ServerSide,
 } from "./context.ts";
 import { readConfig } from "./source.ts";
+
+/** The operator's sandbox settings (defaults when the config has none). */
+function sandboxOf(server: ServerSide): SandboxConfig {
+  return server.config.sandbox ?? defaultSandboxConfig();
+}
 
 /** The `abstract` step's success line: the class and the methods it implements. */
 function abstractOk(loadData: unknown, kind: "task" | "job"): string {
@@ -47,11 +53,16 @@ function newPlugin(ctx: PipelineContext, server: ServerSide): LoadedPlugin {
     ...spec,
     mode: resolved.mode,
     interval: resolved.interval,
-    prefix: pvPrefixFor(server.config, spec.name),
+    prefix: pvPrefixFor(server.config, spec.name, requireSet(ctx.cfg, "cfg").prefix),
     parameters: resolved.parameters,
+    ...(resolved.declarative ? { declarative: resolved.declarative } : {}),
     cloneDir: requireSet(ctx.root, "root"),
     pluginDir: requireSet(ctx.dir, "dir"),
     host: null as unknown as PluginHost, // set by startHost before anyone reads it
+    limits: effectiveLimits(sandboxOf(server), ctx.cfg?.limits),
+    restart: ctx.cfg?.restart ?? "on-failure",
+    failures: [],
+    files: ctx.files ?? [],
     pvs: new Map(),
     unsubs: [],
     autosaved: {},
@@ -71,6 +82,10 @@ function startHost(ctx: PipelineContext): PluginHost {
       events: NO_EVENTS,
       timings: { ...DEFAULT_HOST_TIMINGS, readyTimeoutMs: ctx.timings.importTimeoutMs },
       hiddenEnv: [],
+      name: "validate",
+      // `iocmng validate`/`run` are the operator's own commands: the plugin runs as the operator
+      // (no uid switch, so nothing in the operator's directories is made traversable).
+      sandbox: { ...defaultSandboxConfig(), uid: null, gid: null },
     });
     ctx.always.push(() => host.terminate());
     return host;
@@ -83,6 +98,10 @@ function startHost(ctx: PipelineContext): PluginHost {
     events: server.bridge.hostEvents(plugin, ctx.log),
     timings: { readyTimeoutMs: ctx.timings.importTimeoutMs, watchdogMs: ctx.timings.watchdogMs },
     hiddenEnv: server.tokenEnvNames(),
+    name: plugin.name,
+    sandbox: sandboxOf(server),
+    limits: plugin.limits,
+    codeDirs: [plugin.cloneDir],
   });
   plugin.host = host;
   server.loadingHosts.add(host);
@@ -104,8 +123,12 @@ export const load: PipelineStepDef = {
   async run(ctx) {
     const { steps } = ctx;
     const root = requireSet(ctx.root, "root");
-    const files = await entryFiles(requireSet(ctx.dir, "dir"));
+    // With a config.yaml and no code, the built-in DeclarativeTask runs it (2.7.9's config-only plugins).
+    const files = await entryFiles(requireSet(ctx.dir, "dir"), {
+      allowNone: requireSet(ctx.cfg, "cfg").file !== null,
+    });
     await checkInsideClone(root, files, "import");
+    ctx.files = files;
     const host = startHost(ctx);
     ctx.host = host;
     try {
@@ -126,6 +149,10 @@ export const load: PipelineStepDef = {
     const detected = ctx.detectKind
       ? ((lr.data as { kind?: "task" | "job" } | undefined)?.kind ?? ctx.kind)
       : ctx.kind;
+    const className = (lr.data as { className?: unknown } | undefined)?.className;
+    if (ctx.plugin && typeof className === "string") ctx.plugin.className = className;
+    // A detected kind is the plugin's kind (POST /plugins of 2.7.9 takes either).
+    if (ctx.plugin) ctx.plugin.kind = detected;
     steps.ok("import", `${files.length} module(s) imported`);
     steps.ok("inheritance", lr.message);
     steps.ok("abstract", abstractOk(lr.data, detected));
@@ -147,10 +174,15 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
     return {};
   });
   let created = 0;
-  for (const def of [...defaultPvDefs(spec.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  if (cfg.asg !== undefined) plugin.asg = cfg.asg;
+  // ctx.kind: the detected kind when the request left it open.
+  for (const def of pluginPvDefs(ctx.kind, cfg, ctx.resolved?.declarative)) {
     const fullName = `${plugin.prefix}:${def.name}`;
     const pvSpec: PvSpec = { ...def.spec, name: fullName };
-    if (def.name === "ENABLE" && spec.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
+    // The plugin's access security group, unless the PV names its own.
+    if (pvSpec.asg === undefined && cfg.asg !== undefined) pvSpec.asg = cfg.asg;
+    if (def.name === "ENABLE" && ctx.kind === "task") pvSpec.initial = spec.auto_start ? 1 : 0;
     let pv: Pv;
     try {
       pv = server.registry.add(pvSpec, server.bridge.writeHandler(plugin, def.name));
@@ -172,7 +204,8 @@ async function createPvs(ctx: PipelineContext, server: ServerSide): Promise<void
 /** Validation: the PV definitions must make valid PVs (in a registry of their own). */
 function checkPvs(ctx: PipelineContext): void {
   const scratch = new PvRegistry();
-  for (const def of [...defaultPvDefs(ctx.kind), ...requireSet(ctx.cfg, "cfg").pvs]) {
+  const cfg = requireSet(ctx.cfg, "cfg");
+  for (const def of pluginPvDefs(ctx.kind, cfg, ctx.resolved?.declarative)) {
     try {
       scratch.add({ ...def.spec, name: `VALIDATE:${def.name}` });
     } catch (e) {
@@ -222,6 +255,7 @@ export const start: PipelineStepDef = {
           devices: !cfg.disableDevices,
         },
         initTimeoutMs: ctx.timings.initTimeoutMs,
+        ...(p.declarative ? { declarative: p.declarative } : {}),
       },
       ctx.timings.initTimeoutMs + 2000,
     );

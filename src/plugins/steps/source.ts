@@ -2,10 +2,12 @@
  * The steps that bring the plugin's files and check them: clone, path, config, dependencies,
  * syntax. Nothing of the plugin runs yet.
  */
+
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { groupsNotAllowed, groupsNotAllowedMessage } from "../../access/groups.ts";
 import { errorMessage } from "../../common/errors.ts";
 import { checkBranch, checkGitUrl } from "../../common/git-url.ts";
 import { loadPluginConfig, resolveParameters } from "../config.ts";
@@ -117,6 +119,9 @@ export const config: PipelineStepDef = {
   async run(ctx) {
     await readConfig(ctx, requireSet(ctx.dir, "dir"));
     const cfg = requireSet(ctx.cfg, "cfg");
+    const allowed = ctx.server?.config.accessGroups ?? null;
+    const bad = groupsNotAllowed([cfg.asg, ...cfg.pvs.map((p) => p.spec.asg)], allowed);
+    if (bad.length > 0) ctx.steps.fail("config", groupsNotAllowedMessage(bad, allowed ?? []));
     const mode = ctx.server ? `, mode ${requireSet(ctx.resolved, "resolved").mode}` : "";
     ctx.steps.ok(
       "config",

@@ -7,6 +7,7 @@
  */
 import type { Socket } from "bun";
 import type { Logger } from "pino";
+import type { AccessPolicy, ClientIdentity } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import { Cmd, Ctrl, Framer, type Message } from "../codec/header.ts";
 import {
@@ -47,6 +48,8 @@ export interface ConnHost {
   readonly guid: Uint8Array;
   readonly counters: PvaCounters;
   readonly tcpPort: number;
+  /** Access security and the audit trail (src/pv/access.ts); null = each PV's own rights. */
+  readonly access: AccessPolicy | null;
   lookupPv(name: string): Pv | undefined;
   /** Search ids this server claims among `channels`. */
   claim(channels: Array<{ id: number; name: string }>): number[];
@@ -86,6 +89,8 @@ export class Connection {
   validated = false;
   closed = false;
   pendingWrites = 0;
+  /** The client as access rules see it (the `ca` authentication's user and host, or the address). */
+  private who: ClientIdentity | null = null;
   private nextSid = 0x07050301;
   private readonly framer: Framer;
   /** Output being built this tick (little-endian, server flag). */
@@ -205,6 +210,22 @@ export class Connection {
     }
     this.validated = true;
     encodeStatusOnly(this.out, Cmd.CONNECTION_VALIDATED, OK);
+  }
+
+  /** The client's identity for access rules (fixed once asked: names come with validation). */
+  identity(): ClientIdentity {
+    this.who ??= this.srv.access?.identify(this.user, this.host, this.ip) ?? {
+      user: this.user,
+      host: this.host,
+    };
+    return this.who;
+  }
+
+  /** RIGHTS bits (read 1, write 2) on `pv`: the policy's, never more than the PV allows. */
+  rights(pv: Pv): number {
+    const own = pv.writable ? 3 : 1;
+    const access = this.srv.access;
+    return access === null ? own : access.rights(pv, this.identity()) & own;
   }
 
   private onSearch(r: Reader): void {

@@ -4,6 +4,7 @@
  * parses the pvRequest and answers with the type; later requests find the operation by ioid.
  * A PUT is answered only once the PV's write (and the plugin's handler) has finished.
  */
+import { RIGHTS } from "../../pv/access.ts";
 import { BitSet } from "../codec/bitset.ts";
 import { Cmd, Sub } from "../codec/header.ts";
 import { beginMessage, beginOpReply, endMessage } from "../codec/messages.ts";
@@ -94,6 +95,12 @@ function init(c: Connection, cmd: number, sid: number, ioid: number, sub: number
   }
   if (!ch.pv) {
     fail("Only RPC is supported on this channel");
+    return;
+  }
+  // Access security: a reader without read access gets no value (checked when the operation
+  // starts; a PUT's write access is checked at each execution).
+  if (cmd !== Cmd.PUT && !(c.rights(ch.pv) & RIGHTS.READ)) {
+    fail("Read access denied");
     return;
   }
   const shape = ntShape(ch.pv);
@@ -193,9 +200,18 @@ function startWrite(c: Connection, op: SimpleOp, r: Reader, done: (s: Status) =>
     done(errorStatus("Too many writes in progress"));
     return;
   }
+  const access = c.srv.access;
+  const record = (result: "ok" | "denied" | "failed", old: unknown, reason?: string) =>
+    access?.recordWrite({ pv, via: "pva", who: c.identity(), old, value: v, result, reason });
+  if (pv.writable && !(c.rights(pv) & RIGHTS.WRITE)) {
+    record("denied", pv.value, "no write access");
+    done(errorStatus("Write access denied"));
+    return;
+  }
   op.busy = true;
   c.pendingWrites++;
   const ctx = { user: c.user, host: c.host, peer: c.peer };
+  const old = pv.value;
   const end = (s: Status) => {
     op.busy = false;
     c.pendingWrites--;
@@ -205,8 +221,15 @@ function startWrite(c: Connection, op: SimpleOp, r: Reader, done: (s: Status) =>
     c.scheduleFlush();
   };
   pv.write(v, ctx).then(
-    () => end(OK),
-    (e: unknown) => end(errorStatus(e instanceof Error ? e.message : String(e))),
+    () => {
+      record("ok", old);
+      end(OK);
+    },
+    (e: unknown) => {
+      const reason = e instanceof Error ? e.message : String(e);
+      record("failed", old, reason);
+      end(errorStatus(reason));
+    },
   );
 }
 

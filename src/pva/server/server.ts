@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { type PvaServerConfig, resolvePvaConfig } from "./config.ts";
@@ -44,6 +45,8 @@ export class PvaServer implements ConnHost {
   readonly config: PvaServerConfig;
   /** Handlers for RPC by channel name (the hook for jobs' runs). */
   readonly rpc: RpcRegistry;
+  /** Access security and the audit trail; null = each PV's own rights, no audit. */
+  readonly access: AccessPolicy | null;
   /** Stable for the life of the server: clients notice a restart by a new GUID. */
   readonly guid = new Uint8Array(randomBytes(12));
   readonly counters: PvaCounters = {
@@ -75,11 +78,13 @@ export class PvaServer implements ConnHost {
     logger: Logger;
     config?: Partial<PvaServerConfig>;
     rpc?: RpcRegistry;
+    access?: AccessPolicy | null;
   }) {
     this.source = opts.source;
     this.logger = opts.logger.child({ component: "pva-server" });
     this.config = resolvePvaConfig(opts.config);
     this.rpc = opts.rpc ?? new RpcRegistry();
+    this.access = opts.access ?? null;
   }
 
   get tcpPort(): number {

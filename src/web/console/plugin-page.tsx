@@ -27,12 +27,12 @@ interface LogLine {
   level: string;
   msg: string;
 }
+/** One kept result, as GET /jobs/{name}/results (the 2.7.9 route) gives it, newest last. */
 interface KeptResult {
-  ok: boolean;
+  success: boolean;
+  data: unknown;
   message: string;
-  body: { result?: { data?: unknown; timestamp?: string } };
-  status: number;
-  time: number;
+  timestamp: string;
 }
 
 function limits(d: PvData | undefined): string {
@@ -213,13 +213,10 @@ function JobRuns({ name }: { name: string }) {
         {last}
       </p>
       <ol class="results">
-        {(data?.body.results ?? []).map((r) => (
-          <li key={r.time} class={r.ok ? "ok" : "failed"}>
-            <time dateTime={new Date(r.time).toISOString()}>
-              {new Date(r.time).toLocaleString()}
-            </time>{" "}
-            {r.ok ? "✓" : "✗"} {r.message}{" "}
-            <code>{JSON.stringify(r.body.result?.data ?? null)}</code>
+        {[...(data?.body.results ?? [])].reverse().map((r) => (
+          <li key={r.timestamp} class={r.success ? "ok" : "failed"}>
+            <time dateTime={r.timestamp}>{new Date(r.timestamp).toLocaleString()}</time>{" "}
+            {r.success ? "✓" : "✗"} {r.message} <code>{JSON.stringify(r.data ?? null)}</code>
           </li>
         ))}
       </ol>
@@ -271,7 +268,7 @@ function Actions({ p, onChange }: { p: PluginDetail; onChange: (msg: string) => 
 }
 
 export function PluginPage({ name }: { name: string }) {
-  const list = usePoll<{ plugins: ConsolePlugin[] }>("/plugins", 5000);
+  const list = usePoll<{ plugins: ConsolePlugin[] }>("/console/plugins", 5000);
   const kind = list.data?.body.plugins.find((p) => p.name === name)?.kind;
   const detail = usePoll<PluginDetail>(kind ? `/${kind}s/${encodeURIComponent(name)}` : null, 5000);
   const [note, setNote] = useState("");

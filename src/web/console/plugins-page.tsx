@@ -80,7 +80,10 @@ function Row({ p, live }: { p: ConsolePlugin; live: Record<string, PvData> }) {
 }
 
 export function PluginsPage() {
-  const { data } = usePoll<{ plugins: ConsolePlugin[]; resources: Resources }>("/plugins", 2000);
+  const { data } = usePoll<{ plugins: ConsolePlugin[]; resources: Resources }>(
+    "/console/plugins",
+    2000,
+  );
   const plugins = data?.body.plugins ?? [];
   const names: string[] = [];
   for (const p of plugins) {

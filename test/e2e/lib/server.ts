@@ -1,5 +1,5 @@
 import { createSocket } from "node:dgram";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -37,6 +37,9 @@ export interface ServerDirs {
 /** Makes fresh temp dirs for one server's state and plugin clones. */
 export async function makeDirs(): Promise<ServerDirs> {
   const root = await mkdtemp(join(tmpdir(), "iocmng-e2e-srv-"));
+  // Plugins run as an unprivileged uid (nobody) when the tests run as root; several fixtures write
+  // marker files here to show what they did, so they must be able to.
+  await chmod(root, 0o777);
   return {
     root,
     stateDir: join(root, "state"),
