@@ -263,7 +263,6 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const { security, audit } = runtime.access;
     const web = createWebParts({
       source: registry,
       plugins: { list: (kind) => controller.list(kind) },
@@ -271,10 +270,12 @@ export async function startServer(
       logger,
       logs,
       ca,
+      // PVWS writes follow access security like CA and PVA writes.
       access: runtime.access.policy,
       ...(runtime.pva ? { pva: runtime.pva } : {}),
     });
     cleanups.push(() => web.stop());
+    const { security, audit } = runtime.access;
     const app = listenRest(
       {
         controller,
@@ -323,10 +324,11 @@ export async function startServer(
 
 /** Serves REST for `controller` on the configured host and port. */
 function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
+  const api = createApp(deps).use(web.api);
   // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
   const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
     .use(web.root)
-    .use(createApp(deps).use(web.api));
+    .use(api);
   try {
     app.listen({
       hostname: config.host,

@@ -31,11 +31,6 @@ export interface AppDeps {
   logger?: Logger;
   /** Largest accepted request body in bytes (default {@link DEFAULT_BODY_LIMIT}). */
   bodyLimit?: number;
-  /**
-   * Options of the docs page's viewer (Scalar). The server passes the offline ones of
-   * src/web/docs.ts (script served from the executable); without them the viewer comes from a CDN.
-   */
-  docsViewer?: DocsViewerOptions;
   /** More routes under /api/v1 (access security's), wired in by src/server.ts. */
   routes?: AnyElysia[];
   /** Told of every finished mutating request, with its caller (the audit trail). */
@@ -46,6 +41,11 @@ export interface AppDeps {
   cors?: CorsOrigins;
   /** The 2.7.9 /pvs/* proxy through the CA client. */
   pvProxy?: PvProxyDeps;
+  /**
+   * Options of the docs page's viewer (Scalar). The server passes the offline ones of
+   * src/web/docs.ts (script served from the executable); without them the viewer comes from a CDN.
+   */
+  docsViewer?: DocsViewerOptions;
 }
 
 /** The `scalar` options of @elysiajs/openapi. */

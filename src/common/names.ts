@@ -15,3 +15,6 @@ export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 export const TASK_STATES = ["INIT", "RUN", "PAUSED", "END", "ERROR"] as const;
 /** States of a job's STATUS PV, in enum order. */
 export const JOB_STATES = ["IDLE", "RUNNING", "SUCCESS", "FAILED"] as const;
+
+/** How a task runs: a loop, an operator's RUN, or a change of one of its inputs (2.7.9). */
+export type TaskMode = "continuous" | "triggered" | "reactive";

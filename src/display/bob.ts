@@ -10,6 +10,7 @@
  * `maximum`, `limits_from_pv`, `off_label`, `on_label`, `labels_from_pv`, `items_from_pv`,
  * `actions`, `horizontal_alignment`. test/display checks the files against that list.
  */
+import type { TaskMode } from "../common/names.ts";
 import type { PvKind, PvMeta } from "../pv/types.ts";
 
 /** A PV as the generator needs it. */
@@ -27,7 +28,7 @@ export interface ScreenPv {
 export interface ScreenPlugin {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered" | "reactive";
+  mode?: TaskMode;
   prefix: string;
   pvs: ScreenPv[];
 }

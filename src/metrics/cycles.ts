@@ -7,6 +7,7 @@
  * - a triggered task's `RUN` goes to 1 when a trigger is accepted and back to 0 when execute()
  *   returned: that span is the cycle's duration.
  */
+import type { TaskMode } from "../common/names.ts";
 import type { Pv } from "../pv/pv.ts";
 import type { PvSource } from "../pv/source.ts";
 
@@ -20,7 +21,7 @@ export interface CycleSink {
 /** What the observer needs to know of a plugin, found by its PV prefix. */
 export interface CyclePlugin {
   name: string;
-  mode?: "continuous" | "triggered" | "reactive";
+  mode?: TaskMode;
   /** Seconds between cycles of a continuous task. */
   interval: number;
 }

@@ -7,9 +7,11 @@
  * Names follow the Prometheus conventions: `iocmng_` namespace, base units (seconds, bytes),
  * `_total` for counters.
  */
+
 import { type AnyElysia, Elysia } from "elysia";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CaServerStats } from "../ca/server/index.ts";
+import type { TaskMode } from "../common/names.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { PvaServerStats } from "../pva/server/index.ts";
 import type { PvwsStats } from "../pvws/session.ts";
@@ -20,7 +22,7 @@ import { CycleObserver, type CyclePlugin } from "./cycles.ts";
 export interface MetricsPlugin {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered" | "reactive";
+  mode?: TaskMode;
   status: string;
   prefix: string;
   running: boolean;

@@ -1,4 +1,5 @@
 /** Public types of the plugin runtime (the contract the REST layer and the CLI code against). */
+import type { TaskMode } from "../common/names.ts";
 
 /** A request to add a plugin: one schema, in src/common/add-request.ts. */
 export type { AddRequest } from "../common/add-request.ts";
@@ -33,7 +34,7 @@ export interface PluginPvInfo {
 export interface PluginInfo {
   name: string;
   kind: "task" | "job";
-  mode?: "continuous" | "triggered" | "reactive";
+  mode?: TaskMode;
   status: string;
   message: string;
   cycleCount?: number;

@@ -5,7 +5,8 @@
  *   GET /plugins/{name}/logs?after=N recent log lines of a plugin (bounded ring)
  *   GET /plugins/{name}/logs/stream  the same, live (Server-Sent Events)
  *
- * A job's last results are the 2.7.9 route's (`GET /jobs/{name}/results`, src/api/compat.ts).
+ * `GET /plugins` and a job's last results (`GET /jobs/{name}/results`) are the 2.7.9 routes of
+ * src/api/compat.ts (one job history, src/compat/job-history.ts); the console reads those.
  */
 import { Elysia, t } from "elysia";
 import { type PluginInfo, PluginInfo as PluginInfoSchema } from "../api/models.ts";

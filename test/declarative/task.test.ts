@@ -32,6 +32,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // The SDK's services are process-wide: leave none behind for the test files run after this one.
+  setServices({});
   await closeCaClient();
   await h.stop();
   for (const [k, v] of Object.entries(savedEnv)) {

@@ -1,5 +1,6 @@
 /**
  * The console's REST routes on their own: /console/plugins and /plugins/{name}/logs (+ stream).
+ * A job's kept results are the 2.7.9 job history (test/compat).
  */
 import { expect, test } from "bun:test";
 import { Elysia } from "elysia";
@@ -22,13 +23,14 @@ const job: PluginInfo = {
 
 function build() {
   const logs = new LogRings(3);
-  const app = new Elysia({ prefix: "/api/v1" }).use(
+  const api = new Elysia({ prefix: "/api/v1" }).use(
     consoleRoutes({
       plugins: { list: (k) => (k === "job" ? [job] : []) },
       logs,
       source: new PvRegistry(),
     }),
   );
+  const app = new Elysia().use(api);
   const get = (p: string) => app.handle(new Request(`http://localhost/api/v1${p}`));
   return { app, logs, get };
 }

@@ -27,11 +27,11 @@ interface LogLine {
   level: string;
   msg: string;
 }
-/** One kept result, as GET /jobs/{name}/results (the 2.7.9 route) gives it, newest last. */
+/** One kept run of a job, as `GET /jobs/{name}/results` (the 2.7.9 job history) lists it. */
 interface KeptResult {
   success: boolean;
-  data: unknown;
   message: string;
+  data: unknown;
   timestamp: string;
 }
 
@@ -213,8 +213,9 @@ function JobRuns({ name }: { name: string }) {
         {last}
       </p>
       <ol class="results">
-        {[...(data?.body.results ?? [])].reverse().map((r) => (
-          <li key={r.timestamp} class={r.success ? "ok" : "failed"}>
+        {/* The history lists the newest last; the newest is shown first. */}
+        {[...(data?.body.results ?? [])].reverse().map((r, i) => (
+          <li key={`${r.timestamp}-${i}`} class={r.success ? "ok" : "failed"}>
             <time dateTime={r.timestamp}>{new Date(r.timestamp).toLocaleString()}</time>{" "}
             {r.success ? "✓" : "✗"} {r.message} <code>{JSON.stringify(r.data ?? null)}</code>
           </li>
