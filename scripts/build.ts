@@ -22,13 +22,15 @@ const STAMP = `${BINARY}.inputs-sha256`;
  * is started with `new Worker(new URL("./search-worker.ts", import.meta.url))`; Bun embeds a worker
  * only when its file is an additional entrypoint, and inside the binary that URL resolves against
  * the main bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/search-worker.js`. So all
- * entrypoints are built from one-line wrappers that sit side by side (see writeEntries). Plugins
+ * entrypoints are built from one-line wrappers that sit side by side (see writeEntries). The PVA
+ * search thread is started the same way from "./pva-search-worker.ts". Plugins
  * need no entrypoint: they run in processes of their own, the same executable re-executed with the
  * hidden `__plugin-host` subcommand.
  */
 export const ENTRYPOINTS: Record<string, string> = {
   "main.ts": "src/main.ts",
   "search-worker.ts": "src/ca/server/search-worker.ts",
+  "pva-search-worker.ts": "src/pva/server/pva-search-worker.ts",
 };
 
 const INPUT_DIRS = ["src", "ffi"];

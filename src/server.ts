@@ -9,10 +9,18 @@ import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
 import type { PluginHostFactory } from "./plugins/host.ts";
+import type { JobRpcPort } from "./plugins/job-rpc.ts";
 import type { RuntimeTimings } from "./plugins/plugin.ts";
-import type { AccessPolicy } from "./pv/access.ts";
+import { type AccessPolicy, RIGHTS } from "./pv/access.ts";
 import { PvRegistry } from "./pv/registry.ts";
-import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
+import { scalar, struct, TypeCode } from "./pva/codec/types.ts";
+import {
+  inferType,
+  inferValue,
+  PvaServer,
+  type PvaServerConfig,
+  pvaServerConfigFromEnv,
+} from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
 import { OFFLINE_SCALAR } from "./web/docs.ts";
@@ -109,6 +117,7 @@ export async function buildRuntime(
       logger: opts.logs ? tapLogger(logger, opts.logs) : logger,
       ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
       ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
+      ...(pva ? { jobRpc: jobRpcOver(pva, registry, access.policy) } : {}),
     });
   } catch (e) {
     await ca?.stop();
@@ -150,6 +159,34 @@ async function startPva(
   });
   await pva.start();
   return pva;
+}
+
+/**
+ * Job runs as PVA RPCs (src/plugins/job-rpc.ts): the reply is an `iocmng:job/Result:1.0`
+ * structure, `success`, `message`, `timestamp` and the job's `data` with inferred types. The
+ * caller needs WRITE on the guard PV (the job's STATUS) under access security.
+ */
+function jobRpcOver(pva: PvaServer, registry: PvRegistry, access: AccessPolicy): JobRpcPort {
+  return {
+    register: (name, handler, guardPv) =>
+      pva.rpc.register(name, async (req) => {
+        const guard = registry.get(guardPv);
+        const ip = req.peer.slice(0, req.peer.lastIndexOf(":"));
+        const who = access.identify(req.user, req.host, ip);
+        if (!guard || (access.rights(guard, who) & RIGHTS.WRITE) === 0) {
+          throw new Error(`access denied: ${who.user}@${who.host} may not write ${guardPv}`);
+        }
+        const r = await handler({ args: req.args, user: req.user, host: req.host, peer: req.peer });
+        const data = inferValue(r.data);
+        const type = struct("iocmng:job/Result:1.0", [
+          ["success", scalar(TypeCode.BOOLEAN)],
+          ["message", scalar(TypeCode.STRING)],
+          ["timestamp", scalar(TypeCode.STRING)],
+          ["data", inferType(data)],
+        ]);
+        return { type, value: { ...r, data } };
+      }),
+  };
 }
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */

@@ -80,6 +80,12 @@ const RULES: Rule[] = [
       (i.target !== null && !under(i.target, "src/ca/codec") && i.target !== "src/pv/types.ts"),
   },
   {
+    name: "pvAccess codec is sans-I/O",
+    why: "src/pva/codec turns bytes into messages and back; sockets, files and threads belong to src/pva/server",
+    applies: (f) => under(f, "src/pva/codec"),
+    breaks: (i) => isBuiltin(i.spec) || (i.target !== null && !under(i.target, "src/pva/codec")),
+  },
+  {
     name: "the DBR layout module is a leaf",
     why: "src/ca/codec/dbr-layout.ts is shared with ffi/; it must not drag anything along",
     applies: (f) => f === "src/ca/codec/dbr-layout.ts",

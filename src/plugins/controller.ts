@@ -24,6 +24,7 @@ import { defaultSandboxConfig, effectiveLimits } from "./host/sandbox.ts";
 import { PAT_ENV_REFUSED, patEnvAllowed } from "./host/settings.ts";
 import type { PluginHost, PluginHostFactory } from "./host.ts";
 import { defaultHostFactory } from "./host-default.ts";
+import { JOB_RPC_SUFFIX, type JobRpcPort, replyOf, runParameters } from "./job-rpc.ts";
 import { resolvePluginDir } from "./loader.ts";
 import {
   type PipelineOutcome,
@@ -64,6 +65,8 @@ export interface ControllerDeps {
   timings?: Partial<RuntimeTimings>;
   /** Where plugin code runs (default: host-default.ts). */
   hostFactory?: PluginHostFactory;
+  /** Where a started job's run is exposed as an RPC (`PREFIX:RUN`, job-rpc.ts); none: not exposed. */
+  jobRpc?: JobRpcPort;
 }
 
 /** Plugins restored in parallel at boot. */
@@ -130,6 +133,7 @@ export class PluginController {
       loadingHosts: this.loadingHosts,
       register: (p) => {
         this.plugins.set(p.name.toLowerCase(), p);
+        if (p.kind === "job" && p.startError === undefined) this.exposeJob(p);
       },
     };
   }
@@ -407,15 +411,45 @@ export class PluginController {
     };
   }
 
-  /** Runs a job once (404 unknown, 409 already running). */
-  async runJob(name: string): Promise<OpResult<JobResultJson>> {
+  /** Makes a started job callable as `PREFIX:RUN`; the channel goes with the plugin's unsubs. */
+  private exposeJob(p: LoadedPlugin): void {
+    const port = this.deps.jobRpc;
+    const status = p.pvs.get("STATUS")?.pv.name;
+    if (!port || status === undefined) return;
+    const channel = `${p.prefix}:${JOB_RPC_SUFFIX}`;
+    const off = port.register(
+      channel,
+      async (call) => {
+        const parameters = runParameters(p.parameters, call.args);
+        this.log.info(
+          { plugin: p.name, peer: call.peer, user: call.user, args: Object.keys(parameters) },
+          `job ${p.name} run by RPC`,
+        );
+        // By name, as REST does: a job removed or restarted since is not this closure's `p`.
+        return replyOf(await this.runJob(p.name, parameters));
+      },
+      status,
+    );
+    p.unsubs.push(off);
+  }
+
+  /**
+   * Runs a job once (404 unknown, 409 already running). `parameters` (an RPC call's arguments)
+   * overlay the job's own for this run only.
+   */
+  async runJob(
+    name: string,
+    parameters?: Record<string, unknown>,
+  ): Promise<OpResult<JobResultJson>> {
     const p = this.find(name);
     if (p?.kind !== "job") return noSuch("job", name);
     if (p.jobBusy) return { ok: false, code: 409, message: `job ${p.name} is already running` };
     if (p.stopped) return { ok: false, code: 409, message: `job ${p.name} is being removed` };
     p.jobBusy = true;
     try {
-      const r = await p.host.request({ t: "runJob" });
+      const r = await p.host.request(
+        parameters === undefined ? { t: "runJob" } : { t: "runJob", parameters },
+      );
       if (!r.ok) return { ok: false, code: 500, message: r.message };
       const result = r.data as JobResultJson;
       this.history.add(p.name, result);

@@ -40,7 +40,8 @@ export type ToWorker =
   /** `timeoutMs`: how long onPvWrite may take before the write is refused. */
   | { t: "write"; id: number; pv: string; value: unknown; timeoutMs: number }
   | { t: "trigger"; id: number }
-  | { t: "runJob"; id: number }
+  /** `parameters`: overlaid on the job's own for this run only (an RPC call's arguments). */
+  | { t: "runJob"; id: number; parameters?: Record<string, unknown> }
   | { t: "stop"; id: number; cleanupTimeoutMs: number }
   /** Reply to a worker request (addPv). */
   | { t: "reply"; id: number; ok: boolean; message: string; data?: unknown };

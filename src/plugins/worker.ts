@@ -336,7 +336,7 @@ async function handleTrigger(): Promise<Reply> {
   }
 }
 
-async function handleRunJob(): Promise<Reply> {
+async function handleRunJob(overlay?: Record<string, unknown>): Promise<Reply> {
   const job = instance as sdk.JobBase | null;
   if (kind !== "job" || !job) return { ok: false, message: "not a job" };
   if (!started) return { ok: false, message: "job did not start (see MESSAGE)" };
@@ -347,6 +347,10 @@ async function handleRunJob(): Promise<Reply> {
   });
   setStatus("RUNNING");
   setMessage("");
+  // `parameters` is readonly for plugin code; the runtime swaps it for one run (runs never overlap).
+  const params = job as unknown as { parameters: Record<string, unknown> };
+  const own = params.parameters;
+  if (overlay) params.parameters = { ...own, ...overlay };
   let result: sdk.JobResult;
   try {
     result = sdk.toJobResult(await job.execute());
@@ -355,6 +359,7 @@ async function handleRunJob(): Promise<Reply> {
     log("error", `execute() failed: ${errorMessage(e)}`, e);
     result = sdk.JobResult.fail(errorMessage(e));
   } finally {
+    params.parameters = own;
     busy = null;
     release();
   }
@@ -466,7 +471,7 @@ async function onMessage(m: ToWorker): Promise<void> {
         reply = await handleTrigger();
         break;
       case "runJob":
-        reply = await handleRunJob();
+        reply = await handleRunJob(m.parameters);
         break;
       case "stop":
         reply = await handleStop(m.cleanupTimeoutMs);

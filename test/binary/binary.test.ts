@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, buildBinary } from "../../scripts/build.ts";
 import { VERSION } from "../../src/version.ts";
-import { serverEnv, startServe } from "./serve-process.ts";
+import { udpSearch } from "../helpers/pva-client.ts";
+import { freePort, serverEnv, startServe } from "./serve-process.ts";
 import { caClientEnv, expectSmokePassed, makeCaJob, makeExamplesRepo, runSmoke } from "./smoke.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -114,6 +115,25 @@ describe("dist/iocmng", () => {
     expect(result.success).toBe(false);
     expect(result.message).toContain("apt-get install libca4.13.5");
     expect(r.code).toBe(1);
+  }, 120_000);
+
+  test("pvAccess searches are answered by the search thread embedded in the binary", async () => {
+    const pvaUdp = await freePort();
+    const { env, httpPort, caPort } = await serverEnv({
+      HOME: work,
+      IOCMNG_PLUGINS_DIR: join(work, "plugins-pva"),
+      IOCMNG_STATE_DIR: join(work, "state-pva"),
+      EPICS_PVAS_BROADCAST_PORT: String(pvaUdp),
+    });
+    const sp = await startServe([BINARY, "serve"], { env, httpPort, caPort });
+    try {
+      // A must-reply search is answered even for an unknown name: the worker is running.
+      const replies = await udpSearch(pvaUdp, ["NO:SUCH:PV"], { mustReply: true });
+      expect(replies.length).toBe(1);
+      expect(sp.output()).not.toContain("search thread error");
+    } finally {
+      expect(await sp.stop()).toBe(0);
+    }
   }, 120_000);
 
   test("smoke: serve, add the example task from a git repo, operate its PVs with pyepics, run a job", async () => {

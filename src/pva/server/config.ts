@@ -30,6 +30,11 @@ export interface PvaServerConfig {
   maxConnectionsPerPeer: number;
   /** Unsent bytes before the connection stops taking requests; monitors squash meanwhile. */
   maxQueuedBytesPerConnection: number;
+  /**
+   * Bytes all connections from one peer IP may hold together: unsent output plus partly received
+   * input. The connection whose growth crosses it is closed (refusal logged once per peer).
+   */
+  maxBufferedBytesPerPeer: number;
   /** Largest monitor queueSize honoured (bigger requests are clamped). */
   maxMonitorQueue: number;
   /** Writes one connection may have waiting for their handlers. */
@@ -50,6 +55,7 @@ export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
   maxOpsPerConnection: 200_000,
   maxConnectionsPerPeer: 512,
   maxQueuedBytesPerConnection: 64 * 1024 * 1024,
+  maxBufferedBytesPerPeer: 256 * 1024 * 1024,
   maxMonitorQueue: 1024,
   maxPendingWritesPerConnection: 4096,
 });
@@ -155,6 +161,7 @@ export function resolvePvaConfig(partial: Partial<PvaServerConfig> = {}): PvaSer
   int("maxOpsPerConnection", 1, 2 ** 31);
   int("maxConnectionsPerPeer", 1, 2 ** 31);
   int("maxQueuedBytesPerConnection", 65536, 2 ** 40);
+  int("maxBufferedBytesPerPeer", 65536, 2 ** 42);
   int("maxMonitorQueue", 2, 1 << 20);
   int("maxPendingWritesPerConnection", 1, 2 ** 31);
   for (const k of ["beaconPeriod", "connTimeout"] as const) {

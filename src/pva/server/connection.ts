@@ -51,6 +51,11 @@ export interface ConnHost {
   /** Access security and the audit trail (src/pv/access.ts); null = each PV's own rights. */
   readonly access: AccessPolicy | null;
   lookupPv(name: string): Pv | undefined;
+  /**
+   * A connection's buffered bytes changed by `delta`; false when its peer is now over
+   * maxBufferedBytesPerPeer (the connection then closes itself).
+   */
+  peerBuffered(c: Connection, delta: number): boolean;
   /** Search ids this server claims among `channels`. */
   claim(channels: Array<{ id: number; name: string }>): number[];
   connectionClosed(c: Connection): void;
@@ -100,6 +105,10 @@ export class Connection {
   private readPaused = false;
   private flushQueued = false;
   private readonly refusedOnce = new Set<string>();
+  /** Buffered bytes last reported to the server's per-peer total. */
+  private accounted = 0;
+  /** Set when the peer's cap closed this connection: nothing more is queued or reported. */
+  private overCap = false;
 
   constructor(
     readonly srv: ConnHost,
@@ -132,6 +141,7 @@ export class Connection {
       this.protocolError(e);
       return;
     }
+    if (!this.account()) return;
     for (const m of msgs) {
       if (this.closed) return;
       this.srv.counters.messages++;
@@ -308,6 +318,26 @@ export class Connection {
     this.log.warn({ user: this.user, host: this.host }, `PVA refused: ${msg}`);
   }
 
+  /**
+   * Reports this connection's buffered bytes (unsent output + partly received input) to the
+   * per-peer total; over the peer's cap the connection is dropped and false returned.
+   */
+  private account(): boolean {
+    if (this.overCap && !this.closed) return false;
+    const now = this.closed ? 0 : this.backlogBytes + this.framer.buffered;
+    const delta = now - this.accounted;
+    if (delta === 0) return !this.closed;
+    this.accounted = now;
+    if (this.srv.peerBuffered(this, delta) || this.closed) return !this.closed;
+    // Over the cap: what is queued is discarded (sending it is what the cap forbids).
+    this.overCap = true;
+    this.backlog = [];
+    this.backlogBytes = 0;
+    this.out.pos = 0;
+    this.drop(`peer over ${this.srv.config.maxBufferedBytesPerPeer} buffered bytes`);
+    return false;
+  }
+
   get queuedBytes(): number {
     return this.backlogBytes + this.out.pos;
   }
@@ -363,6 +393,7 @@ export class Connection {
       );
       return;
     }
+    if (!this.account()) return;
     if (!this.readPaused && this.backlogBytes > HIGH_WATER) {
       this.readPaused = true;
       this.socket.pause();
@@ -379,10 +410,12 @@ export class Connection {
       this.backlogBytes -= n;
       if (n < b.length) {
         this.backlog[0] = b.subarray(n);
+        this.account();
         return;
       }
       this.backlog.shift();
     }
+    this.account();
     if (this.readPaused) {
       this.readPaused = false;
       this.socket.resume();
@@ -398,6 +431,7 @@ export class Connection {
     this.readyMonitors.clear();
     this.backlog = [];
     this.backlogBytes = 0;
+    this.account();
     this.srv.connectionClosed(this);
   }
 

@@ -4,7 +4,6 @@
  * both serve the same PVs side by side.
  */
 import { randomBytes } from "node:crypto";
-import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
 import type { AccessPolicy } from "../../pv/access.ts";
@@ -14,22 +13,16 @@ import { type PvaServerConfig, resolvePvaConfig } from "./config.ts";
 import { Connection, type ConnHost, type ConnSocketData, type PvaCounters } from "./connection.ts";
 import { MonitorOp } from "./monitor.ts";
 import { RpcRegistry } from "./rpc.ts";
-import {
-  Beacons,
-  bindUdp,
-  broadcastAddresses,
-  FANOUT_GROUP,
-  handleDatagram,
-  openFanout,
-  resolveDests,
-  type SearchHost,
-} from "./udp.ts";
+import { SearchThread } from "./search-thread.ts";
+import { broadcastAddresses, resolveDests } from "./udp.ts";
 
 export interface PvaServerStats extends PvaCounters {
   connections: number;
   channels: number;
   operations: number;
   queuedBytes: number;
+  /** Bytes counted against the per-peer cap, all peers (unsent output + partly received input). */
+  bufferedBytes: number;
   /** Monitor updates waiting in queues (each queue is bounded by its queueSize). */
   queuedUpdates: number;
   searchDatagrams: number;
@@ -58,17 +51,18 @@ export class PvaServer implements ConnHost {
     connectionsDropped: 0,
     refusals: 0,
   };
-  private readonly udpStats = { searchDatagrams: 0, searchReplies: 0, badDatagrams: 0 };
   private _tcpPort = 0;
   private _udpPort = 0;
   private listeners: TCPSocketListener<ConnSocketData>[] = [];
-  private udpSockets: dgram.Socket[] = [];
-  private beaconSocket: dgram.Socket | undefined;
-  private fanoutTx: dgram.Socket | undefined;
-  private beacons: Beacons | null = null;
+  /** UDP search, fan-out and beacons, on a thread of their own (search-thread.ts). */
+  private search: SearchThread | null = null;
   private readonly conns = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
+  /** Buffered bytes (unsent output + partial input) of all connections of each peer IP. */
+  private readonly peerBytes = new Map<string, number>();
+  /** Peers whose buffered-bytes refusal was logged (once until their last connection closes). */
+  private readonly bytesRefusedIps = new Set<string>();
   private connectionsRefused = 0;
   private offRpc: (() => void) | null = null;
   private state: "new" | "running" | "stopped" = "new";
@@ -108,7 +102,6 @@ export class PvaServer implements ConnHost {
     this.offRpc = this.rpc.onChange((name, added) => {
       if (!added) this.dropRpcChannels(name);
     });
-    await this.startBeacons();
     this.logger.info(
       { tcpPort: this._tcpPort, udpPort: this._udpPort },
       `pvAccess server on TCP ${this._tcpPort}, UDP ${this._udpPort}`,
@@ -119,18 +112,16 @@ export class PvaServer implements ConnHost {
     if (this.state === "stopped") return;
     this.state = "stopped";
     this.offRpc?.();
-    this.beacons?.stop();
     for (const c of [...this.conns]) c.shutdown();
     for (const l of this.listeners) l.stop(true);
     this.listeners = [];
-    for (const s of this.udpSockets) {
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.udpSockets = [];
+    await this.search?.stop();
+    this.search = null;
+  }
+
+  /** @internal Tests: ends the search thread as a crash would (it is started again). */
+  crashSearchThreadForTest(): void {
+    this.search?.crashForTest();
   }
 
   stats(): PvaServerStats {
@@ -146,13 +137,18 @@ export class PvaServer implements ConnHost {
     }
     return {
       ...this.counters,
-      ...this.udpStats,
+      ...(this.search?.stats() ?? {
+        searchDatagrams: 0,
+        searchReplies: 0,
+        badDatagrams: 0,
+        beaconsSent: 0,
+      }),
       connections: this.conns.size,
       channels,
       operations,
       queuedBytes,
+      bufferedBytes: [...this.peerBytes.values()].reduce((a, b) => a + b, 0),
       queuedUpdates,
-      beaconsSent: this.beacons?.sent ?? 0,
       connectionsRefused: this.connectionsRefused,
     };
   }
@@ -167,12 +163,30 @@ export class PvaServer implements ConnHost {
     return ids;
   }
 
+  peerBuffered(c: Connection, delta: number): boolean {
+    const total = (this.peerBytes.get(c.ip) ?? 0) + delta;
+    if (total <= 0) this.peerBytes.delete(c.ip);
+    else this.peerBytes.set(c.ip, total);
+    const cap = this.config.maxBufferedBytesPerPeer;
+    if (delta <= 0 || total <= cap) return true;
+    this.counters.refusals++;
+    if (!this.bytesRefusedIps.has(c.ip)) {
+      this.bytesRefusedIps.add(c.ip);
+      this.logger.warn(
+        { peer: c.ip, bufferedBytes: total, limit: cap },
+        "PVA connection closed: per-peer buffered bytes limit",
+      );
+    }
+    return false;
+  }
+
   connectionClosed(c: Connection): void {
     if (!this.conns.delete(c)) return;
     const n = (this.perIp.get(c.ip) ?? 1) - 1;
     if (n <= 0) {
       this.perIp.delete(c.ip);
       this.refusedIps.delete(c.ip);
+      this.bytesRefusedIps.delete(c.ip);
     } else this.perIp.set(c.ip, n);
   }
 
@@ -221,109 +235,25 @@ export class PvaServer implements ConnHost {
     this._tcpPort = port;
   }
 
+  /** Starts the search thread: UDP search, the loopback fan-out and beacons (docs/pva.md). */
   private async bindUdp(): Promise<void> {
-    let port = this.config.broadcastPort;
-    const host = this.searchHost();
-    for (const addr of this.bindAddrs()) {
-      const s = await bindUdp(addr, port);
-      port = s.address().port;
-      try {
-        // A connect storm sends search bursts while the event loop is busy with the channels that
-        // came before: a deeper buffer keeps them queued instead of dropped (and retried seconds
-        // later by the client). The kernel caps it at net.core.rmem_max.
-        s.setRecvBufferSize(4 * 1024 * 1024);
-      } catch {
-        // Not supported here: the default buffer still works, only storms are slower.
-      }
-      // Replies leave from the search socket itself, as pvxs's do: a pvxs client answered from
-      // another port connects only after a delay (0.4 s instead of 0.15 s for one pvxget).
-      this.beaconSocket ??= s;
-      s.on("message", (msg, rinfo) => this.onDatagram(s, host, msg, rinfo, true));
-      s.on("error", (err) => this.logger.debug({ err }, "PVA UDP socket error"));
-      this.udpSockets.push(s);
-    }
-    this._udpPort = port;
-    await this.startFanout(host);
-  }
-
-  private searchHost(): SearchHost {
-    const host: SearchHost = {
-      guid: this.guid,
-      tcpPort: 0,
-      ignoreAddrs: new Set(this.config.ignoreAddrs),
-      claim: (c) => this.claim(c),
-      stats: this.udpStats,
-      logger: this.logger,
-      fanoutOrigin: null,
-    };
-    Object.defineProperty(host, "tcpPort", { get: () => this._tcpPort });
-    return host;
-  }
-
-  /** Shares the UDP port with other servers on this host (docs/pva.md §Discovery). */
-  private async startFanout(host: SearchHost): Promise<void> {
-    const first = this.bindAddrs()[0] ?? "0.0.0.0";
-    const reply = this.udpSockets[0];
-    if (!reply || !(first === "0.0.0.0" || first.startsWith("127."))) return;
-    const f = await openFanout(this._udpPort, this.logger);
-    if (!f) return;
-    this.udpSockets.push(f.rx, f.tx);
-    this.fanoutTx = f.tx;
-    host.fanoutOrigin = first;
-    const ownPort = f.tx.address().port;
-    f.tx.on("error", () => {});
-    f.rx.on("error", (err) => this.logger.debug({ err }, "PVA fan-out socket error"));
-    f.rx.on("message", (msg, rinfo) => {
-      // Our own copies were answered when they came in directly.
-      if (rinfo.port === ownPort && rinfo.address === "127.0.0.1") return;
-      this.onDatagram(reply, host, msg, rinfo, false);
-    });
-  }
-
-  private onDatagram(
-    s: dgram.Socket,
-    host: SearchHost,
-    msg: Uint8Array,
-    rinfo: { address: string; port: number },
-    direct: boolean,
-  ): void {
-    const r = handleDatagram(host, msg, rinfo, direct);
-    for (const [b, a, p] of r.replies) {
-      try {
-        s.send(b, p, a);
-      } catch {
-        // Unreachable reply address: the client will search again.
-      }
-    }
-    if (r.forward && this.fanoutTx) {
-      try {
-        this.fanoutTx.send(r.forward, this._udpPort, FANOUT_GROUP);
-      } catch {
-        // Fan-out is best effort: local peers may miss this one search.
-      }
-    }
-  }
-
-  private async startBeacons(): Promise<void> {
-    const sock = this.beaconSocket;
-    if (!sock) return;
     const entries = [...this.config.beaconAddrs];
     if (this.config.autoBeaconAddrList) entries.push(...broadcastAddresses());
-    const dests = await resolveDests(entries, this._udpPort, this.logger);
-    try {
-      sock.setBroadcast(true);
-    } catch {
-      // Some platforms refuse on an unbound socket; broadcasts then fail per send.
-    }
-    if (this.state !== "running") return;
-    this.beacons = new Beacons(
-      sock,
-      dests,
-      this.guid,
-      () => this._tcpPort,
-      this.config.beaconPeriod,
+    // Port 0: the thread puts in the broadcast port it bound.
+    const beaconDests = await resolveDests(entries, 0, this.logger);
+    this.search = new SearchThread(
+      this.source,
+      this.rpc,
+      { guid: this.guid, ignoreAddrs: this.config.ignoreAddrs },
+      this.logger,
     );
-    this.beacons.start();
+    this._udpPort = await this.search.bind({
+      addrs: this.bindAddrs(),
+      port: this.config.broadcastPort,
+      tcpPort: this._tcpPort,
+      beaconDests,
+      beaconPeriod: this.config.beaconPeriod,
+    });
   }
 
   private onOpen(s: Socket<ConnSocketData>): void {

@@ -8,7 +8,6 @@ import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
-import type { Logger } from "pino";
 import { Cmd, splitDatagram } from "../codec/header.ts";
 import {
   beginMessage,
@@ -24,6 +23,12 @@ import { Reader, Writer } from "../codec/wire.ts";
 
 /** The loopback multicast group pvxs servers re-send unicast searches to (with ORIGIN_TAG). */
 export const FANOUT_GROUP = "224.0.0.128";
+
+/** What the UDP helpers log through: a pino Logger, or the search thread's relay to one. */
+export interface LogLike {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
 
 export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
@@ -46,7 +51,6 @@ export interface SearchHost {
   ignoreAddrs: Set<string>;
   claim(channels: Array<{ id: number; name: string }>): number[];
   stats: { searchDatagrams: number; searchReplies: number; badDatagrams: number };
-  logger: Logger;
   /** The address put in ORIGIN_TAG when fanning out (our bound address); null: no fan-out. */
   fanoutOrigin: string | null;
 }
@@ -141,7 +145,7 @@ export function replyable(addr: string, port: number): boolean {
  */
 export async function openFanout(
   port: number,
-  log: Logger,
+  log: LogLike,
 ): Promise<{ rx: dgram.Socket; tx: dgram.Socket } | null> {
   let rx: dgram.Socket | null = null;
   try {
@@ -177,7 +181,7 @@ export function broadcastAddresses(): string[] {
 export async function resolveDests(
   entries: string[],
   defPort: number,
-  log: Logger,
+  log: LogLike,
 ): Promise<Array<{ address: string; port: number }>> {
   const out: Array<{ address: string; port: number }> = [];
   for (const e of entries) {
@@ -209,6 +213,8 @@ export class Beacons {
     private readonly guid: Uint8Array,
     private readonly tcpPort: () => number,
     private readonly period: number,
+    /** Told after each round of beacons (the search thread mirrors `sent` into shared memory). */
+    private readonly onSent?: (sent: number) => void,
   ) {}
 
   start(): void {
@@ -236,6 +242,7 @@ export class Beacons {
         // A closed socket or an unreachable destination: the next beacon tries again.
       }
     }
+    this.onSent?.(this.sent);
     this.seq = (this.seq + 1) & 0xff;
     const delay = ++this.ticks <= 10 ? this.period : this.period * 12;
     this.timer = setTimeout(this.tick, delay * 1000);
