@@ -307,6 +307,8 @@ export async function startServer(
       logger,
       logs,
       ca,
+      // PVWS writes follow access security like CA and PVA writes.
+      access: runtime.access.policy,
       ...(runtime.pva ? { pva: runtime.pva } : {}),
     });
     cleanups.push(() => web.stop());

@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
+import { type AccessPolicy, type ClientIdentity, RIGHTS } from "../pv/access.ts";
 import type { Pv } from "../pv/pv.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { WriteContext } from "../pv/types.ts";
@@ -33,6 +34,11 @@ export interface PvwsOptions {
    */
   apiToken: string | null;
   authorizeWrite?: WriteAuthorizer;
+  /**
+   * Access security (src/access): the same rules as CA and PVA writes. A PVWS client is user
+   * `pvws` (`pvws-token` once it presented the API token) on the host it connects from.
+   */
+  access?: AccessPolicy;
   logger?: Logger;
   limits?: Partial<PvwsLimits>;
   /**
@@ -178,11 +184,49 @@ export class PvwsHub implements PvwsHost {
     return this.opts.apiToken === null || session.authenticated;
   }
 
+  /** Who a session is for access security (recomputed when it authenticates). */
+  identity(session: PvwsSession): ClientIdentity | undefined {
+    const user = session.authenticated ? "pvws-token" : "pvws";
+    return this.opts.access?.identify(user, session.identity.peer, session.identity.peer);
+  }
+
+  /** What access security says of `session` writing `pv` (true without access security). */
+  private accessAllows(pv: Pv, session: PvwsSession): boolean {
+    const access = this.opts.access;
+    const who = session.who;
+    return (
+      access === undefined || who === undefined || (access.rights(pv, who) & RIGHTS.WRITE) !== 0
+    );
+  }
+
+  mayWritePv(pv: Pv, session: PvwsSession): boolean {
+    return pv.writable && this.mayWrite(session) && this.accessAllows(pv, session);
+  }
+
   authorizeWrite(pv: Pv, ctx: WriteContext, session: PvwsSession): string | null {
     if (!this.mayWrite(session)) {
       return "this server needs its API token first ({type: auth, token})";
     }
+    // A read-only PV is refused by Pv.write itself, with its own reason.
+    if (!this.accessAllows(pv, session)) return "write access denied by access security";
     return this.opts.authorizeWrite?.(pv, ctx) ?? null;
+  }
+
+  recordWrite(
+    pv: Pv,
+    session: PvwsSession,
+    old: unknown,
+    value: unknown,
+    result: "ok" | "denied" | "failed",
+    reason?: string,
+  ): void {
+    const who = session.who ?? { user: "pvws", host: session.identity.peer };
+    this.opts.access?.recordWrite({ pv, via: "pvws", who, old, value, result, reason });
+  }
+
+  /** Calls `cb` when access rights may have changed; returns the unsubscribe function. */
+  onRightsChange(cb: () => void): () => void {
+    return this.opts.access?.onChange(cb) ?? (() => {});
   }
 
   tokenMatches(token: string): boolean {

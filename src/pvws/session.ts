@@ -7,6 +7,7 @@
  * squashed and counted), and its memory is bounded by its subscription count, not by how fast
  * PVs change. Replies (errors, list, echo) go to a small FIFO that drops its oldest when full.
  */
+import type { ClientIdentity } from "../pv/access.ts";
 import type { Pv } from "../pv/pv.ts";
 import { DBE, PvWriteError, type WriteContext } from "../pv/types.ts";
 import {
@@ -36,8 +37,23 @@ export interface PvwsHost {
   whenServed(name: string, cb: (pv: Pv) => void): () => void;
   /** Reason a write is refused (null: allowed); access control plugs in here. */
   authorizeWrite(pv: Pv, ctx: WriteContext, session: PvwsSession): string | null;
-  /** Whether this client may write at all (drives the `readonly` flag it is sent). */
+  /** Whether this client may write at all (the token). */
   mayWrite(session: PvwsSession): boolean;
+  /** Whether this client may write `pv` now (drives the `readonly` flag it is sent). */
+  mayWritePv(pv: Pv, session: PvwsSession): boolean;
+  /** The session's identity for access security (undefined without access security). */
+  identity(session: PvwsSession): ClientIdentity | undefined;
+  /** Records a write's outcome in the audit trail (access security). */
+  recordWrite(
+    pv: Pv,
+    session: PvwsSession,
+    old: unknown,
+    value: unknown,
+    result: "ok" | "denied" | "failed",
+    reason?: string,
+  ): void;
+  /** Calls `cb` when access rights may have changed; returns the unsubscribe function. */
+  onRightsChange(cb: () => void): () => void;
   /** The plain-change message of `pv` under `name` for its current update (shared by clients). */
   changeMessage(name: string, pv: Pv): string;
   /** Checks a bearer token offered by an `auth` message. */
@@ -93,6 +109,9 @@ export class PvwsSession {
   private closed = false;
   /** Set by an `auth` message with the server's token (or a bearer header at upgrade). */
   authenticated: boolean;
+  /** Who this client is for access security. */
+  who: ClientIdentity | undefined;
+  private readonly offRights: () => void;
 
   constructor(
     private readonly host: PvwsHost,
@@ -101,6 +120,9 @@ export class PvwsSession {
     readonly identity: { peer: string; authenticated: boolean },
   ) {
     this.authenticated = identity.authenticated;
+    this.who = host.identity(this);
+    // Rights changed (rules reloaded, a CALC input moved): every PV gets its readonly flag again.
+    this.offRights = host.onRightsChange(() => this.remarkAll());
     host.stats.clients++;
   }
 
@@ -250,12 +272,18 @@ export class PvwsSession {
       host: this.identity.peer,
       peer: `pvws:${this.identity.peer}`,
     };
+    const old = pv.value;
     const why = this.host.authorizeWrite(pv, ctx, this);
-    if (why !== null) return refuse(`cannot write ${name}: ${why}`);
+    if (why !== null) {
+      this.host.recordWrite(pv, this, old, m.value, "denied", why);
+      return refuse(`cannot write ${name}: ${why}`);
+    }
     try {
       await pv.write(m.value, ctx);
+      this.host.recordWrite(pv, this, old, m.value, "ok");
     } catch (e) {
       const reason = e instanceof PvWriteError ? e.reason : e instanceof Error ? e.message : "";
+      this.host.recordWrite(pv, this, old, m.value, "failed", reason);
       refuse(`cannot write ${name}: ${reason || "refused"}`);
     }
   }
@@ -266,9 +294,14 @@ export class PvwsSession {
       return;
     }
     this.authenticated = true;
+    this.who = this.host.identity(this);
     // Read-only flags may change: every subscription gets an update saying so.
-    for (const sub of this.subs.values()) this.mark(sub, false);
+    this.remarkAll();
     this.reply(JSON.stringify({ type: "auth", ok: true }));
+  }
+
+  private remarkAll(): void {
+    for (const sub of this.subs.values()) this.mark(sub, false);
   }
 
   private error(message: string, pv?: string): void {
@@ -326,7 +359,7 @@ export class PvwsSession {
       sub.dirty = false;
       if (this.subs.get(sub.name) !== sub) continue;
       const pv = sub.pv;
-      const readonly = pv === undefined || !pv.writable || !this.host.mayWrite(this);
+      const readonly = pv === undefined || !this.host.mayWritePv(pv, this);
       const text =
         pv === undefined
           ? encodeDisconnected(sub.name, sub.sent)
@@ -363,6 +396,7 @@ export class PvwsSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.offRights();
     for (const sub of this.subs.values()) sub.detach();
     this.host.stats.subscriptions -= this.subs.size;
     this.host.stats.clients--;

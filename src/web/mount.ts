@@ -11,6 +11,7 @@ import { caClient, libcaAvailable } from "../../ffi/index.ts";
 import type { PluginInfo } from "../api/models.ts";
 import type { CaServerStats } from "../ca/server/index.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
+import type { AccessPolicy } from "../pv/access.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { PvaServerStats } from "../pva/server/index.ts";
 import { PvwsHub, pvwsPlugin, type WriteAuthorizer } from "../pvws/hub.ts";
@@ -31,7 +32,9 @@ export interface WebDeps {
   logs: LogRings;
   ca?: { stats(): CaServerStats };
   pva?: { stats(): PvaServerStats };
-  /** Access control for PVWS writes (issue 14 plugs the CA rules in here). */
+  /** Access security: PVWS writes follow the same rules as CA and PVA writes. */
+  access?: AccessPolicy;
+  /** An extra check of PVWS writes, after access security. */
   authorizeWrite?: WriteAuthorizer;
 }
 
@@ -52,6 +55,7 @@ export function createWebParts(deps: WebDeps): WebParts {
     apiToken: deps.apiToken,
     logger: deps.logger,
     ...(deps.authorizeWrite ? { authorizeWrite: deps.authorizeWrite } : {}),
+    ...(deps.access ? { access: deps.access } : {}),
     // Other IOCs' PVs (`ca://NAME`) through this thread's libca client, when libca is installed.
     ...(libcaAvailable() ? { remote: () => caClient() } : {}),
   });

@@ -178,6 +178,25 @@ describe("console", () => {
     expect((await srv.api("GET", "/tasks/counter")).status).toBe(404);
   }, 120_000);
 
+  test("keyboard and labels: skip link first, every control has an accessible name", async () => {
+    for (const hash of ["#/", "#/plugin/diag", "#/add"]) {
+      await page.goto(`${origin}/${hash}`);
+      await page.reload(); // a fresh document: nothing focused yet
+      await page.locator("main h1").first().waitFor({ timeout: WAIT });
+      await page.keyboard.press("Tab");
+      expect(await page.evaluate("document.activeElement?.textContent")).toBe("Skip to content");
+      await page.keyboard.press("Enter");
+      expect(await page.evaluate("document.activeElement?.id")).toBe("main");
+      const tree = await page.locator("body").ariaSnapshot();
+      // A control without a quoted name is one a screen reader cannot announce.
+      const unnamed = tree
+        .split("\n")
+        .filter((l) => /- (button|textbox|combobox|spinbutton|radio|checkbox|link)\b/.test(l))
+        .filter((l) => !/- \w+ "[^"]+"/.test(l));
+      expect([hash, unnamed]).toEqual([hash, []]);
+    }
+  }, 120_000);
+
   test("the docs page renders with the network closed", async () => {
     await page.goto(`${origin}/api/v1/docs`);
     // The viewer rendered the spec: its title and an operation from openapi.json are on screen.

@@ -69,35 +69,128 @@ function Steps({ answer }: { answer: AddAnswer }) {
   );
 }
 
+interface FormState {
+  kind: "task" | "job";
+  name: string;
+  url: string;
+  branch: string;
+  path: string;
+  params: string;
+}
+
+/** The request body of the form, or the reason it cannot be sent. */
+function requestBody(f: FormState): Record<string, unknown> | string {
+  const body: Record<string, unknown> = { name: f.name, git_url: f.url };
+  if (f.branch !== "") body.branch = f.branch;
+  if (f.path !== "") body.path = f.path;
+  if (f.params.trim() !== "") {
+    try {
+      body.parameters = JSON.parse(f.params);
+    } catch (err) {
+      return `Parameters are not JSON: ${(err as Error).message}`;
+    }
+  }
+  return body;
+}
+
+function AddForm(props: {
+  f: FormState;
+  set: (patch: Partial<FormState>) => void;
+  busy: boolean;
+  onSubmit: (e: Event) => void;
+}) {
+  const { f, set, busy } = props;
+  return (
+    <form class="add" onSubmit={props.onSubmit} aria-busy={busy}>
+      <fieldset>
+        <legend>Kind</legend>
+        {(["task", "job"] as const).map((k) => (
+          <label key={k} class="radio">
+            <input
+              type="radio"
+              name="kind"
+              value={k}
+              checked={f.kind === k}
+              onChange={() => set({ kind: k })}
+            />{" "}
+            {k}
+          </label>
+        ))}
+      </fieldset>
+      <Field
+        id="name"
+        label="Name"
+        value={f.name}
+        onInput={(v) => set({ name: v })}
+        required
+        hint="A-Z a-z 0-9 _ -"
+      />
+      <Field
+        id="git_url"
+        label="Git URL"
+        value={f.url}
+        onInput={(v) => set({ url: v })}
+        required
+        hint="https://… or file:///…"
+      />
+      <Field
+        id="branch"
+        label="Branch"
+        value={f.branch}
+        onInput={(v) => set({ branch: v })}
+        hint="default branch when empty"
+      />
+      <Field
+        id="path"
+        label="Path"
+        value={f.path}
+        onInput={(v) => set({ path: v })}
+        hint="sub-directory of the repository"
+      />
+      <div class="field">
+        <label for="parameters">Parameters (JSON object)</label>
+        <textarea
+          id="parameters"
+          name="parameters"
+          rows={4}
+          value={f.params}
+          placeholder='{"interval": 0.5}'
+          onInput={(e) => set({ params: e.currentTarget.value })}
+        />
+      </div>
+      <button type="submit" disabled={busy}>
+        {busy ? "Adding…" : `Add ${f.kind}`}
+      </button>
+    </form>
+  );
+}
+
 export function AddPage() {
-  const [kind, setKind] = useState<"task" | "job">("task");
-  const [name, setName] = useState("");
-  const [url, setUrl] = useState("");
-  const [branch, setBranch] = useState("");
-  const [path, setPath] = useState("");
-  const [params, setParams] = useState("");
+  const [f, setF] = useState<FormState>({
+    kind: "task",
+    name: "",
+    url: "",
+    branch: "",
+    path: "",
+    params: "",
+  });
+  const set = (patch: Partial<FormState>) => setF((prev) => ({ ...prev, ...patch }));
   const [busy, setBusy] = useState(false);
   const [answer, setAnswer] = useState<AddAnswer | null>(null);
+  const [added, setAdded] = useState("");
   const submit = async (e: Event) => {
     e.preventDefault();
-    let parameters: unknown;
-    if (params.trim() !== "") {
-      try {
-        parameters = JSON.parse(params);
-      } catch (err) {
-        setAnswer({ ok: false, message: `Parameters are not JSON: ${(err as Error).message}` });
-        return;
-      }
+    const body = requestBody(f);
+    if (typeof body === "string") {
+      setAnswer({ ok: false, message: body });
+      return;
     }
-    const body: Record<string, unknown> = { name, git_url: url };
-    if (branch !== "") body.branch = branch;
-    if (path !== "") body.path = path;
-    if (parameters !== undefined) body.parameters = parameters;
     setBusy(true);
     setAnswer(null);
     try {
-      const r = await api<AddAnswer>("POST", `/${kind}s`, body);
+      const r = await api<AddAnswer>("POST", `/${f.kind}s`, body);
       setAnswer(r.body);
+      setAdded(r.body.ok ? f.name : "");
     } finally {
       setBusy(false);
     }
@@ -105,67 +198,7 @@ export function AddPage() {
   return (
     <section aria-labelledby="add-title">
       <h1 id="add-title">Add a plugin</h1>
-      <form class="add" onSubmit={submit} aria-busy={busy}>
-        <fieldset>
-          <legend>Kind</legend>
-          {(["task", "job"] as const).map((k) => (
-            <label key={k} class="radio">
-              <input
-                type="radio"
-                name="kind"
-                value={k}
-                checked={kind === k}
-                onChange={() => setKind(k)}
-              />{" "}
-              {k}
-            </label>
-          ))}
-        </fieldset>
-        <Field
-          id="name"
-          label="Name"
-          value={name}
-          onInput={setName}
-          required
-          hint="A-Z a-z 0-9 _ -"
-        />
-        <Field
-          id="git_url"
-          label="Git URL"
-          value={url}
-          onInput={setUrl}
-          required
-          hint="https://… or file:///…"
-        />
-        <Field
-          id="branch"
-          label="Branch"
-          value={branch}
-          onInput={setBranch}
-          hint="default branch when empty"
-        />
-        <Field
-          id="path"
-          label="Path"
-          value={path}
-          onInput={setPath}
-          hint="sub-directory of the repository"
-        />
-        <div class="field">
-          <label for="parameters">Parameters (JSON object)</label>
-          <textarea
-            id="parameters"
-            name="parameters"
-            rows={4}
-            value={params}
-            placeholder='{"interval": 0.5}'
-            onInput={(e) => setParams(e.currentTarget.value)}
-          />
-        </div>
-        <button type="submit" disabled={busy}>
-          {busy ? "Adding…" : `Add ${kind}`}
-        </button>
-      </form>
+      <AddForm f={f} set={set} busy={busy} onSubmit={submit} />
       {busy && (
         <ol class="steps pending" aria-label="Validation steps">
           {PIPELINE_STEPS.map((s) => (
@@ -174,9 +207,9 @@ export function AddPage() {
         </ol>
       )}
       {answer && <Steps answer={answer} />}
-      {answer?.ok && (
+      {added !== "" && (
         <p>
-          <a href={`#/plugin/${encodeURIComponent(name)}`}>Open {name}</a>
+          <a href={`#/plugin/${encodeURIComponent(added)}`}>Open {added}</a>
         </p>
       )}
     </section>
