@@ -363,7 +363,13 @@ export async function startServer(
 function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
   const api = createApp(deps).use(web.api);
   // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
-  const app = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG, serve: { routes: WEB_SERVE_ROUTES } })
+  // normalize: false as in createApp: a mounted app compiles its routes with the root's options,
+  // and the default would strip unknown request fields instead of refusing them (422).
+  const app = new Elysia({
+    normalize: false,
+    websocket: PVWS_WEBSOCKET_CONFIG,
+    serve: { routes: WEB_SERVE_ROUTES },
+  })
     .use(web.root)
     .use(api);
   try {
