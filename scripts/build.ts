@@ -18,16 +18,16 @@ export const BINARY = join(ROOT, "dist", "iocmng");
 const STAMP = `${BINARY}.inputs-sha256`;
 
 /**
- * Every entrypoint bundled into the executable, by its name inside the binary. Plugin workers are
- * started with `new Worker(new URL("./worker.ts", import.meta.url))` (the CA search thread the same
- * way with "./search-worker.ts"); Bun embeds a worker only when
- * its file is an additional entrypoint, and inside the binary that URL resolves against the main
- * bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/worker.js`. So all entrypoints are built
- * from one-line wrappers that sit side by side (see writeEntries).
+ * Every entrypoint bundled into the executable, by its name inside the binary. The CA search thread
+ * is started with `new Worker(new URL("./search-worker.ts", import.meta.url))`; Bun embeds a worker
+ * only when its file is an additional entrypoint, and inside the binary that URL resolves against
+ * the main bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/search-worker.js`. So all
+ * entrypoints are built from one-line wrappers that sit side by side (see writeEntries). Plugins
+ * need no entrypoint: they run in processes of their own, the same executable re-executed with the
+ * hidden `__plugin-host` subcommand.
  */
 export const ENTRYPOINTS: Record<string, string> = {
   "main.ts": "src/main.ts",
-  "worker.ts": "src/plugins/worker.ts",
   "search-worker.ts": "src/ca/server/search-worker.ts",
 };
 

@@ -1,11 +1,11 @@
 /**
- * Writes schema/plugin-config.schema.json from the TypeBox schema in src/plugins/config.ts, for
+ * Writes schema/plugin-config.schema.json from the TypeBox schema in src/plugins/config-schema.ts, for
  * editors (e.g. `# yaml-language-server: $schema=…` at the top of a plugin's config.yaml).
  * `bun scripts/gen-schema.ts --check` exits 1 when the committed file is out of date.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pluginConfigJsonSchema } from "../src/plugins/config.ts";
+import { pluginConfigJsonSchema } from "../src/plugins/config-schema.ts";
 
 /** Path of the generated file. */
 export const SCHEMA_FILE = join(import.meta.dir, "..", "schema", "plugin-config.schema.json");

@@ -8,21 +8,19 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
-import { LineCounter, parseDocument } from "yaml";
-import { checkBranch, checkGitUrl } from "./plugins/git.ts";
+import {
+  addRequestProblem,
+  DECLARED_PLUGIN_KEYS,
+  type DeclaredPlugin,
+} from "./common/add-request.ts";
+import { isPlainObject } from "./common/object.ts";
+import { show, suggest } from "./common/text.ts";
+import { parseYamlText } from "./common/yaml.ts";
+import type { SandboxConfig } from "./plugins/host/sandbox.ts";
+import { parsePatEnvAllow, parseSandbox } from "./plugins/host/settings.ts";
 
 /** A plugin listed in the IOCMNG_CONFIG file, loaded at boot. The token is only named (`pat_env`). */
-export interface DeclaredPlugin {
-  name: string;
-  kind: "task" | "job";
-  git_url: string;
-  branch?: string;
-  path?: string;
-  parameters?: Record<string, unknown>;
-  auto_start?: boolean;
-  /** Name of the environment variable that holds the git token (e.g. from a Kubernetes Secret). */
-  pat_env?: string;
-}
+export type { DeclaredPlugin } from "./common/add-request.ts";
 
 /** The whole validated server configuration. */
 export interface ServerConfig {
@@ -43,6 +41,10 @@ export interface ServerConfig {
   configFile: string | null;
   /** Path of the values file, when one was given (optional so hand-built configs stay valid). */
   beamlineConfigFile?: string | null;
+  /** Plugin process sandbox (limits, uid); defaults from src/plugins/host/sandbox.ts when absent. */
+  sandbox?: SandboxConfig;
+  /** Variables a `pat_env` may name (file `pat_env_allow:`); absent or empty: none. */
+  patEnvAllow?: string[];
 }
 
 /** Invalid configuration: the message names the env var or file, the field path and the expectation. */
@@ -66,211 +68,13 @@ export const ENV_DEFAULTS = {
 /** Log levels pino accepts. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-/** Plugin names, as the seed: 1..128 of letters, digits, `_` and `-`. */
-export const PLUGIN_NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
-
 /** Characters EPICS allows in record names (no '.': it separates the field name); for prefixes. */
 export const PV_FRAGMENT_RE = /^[A-Za-z0-9_\-+:[\]<>;]+$/;
-
-/** Environment variable names (for `pat_env`). */
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 /** Largest IOCMNG_CONFIG file accepted. */
 export const MAX_SERVER_CONFIG_BYTES = 1 << 20;
 /** Largest values file accepted (beamline values files are big but not this big). */
 export const MAX_VALUES_FILE_BYTES = 16 << 20;
-/** Deepest nesting accepted in any YAML document we read. */
-export const MAX_YAML_DEPTH = 64;
-/**
- * Alias budget handed to the `yaml` package (uses of an anchor × nodes behind it): large enough for
- * a PV template reused by thousands of PVs, small enough to stop "billion laughs" documents.
- */
-export const MAX_YAML_ALIASES = 10_000;
-
-// ---------------------------------------------------------------------------------------------
-// YAML reading shared with the plugin config.yaml parser.
-
-/** A failure of `parseYamlText`: `path` is the dotted field path ("" for the document). */
-export interface YamlFailure {
-  ok: false;
-  path: string;
-  expected: string;
-  message: string;
-}
-
-/** Parses YAML text defensively: size cap, syntax errors with line:col, alias-bomb and depth caps. */
-export function parseYamlText(
-  text: string,
-  opts: { maxBytes: number; maxDepth?: number; maxAliasCount?: number },
-): { ok: true; value: unknown } | YamlFailure {
-  const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes > opts.maxBytes) {
-    return {
-      ok: false,
-      path: "",
-      expected: `a file of at most ${opts.maxBytes} bytes`,
-      message: `file too large (${bytes} bytes > ${opts.maxBytes})`,
-    };
-  }
-  const maxDepth = opts.maxDepth ?? MAX_YAML_DEPTH;
-  // The parser recurses per nesting level: refuse absurd bracket/indent depth before parsing so a
-  // hostile file cannot overflow the stack.
-  const rough = roughNestingDepth(text);
-  if (rough > maxDepth * 4 + 16) {
-    return {
-      ok: false,
-      path: "",
-      expected: `nesting depth at most ${maxDepth}`,
-      message: `nesting too deep (more than ${maxDepth} levels)`,
-    };
-  }
-  const lineCounter = new LineCounter();
-  let value: unknown;
-  try {
-    const doc = parseDocument(text, {
-      lineCounter,
-      prettyErrors: false,
-      uniqueKeys: true,
-      strict: true,
-    });
-    const err = doc.errors[0];
-    if (err) {
-      const pos = lineCounter.linePos(err.pos[0]);
-      const first = err.message.split("\n")[0] ?? err.message;
-      return {
-        ok: false,
-        path: "",
-        expected: "valid YAML",
-        message: `YAML syntax error at line ${pos.line}, column ${pos.col}: ${first}`,
-      };
-    }
-    value = doc.toJS({ maxAliasCount: opts.maxAliasCount ?? MAX_YAML_ALIASES });
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (/alias/i.test(msg)) {
-      return {
-        ok: false,
-        path: "",
-        expected: "a document without excessive alias expansion",
-        message: `YAML refused: ${msg.split("\n")[0]}`,
-      };
-    }
-    if (e instanceof RangeError) {
-      return {
-        ok: false,
-        path: "",
-        expected: `nesting depth at most ${maxDepth}`,
-        message: "nesting too deep",
-      };
-    }
-    return { ok: false, path: "", expected: "valid YAML", message: `YAML error: ${msg}` };
-  }
-  const depthPath = findTooDeep(value, maxDepth);
-  if (depthPath !== null) {
-    return {
-      ok: false,
-      path: depthPath,
-      expected: `nesting depth at most ${maxDepth}`,
-      message: `nesting too deep (more than ${maxDepth} levels)`,
-    };
-  }
-  return { ok: true, value };
-}
-
-// Characters after which a quote opens a quoted scalar: space, tab, newline, [ { , :
-const QUOTE_OPENERS = new Set([0x20, 0x09, 0x0a, 0x5b, 0x7b, 0x2c, 0x3a]);
-
-// Rough upper bound of flow-collection nesting and indentation levels, computed without parsing.
-// Brackets inside quoted scalars and comments are skipped so ordinary strings do not count.
-function roughNestingDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let quote = 0; // 0, or the char code of the open quote
-  let prev = 0x0a;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (quote !== 0) {
-      if (c === 0x5c && quote === 0x22)
-        i++; // backslash escape in "…"
-      else if (c === quote || c === 0x0a) quote = 0;
-    } else if (c === 0x23 && (prev === 0x20 || prev === 0x0a || prev === 0x09)) {
-      while (i < text.length && text.charCodeAt(i) !== 0x0a) i++; // comment
-    } else if ((c === 0x22 || c === 0x27) && QUOTE_OPENERS.has(prev)) {
-      // Only where YAML starts a quoted scalar: `it's` in a plain scalar is not a quote.
-      quote = c;
-    } else if (c === 0x5b || c === 0x7b) {
-      depth++;
-      if (depth > max) max = depth;
-    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
-    prev = text.charCodeAt(i);
-  }
-  let maxIndent = 0;
-  for (const line of text.split("\n")) {
-    let n = 0;
-    while (n < line.length && (line[n] === " " || line[n] === "-" || line[n] === "?")) n++;
-    if (n > maxIndent) maxIndent = n;
-  }
-  return Math.max(max, Math.floor(maxIndent / 2));
-}
-
-function findTooDeep(value: unknown, maxDepth: number): string | null {
-  const walk = (v: unknown, depth: number, path: string): string | null => {
-    if (v === null || typeof v !== "object") return null;
-    if (depth > maxDepth) return path;
-    const entries: [string, unknown][] = Array.isArray(v)
-      ? v.map((x, i) => [`[${i}]`, x])
-      : Object.entries(v as Record<string, unknown>).map(([k, x]) => [`.${k}`, x]);
-    for (const [k, x] of entries) {
-      const r = walk(x, depth + 1, path + k);
-      if (r !== null) return r;
-    }
-    return null;
-  };
-  const r = walk(value, 0, "");
-  return r === null ? null : r.replace(/^\./, "");
-}
-
-/** Closest candidate by edit distance, for "did you mean" hints; null when nothing is close. */
-export function suggest(word: string, candidates: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== null && bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : null;
-}
-
-function editDistance(a: string, b: string): number {
-  if (a.length > 64 || b.length > 64) return Number.POSITIVE_INFINITY;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? Number.POSITIVE_INFINITY;
-}
-
-/** Short, safe rendering of a user value for an error message. */
-export function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (typeof v === "string") return `'${v.length > 60 ? `${v.slice(0, 60)}…` : v}'`;
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  if (Array.isArray(v)) return "a list";
-  return `a ${typeof v === "object" ? "mapping" : typeof v}`;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Environment variables.
@@ -282,6 +86,18 @@ function envStr(env: Env, name: string): string | undefined {
   if (v === undefined) return undefined;
   const t = v.trim();
   return t === "" ? undefined : t;
+}
+
+/** The variable `name` (checked) when set, else the file's value, else `fallback`. */
+function setting<T>(
+  env: Env,
+  name: string,
+  check: (raw: string, what: string) => T,
+  fromFile: T | undefined,
+  fallback: T,
+): T {
+  const raw = envStr(env, name);
+  return raw !== undefined ? check(raw, name) : (fromFile ?? fallback);
 }
 
 /** Parses a boolean env/file value: true/false, 1/0, yes/no, on/off (any case). */
@@ -352,17 +168,8 @@ const FILE_KEYS = [
   "plugins",
   "tasks",
   "jobs",
-] as const;
-
-const PLUGIN_KEYS = [
-  "name",
-  "kind",
-  "git_url",
-  "branch",
-  "path",
-  "parameters",
-  "auto_start",
-  "pat_env",
+  "sandbox",
+  "pat_env_allow",
 ] as const;
 
 /** Settings read from an IOCMNG_CONFIG file (paths as written; loadConfig resolves them). */
@@ -376,6 +183,8 @@ export interface FileSettings {
   beamlineConfig?: string;
   disableDevices?: boolean;
   plugins: DeclaredPlugin[];
+  sandbox?: SandboxConfig;
+  patEnvAllow?: string[];
 }
 
 function readTextFile(file: string, what: string, maxBytes: number): string {
@@ -459,16 +268,30 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
     out.disableDevices = parseBool(dd, `${file}: disable_devices`);
   }
 
+  if (doc.sandbox !== undefined) out.sandbox = parseSandbox(doc.sandbox, "sandbox", at);
+  if (doc.pat_env_allow !== undefined) {
+    out.patEnvAllow = parsePatEnvAllow(doc.pat_env_allow, "pat_env_allow", at);
+  }
+
+  out.plugins = parsePluginLists(doc, file);
+  return out;
+}
+
+/** The `plugins`, `tasks` and `jobs` lists of a config file; names unique across all three. */
+function parsePluginLists(doc: Record<string, unknown>, file: string): DeclaredPlugin[] {
   const lists: [string, "task" | "job" | null][] = [
     ["plugins", null],
     ["tasks", "task"],
     ["jobs", "job"],
   ];
+  const out: DeclaredPlugin[] = [];
   const seen = new Map<string, string>();
   for (const [key, impliedKind] of lists) {
     const list = doc[key];
     if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) throw at(key, "a list of plugins", list);
+    if (!Array.isArray(list)) {
+      throw new ConfigError(`${file}: ${key}: expected a list of plugins, got ${show(list)}`);
+    }
     list.forEach((item, i) => {
       const p = parseDeclaredPlugin(item, `${file}: ${key}[${i}]`, impliedKind);
       const prev = seen.get(p.name);
@@ -478,12 +301,17 @@ export function parseServerConfigFile(text: string, file: string): FileSettings 
         );
       }
       seen.set(p.name, `${key}[${i}]`);
-      out.plugins.push(p);
+      out.push(p);
     });
   }
   return out;
 }
 
+/**
+ * One entry of a plugin list: the add-request schema's fields (src/common/add-request.ts, the
+ * same checks as a REST add), plus what only a file needs: secrets refused with a pointer to
+ * `pat_env`, `kind` implied by the list, YAML nulls as absent, and `path` checked at boot.
+ */
 function parseDeclaredPlugin(
   item: unknown,
   where: string,
@@ -492,58 +320,43 @@ function parseDeclaredPlugin(
   const at = (path: string, expected: string, got: unknown): ConfigError =>
     new ConfigError(`${where}${path ? `.${path}` : ""}: expected ${expected}, got ${show(got)}`);
   if (!isPlainObject(item)) throw at("", "a mapping describing a plugin", item);
-  for (const key of Object.keys(item)) {
-    if ((PLUGIN_KEYS as readonly string[]).includes(key)) continue;
-    if (key === "pat" || key === "token" || key === "password") {
+  const keys: readonly string[] = DECLARED_PLUGIN_KEYS;
+  const entry: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(item)) {
+    if (!keys.includes(key)) {
+      if (key === "pat" || key === "token" || key === "password") {
+        throw new ConfigError(
+          `${where}.${key}: a token must not be written in the config file; put it in an environment variable (e.g. from a Kubernetes Secret) and name it with 'pat_env: GIT_TOKEN'`,
+        );
+      }
+      const hint = suggest(key, keys);
       throw new ConfigError(
-        `${where}.${key}: a token must not be written in the config file; put it in an environment variable (e.g. from a Kubernetes Secret) and name it with 'pat_env: GIT_TOKEN'`,
+        `${where}.${key}: unknown key${hint ? ` (did you mean '${hint}'?)` : ""}; expected one of ${keys.join(", ")}`,
       );
     }
-    const hint = suggest(key, PLUGIN_KEYS);
-    throw new ConfigError(
-      `${where}.${key}: unknown key${hint ? ` (did you mean '${hint}'?)` : ""}; expected one of ${PLUGIN_KEYS.join(", ")}`,
-    );
+    if (v !== null && v !== undefined) entry[key] = v;
   }
-  const name = item.name;
-  if (typeof name !== "string" || !PLUGIN_NAME_RE.test(name)) {
-    throw at("name", "a plugin name of 1..128 letters, digits, '_' or '-'", name);
+  if (entry.kind === undefined && impliedKind !== null) entry.kind = impliedKind;
+  else if (impliedKind !== null && entry.kind !== impliedKind && typeof entry.kind === "string") {
+    throw at("kind", `'${impliedKind}' (or no kind) in this list`, entry.kind);
   }
-  let kind: "task" | "job";
-  if (item.kind === undefined || item.kind === null) {
-    if (impliedKind === null) throw at("kind", "'task' or 'job'", item.kind);
-    kind = impliedKind;
-  } else {
-    if (item.kind !== "task" && item.kind !== "job") throw at("kind", "'task' or 'job'", item.kind);
-    if (impliedKind !== null && item.kind !== impliedKind) {
-      throw at("kind", `'${impliedKind}' (or no kind) in this list`, item.kind);
-    }
-    kind = item.kind;
-  }
-  const gitUrl = item.git_url;
-  if (typeof gitUrl !== "string" || gitUrl.trim() === "") {
-    throw at("git_url", "a git URL (https://, ssh://, user@host:path or file://)", gitUrl);
-  }
+  const gitUrl = entry.git_url;
   // user:password@ anywhere, or any user@ on https (a token passed as user name), is a secret.
   if (
-    /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(gitUrl) ||
-    /^https?:\/\/[^/@]+@/i.test(gitUrl)
+    typeof gitUrl === "string" &&
+    (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(gitUrl) || /^https?:\/\/[^/@]+@/i.test(gitUrl))
   ) {
     throw new ConfigError(
       `${where}.git_url: credentials must not be written in the URL; use 'pat_env' naming an environment variable`,
     );
   }
-  // Same rules as REST adds (src/plugins/git.ts), so a bad entry fails at boot with its location.
-  const urlProblem = checkGitUrl(gitUrl);
-  if (urlProblem !== null) throw new ConfigError(`${where}.git_url: ${urlProblem}`);
-  const p: DeclaredPlugin = { name, kind, git_url: gitUrl };
-  for (const key of ["branch", "path"] as const) {
-    const v = item[key];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== "string" || v === "") throw at(key, "a non-empty string", v);
-    p[key] = v;
+  if (entry.path === "") throw at("path", "a non-empty string", entry.path);
+  const problem = addRequestProblem(entry);
+  if (problem !== null) {
+    if (problem.expected !== undefined) throw at(problem.field, problem.expected, problem.got);
+    throw new ConfigError(`${where}.${problem.field}: ${problem.message}`);
   }
-  const branchProblem = checkBranch(p.branch);
-  if (branchProblem !== null) throw new ConfigError(`${where}.branch: ${branchProblem}`);
+  const p = entry as DeclaredPlugin;
   if (p.path !== undefined) {
     const segs = p.path.split(/[\\/]+/);
     if (isAbsolute(p.path) || segs.includes("..") || p.path.includes("\0")) {
@@ -551,21 +364,6 @@ function parseDeclaredPlugin(
         `${where}.path: expected a relative path inside the repository (no '..', not absolute), got ${show(p.path)}`,
       );
     }
-  }
-  if (item.parameters !== undefined && item.parameters !== null) {
-    if (!isPlainObject(item.parameters)) throw at("parameters", "a mapping", item.parameters);
-    p.parameters = item.parameters;
-  }
-  if (item.auto_start !== undefined && item.auto_start !== null) {
-    if (typeof item.auto_start !== "boolean")
-      throw at("auto_start", "true or false", item.auto_start);
-    p.auto_start = item.auto_start;
-  }
-  if (item.pat_env !== undefined && item.pat_env !== null) {
-    if (typeof item.pat_env !== "string" || !ENV_NAME_RE.test(item.pat_env)) {
-      throw at("pat_env", "the name of an environment variable (e.g. GIT_TOKEN)", item.pat_env);
-    }
-    p.pat_env = item.pat_env;
   }
   return p;
 }
@@ -603,36 +401,43 @@ export function parseValuesFile(
 
 // ---------------------------------------------------------------------------------------------
 
+/** Reads the IOCMNG_CONFIG file; its relative paths become relative to the file's directory. */
+function readConfigFile(configFile: string): FileSettings {
+  const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
+  const file = parseServerConfigFile(text, configFile);
+  // Like docker compose: a config means the same whatever the working directory of the server.
+  const base = dirname(resolvePath(configFile));
+  const rel = (p: string | undefined): string | undefined =>
+    p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
+  file.pluginsDir = rel(file.pluginsDir);
+  file.stateDir = rel(file.stateDir);
+  file.beamlineConfig = rel(file.beamlineConfig);
+  return file;
+}
+
+/** IOCMNG_API_TOKEN: null when unset or blank; one word of at most 4096 characters. */
+function apiTokenFrom(env: Env): string | null {
+  const raw = env.IOCMNG_API_TOKEN;
+  if (raw === undefined || raw.trim() === "") return null;
+  const token = raw.trim();
+  if (/\s/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
+    );
+  }
+  return token;
+}
+
 /**
  * Builds the server configuration from `env` (default `process.env`) and the files it names.
  * Throws ConfigError with a precise message on any invalid value; never partially applies.
  */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const configFile = envStr(env, "IOCMNG_CONFIG") ?? null;
-  let file: FileSettings = { plugins: [] };
-  if (configFile !== null) {
-    const text = readTextFile(configFile, "IOCMNG_CONFIG", MAX_SERVER_CONFIG_BYTES);
-    file = parseServerConfigFile(text, configFile);
-    // Relative paths in the file are relative to the file's directory (like docker compose), so a
-    // config means the same whatever the working directory of the server.
-    const base = dirname(resolvePath(configFile));
-    const rel = (p: string | undefined): string | undefined =>
-      p === undefined || isAbsolute(p) ? p : resolvePath(base, p);
-    file.pluginsDir = rel(file.pluginsDir);
-    file.stateDir = rel(file.stateDir);
-    file.beamlineConfig = rel(file.beamlineConfig);
-  }
+  const file: FileSettings = configFile === null ? { plugins: [] } : readConfigFile(configFile);
 
-  const hostEnv = envStr(env, "IOCMNG_HOST");
-  const host =
-    hostEnv !== undefined
-      ? checkHost(hostEnv, "IOCMNG_HOST")
-      : (file.host ?? ENV_DEFAULTS.IOCMNG_HOST);
-  const portEnv = envStr(env, "IOCMNG_PORT");
-  const port =
-    portEnv !== undefined
-      ? parsePort(portEnv, "IOCMNG_PORT")
-      : (file.port ?? Number(ENV_DEFAULTS.IOCMNG_PORT));
+  const host = setting(env, "IOCMNG_HOST", checkHost, file.host, ENV_DEFAULTS.IOCMNG_HOST);
+  const port = setting(env, "IOCMNG_PORT", parsePort, file.port, Number(ENV_DEFAULTS.IOCMNG_PORT));
   const pluginsDir = checkDir(
     envStr(env, "IOCMNG_PLUGINS_DIR") ?? file.pluginsDir ?? ENV_DEFAULTS.IOCMNG_PLUGINS_DIR,
     "IOCMNG_PLUGINS_DIR",
@@ -641,14 +446,14 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     envStr(env, "IOCMNG_STATE_DIR") ?? file.stateDir ?? ENV_DEFAULTS.IOCMNG_STATE_DIR,
     "IOCMNG_STATE_DIR",
   );
-  const llEnv = envStr(env, "IOCMNG_LOG_LEVEL");
-  const logLevel =
-    llEnv !== undefined
-      ? checkLogLevel(llEnv, "IOCMNG_LOG_LEVEL")
-      : (file.logLevel ?? ENV_DEFAULTS.IOCMNG_LOG_LEVEL);
-  const prefixEnv = envStr(env, "IOCMNG_PREFIX");
-  const prefix =
-    prefixEnv !== undefined ? checkPrefix(prefixEnv, "IOCMNG_PREFIX") : (file.prefix ?? null);
+  const logLevel = setting(
+    env,
+    "IOCMNG_LOG_LEVEL",
+    checkLogLevel,
+    file.logLevel,
+    ENV_DEFAULTS.IOCMNG_LOG_LEVEL,
+  );
+  const prefix = setting<string | null>(env, "IOCMNG_PREFIX", checkPrefix, file.prefix, null);
 
   // IOCMNG_DISABLE_DEVICES is the new name; IOCMNG_DISABLE_OPHYD (the seed's) still works.
   let disableDevices = file.disableDevices ?? true;
@@ -657,16 +462,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   if (ophyd !== undefined) disableDevices = parseBool(ophyd, "IOCMNG_DISABLE_OPHYD");
   if (devices !== undefined) disableDevices = parseBool(devices, "IOCMNG_DISABLE_DEVICES");
 
-  const tokenRaw = env.IOCMNG_API_TOKEN;
-  let apiToken: string | null = null;
-  if (tokenRaw !== undefined && tokenRaw.trim() !== "") {
-    apiToken = tokenRaw.trim();
-    if (/\s/.test(apiToken) || apiToken.length > 4096) {
-      throw new ConfigError(
-        "IOCMNG_API_TOKEN must be a single word without whitespace, at most 4096 characters",
-      );
-    }
-  }
+  const apiToken = apiTokenFrom(env);
 
   let beamlineConfigFile = envStr(env, "IOCMNG_BEAMLINE_CONFIG") ?? null;
   let valuesLabel = "IOCMNG_BEAMLINE_CONFIG";
@@ -675,16 +471,13 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     // Relative paths in the config file are relative to that file, like most tools do.
     beamlineConfigFile = file.beamlineConfig;
   }
-  let beamline: string | null = null;
-  let namespace: string | null = null;
-  let beamlineValues: Record<string, unknown> | null = null;
-  if (beamlineConfigFile !== null) {
-    const text = readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES);
-    const v = parseValuesFile(text, beamlineConfigFile);
-    beamline = v.beamline;
-    namespace = v.namespace;
-    beamlineValues = v.values;
-  }
+  const values =
+    beamlineConfigFile === null
+      ? null
+      : parseValuesFile(
+          readTextFile(beamlineConfigFile, valuesLabel, MAX_VALUES_FILE_BYTES),
+          beamlineConfigFile,
+        );
 
   return {
     host,
@@ -693,14 +486,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     stateDir,
     logLevel,
     prefix,
-    beamline,
-    namespace,
-    beamlineValues,
+    beamline: values?.beamline ?? null,
+    namespace: values?.namespace ?? null,
+    beamlineValues: values?.values ?? null,
     apiToken,
     disableDevices,
     plugins: file.plugins,
     configFile,
     beamlineConfigFile,
+    ...(file.sandbox ? { sandbox: file.sandbox } : {}),
+    ...(file.patEnvAllow ? { patEnvAllow: file.patEnvAllow } : {}),
   };
 }
 

@@ -1,15 +1,123 @@
 import type { Logger } from "pino";
 import { createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
+import { errorMessage } from "./common/errors.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
+import type { PluginHostFactory } from "./plugins/host.ts";
+import type { RuntimeTimings } from "./plugins/plugin.ts";
 import { PvRegistry } from "./pv/registry.ts";
+import { PvaServer, type PvaServerConfig, pvaServerConfigFromEnv } from "./pva/server/index.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
+
+/** Options of {@link buildRuntime}. */
+export interface RuntimeOptions {
+  /** CA settings over those of the environment; `false`: no CA server (PVs in the registry only). */
+  caConfig?: Partial<CaServerConfig> | false;
+  /**
+   * pvAccess settings over those of the environment (EPICS_PVAS_*); `false`: no PVA server. On by
+   * default next to CA; IOCMNG_DISABLE_PVA=true turns it off. A runtime built with `caConfig: false`
+   * and no `pvaConfig` serves no protocol at all (the plugin tests' runtime).
+   */
+  pvaConfig?: Partial<PvaServerConfig> | false;
+  /** Environment the CA config is read from (default `process.env`). */
+  env?: Record<string, string | undefined>;
+  /** Serve this registry (default a new one). */
+  registry?: PvRegistry;
+  timings?: Partial<RuntimeTimings>;
+  hostFactory?: PluginHostFactory;
+}
+
+/** The runtime without REST: PV registry, CA server, state store and plugin controller. */
+export interface Runtime {
+  registry: PvRegistry;
+  /** Null when built with `caConfig: false`. */
+  ca: CaServer | null;
+  /** Null when PVA is off (`pvaConfig: false`, IOCMNG_DISABLE_PVA=true, or no CA and no PVA config). */
+  pva: PvaServer | null;
+  state: StateStore;
+  controller: PluginController;
+  /** Stops the plugins (cleanup()), flushes state, stops CA, in that order; one failing does not skip the others. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: registry → CA server (started) → state store → plugin controller. Plugins
+ * are not restored here (the caller decides when: `serve` before REST listens, `iocmng run`
+ * never). `serve`, `iocmng run` and the tests build the runtime through this.
+ */
+export async function buildRuntime(
+  config: ServerConfig,
+  logger: Logger,
+  opts: RuntimeOptions = {},
+): Promise<Runtime> {
+  const registry = opts.registry ?? new PvRegistry();
+  let ca: CaServer | null = null;
+  if (opts.caConfig !== false) {
+    const caConfig: CaServerConfig = {
+      ...caServerConfigFromEnv(opts.env ?? process.env),
+      ...opts.caConfig,
+    };
+    ca = new CaServer({ registry, logger, config: caConfig });
+    await ca.start();
+  }
+  let pva: PvaServer | null = null;
+  try {
+    pva = await startPva(registry, logger, opts);
+  } catch (e) {
+    await ca?.stop();
+    throw e;
+  }
+  let state: StateStore;
+  let controller: PluginController;
+  try {
+    state = new StateStore(config.stateDir, logger.child({ component: "state" }));
+    controller = new PluginController({
+      registry,
+      config,
+      state,
+      logger,
+      ...(opts.timings !== undefined ? { timings: opts.timings } : {}),
+      ...(opts.hostFactory !== undefined ? { hostFactory: opts.hostFactory } : {}),
+    });
+  } catch (e) {
+    await ca?.stop();
+    await pva?.stop();
+    throw e;
+  }
+  const stop = () =>
+    runAll(
+      [() => controller.shutdown(), () => state.flush(), () => ca?.stop(), () => pva?.stop()],
+      logger,
+    );
+  return { registry, ca, pva, state, controller, stop };
+}
+
+/** The pvAccess server next to CA (docs/pva.md), unless turned off. */
+async function startPva(
+  registry: PvRegistry,
+  logger: Logger,
+  opts: RuntimeOptions,
+): Promise<PvaServer | null> {
+  const env = opts.env ?? process.env;
+  if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
+    return null;
+  if (opts.caConfig === false && opts.pvaConfig === undefined) return null;
+  const pva = new PvaServer({
+    source: registry,
+    logger,
+    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+  });
+  await pva.start();
+  return pva;
+}
 
 /** Options of {@link startServer} beyond the server config (tests pick CA ports here). */
 export interface StartOptions {
   caConfig?: Partial<CaServerConfig>;
+  /** pvAccess settings over the environment's; `false`: no PVA server (see RuntimeOptions). */
+  pvaConfig?: Partial<PvaServerConfig> | false;
   /** Environment the CA config is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
   /** Seconds an HTTP connection may stay idle (default 30); adds and job runs are exempt. */
@@ -35,6 +143,8 @@ export interface RunningServer {
   httpPort: number;
   caTcpPort: number;
   caUdpPort: number;
+  /** PVA TCP port, or null when PVA is off. */
+  pvaTcpPort: number | null;
   controller: PluginController;
   registry: PvRegistry;
   /** Stops REST, plugins (cleanup()), state writes and CA, in that order. Idempotent. */
@@ -66,18 +176,14 @@ export async function startServer(
   logger: Logger,
   opts: StartOptions = {},
 ): Promise<RunningServer> {
-  const registry = new PvRegistry();
-  const caConfig: CaServerConfig = {
-    ...caServerConfigFromEnv(opts.env ?? process.env),
-    ...opts.caConfig,
-  };
-  const ca = new CaServer({
-    registry,
-    logger,
-    config: caConfig,
+  const runtime = await buildRuntime(config, logger, {
+    env: opts.env ?? process.env,
+    ...(opts.caConfig !== undefined ? { caConfig: opts.caConfig } : {}),
+    ...(opts.pvaConfig !== undefined ? { pvaConfig: opts.pvaConfig } : {}),
   });
-  await ca.start();
-  const cleanups: Array<() => Promise<void> | void> = [() => ca.stop()];
+  const { controller, registry } = runtime;
+  const ca = runtime.ca as CaServer;
+  const cleanups: Array<() => Promise<void> | void> = [() => runtime.stop()];
   let uninstallSignals = (): void => {};
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -92,12 +198,6 @@ export async function startServer(
     );
   }
   try {
-    const state = new StateStore(config.stateDir, logger.child({ component: "state" }));
-    const controller = new PluginController({ registry, config, state, logger });
-    cleanups.unshift(
-      () => controller.shutdown(),
-      () => state.flush(),
-    );
     await controller.restore();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
@@ -108,29 +208,7 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const app = createApp({
-      controller,
-      version: VERSION,
-      apiToken: config.apiToken,
-      logger,
-    });
-    try {
-      app.listen({
-        hostname: config.host,
-        port: config.port,
-        // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-        // so Bun's plain-text refusal is left for absurd sizes.
-        maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-        idleTimeout: opts.httpIdleTimeoutSec ?? 30,
-        // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-        reusePort: false,
-      });
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      throw new Error(
-        `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${why}`,
-      );
-    }
+    const app = listenRest(controller, config, logger, opts.httpIdleTimeoutSec ?? 30);
     const httpPort = app.server?.port ?? config.port;
     cleanups.unshift(async () => {
       await app.stop(true);
@@ -148,6 +226,7 @@ export async function startServer(
       httpPort,
       caTcpPort: ca.tcpPort,
       caUdpPort: ca.udpPort,
+      pvaTcpPort: runtime.pva?.tcpPort ?? null,
       controller,
       registry,
       stop,
@@ -156,6 +235,33 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** Serves REST for `controller` on the configured host and port. */
+function listenRest(
+  controller: PluginController,
+  config: ServerConfig,
+  logger: Logger,
+  idleTimeoutSec: number,
+) {
+  const app = createApp({ controller, version: VERSION, apiToken: config.apiToken, logger });
+  try {
+    app.listen({
+      hostname: config.host,
+      port: config.port,
+      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
+      // so Bun's plain-text refusal is left for absurd sizes.
+      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
+      idleTimeout: idleTimeoutSec,
+      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
+      reusePort: false,
+    });
+  } catch (e) {
+    throw new Error(
+      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
+    );
+  }
+  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

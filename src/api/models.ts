@@ -1,4 +1,5 @@
 import { type Static, t } from "elysia";
+import { AddRequestBody, PluginKindSchema, PluginName } from "../common/add-request.ts";
 
 /**
  * TypeBox schemas of every REST request and response. They drive validation and the OpenAPI
@@ -6,59 +7,9 @@ import { type Static, t } from "elysia";
  * web layer depends on shapes rather than on the controller's implementation.
  */
 
-/** Plugin names as the Python iocmng accepts them; also safe as a PV name segment and a dir name. */
-export const PLUGIN_NAME_PATTERN = "^[A-Za-z0-9_-]{1,128}$";
-
-/** A plugin name (body field or path parameter). */
-export const PluginName = t.String({
-  pattern: PLUGIN_NAME_PATTERN,
-  description: "Plugin name: 1 to 128 of A-Z a-z 0-9 _ -",
-  examples: ["my-monitor"],
-});
-
-/** Body of `POST /tasks` and `POST /jobs` (the seed's fields, plus `pat_env`). */
-export const AddPluginBody = t.Object(
-  {
-    name: PluginName,
-    git_url: t.String({
-      minLength: 1,
-      maxLength: 4096,
-      description: "https://, ssh://, scp-style user@host:path or file:// URL of the repository",
-      examples: ["https://github.com/user/my-monitor-task.git"],
-    }),
-    pat: t.Optional(
-      t.String({
-        maxLength: 4096,
-        description: "Personal access token for a private https repository; never stored or echoed",
-      }),
-    ),
-    branch: t.Optional(
-      t.String({ minLength: 1, maxLength: 255, description: "Branch or tag to check out" }),
-    ),
-    path: t.Optional(
-      t.String({
-        maxLength: 4096,
-        description: "Sub-directory of the repository holding the plugin",
-      }),
-    ),
-    parameters: t.Optional(
-      t.Record(t.String(), t.Unknown(), {
-        description: "Parameters overriding the ones of the plugin's config.yaml",
-      }),
-    ),
-    auto_start: t.Optional(
-      t.Boolean({ description: "Start the plugin right after loading (default true)" }),
-    ),
-    pat_env: t.Optional(
-      t.String({
-        pattern: "^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-        description: "Name of an environment variable of the server holding the token",
-      }),
-    ),
-  },
-  { additionalProperties: false },
-);
-export type AddPluginBody = Static<typeof AddPluginBody>;
+/** Body of `POST /tasks` and `POST /jobs`: the add request's one schema, without `kind`. */
+export const AddPluginBody = AddRequestBody;
+export type AddPluginBody = AddRequestBody;
 
 /** Path parameters of the per-plugin routes. */
 export const NameParams = t.Object({ name: PluginName });
@@ -94,7 +45,7 @@ export type PluginPv = Static<typeof PluginPv>;
 /** A loaded plugin as listed by the API. Never contains a token. */
 export const PluginInfo = t.Object({
   name: t.String(),
-  kind: t.Union([t.Literal("task"), t.Literal("job")]),
+  kind: PluginKindSchema,
   mode: t.Optional(t.Union([t.Literal("continuous"), t.Literal("triggered")])),
   status: t.String(),
   message: t.String(),
@@ -106,6 +57,8 @@ export const PluginInfo = t.Object({
   parameters: t.Record(t.String(), t.Unknown()),
   pvs: t.Array(PluginPv),
   running: t.Boolean(),
+  /** Why the plugin is quarantined (its process failed too often); restart it to retry. */
+  quarantined: t.Optional(t.String()),
 });
 export type PluginInfo = Static<typeof PluginInfo>;
 

@@ -1,3 +1,4 @@
+import { errorMessage } from "../common/errors.ts";
 import { VERSION } from "../version.ts";
 import { parseArgs } from "./args.ts";
 import type { CliContext, Command } from "./command.ts";
@@ -118,7 +119,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext = defaultC
 
 /** Prints an unexpected error as one line (plus the stack at debug level). */
 export function reportFailure(prefix: string, e: unknown, ctx: CliContext): void {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   ctx.err(`${prefix}: ${message.split("\n")[0]}`);
   if (isDebug(ctx.env) && e instanceof Error && e.stack) ctx.err(e.stack);
 }

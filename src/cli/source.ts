@@ -1,6 +1,5 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { validatePluginSource } from "../plugins/controller.ts";
 import { CliError } from "./errors.ts";
 
 /** A plugin source given on the command line: a local directory or a git URL. */
@@ -23,27 +22,6 @@ export function pluginSource(arg: string, cwd: string): PluginSource {
   }
   if (!isDir) throw new CliError(`${dir} is not a directory`);
   return { dir };
-}
-
-/** What validatePluginSource accepts. */
-export type ValidateInput = Parameters<typeof validatePluginSource>[0];
-/** A validation report with the kind the plugin was checked as. */
-export type KindReport = Awaited<ReturnType<typeof validatePluginSource>> & {
-  kind: "task" | "job";
-};
-
-/**
- * Validates `src` as `src.kind`, or, without one, as a task and then as a job when no class
- * derives from TaskBase, so that the kind-specific checks (reserved PV names, required methods)
- * run for the plugin's real kind. Reports the attempt that got furthest.
- */
-export async function validateAnyKind(src: ValidateInput): Promise<KindReport> {
-  if (src.kind !== undefined) return { ...(await validatePluginSource(src)), kind: src.kind };
-  const asTask = await validatePluginSource({ ...src, kind: "task" });
-  if (asTask.ok || asTask.failedStep !== "inheritance") return { ...asTask, kind: "task" };
-  const asJob = await validatePluginSource({ ...src, kind: "job" });
-  if (asJob.ok || asJob.failedStep !== "inheritance") return { ...asJob, kind: "job" };
-  return { ...asTask, kind: "task" };
 }
 
 /** "step 'x' failed: why" (without repeating the step when the message already starts with it). */

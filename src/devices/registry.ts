@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { CaClient } from "../../ffi/index.ts";
+import { isPlainObject } from "../common/object.ts";
 import { deviceType } from "./catalog.ts";
 import { Device, type DeviceInfo, MotorDevice } from "./device.ts";
 
@@ -34,10 +35,6 @@ export interface DeviceRegistryOptions {
 
 const SEGMENT_RE = /^[\x21-\x7e]+$/;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function optString(o: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
@@ -55,6 +52,68 @@ function segment(v: string, where: string): string {
     );
   }
   return v;
+}
+
+/** A device to build: what it is and its type. */
+type DeviceEntry = { info: DeviceInfo; spec: ReturnType<typeof deviceType> };
+
+/**
+ * The devices of one IOC entry of the values file (`where` names it in errors): one per entry of
+ * its `devices` list, or the IOC itself when it has none; none when it is disabled or has no
+ * `devgroup`. `head` is the beamline/namespace prefix.
+ */
+function iocDevices(ioc: unknown, where: string, head: string[]): DeviceEntry[] {
+  if (!isPlainObject(ioc)) throw new DeviceConfigError(`${where}: expected a mapping`);
+  const iocName = optString(ioc, "name", where);
+  if (!iocName) throw new DeviceConfigError(`${where}.name: required`);
+  const at = `${where} (${iocName})`;
+  const disable = ioc.disable;
+  if (disable !== undefined && typeof disable !== "boolean") {
+    throw new DeviceConfigError(`${at}.disable: expected true or false`);
+  }
+  const devgroup = optString(ioc, "devgroup", at);
+  const devtype = optString(ioc, "devtype", at);
+  const iocprefix = optString(ioc, "iocprefix", at);
+  const iocroot = optString(ioc, "iocroot", at);
+  const list = ioc.devices;
+  if (list !== undefined && list !== null && !Array.isArray(list)) {
+    throw new DeviceConfigError(`${at}.devices: expected a list`);
+  }
+  if (disable === true || !devgroup) return [];
+  if (!iocprefix) {
+    throw new DeviceConfigError(`${at}.iocprefix: required for devgroup ${devgroup}`);
+  }
+  const base = [...head, segment(iocprefix, `${at}.iocprefix`)];
+  if (iocroot) base.push(segment(iocroot, `${at}.iocroot`));
+  const { devices: _devices, ...iocConfig } = ioc;
+  if (!list || list.length === 0) {
+    const info: DeviceInfo = {
+      name: iocName,
+      iocName,
+      devgroup,
+      devtype,
+      prefix: [...head, iocprefix].join(":"),
+      config: { ...iocConfig },
+    };
+    return [{ info, spec: deviceType(devgroup, devtype) }];
+  }
+  return (list as unknown[]).map((dev, j) => {
+    const dw = `${at}.devices[${j}]`;
+    if (!isPlainObject(dev)) throw new DeviceConfigError(`${dw}: expected a mapping`);
+    const devName = optString(dev, "name", dw);
+    if (!devName) throw new DeviceConfigError(`${dw}.name: required`);
+    // A device may override the IOC's devtype, as in infn-ophyd-hal.
+    const type = optString(dev, "devtype", dw) ?? devtype;
+    const info: DeviceInfo = {
+      name: devName,
+      iocName,
+      devgroup,
+      devtype: type,
+      prefix: [...base, segment(devName, `${dw}.name`)].join(":"),
+      config: { ...iocConfig, iocname: iocName, ...dev },
+    };
+    return { info, spec: deviceType(devgroup, type) };
+  });
 }
 
 /** The devices of a beamline, by name. */
@@ -75,12 +134,13 @@ export class DeviceRegistry {
     client: () => CaClient,
     opts: DeviceRegistryOptions = {},
   ): DeviceRegistry {
-    if (!isRecord(values))
+    if (!isPlainObject(values))
       throw new DeviceConfigError("values file: expected a mapping at the top level");
     const reg = new DeviceRegistry();
     const epics = values.epicsConfiguration;
     if (epics === undefined || epics === null) return reg;
-    if (!isRecord(epics)) throw new DeviceConfigError("epicsConfiguration: expected a mapping");
+    if (!isPlainObject(epics))
+      throw new DeviceConfigError("epicsConfiguration: expected a mapping");
     const iocs = epics.iocs;
     if (iocs === undefined || iocs === null) return reg;
     if (!Array.isArray(iocs))
@@ -89,62 +149,7 @@ export class DeviceRegistry {
       .filter((s): s is string => typeof s === "string" && s !== "")
       .map((s, i) => segment(s, i === 0 && opts.beamline ? "beamline" : "namespace"));
     // Validate and collect everything first, so a bad entry anywhere leaves nothing half-built.
-    const infos: Array<{ info: DeviceInfo; spec: ReturnType<typeof deviceType> }> = [];
-    iocs.forEach((ioc, i) => {
-      const where = `epicsConfiguration.iocs[${i}]`;
-      if (!isRecord(ioc)) throw new DeviceConfigError(`${where}: expected a mapping`);
-      const iocName = optString(ioc, "name", where);
-      if (!iocName) throw new DeviceConfigError(`${where}.name: required`);
-      const at = `${where} (${iocName})`;
-      const disable = ioc.disable;
-      if (disable !== undefined && typeof disable !== "boolean") {
-        throw new DeviceConfigError(`${at}.disable: expected true or false`);
-      }
-      const devgroup = optString(ioc, "devgroup", at);
-      const devtype = optString(ioc, "devtype", at);
-      const iocprefix = optString(ioc, "iocprefix", at);
-      const iocroot = optString(ioc, "iocroot", at);
-      const list = ioc.devices;
-      if (list !== undefined && list !== null && !Array.isArray(list)) {
-        throw new DeviceConfigError(`${at}.devices: expected a list`);
-      }
-      if (disable === true || !devgroup) return;
-      if (!iocprefix) {
-        throw new DeviceConfigError(`${at}.iocprefix: required for devgroup ${devgroup}`);
-      }
-      const base = [...head, segment(iocprefix, `${at}.iocprefix`)];
-      if (iocroot) base.push(segment(iocroot, `${at}.iocroot`));
-      const { devices: _devices, ...iocConfig } = ioc;
-      if (!list || list.length === 0) {
-        const info: DeviceInfo = {
-          name: iocName,
-          iocName,
-          devgroup,
-          devtype,
-          prefix: [...head, iocprefix].join(":"),
-          config: { ...iocConfig },
-        };
-        infos.push({ info, spec: deviceType(devgroup, devtype) });
-        return;
-      }
-      list.forEach((dev, j) => {
-        const dw = `${at}.devices[${j}]`;
-        if (!isRecord(dev)) throw new DeviceConfigError(`${dw}: expected a mapping`);
-        const devName = optString(dev, "name", dw);
-        if (!devName) throw new DeviceConfigError(`${dw}.name: required`);
-        // A device may override the IOC's devtype, as in infn-ophyd-hal.
-        const type = optString(dev, "devtype", dw) ?? devtype;
-        const info: DeviceInfo = {
-          name: devName,
-          iocName,
-          devgroup,
-          devtype: type,
-          prefix: [...base, segment(devName, `${dw}.name`)].join(":"),
-          config: { ...iocConfig, iocname: iocName, ...dev },
-        };
-        infos.push({ info, spec: deviceType(devgroup, type) });
-      });
-    });
+    const infos = iocs.flatMap((ioc, i) => iocDevices(ioc, `epicsConfiguration.iocs[${i}]`, head));
     for (const { info, spec } of infos) {
       if (reg.devices.has(info.name)) info.name = `${info.iocName}_${info.name}`;
       if (reg.devices.has(info.name)) {
@@ -179,7 +184,7 @@ export class DeviceRegistry {
     } catch (e) {
       throw new DeviceConfigError(`values file ${path} is not valid YAML: ${(e as Error).message}`);
     }
-    if (!isRecord(values)) {
+    if (!isPlainObject(values)) {
       throw new DeviceConfigError(`values file ${path}: expected a mapping at the top level`);
     }
     return DeviceRegistry.fromValues(values, client, opts);

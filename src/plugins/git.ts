@@ -1,10 +1,13 @@
 /**
  * Cloning plugin repositories with the spawned `git` CLI, safely: only https/ssh/scp-style/file
  * URLs, no option injection, no `ext::`/`fd::` transports, no prompts, and a token that never
- * reaches argv, URLs, logs, error messages or files on disk (it travels in the child's environment
- * to an inline credential helper given with `git -c`, which git does not persist into the clone).
+ * reaches argv, the environment, URLs, logs, error messages or files on disk: git's file descriptor
+ * 3 is a socket from which an inline credential helper (given with `git -c`, which git does not
+ * persist into the clone) reads it once. A child's environment and argv are readable in
+ * /proc/<pid>/ by every process of its uid; an fd is not without ptrace rights.
  */
 import { readFile } from "node:fs/promises";
+import { checkBranch, checkGitUrl } from "../common/git-url.ts";
 import { runBounded } from "./spawn.ts";
 
 /** A git failure; the message is already scrubbed of secrets. */
@@ -13,70 +16,6 @@ export class GitError extends Error {
     super(message);
     this.name = "GitError";
   }
-}
-
-/** Longest accepted git URL. */
-export const MAX_GIT_URL = 2048;
-
-const SCP_RE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:(?!\/\/)[^:\s][^\s]*$/;
-
-/** Checks a git URL; returns an error message (what is wrong and what is accepted) or null. */
-export function checkGitUrl(url: unknown): string | null {
-  const accepted = "accepted: https://host/repo, ssh://host/repo, user@host:path, file:///path";
-  if (typeof url !== "string" || url.length === 0) return `git_url is empty (${accepted})`;
-  if (url.length > MAX_GIT_URL) return `git_url longer than ${MAX_GIT_URL} characters`;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  if (/[\s\x00-\x1f\x7f]/.test(url)) return "git_url contains whitespace or control characters";
-  if (url.startsWith("-")) return "git_url must not start with '-'";
-  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(url)) {
-    return `git_url uses a git remote helper transport ("${url.split("::")[0]}::"), which is not allowed (${accepted})`;
-  }
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
-  if (scheme !== undefined) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      return `git_url is not a valid URL (${accepted})`;
-    }
-    if (scheme === "https" || scheme === "ssh") {
-      if (!u.hostname) return "git_url has no host";
-      if (u.password) return "git_url must not contain a password or token: pass it as `pat`";
-      if (scheme === "https" && u.username) {
-        return "git_url must not contain credentials: pass the token as `pat`";
-      }
-      return null;
-    }
-    if (scheme === "file") {
-      if (u.hostname && u.hostname !== "localhost") return "file:// git_url must be a local path";
-      if (!u.pathname.startsWith("/")) return "file:// git_url must be an absolute path";
-      return null;
-    }
-    return `git_url scheme "${scheme}://" is not allowed (${accepted})`;
-  }
-  if (SCP_RE.test(url)) return null;
-  return `git_url is not an accepted git URL (${accepted})`;
-}
-
-/** Checks a branch or tag name; returns an error message or null. */
-export function checkBranch(branch: unknown): string | null {
-  if (branch === undefined) return null;
-  if (typeof branch !== "string" || branch.length === 0 || branch.length > 255) {
-    return "branch must be a non-empty string of at most 255 characters";
-  }
-  if (
-    branch.startsWith("-") ||
-    branch.startsWith("/") ||
-    branch.endsWith("/") ||
-    branch.endsWith(".lock") ||
-    branch.includes("..") ||
-    branch.includes("@{") ||
-    branch.includes("//") ||
-    !/^[A-Za-z0-9._/+-]+$/.test(branch)
-  ) {
-    return `branch "${branch.slice(0, 80)}" is not a valid branch or tag name`;
-  }
-  return null;
 }
 
 /** Replaces every secret (and URL userinfo) in `text`. */
@@ -101,13 +40,21 @@ export interface CloneOptions {
   signal?: AbortSignal;
 }
 
-/** Environment variable the inline credential helper reads the token from. */
+/** Variable the token was once passed in (git is still spawned without it; kept hidden from plugins). */
 export const PAT_ENV = "IOCMNG_GIT_TOKEN";
-// The helper is a shell snippet in argv: it names the variable, never the token itself.
-/** The inline credential helper (`git -c credential.helper=…`): prints the token from PAT_ENV. */
-export const CREDENTIAL_HELPER = `!f() { test "$1" = get && echo username=x-access-token && echo "password=$${PAT_ENV}"; }; f`;
+/**
+ * The inline credential helper (`git -c credential.helper=…`): for `get`, copies what arrives on
+ * fd 3 (inherited from git, which runs it) to git. Shell built-ins only: our image has no `cat`.
+ * The token is read once; a second `get` sees EOF and git fails the authentication.
+ */
+export const CREDENTIAL_HELPER = `!f() { test "$1" = get || exit 0; while IFS= read -r l <&3; do printf '%s\\n' "$l"; done; }; f`;
 
-function gitEnv(pat?: string): Record<string, string> {
+/** What the helper prints: git's credential protocol lines. */
+export function credentialText(pat: string): string {
+  return `username=x-access-token\npassword=${pat}\n`;
+}
+
+function gitEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     // Inherited GIT_* variables could redirect the clone (GIT_DIR, GIT_CONFIG_*, GIT_SSH_COMMAND…).
@@ -119,7 +66,6 @@ function gitEnv(pat?: string): Record<string, string> {
   env.GIT_ALLOW_PROTOCOL = "https:ssh:file";
   env.GIT_SSH_COMMAND = "ssh -o BatchMode=yes";
   env.LC_ALL = "C";
-  if (pat) env[PAT_ENV] = pat;
   return env;
 }
 
@@ -161,7 +107,12 @@ async function runGit(
 ): Promise<string> {
   const { out, err, code, timedOut } = await runBounded(
     args,
-    { env: gitEnv(pat), ...(cwd ? { cwd } : {}), ...(signal ? { signal } : {}) },
+    {
+      env: gitEnv(),
+      ...(pat ? { fd3: credentialText(pat) } : {}),
+      ...(cwd ? { cwd } : {}),
+      ...(signal ? { signal } : {}),
+    },
     timeoutMs,
   );
   if (signal?.aborted) throw new GitError("stopped: the server is shutting down");
@@ -179,6 +130,11 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
   if (urlErr) throw new GitError(urlErr);
   const branchErr = checkBranch(opts.branch);
   if (branchErr) throw new GitError(branchErr);
+  // A line break in the token would add lines to git's credential protocol.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (opts.pat !== undefined && /[\x00-\x1f\x7f]/.test(opts.pat)) {
+    throw new GitError("the token contains control characters");
+  }
   const timeoutMs = opts.timeoutMs ?? 120_000;
   try {
     await runGit(cloneArgs(opts), opts.pat, timeoutMs, undefined, opts.signal);

@@ -5,22 +5,11 @@
  */
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { extname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { MAX_PLUGIN_PATH } from "../common/add-request.ts";
+import { errorMessage } from "../common/errors.ts";
+import { StepError } from "./report.ts";
 import { runBounded } from "./spawn.ts";
 import type { PipelineStep } from "./types.ts";
-
-/** A failure of one pipeline step, with an operator-readable message. */
-export class StepError extends Error {
-  constructor(
-    readonly step: PipelineStep,
-    message: string,
-  ) {
-    super(message);
-    this.name = "StepError";
-  }
-}
-
-/** Longest accepted `path`. */
-export const MAX_PLUGIN_PATH = 1024;
 
 /** Resolves `path` inside `root`; refuses absolute paths, `..` and symlinks leading outside. */
 export async function resolvePluginDir(root: string, path: string | undefined): Promise<string> {
@@ -136,8 +125,7 @@ export async function syntaxCheck(dir: string): Promise<number> {
     } catch (e) {
       const pos = (e as { position?: { line?: number; column?: number } }).position;
       const where = pos?.line ? `:${pos.line}:${pos.column ?? 0}` : "";
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new StepError("syntax", `${relative(dir, f)}${where}: ${msg}`);
+      throw new StepError("syntax", `${relative(dir, f)}${where}: ${errorMessage(e)}`);
     }
   }
   return files.length;

@@ -2,7 +2,7 @@
  * Messages between the main thread and a plugin's Worker. Every request carrying an `id` gets
  * exactly one reply with the same `id`; unsolicited messages (set, log, hb) have none.
  */
-import type { LogLevel, PvDefinition } from "../sdk/host.ts";
+import type { LogLevel, PluginContext, PvDefinition } from "../sdk/host.ts";
 
 /** What the worker knows about each PV: enough to validate names and map enum state names. */
 export interface WorkerPvInfo {
@@ -22,15 +22,10 @@ export type ToWorker =
       /** "auto": whichever kind the single plugin class has (for validation without a kind). */
       kind: "task" | "job" | "auto";
     }
-  | {
+  /** The plugin's identity (what its constructor sees), plus what the runtime needs to start it. */
+  | (Omit<PluginContext, "host"> & {
       t: "start";
       id: number;
-      name: string;
-      kind: "task" | "job";
-      prefix: string;
-      parameters: Record<string, unknown>;
-      mode: "continuous" | "triggered";
-      interval: number;
       enabled: boolean;
       pvs: Record<string, WorkerPvInfo>;
       services: {
@@ -41,7 +36,7 @@ export type ToWorker =
       };
       /** Longest initialize() may take before start fails (ms). */
       initTimeoutMs: number;
-    }
+    })
   /** `timeoutMs`: how long onPvWrite may take before the write is refused. */
   | { t: "write"; id: number; pv: string; value: unknown; timeoutMs: number }
   | { t: "trigger"; id: number }
@@ -63,7 +58,9 @@ export type FromWorker =
       msg: string;
       err?: SerializedError;
     }
-  | { t: "hb" };
+  | { t: "hb" }
+  /** A plugin process is about to end because it hit a limit ("memory"). */
+  | { t: "fatal"; reason: string };
 
 /** One batched PV update: short name, value, optional explicit alarm. */
 export type SetUpdate = [name: string, value: unknown, severity?: number, status?: number];

@@ -1,4 +1,16 @@
 /** Running a helper program (git, the dependency installer) with a hard time limit. */
+import { closeSync, mkdirSync, writeSync } from "node:fs";
+import { recordHost } from "./host/reap.ts";
+import { runRoot } from "./host/run-root.ts";
+
+function recordChild(pid: number): void {
+  try {
+    mkdirSync(runRoot(), { recursive: true, mode: 0o711 });
+    recordHost(runRoot(), pid);
+  } catch {
+    // Best effort.
+  }
+}
 
 /** What a bounded run produced; `timedOut` means it was killed at the limit. */
 export interface BoundedRun {
@@ -14,7 +26,16 @@ export interface BoundedRun {
  */
 export async function runBounded(
   argv: string[],
-  opts: { env: Record<string, string | undefined>; cwd?: string; signal?: AbortSignal },
+  opts: {
+    env: Record<string, string | undefined>;
+    cwd?: string;
+    signal?: AbortSignal;
+    /**
+     * Text readable once on the child's file descriptor 3 (a socket pair), then EOF: how a secret
+     * reaches a child without its environment or argv, both readable in /proc by its uid.
+     */
+    fd3?: string;
+  },
   timeoutMs: number,
 ): Promise<BoundedRun> {
   const proc = Bun.spawn(argv, {
@@ -22,11 +43,23 @@ export async function runBounded(
     // git-remote-https, which would otherwise keep the pipes open and the run waiting).
     detached: true,
     env: opts.env,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
+    stdio: ["ignore", "pipe", "pipe", ...(opts.fd3 !== undefined ? (["pipe"] as const) : [])],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
+  // Noted in the server's run directory: if the server is killed (-9), the next boot kills what is
+  // left of this child (git has no parent-death signal), see host/reap.ts.
+  recordChild(proc.pid);
+  if (opts.fd3 !== undefined) {
+    // Reading stdio[3] makes the fd ours to close. A few hundred bytes fit any socket buffer.
+    const fd = proc.stdio[3];
+    if (typeof fd === "number") {
+      try {
+        writeSync(fd, opts.fd3);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
   const killAll = (): void => {
     try {
       process.kill(-proc.pid, "SIGKILL");
@@ -45,8 +78,8 @@ export async function runBounded(
   opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     const [out, err, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
+      new Response(proc.stdout as ReadableStream<Uint8Array>).text(),
+      new Response(proc.stderr as ReadableStream<Uint8Array>).text(),
       proc.exited,
     ]);
     return { out, err, code, timedOut };

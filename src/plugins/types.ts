@@ -1,19 +1,7 @@
 /** Public types of the plugin runtime (the contract the REST layer and the CLI code against). */
 
-/** A request to add a plugin (REST body of POST /api/v1/tasks or /jobs, plus `kind`). */
-export interface AddRequest {
-  name: string;
-  kind: "task" | "job";
-  git_url: string;
-  /** Personal access token for a private repo: memory only, never logged or written. */
-  pat?: string;
-  branch?: string;
-  path?: string;
-  parameters?: Record<string, unknown>;
-  auto_start?: boolean;
-  /** Name of an environment variable holding the token (declarative config). */
-  pat_env?: string;
-}
+/** A request to add a plugin: one schema, in src/common/add-request.ts. */
+export type { AddRequest } from "../common/add-request.ts";
 
 /** One step of the validation pipeline. */
 export interface ValidationStep {
@@ -56,6 +44,8 @@ export interface PluginInfo {
   parameters: Record<string, unknown>;
   pvs: PluginPvInfo[];
   running: boolean;
+  /** Why the plugin is quarantined (its process failed too often); absent when it is not. */
+  quarantined?: string;
 }
 
 /** Result of a controller operation: `code` is the HTTP status the REST layer should use. */

@@ -1,154 +1,28 @@
 /**
- * Entry of a plugin's Worker: the plugin's code runs here, away from the server's event loop, so a
- * plugin that blocks or crashes cannot stop CA, REST or other plugins. This file must stay a real
- * module referenced as `new URL("./worker.ts", import.meta.url)` so `bun build --compile` embeds it
- * (pass it as an extra entry point).
+ * The plugin runtime: the plugin's code runs here, in a process of its own (the executable's
+ * plugin-host mode, src/plugins/host/entry.ts imports this file once the process is confined),
+ * talking to the server over Bun's IPC channel. The file name is historical (plugins ran in
+ * Workers until December 2026).
  */
-import { format } from "node:util";
+// First: the hardening must be in place before any plugin code is imported.
+import "./worker-harden.ts";
+import { errorMessage } from "../common/errors.ts";
 import {
   constructWithContext,
   type DeviceAccess,
-  type LogLevel,
   type PluginCaClient,
-  type PvAlarm,
-  type PvDefinition,
-  type PvInput,
-  type SdkHost,
   setServices,
 } from "../sdk/host.ts";
 import * as sdk from "../sdk/index.ts";
-import type { FromWorker, SetUpdate, ToWorker, WorkerPvInfo } from "./protocol.ts";
+import type { ToWorker } from "./protocol.ts";
+import { exitIfOutOfMemory, log, reportDroppedLogs, send } from "./worker-log.ts";
+import { flush, hasPendingUpdate, host, pvs, requests } from "./worker-pvs.ts";
 
-declare const self: Worker;
-
-function send(msg: FromWorker): void {
-  postMessage(msg);
+if (typeof process.send !== "function") {
+  throw new Error("the plugin runtime runs only in a plugin process started by the server");
 }
-
-function serializeError(e: unknown): { name: string; message: string; stack?: string } {
-  if (e instanceof Error) {
-    return { name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}) };
-  }
-  return { name: "Error", message: String(e) };
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message || e.name : String(e);
-}
-
-/** Log lines a plugin may send per second on average, and in one burst. */
-const LOG_RATE = 200;
-const LOG_BURST = 1000;
-let logTokens = LOG_BURST;
-let logDropped = 0;
-let logRefill = performance.now();
-
-/** Tells the main thread how many lines were dropped since the last report (if any). */
-function reportDroppedLogs(): void {
-  if (logDropped === 0) return;
-  const n = logDropped;
-  logDropped = 0;
-  send({
-    t: "log",
-    level: "warn",
-    bindings: { dropped: n },
-    msg: `${n} log line(s) dropped: more than ${LOG_RATE}/s`,
-  });
-}
-
-/**
- * Forwards a log line to the main thread. A token bucket caps a chatty plugin (a log call in a hot
- * loop) so that it cannot flood the server's event loop; dropped lines are counted and reported.
- */
-function log(level: LogLevel, msg: string, err?: unknown, bindings: Record<string, unknown> = {}) {
-  const now = performance.now();
-  logTokens = Math.min(LOG_BURST, logTokens + ((now - logRefill) / 1000) * LOG_RATE);
-  logRefill = now;
-  if (logTokens < 1) {
-    logDropped++;
-    return;
-  }
-  logTokens--;
-  reportDroppedLogs();
-  send({
-    t: "log",
-    level,
-    bindings,
-    msg,
-    ...(err !== undefined ? { err: serializeError(err) } : {}),
-  });
-}
-
-// --- Hardening, before any plugin code is imported ---------------------------------------------
-// console.* in plugin code joins the server's structured log (tagged with the plugin, rate-limited
-// like the logger) instead of writing raw lines into the server's stdout, which stays one JSON
-// object per line for log collectors.
-const CONSOLE_LEVELS: Array<[string, LogLevel]> = [
-  ["log", "info"],
-  ["info", "info"],
-  ["debug", "debug"],
-  ["trace", "trace"],
-  ["warn", "warn"],
-  ["error", "error"],
-];
-for (const [method, level] of CONSOLE_LEVELS) {
-  (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]): void => {
-    const first = args[0];
-    if (first instanceof Error) {
-      const rest = args.slice(1);
-      log(level, rest.length > 0 ? format(...rest) : errorMessage(first), first, { console: true });
-    } else {
-      log(level, format(...args), undefined, { console: true });
-    }
-  };
-}
-
-// process.exit() in a Worker would only end this Worker in Bun, but then the plugin vanishes with
-// no trace: refuse it loudly instead, so the author sees why and the task keeps its PVs.
-class ExitRefused extends Error {
-  constructor(what: string) {
-    super(`${what} is not allowed in a plugin (ignored)`);
-    this.name = "ExitRefused";
-  }
-}
-process.exit = ((code?: number) => {
-  log("error", `plugin called process.exit(${code ?? ""}): refused`);
-  throw new ExitRefused("process.exit()");
-}) as typeof process.exit;
-process.abort = (() => {
-  log("error", "plugin called process.abort(): refused");
-  throw new ExitRefused("process.abort()");
-}) as typeof process.abort;
-const realKill = process.kill.bind(process);
-process.kill = ((pid: number, signal?: string | number) => {
-  if (pid === process.pid || pid === 0 || pid === -process.pid) {
-    log("error", `plugin tried to signal the server (process.kill(${pid})): refused`);
-    throw new ExitRefused("signalling the server process");
-  }
-  return realKill(pid, signal);
-}) as typeof process.kill;
-process.on("unhandledRejection", (reason) => {
-  log("error", `unhandled promise rejection in plugin: ${errorMessage(reason)}`, reason);
-});
-process.on("uncaughtException", (err) => {
-  log("error", `uncaught exception in plugin: ${errorMessage(err)}`, err);
-});
-
-Bun.plugin({
-  name: "iocmng-sdk",
-  setup(build) {
-    // Plugins import the very SDK instance the runtime checks against (class identity).
-    build.module("iocmng", () => ({
-      exports: sdk as unknown as Record<string, unknown>,
-      loader: "object",
-    }));
-  },
-});
 
 // --- State ----------------------------------------------------------------------------------------
-const pvs = new Map<string, WorkerPvInfo>();
-const pending = new Map<string, SetUpdate>();
-let flushScheduled = false;
 let pluginClass: (new () => sdk.TaskBase | sdk.JobBase) | null = null;
 let instance: sdk.TaskBase | sdk.JobBase | null = null;
 let kind: "task" | "job" = "task";
@@ -162,125 +36,6 @@ let cycleCount = 0;
 let runtimeError = false;
 /** initialize() succeeded: the plugin may run (a failed start keeps the Worker for inspection). */
 let started = false;
-let nextRequestId = 1;
-const requests = new Map<
-  number,
-  { resolve: (data: unknown) => void; reject: (e: Error) => void }
->();
-
-function flush(): void {
-  flushScheduled = false;
-  if (pending.size === 0) return;
-  const updates = [...pending.values()];
-  pending.clear();
-  send({ t: "set", updates });
-}
-
-function copyValue(v: PvInput): unknown {
-  if (Array.isArray(v)) return [...v];
-  if (ArrayBuffer.isView(v)) return (v as Float64Array | Int32Array | Uint8Array).slice();
-  return v;
-}
-
-function localValue(info: WorkerPvInfo, v: PvInput): unknown {
-  if (info.kind === "enum" && typeof v === "string" && info.states) {
-    const i = info.states.indexOf(v);
-    if (i >= 0) return i;
-  }
-  if (typeof v === "boolean") return v ? 1 : 0;
-  return copyValue(v);
-}
-
-const host: SdkHost = {
-  setPv(name: string, value: PvInput, alarm?: PvAlarm): void {
-    const info = pvs.get(name);
-    if (!info) throw new Error(`unknown PV "${name}" (known: ${[...pvs.keys()].join(", ")})`);
-    // Checked here, synchronously, so the plugin sees its mistake where it made it (a value that
-    // cannot cross postMessage would otherwise fail later and take the whole batch with it).
-    const t = typeof value;
-    if (
-      t !== "number" &&
-      t !== "string" &&
-      t !== "boolean" &&
-      !Array.isArray(value) &&
-      !ArrayBuffer.isView(value)
-    ) {
-      throw new TypeError(
-        `setPv("${name}"): expected a number, string, boolean or array, got ${value === null ? "null" : t}`,
-      );
-    }
-    const v = localValue(info, value);
-    info.value = v;
-    // Last write per PV per tick wins: monitors want the latest state, not every intermediate.
-    pending.delete(name);
-    const update: SetUpdate = [name, v];
-    if (alarm) {
-      update[2] = alarm.severity;
-      if (alarm.status !== undefined) update[3] = alarm.status;
-    }
-    pending.set(name, update);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  },
-  getPv(name: string): unknown {
-    const info = pvs.get(name);
-    if (!info) throw new Error(`unknown PV "${name}"`);
-    return info.value;
-  },
-  hasPv(name: string): boolean {
-    return pvs.has(name);
-  },
-  addPv(name: string, def: PvDefinition): Promise<void> {
-    if (pvs.has(name)) return Promise.reject(new Error(`PV "${name}" already exists`));
-    const id = nextRequestId++;
-    flush();
-    send({ t: "addPv", id, name, def });
-    return new Promise<void>((resolve, reject) => {
-      requests.set(id, {
-        resolve: (current: unknown) => {
-          pvs.set(name, {
-            kind: def.kind,
-            count: def.count ?? 1,
-            writable: def.writable ?? false,
-            ...(def.meta?.states ? { states: def.meta.states } : {}),
-            value: current ?? def.initial ?? (def.kind === "string" ? "" : 0),
-          });
-          resolve();
-        },
-        reject,
-      });
-    });
-  },
-  log(level: LogLevel, bindings: Record<string, unknown>, args: unknown[]): void {
-    let err: unknown;
-    let extra: Record<string, unknown> = {};
-    let rest = args;
-    const first = args[0];
-    if (first instanceof Error) {
-      err = first;
-      rest = args.slice(1);
-    } else if (first !== null && typeof first === "object" && !Array.isArray(first)) {
-      const o = first as Record<string, unknown>;
-      if (o.err instanceof Error) err = o.err;
-      const { err: _e, ...others } = o;
-      extra = others;
-      rest = args.slice(1);
-    }
-    const msg = rest.length > 0 ? format(...rest) : err ? errorMessage(err) : "";
-    log(level, msg, err, safeBindings({ ...bindings, ...extra }));
-  },
-};
-
-/** Keeps only what survives postMessage (drops functions, cyclic objects become a string). */
-function safeBindings(b: Record<string, unknown>): Record<string, unknown> {
-  try {
-    return JSON.parse(JSON.stringify(b)) as Record<string, unknown>;
-  } catch {
-    return { bindings: "[unserializable]" };
-  }
-}
 
 // --- Helpers for the task loop --------------------------------------------------------------------
 function setStatus(s: string): void {
@@ -316,6 +71,7 @@ async function runCycle(): Promise<void> {
         setStatus(enabled ? "RUN" : "PAUSED");
       }
     } catch (e) {
+      exitIfOutOfMemory(e);
       runtimeError = true;
       setStatus("ERROR");
       setMessage(errorMessage(e));
@@ -524,7 +280,7 @@ async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promi
       return { ok: false, message: errorMessage(e) || "write refused by the plugin" };
     }
   }
-  if (info && !pending.has(pv)) info.value = value;
+  if (info && !hasPendingUpdate(pv)) info.value = value;
   return { ok: true, message: "written" };
 }
 
@@ -563,6 +319,7 @@ async function handleRunJob(): Promise<Reply> {
   try {
     result = sdk.toJobResult(await job.execute());
   } catch (e) {
+    exitIfOutOfMemory(e);
     log("error", `execute() failed: ${errorMessage(e)}`, e);
     result = sdk.JobResult.fail(errorMessage(e));
   } finally {
@@ -651,8 +408,7 @@ async function installServices(s: Extract<ToWorker, { t: "start" }>["services"])
   });
 }
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
-  const m = event.data;
+async function onMessage(m: ToWorker): Promise<void> {
   if (m.t === "reply") {
     const r = requests.get(m.id);
     requests.delete(m.id);
@@ -691,7 +447,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   // (a write handler that set its own value keeps it; a RUN completes after its outputs).
   flush();
   send({ t: "reply", id: m.id, ...reply });
-};
+}
+
+process.on("message", (m: ToWorker) => void onMessage(m));
+// The server closed the channel (it stopped or died): nobody is left to serve.
+process.on("disconnect", () => process.reallyExit(0));
 
 setInterval(() => {
   send({ t: "hb" });

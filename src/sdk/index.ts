@@ -4,6 +4,8 @@
  * virtual module so that the runtime's class identity checks see the very classes plugins extend.
  * Outside the server (plugin unit tests) the classes work against an in-memory host.
  */
+import { JOB_STATES, TASK_STATES } from "../common/names.ts";
+import { truncateUtf8 } from "../pv/pv.ts";
 import {
   currentContext,
   type DeviceAccess,
@@ -30,12 +32,10 @@ export type {
 /** Longest MESSAGE in bytes (an EPICS string holds 39 characters plus the NUL). */
 export const MAX_MESSAGE_BYTES = 39;
 
-/** Task STATUS states, in the order of the STATUS enum PV. */
-export const TASK_STATES = ["INIT", "RUN", "PAUSED", "END", "ERROR"] as const;
+/** Task and job STATUS states, in the order of the STATUS enum PV. */
+export { JOB_STATES, TASK_STATES };
 /** A task's STATUS. */
 export type TaskStatus = (typeof TASK_STATES)[number];
-/** Job STATUS states, in the order of the STATUS enum PV. */
-export const JOB_STATES = ["IDLE", "RUNNING", "SUCCESS", "FAILED"] as const;
 /** A job's STATUS. */
 export type JobStatus = (typeof JOB_STATES)[number];
 
@@ -65,18 +65,6 @@ export function makeLogger(host: SdkHost, bindings: Record<string, unknown> = {}
     fatal: at("fatal"),
     child: (more) => makeLogger(host, { ...bindings, ...more }),
   };
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** Truncates to `max` UTF-8 bytes without splitting a character. */
-function truncate(s: string, max: number): string {
-  const b = encoder.encode(s);
-  if (b.length <= max) return s;
-  let end = max;
-  while (end > 0 && ((b[end] ?? 0) & 0xc0) === 0x80) end--;
-  return decoder.decode(b.subarray(0, end));
 }
 
 /** Common base of tasks and jobs: identity, parameters, PV access, logging, services. */
@@ -123,7 +111,7 @@ export abstract class PluginBase {
 
   /** Sets MESSAGE (truncated to 39 bytes, the EPICS string size). */
   setMessage(message: string): void {
-    this.host.setPv("MESSAGE", truncate(String(message), MAX_MESSAGE_BYTES));
+    this.host.setPv("MESSAGE", truncateUtf8(String(message), MAX_MESSAGE_BYTES));
   }
 
   /** The Channel Access client (libca); throws a clear error when it is not available. */

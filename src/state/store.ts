@@ -10,9 +10,11 @@
  */
 import { copyFile, mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { PLUGIN_NAME_RE } from "../config.ts";
+import { PLUGIN_NAME_RE } from "../common/names.ts";
+import { isPlainObject } from "../common/object.ts";
 import type { Logger } from "../log.ts";
 import { atomicWriteFile, TMP_MARKER } from "./atomic.ts";
+import { DurableLog } from "./durable-log.ts";
 
 /** A plugin as persisted: everything needed to load it again without the network. Never a PAT. */
 export interface PluginRecord {
@@ -29,6 +31,8 @@ export interface PluginRecord {
   cloneDir: string;
   /** ISO-8601 time the plugin was added. */
   addedAt: string;
+  /** Set while quarantined (why): restored listed in ERROR, its process not started. */
+  quarantined?: string;
 }
 
 /** Version of the files' format; a higher one is refused (moved aside) rather than misread. */
@@ -37,6 +41,8 @@ export const STATE_FORMAT_VERSION = 1;
 export const PLUGINS_FILE = "plugins.json";
 /** Sub-directory of the autosave files. */
 export const AUTOSAVE_DIR = "autosave";
+/** Append-only log of put-completion writes (durable-log.ts), inside the state directory. */
+export const DURABLE_LOG_FILE = "autosave.log";
 /** Delay between the first unsaved autosave change and its write (changes meanwhile coalesce). */
 export const AUTOSAVE_DELAY_MS = 250;
 /** Largest state file read back (a bigger one is treated as corrupt). */
@@ -46,15 +52,12 @@ export const MAX_AUTOSAVE_ELEMENTS = 1 << 20;
 
 type Values = Record<string, unknown>;
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /** Checks one persisted record; returns the clean record or the reason it is unusable. */
 export function validatePluginRecord(x: unknown): PluginRecord | string {
   if (!isPlainObject(x)) return "not an object";
   const { name, kind, git_url, branch, path, parameters, auto_start, pat_env, cloneDir, addedAt } =
     x;
+  const { quarantined } = x;
   if (typeof name !== "string" || !PLUGIN_NAME_RE.test(name)) return "invalid name";
   if (kind !== "task" && kind !== "job") return `${name}: kind must be task or job`;
   if (typeof git_url !== "string" || git_url === "") return `${name}: missing git_url`;
@@ -78,6 +81,7 @@ export function validatePluginRecord(x: unknown): PluginRecord | string {
   if (branch !== undefined) rec.branch = branch;
   if (path !== undefined) rec.path = path;
   if (pat_env !== undefined) rec.pat_env = pat_env;
+  if (typeof quarantined === "string" && quarantined !== "") rec.quarantined = quarantined;
   return rec;
 }
 
@@ -95,6 +99,7 @@ function cleanRecord(r: PluginRecord): PluginRecord {
   if (r.branch !== undefined) out.branch = r.branch;
   if (r.path !== undefined) out.path = r.path;
   if (r.pat_env !== undefined) out.pat_env = r.pat_env;
+  if (r.quarantined !== undefined) out.quarantined = r.quarantined;
   return out;
 }
 
@@ -136,11 +141,14 @@ export class StateStore {
   private readonly tooBig = new Set<string>();
   // All file operations run one after the other: no two writers race on a file.
   private chain: Promise<void> = Promise.resolve();
+  /** Durable (put-completion) writes, compacted into the autosave files. */
+  private readonly log: DurableLog;
 
   /** `dir` is the state directory (created by load()). */
   constructor(dir: string, logger: Logger) {
     this.dir = dir;
     this.logger = logger.child({ component: "state" });
+    this.log = new DurableLog(join(dir, DURABLE_LOG_FILE));
   }
 
   private get pluginsFile(): string {
@@ -219,7 +227,19 @@ export class StateStore {
    * throw: the file is moved aside and a warning returned. Throws only when the directory itself
    * cannot be created.
    */
-  load(): Promise<{ plugins: PluginRecord[]; warnings: string[] }> {
+  async load(): Promise<{ plugins: PluginRecord[]; warnings: string[] }> {
+    const r = await this.loadRecords();
+    try {
+      await this.compactLog();
+    } catch (err) {
+      const msg = `durable writes log ${DURABLE_LOG_FILE} not compacted: ${String(err)}`;
+      this.logger.warn(msg);
+      r.warnings.push(msg);
+    }
+    return r;
+  }
+
+  private loadRecords(): Promise<{ plugins: PluginRecord[]; warnings: string[] }> {
     return this.run(async () => {
       try {
         await mkdir(join(this.dir, AUTOSAVE_DIR), { recursive: true, mode: 0o700 });
@@ -379,6 +399,8 @@ export class StateStore {
 
   private flushAutosave(): Promise<void> {
     return this.run(async () => {
+      // Everything the log holds up to here is in `pending` (saveDurable queues it there first).
+      const logged = this.log.committed;
       const batch = this.pending;
       this.pending = new Map();
       let firstError: unknown = null;
@@ -399,6 +421,7 @@ export class StateStore {
         }
       }
       if (firstError !== null) throw firstError;
+      if (logged > 0) await this.log.truncateIfUnchanged(logged).catch(() => false);
     });
   }
 
@@ -417,6 +440,31 @@ export class StateStore {
         if (e.code !== "ENOENT") throw e;
       });
     });
+  }
+
+  /**
+   * A value that must be on disk before the write is acknowledged (put-completion): appended to
+   * the log with fdatasync (shared by the writes of the same tick), and queued for the batched
+   * autosave like any other change. Rejects, with the reason, when it cannot be stored.
+   */
+  async saveDurable(plugin: string, pv: string, value: unknown): Promise<void> {
+    checkPluginName(plugin);
+    this.saveAutosave(plugin, pv, value);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch(() => {});
+    await this.log.append({ plugin, pv, value: toAutosaveJson(value) });
+  }
+
+  /** Boot: values of the log go into the autosave files (known plugins only), then it is emptied. */
+  private async compactLog(): Promise<void> {
+    const records = await this.log.replay();
+    if (records.length === 0) return;
+    const before = this.log.committed;
+    for (const r of records) {
+      if (this.plugins.has(r.plugin)) this.saveAutosave(r.plugin, r.pv, r.value);
+    }
+    await this.flush();
+    await this.log.truncateIfUnchanged(before);
+    this.logger.info({ records: records.length }, "durable writes compacted into autosave");
   }
 
   /** Writes every pending autosave change now and waits for all queued writes. */

@@ -52,6 +52,11 @@ export async function serverEnv(extra: Record<string, string> = {}) {
       IOCMNG_LOG_LEVEL: "info",
       EPICS_CAS_SERVER_PORT: String(caPort),
       EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+      // pvAccess (on by default) kept on loopback too, on random ports.
+      EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
+      EPICS_PVAS_SERVER_PORT: "0",
+      EPICS_PVAS_BROADCAST_PORT: "0",
+      EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
       EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
       EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${beaconPort}`,
       ...extra,

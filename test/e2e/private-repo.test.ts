@@ -42,7 +42,7 @@ describe("private repository over HTTPS", () => {
     const cfg = join(dirs.root, "iocmng.yaml");
     await Bun.write(
       cfg,
-      `prefix: PRIV\ntasks:\n  - name: declared\n    git_url: ${url}\n    pat_env: PRIVATE_GIT_TOKEN\n`,
+      `prefix: PRIV\npat_env_allow: [PRIVATE_GIT_TOKEN]\ntasks:\n  - name: declared\n    git_url: ${url}\n    pat_env: PRIVATE_GIT_TOKEN\n`,
     );
     const srv = await spawnServer(dirs, {
       env: { IOCMNG_CONFIG: cfg, PRIVATE_GIT_TOKEN: TOKEN, HOME: host.home },

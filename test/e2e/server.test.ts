@@ -27,6 +27,7 @@ describe("startServer", () => {
     });
     const srv = await startServer(config, logger, {
       env: {},
+      pvaConfig: false, // these tests are about CA and REST; test/pva/runtime.test.ts covers PVA
       caConfig: {
         serverPort: caPort,
         intfAddrs: ["127.0.0.1"],
@@ -70,6 +71,7 @@ describe("long requests", () => {
     });
     const srv = await startServer(config, pino({ level: "silent" }), {
       env: {},
+      pvaConfig: false, // these tests are about CA and REST; test/pva/runtime.test.ts covers PVA
       httpIdleTimeoutSec: 1,
       caConfig: {
         serverPort: await freeUdpPort(),
@@ -125,7 +127,7 @@ describe("startServer failures", () => {
     };
     try {
       await expect(
-        startServer(config, pino({ level: "silent" }), { env: {}, caConfig }),
+        startServer(config, pino({ level: "silent" }), { env: {}, pvaConfig: false, caConfig }),
       ).rejects.toThrow(`cannot listen on 127.0.0.1:${hold.port}`);
     } finally {
       hold.stop(true);
@@ -133,6 +135,7 @@ describe("startServer failures", () => {
     // The CA server was stopped on the way out: the same ports serve a new instance.
     const again = await startServer({ ...config, port: freeTcpPort() }, pino({ level: "silent" }), {
       env: {},
+      pvaConfig: false, // these tests are about CA and REST; test/pva/runtime.test.ts covers PVA
       caConfig,
     });
     expect(again.caUdpPort).toBe(caPort);
@@ -195,7 +198,11 @@ export default class Slow extends TaskBase {
     });
     const silent = pino({ level: "silent" });
     try {
-      const first = await startServer(config, silent, { env: {}, caConfig: await caConfig() });
+      const first = await startServer(config, silent, {
+        env: {},
+        pvaConfig: false,
+        caConfig: await caConfig(),
+      });
       expect(
         (await first.controller.add({ name: "slow", kind: "task", git_url: repo.url })).ok,
       ).toBe(true);
@@ -209,6 +216,7 @@ export default class Slow extends TaskBase {
       const listenersBefore = process.listenerCount("SIGTERM");
       const starting = startServer(config, silent, {
         env: {},
+        pvaConfig: false, // these tests are about CA and REST; test/pva/runtime.test.ts covers PVA
         caConfig: await caConfig(),
         signals: {
           exit: (code) => {

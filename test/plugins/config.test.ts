@@ -7,12 +7,11 @@ import { SCHEMA_FILE, schemaText } from "../../scripts/gen-schema.ts";
 import {
   defaultPvDefs,
   loadPluginConfig,
-  MAX_PLUGIN_CONFIG_BYTES,
   type PluginConfig,
-  PluginConfigError,
   parsePluginConfig,
   resolveParameters,
 } from "../../src/plugins/config.ts";
+import { MAX_PLUGIN_CONFIG_BYTES, PluginConfigError } from "../../src/plugins/config-schema.ts";
 import { AlarmStatus, PvRegistry, PvWriteError, Severity } from "../../src/pv/index.ts";
 
 const SEED = `

@@ -3,13 +3,13 @@
  * clone's .git/config, error messages, logs, API results or the state on disk).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { checkBranch, checkGitUrl } from "../../src/common/git-url.ts";
 import {
   CREDENTIAL_HELPER,
-  checkBranch,
-  checkGitUrl,
   cloneArgs,
+  credentialText,
   gitClone,
   PAT_ENV,
   scrub,
@@ -105,7 +105,7 @@ describe("clone", () => {
     await repo.cleanup();
   });
 
-  test("argv carries a credential helper naming an env var, never the token", () => {
+  test("argv carries a credential helper reading fd 3, never the token", () => {
     const args = cloneArgs({ url: "https://example.com/r.git", dest: "/tmp/x", pat: TOKEN });
     expect(args.join(" ")).not.toContain(TOKEN);
     expect(args.join(" ")).toContain("credential.helper=!f()");
@@ -113,7 +113,7 @@ describe("clone", () => {
     expect(args.indexOf("--")).toBe(args.length - 3);
   });
 
-  test("the credential helper hands git the token from the environment", async () => {
+  test("the credential helper hands git the token from fd 3, not from the environment", async () => {
     // `git credential fill` runs the helper exactly as a clone would, without any network.
     const p = Bun.spawn(
       [
@@ -126,13 +126,20 @@ describe("clone", () => {
         "fill",
       ],
       {
-        stdin: new TextEncoder().encode("protocol=https\nhost=git.example.org\n\n"),
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, [PAT_ENV]: TOKEN, GIT_TERMINAL_PROMPT: "0" },
+        stdio: [
+          new TextEncoder().encode("protocol=https\nhost=git.example.org\n\n"),
+          "pipe",
+          "pipe",
+          "pipe",
+        ],
+        // The old variable set to a decoy: the helper must not read it.
+        env: { ...process.env, [PAT_ENV]: "decoy", GIT_TERMINAL_PROMPT: "0" },
       },
     );
-    const out = await new Response(p.stdout).text();
+    const fd = p.stdio[3] as number;
+    writeSync(fd, credentialText(TOKEN));
+    closeSync(fd);
+    const out = await new Response(p.stdout as ReadableStream<Uint8Array>).text();
     expect(await p.exited).toBe(0);
     expect(out).toContain(`password=${TOKEN}`);
     expect(out).toContain("username=x-access-token");
@@ -239,7 +246,7 @@ test("plugins do not see the API token or git token variables in their environme
   process.env.IOCMNG_API_TOKEN = "api-secret";
   process.env.MY_GIT_TOKEN = "git-secret";
   process.env.EPICS_HARMLESS_VAR = "visible";
-  const env = await makeEnv();
+  const env = await makeEnv({ config: { patEnvAllow: ["MY_GIT_TOKEN"] } });
   const repo = await createRepo({
     files: {
       "j.ts": `import { JobBase } from "iocmng";

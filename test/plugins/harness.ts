@@ -7,9 +7,10 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import pino from "pino";
 import type { ServerConfig } from "../../src/config.ts";
-import { PluginController, type RuntimeTimings } from "../../src/plugins/controller.ts";
-import { PvRegistry } from "../../src/pv/registry.ts";
-import { StateStore } from "../../src/state/index.ts";
+import type { PluginController, RuntimeTimings } from "../../src/plugins/controller.ts";
+import type { PvRegistry } from "../../src/pv/registry.ts";
+import { buildRuntime } from "../../src/server.ts";
+import type { StateStore } from "../../src/state/index.ts";
 import { createRepo, type RepoFile, type TestRepo } from "../helpers/git-repo.ts";
 
 const FIXTURES = join(import.meta.dir, "..", "fixtures", "plugins");
@@ -83,15 +84,13 @@ export async function makeEnv(
     beamlineConfigFile: null,
     ...opts.config,
   };
-  const registry = opts.registry ?? new PvRegistry();
-  const state = new StateStore(config.stateDir, logger);
-  const controller = new PluginController({
-    registry,
-    config,
-    state,
-    logger,
+  // The server's own composition root, without a CA server (tests that need one bring it).
+  const runtime = await buildRuntime(config, logger, {
+    caConfig: false,
+    ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
     timings: { ...TEST_TIMINGS, ...opts.timings },
   });
+  const { registry, state, controller } = runtime;
   const env: Env = {
     registry,
     controller,
@@ -100,10 +99,7 @@ export async function makeEnv(
     root,
     logs,
     reopen: () => makeEnv({ ...opts, root }),
-    async close() {
-      await controller.shutdown();
-      await state.flush();
-    },
+    close: () => runtime.stop(),
   };
   return env;
 }

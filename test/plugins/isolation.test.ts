@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { PluginWorker } from "../../src/plugins/worker-host.ts";
+import { PluginProcess } from "../../src/plugins/host/process-host.ts";
 import type { TestRepo } from "../helpers/git-repo.ts";
 import {
   destroyEnv,
@@ -62,13 +62,13 @@ test("while(true) in execute(): watchdog ERROR, others keep running, remove ends
   await setpoint?.write(3);
   expect(setpoint?.value).toBe(3);
 
-  const live = PluginWorker.live;
+  const live = PluginProcess.live;
   const t0 = performance.now();
   const r = await env.controller.remove("task", "hung");
   const ms = performance.now() - t0;
   console.log(`removal of a hung task took ${ms.toFixed(0)} ms`);
   expect(r.ok).toBe(true);
-  expect(PluginWorker.live).toBe(live - 1);
+  expect(PluginProcess.live).toBe(live - 1);
   expect(env.registry.get("TEST:HUNG:STATUS")).toBeUndefined();
   const c1 = Number(pvValue(env, "TEST:HEALTHY:CYCLE_COUNT"));
   await waitFor(() => Number(pvValue(env, "TEST:HEALTHY:CYCLE_COUNT")) > c1, "still cycling");
@@ -129,9 +129,9 @@ test("process.exit() and unhandled rejections in a plugin do not stop the server
   expect(Number(r.cycles)).toBeGreaterThanOrEqual(5);
 });
 
-test("a plugin whose worker really dies is shown as ERROR and can be removed", async () => {
+test("a plugin whose process really dies is shown as ERROR and can be removed", async () => {
   const { createRepo } = await import("../helpers/git-repo.ts");
-  // process.reallyExit (Bun's low-level exit) ends the Worker for real: the crash path.
+  // process.reallyExit (Bun's low-level exit) ends the plugin's process for real: the crash path.
   const repo = await createRepo({
     files: {
       "t.ts":
@@ -144,7 +144,7 @@ test("a plugin whose worker really dies is shown as ERROR and can be removed", a
   expect(r.ok).toBe(true);
   await waitFor(() => env.controller.get("task", "dies")?.running === false, "worker ended");
   expect(env.controller.get("task", "dies")?.status).toBe("ERROR");
-  expect(String(pvValue(env, "TEST:DIES:MESSAGE"))).toContain("worker ended");
+  expect(String(pvValue(env, "TEST:DIES:MESSAGE"))).toContain("exited (code 7)");
   expect((await env.controller.remove("task", "dies")).ok).toBe(true);
 });
 

@@ -136,7 +136,7 @@ test("a plugin whose initialize() fails at boot stays listed in ERROR (not runni
       "t.ts": `import { TaskBase } from "iocmng";
 export class Hw extends TaskBase {
   initialize() {
-    if (process.env.IOCMNG_TEST_HW_OFFLINE === "1") throw new Error("hardware offline");
+    if (process.env.EPICS_TEST_HW_OFFLINE === "1") throw new Error("hardware offline");
   }
   execute() {}
   cleanup() {}
@@ -149,14 +149,14 @@ export class Hw extends TaskBase {
   expect((await env.controller.add({ name: "hw", kind: "task", git_url: repo.url })).ok).toBe(true);
   await env.state.flush();
   await env.controller.shutdown();
-  process.env.IOCMNG_TEST_HW_OFFLINE = "1";
+  process.env.EPICS_TEST_HW_OFFLINE = "1";
   let env2: Env;
   try {
     env2 = await env.reopen();
     cleanups.push(() => destroyEnv(env2));
     await env2.controller.restore();
   } finally {
-    delete process.env.IOCMNG_TEST_HW_OFFLINE;
+    delete process.env.EPICS_TEST_HW_OFFLINE;
   }
   const info = env2.controller.get("task", "hw");
   expect(info?.status).toBe("ERROR");

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { PluginWorker } from "../../src/plugins/worker-host.ts";
+import { PluginProcess } from "../../src/plugins/host/process-host.ts";
 import { createRepo, type RepoFile, type TestRepo } from "../helpers/git-repo.ts";
 import { destroyEnv, type Env, fixtureFiles, makeEnv } from "./harness.ts";
 
@@ -39,7 +39,7 @@ async function expectFailureLeavesNothing(
   messagePart: string | RegExp,
   code = 422,
 ) {
-  const before = PluginWorker.live;
+  const before = PluginProcess.live;
   const r = await env.controller.add({ ...req, name, kind: "task" });
   expect(r.ok).toBe(false);
   if (r.ok) return;
@@ -50,7 +50,7 @@ async function expectFailureLeavesNothing(
   // Nothing left behind.
   const prefix = `TEST:${name.toUpperCase()}:`;
   expect([...env.registry.names()].filter((n) => n.startsWith(prefix))).toEqual([]);
-  expect(PluginWorker.live).toBe(before);
+  expect(PluginProcess.live).toBe(before);
   expect(existsSync(join(env.config.pluginsDir, name))).toBe(false);
   expect(env.controller.get("task", name)).toBeUndefined();
   expect(env.controller.list("task").map((p) => p.name)).not.toContain(name);
@@ -301,14 +301,14 @@ async function expectFailureLeavesNothingExcept(
   url: string,
   foreign: string,
 ): Promise<string> {
-  const before = PluginWorker.live;
+  const before = PluginProcess.live;
   const r = await env.controller.add({ name, kind: "task", git_url: url });
   expect(r.ok).toBe(false);
   if (r.ok) return "";
   expect(r.validation?.failedStep).toBe("pvs");
   const left = [...env.registry.names()].filter((n) => n.startsWith(`TEST:${name.toUpperCase()}:`));
   expect(left).toEqual([foreign]);
-  expect(PluginWorker.live).toBe(before);
+  expect(PluginProcess.live).toBe(before);
   expect(existsSync(join(env.config.pluginsDir, name))).toBe(false);
   return r.message;
 }
@@ -362,14 +362,14 @@ test("import: a module that blocks at top level fails the import step after its 
   const short = await makeEnv({ timings: { importTimeoutMs: 1500 } });
   try {
     const r = await repo({ "index.ts": "while (true) {}\nexport const never = 1;\n" });
-    const before = PluginWorker.live;
+    const before = PluginProcess.live;
     const res = await short.controller.add({ name: "blocker", kind: "task", git_url: r.url });
     expect(res.ok).toBe(false);
     if (!res.ok) {
       expect(res.validation?.failedStep).toBe("import");
       expect(res.message).toContain("1500 ms");
     }
-    expect(PluginWorker.live).toBe(before);
+    expect(PluginProcess.live).toBe(before);
     expect(existsSync(join(short.config.pluginsDir, "blocker"))).toBe(false);
   } finally {
     await destroyEnv(short);

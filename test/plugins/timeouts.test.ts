@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { PluginWorker } from "../../src/plugins/worker-host.ts";
+import { PluginProcess } from "../../src/plugins/host/process-host.ts";
 import { type CaHarness, runPy, startCaServer } from "../helpers/ca-harness.ts";
 import { createRepo, type RepoFile, type TestRepo } from "../helpers/git-repo.ts";
 import { destroyEnv, type Env, makeEnv, pvValue, rejectionOf, waitFor } from "./harness.ts";
@@ -41,7 +41,7 @@ async function repo(files: Record<string, RepoFile>): Promise<TestRepo> {
 
 async function expectStartFailure(name: string, src: string, messagePart: string): Promise<void> {
   const r = await repo({ "index.ts": src });
-  const before = PluginWorker.live;
+  const before = PluginProcess.live;
   const res = await env.controller.add({ name, kind: "task", git_url: r.url });
   expect(res.ok).toBe(false);
   if (res.ok) return;
@@ -51,7 +51,7 @@ async function expectStartFailure(name: string, src: string, messagePart: string
   expect(res.message).toContain(messagePart);
   const prefix = `TEST:${name.toUpperCase()}:`;
   expect([...env.registry.names()].filter((n) => n.startsWith(prefix))).toEqual([]);
-  expect(PluginWorker.live).toBe(before);
+  expect(PluginProcess.live).toBe(before);
   expect(existsSync(join(env.config.pluginsDir, name))).toBe(false);
   expect(env.controller.get("task", name)).toBeUndefined();
 }

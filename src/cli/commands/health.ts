@@ -1,3 +1,4 @@
+import { errorMessage } from "../../common/errors.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
@@ -45,7 +46,7 @@ export const healthCommand: Command = {
       res = await fetch(parsed, { signal: AbortSignal.timeout(timeout * 1000) });
     } catch (e) {
       const why = e instanceof Error && e.name === "TimeoutError" ? `no answer in ${timeout} s` : e;
-      throw new CliError(`${parsed.href} unreachable: ${why instanceof Error ? why.message : why}`);
+      throw new CliError(`${parsed.href} unreachable: ${errorMessage(why)}`);
     }
     const text = await res.text();
     let body: unknown;

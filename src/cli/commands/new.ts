@@ -1,12 +1,11 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { errorMessage } from "../../common/errors.ts";
+import { PLUGIN_NAME_RE } from "../../common/names.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
 import { scaffoldPlugin } from "../templates.ts";
-
-/** Same rule as the REST API: the name becomes a PV name segment and a directory name. */
-const NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** `iocmng new task|job <name>`: writes a ready-to-commit plugin directory. */
 export const newCommand: Command = {
@@ -32,7 +31,7 @@ export const newCommand: Command = {
       );
     }
     if (name === undefined) throw new UsageError("missing plugin name");
-    if (!NAME_RE.test(name)) {
+    if (!PLUGIN_NAME_RE.test(name)) {
       throw new UsageError(`plugin name '${name}' must be 1 to 128 of A-Z a-z 0-9 _ -`);
     }
     const modeFlag = stringFlag(args, "mode");
@@ -59,7 +58,7 @@ export const newCommand: Command = {
         writeFileSync(join(target, file), content, { flag: "wx" });
       }
     } catch (e) {
-      throw new CliError(`cannot write ${target}: ${e instanceof Error ? e.message : e}`);
+      throw new CliError(`cannot write ${target}: ${errorMessage(e)}`);
     }
     ctx.out(`created ${kind === "task" ? `${mode} task` : "job"} '${name}' in ${target}`);
     for (const file of Object.keys(files).sort()) ctx.out(`  ${file}`);

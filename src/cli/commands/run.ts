@@ -1,18 +1,16 @@
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { CaServer, caServerConfigFromEnv } from "../../ca/server/index.ts";
-import { ConfigError, loadConfig, type ServerConfig } from "../../config.ts";
+import { PLUGIN_NAME_RE } from "../../common/names.ts";
+import type { ServerConfig } from "../../config.ts";
 import { createRootLogger } from "../../log.ts";
-import { PluginController } from "../../plugins/controller.ts";
-import { PvRegistry } from "../../pv/registry.ts";
-import { StateStore } from "../../state/index.ts";
+import { validatePluginSource } from "../../plugins/validate.ts";
+import { buildRuntime, type Runtime } from "../../server.ts";
 import { stringFlag } from "../args.ts";
 import type { CliContext, Command } from "../command.ts";
+import { loadCliConfig } from "../config.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
-import { failureLine, pluginSource, validateAnyKind } from "../source.ts";
-
-const NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
+import { failureLine, pluginSource } from "../source.ts";
 
 /** Parses `--params '{"k": 1}'` into an object (anything else is a usage error). */
 function parseParams(text: string | undefined): Record<string, unknown> {
@@ -87,7 +85,7 @@ async function runPlugin(
   ctx: CliContext,
   once: boolean,
 ): Promise<number> {
-  const report = await validateAnyKind({
+  const report = await validatePluginSource({
     dir,
     ...(opts.path !== undefined ? { path: opts.path } : {}),
     ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
@@ -105,18 +103,11 @@ async function runPlugin(
     stateDir: join(work, "state"),
     plugins: [],
   };
-  const registry = new PvRegistry();
-  const ca = new CaServer({
-    registry,
-    logger: log,
-    config: caServerConfigFromEnv(ctx.env),
-  });
-  let controller: PluginController | null = null;
+  let runtime: Runtime | null = null;
   try {
     const url = snapshot(dir, join(work, "source"));
-    await ca.start();
-    const state = new StateStore(cfg.stateDir, log.child({ component: "state" }));
-    controller = new PluginController({ registry, config: cfg, state, logger: log });
+    runtime = await buildRuntime(cfg, log, { env: ctx.env });
+    const { controller, ca } = runtime;
     const added = await controller.add({
       name: opts.name,
       kind,
@@ -126,7 +117,7 @@ async function runPlugin(
     });
     if (!added.ok) throw new CliError(added.message);
     ctx.out(
-      `${kind} '${opts.name}' running; Channel Access on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
+      `${kind} '${opts.name}' running; Channel Access on TCP ${ca?.tcpPort}, UDP ${ca?.udpPort}`,
     );
     for (const pv of added.value.pvs) {
       ctx.out(`  ${pv.fullName}${pv.writable ? "  (writable)" : ""}`);
@@ -145,9 +136,8 @@ async function runPlugin(
     return code;
   } finally {
     try {
-      await controller?.shutdown();
+      await runtime?.stop();
     } finally {
-      await ca.stop();
       rmSync(work, { recursive: true, force: true });
     }
   }
@@ -182,18 +172,12 @@ export const runCommand: Command = {
       throw new UsageError("run takes a local directory; for a git URL use the server's REST API");
     }
     const name = stringFlag(args, "name") ?? basename(source.dir);
-    if (!NAME_RE.test(name)) {
+    if (!PLUGIN_NAME_RE.test(name)) {
       throw new UsageError(
         `plugin name '${name}' must be 1 to 128 of A-Z a-z 0-9 _ - (use --name)`,
       );
     }
-    let config: ServerConfig;
-    try {
-      config = loadConfig(ctx.env);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new CliError(`configuration: ${e.message}`);
-      throw e;
-    }
+    const config = loadCliConfig(ctx.env);
     const kind = stringFlag(args, "kind");
     const path = stringFlag(args, "path");
     return runPlugin(

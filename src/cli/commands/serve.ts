@@ -1,9 +1,8 @@
-import { ConfigError, loadConfig } from "../../config.ts";
 import { createRootLogger } from "../../log.ts";
 import { startServer } from "../../server.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
-import { CliError } from "../errors.ts";
+import { loadCliConfig } from "../config.ts";
 
 /** `iocmng serve` (the default command): REST API + Channel Access server + plugins. */
 export const serveCommand: Command = {
@@ -30,13 +29,7 @@ export const serveCommand: Command = {
       const v = stringFlag(args, flag);
       if (v !== undefined) env[variable] = v;
     }
-    let config: ReturnType<typeof loadConfig>;
-    try {
-      config = loadConfig(env);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new CliError(`configuration: ${e.message}`);
-      throw e;
-    }
+    const config = loadCliConfig(env);
     const log = createRootLogger(config.logLevel);
     // Signal handlers go in before the plugins are restored: SIGTERM during a slow boot exits 0.
     await startServer(config, log, { env, signals: true });

@@ -1,7 +1,8 @@
+import { validatePluginSource } from "../../plugins/validate.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { EXIT, UsageError } from "../errors.ts";
-import { failureLine, pluginSource, validateAnyKind } from "../source.ts";
+import { failureLine, pluginSource } from "../source.ts";
 
 /** `iocmng validate`: the server's validation pipeline on a directory or git URL, no server. */
 export const validateCommand: Command = {
@@ -30,7 +31,7 @@ export const validateCommand: Command = {
       throw new UsageError("--branch applies to git URLs only");
     }
     const kindFlag = stringFlag(args, "kind");
-    const report = await validateAnyKind({
+    const report = await validatePluginSource({
       ...source,
       ...(stringFlag(args, "path") !== undefined ? { path: stringFlag(args, "path") } : {}),
       ...(branch !== undefined ? { branch } : {}),

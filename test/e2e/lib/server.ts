@@ -1,5 +1,5 @@
 import { createSocket } from "node:dgram";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -37,6 +37,9 @@ export interface ServerDirs {
 /** Makes fresh temp dirs for one server's state and plugin clones. */
 export async function makeDirs(): Promise<ServerDirs> {
   const root = await mkdtemp(join(tmpdir(), "iocmng-e2e-srv-"));
+  // Plugins run as an unprivileged uid (nobody) when the tests run as root; several fixtures write
+  // marker files here to show what they did, so they must be able to.
+  await chmod(root, 0o777);
   return {
     root,
     stateDir: join(root, "state"),
@@ -92,6 +95,11 @@ export async function startProcess(
     IOCMNG_LOG_PRETTY: "0",
     EPICS_CAS_SERVER_PORT: String(caPort),
     EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+    // pvAccess (on by default) kept on loopback too, on random ports.
+    EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
+    EPICS_PVAS_SERVER_PORT: "0",
+    EPICS_PVAS_BROADCAST_PORT: "0",
+    EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
     EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
     EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${beaconPort}`,
     ...opts.env,

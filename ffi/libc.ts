@@ -1,0 +1,127 @@
+/**
+ * The few libc calls the plugin sandbox needs and Bun does not expose: prctl (non-dumpable,
+ * parent-death signal, no-new-privs, child subreaper), setrlimit, setpriority and the uid/gid
+ * switch. Loaded lazily (dlopen on first use) so importing this file costs nothing; every function
+ * returns an errno-style result instead of throwing, because the callers decide what is fatal.
+ *
+ * Constants are the Linux x86_64/aarch64 values (linux/prctl.h, asm-generic/resource.h).
+ */
+import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
+
+const { i32, u32, u64, ptr: pointer } = FFIType;
+
+const symbols = {
+  // int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  // int setrlimit(int resource, const struct rlimit *rlim);   struct rlimit { rlim_t cur, max; }
+  setrlimit: { args: [i32, pointer], returns: i32 },
+  // int getrlimit(int resource, struct rlimit *rlim);
+  getrlimit: { args: [i32, pointer], returns: i32 },
+  // int setpriority(int which, id_t who, int prio);
+  setpriority: { args: [i32, u32, i32], returns: i32 },
+  // int setgroups(size_t size, const gid_t *list);
+  setgroups: { args: [u64, pointer], returns: i32 },
+  // int setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+  setresgid: { args: [u32, u32, u32], returns: i32 },
+  // int setresuid(uid_t ruid, uid_t euid, uid_t suid);
+  setresuid: { args: [u32, u32, u32], returns: i32 },
+  // pid_t getppid(void);
+  getppid: { args: [], returns: i32 },
+  // int *__errno_location(void);
+  __errno_location: { args: [], returns: pointer },
+} as const;
+
+type Lib = ReturnType<typeof dlopen<typeof symbols>>;
+let lib: Lib | null | undefined;
+
+function libc(): Lib | null {
+  if (lib === undefined) {
+    try {
+      lib = dlopen("libc.so.6", symbols);
+    } catch {
+      lib = null;
+    }
+  }
+  return lib;
+}
+
+/** True when libc could be loaded (glibc hosts; always in our image). */
+export function libcAvailable(): boolean {
+  return libc() !== null;
+}
+
+function errno(l: Lib): number {
+  const p = l.symbols.__errno_location();
+  if (!p) return -1;
+  return new Int32Array(toArrayBuffer(p, 4))[0] ?? -1;
+}
+
+/** Result of a call: 0 on success, else the errno (or -1 when libc is unavailable). */
+export type Errno = number;
+
+function call(f: (l: Lib) => number): Errno {
+  const l = libc();
+  if (!l) return -1;
+  return f(l) === 0 ? 0 : errno(l);
+}
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_DUMPABLE = 4;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_SET_NO_NEW_PRIVS = 38;
+
+/** prctl(option, arg2, 0, 0, 0). */
+export function prctl(option: number, arg2: number): Errno {
+  return call((l) => l.symbols.prctl(option, BigInt(arg2), 0n, 0n, 0n));
+}
+
+/** Makes this process non-dumpable: same-uid processes can no longer read /proc/<pid>/environ, mem… */
+export function setNonDumpable(): Errno {
+  return prctl(PR_SET_DUMPABLE, 0);
+}
+
+/** Resource numbers of setrlimit (asm-generic). */
+export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 };
+
+/** RLIM_INFINITY. */
+export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+/** setrlimit(resource, {cur, max}). */
+export function setrlimit(resource: number, soft: bigint, hard: bigint = soft): Errno {
+  const buf = new BigUint64Array([soft, hard]);
+  return call((l) => l.symbols.setrlimit(resource, ptr(buf)));
+}
+
+/** getrlimit(resource) as [soft, hard], or null. */
+export function getrlimit(resource: number): [bigint, bigint] | null {
+  const l = libc();
+  if (!l) return null;
+  const buf = new BigUint64Array(2);
+  if (l.symbols.getrlimit(resource, ptr(buf)) !== 0) return null;
+  return [buf[0] ?? 0n, buf[1] ?? 0n];
+}
+
+/** setpriority(PRIO_PROCESS, 0, nice): the nice value of this process (0..19 for a plugin). */
+export function setNice(nice: number): Errno {
+  return call((l) => l.symbols.setpriority(0, 0, nice));
+}
+
+/**
+ * Drops to `uid`/`gid` for good: supplementary groups cleared, real/effective/saved ids all set
+ * (glibc applies them to every thread of the process). Order matters: groups and gid first, while
+ * still privileged.
+ */
+export function dropPrivileges(uid: number, gid: number): Errno {
+  const l = libc();
+  if (!l) return -1;
+  if (l.symbols.setgroups(0n, null) !== 0) return errno(l);
+  if (l.symbols.setresgid(gid, gid, gid) !== 0) return errno(l);
+  if (l.symbols.setresuid(uid, uid, uid) !== 0) return errno(l);
+  return 0;
+}
+
+/** getppid(), or -1. */
+export function getppid(): number {
+  const l = libc();
+  return l ? l.symbols.getppid() : -1;
+}

@@ -1,0 +1,290 @@
+/**
+ * pvAccess server benchmarks, iocmng vs pvxs's softIocPVX side by side in one run:
+ * `bun scripts/bench/pva-server.ts [connect|latency|fanout|memory ...]` (default: all).
+ *
+ * softIocPVX is not part of the repository: build pvxs (and EPICS Base) outside it and point
+ * PVXS_BIN at its bin/linux-x86_64 (default /work/ref/pvxs/bin/linux-x86_64). The clients are pvxs's
+ * own `pvxget` for the connect storm (the same binary against both servers) and our test client
+ * (test/helpers/pva-client.ts) in this process for the round trips and the monitor fan-out. Each server runs in its own process; server CPU is
+ * utime+stime from /proc/<pid>/stat over the measuring window. Runs are short: the machine is shared.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cmd } from "../../src/pva/codec/index.ts";
+import { PvaClient } from "../../test/helpers/pva-client.ts";
+
+const PVXS_BIN = process.env.PVXS_BIN ?? "/work/ref/pvxs/bin/linux-x86_64";
+const TICK = 100; // clock ticks per second (getconf CLK_TCK)
+
+interface Srv {
+  name: string;
+  pid: number;
+  tcp: number;
+  udp: number;
+  update(n: number, hz: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function startOurs(count: number, withCa = false): Promise<Srv> {
+  // PVA_BENCH_PROF=<dir> profiles our server process (bun --cpu-prof) for the whole run.
+  const prof = process.env.PVA_BENCH_PROF;
+  const args = ["bun", ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+  args.push("scripts/bench/pva-server-proc.ts", String(count));
+  if (withCa) args.push("--ca");
+  const proc = Bun.spawn(args, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  const nextLine = async (): Promise<string> => {
+    for (;;) {
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error("server process ended");
+      buf += new TextDecoder().decode(value);
+    }
+  };
+  const [, tcp, udp] = (await nextLine()).split(" ");
+  const cmd = async (line: string) => {
+    proc.stdin.write(`${line}\n`);
+    proc.stdin.flush();
+    return JSON.parse(await nextLine());
+  };
+  return {
+    name: "iocmng",
+    pid: proc.pid,
+    tcp: Number(tcp),
+    udp: Number(udp),
+    async update(n, hz) {
+      await cmd(`update ${n} ${hz}`);
+    },
+    async stop() {
+      proc.stdin.end();
+      const t = setTimeout(() => proc.kill(), 5000);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** softIocPVX with N `ao` records (the first `scanned` are calc records processed at 10 Hz). */
+async function startReference(count: number, scanned = 0, withCa = false): Promise<Srv> {
+  const dir = mkdtempSync(join(tmpdir(), "pva-bench-"));
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      i < scanned
+        ? `record(calc, "BENCH:D${i}") { field(SCAN, ".1 second") field(CALC, "VAL+1") }`
+        : `record(ao, "BENCH:D${i}") {}`,
+    );
+  }
+  lines.push(`record(ao, "BENCH:LAT") { field(VAL, "1.5") }`);
+  writeFileSync(join(dir, "bench.db"), lines.join("\n"));
+  const tcp = 20000 + Math.floor(Math.random() * 20000);
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    EPICS_PVAS_SERVER_PORT: String(tcp),
+    EPICS_PVAS_BROADCAST_PORT: String(tcp + 1),
+    EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
+    EPICS_PVAS_BEACON_ADDR_LIST: "127.0.0.1",
+    EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
+    EPICS_CA_SERVER_PORT: String(tcp + 2),
+    EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+    EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
+  };
+  if (!withCa) env.EPICS_IOC_IGNORE_SERVERS = "rsrv";
+  const proc = Bun.spawn([`${PVXS_BIN}/softIocPVX`, "-d", join(dir, "bench.db")], {
+    env,
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  for (let i = 0; ; i++) {
+    try {
+      (await PvaClient.connect(tcp)).close();
+      break;
+    } catch (e) {
+      if (i > 200) throw e;
+      await Bun.sleep(50);
+    }
+  }
+  return {
+    name: "softIocPVX",
+    pid: proc.pid,
+    tcp,
+    udp: tcp + 1,
+    async update() {},
+    async stop() {
+      proc.kill();
+      await proc.exited;
+    },
+  };
+}
+
+function clientEnv(s: Srv): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    EPICS_PVA_ADDR_LIST: "127.0.0.1",
+    EPICS_PVA_AUTO_ADDR_LIST: "NO",
+    EPICS_PVA_BROADCAST_PORT: String(s.udp),
+  };
+}
+
+const names = (n: number) => Array.from({ length: n }, (_, i) => `BENCH:D${i}`);
+
+let lastClientCpu = 0;
+
+/** Wall time of one `pvxget` of all `n` PVs (search, connect, get), seconds. */
+async function connectGet(s: Srv, n: number): Promise<number> {
+  const t0 = performance.now();
+  const p = Bun.spawn([`${PVXS_BIN}/pvxget`, "-w", "20", ...names(n)], {
+    env: clientEnv(s),
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const code = await p.exited;
+  if (code !== 0)
+    throw new Error(`pvxget failed on ${s.name}: ${await new Response(p.stderr).text()}`);
+  const wall = (performance.now() - t0) / 1000;
+  const ru = p.resourceUsage();
+  lastClientCpu = ru ? Number(ru.cpuTime.user + ru.cpuTime.system) / 1e6 : 0;
+  return wall;
+}
+
+async function benchConnect(): Promise<void> {
+  const n = 10_000;
+  for (const start of [() => startOurs(n), () => startReference(n)]) {
+    const s = await start();
+    const runs: number[] = [];
+    const cpu: number[] = [];
+    const clientCpu: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c0 = cpuSeconds(s.pid);
+      runs.push(await connectGet(s, n));
+      cpu.push(cpuSeconds(s.pid) - c0);
+      clientCpu.push(lastClientCpu);
+    }
+    console.log(
+      `connect+get ${n} (pvxget): ${s.name} first ${runs[0]?.toFixed(3)} s, median of 5 ${median(runs).toFixed(3)} s; CPU median: server ${median(cpu).toFixed(2)} s, pvxget ${median(clientCpu).toFixed(2)} s`,
+    );
+    await s.stop();
+  }
+}
+
+/** Sequential GET round trips on one operation (INIT once, EXEC repeated). */
+async function benchLatency(): Promise<void> {
+  const rounds = 2000;
+  for (const start of [() => startOurs(10), () => startReference(10)]) {
+    const s = await start();
+    const c = await PvaClient.connect(s.tcp);
+    const { sid } = await c.channel("BENCH:LAT");
+    const ioid = c.ioid();
+    await c.init(Cmd.GET, sid, ioid);
+    const times: number[] = [];
+    for (let i = 0; i < rounds + 200; i++) {
+      const t0 = performance.now();
+      c.send(Cmd.GET, (w) => w.u32(sid).u32(ioid).u8(0));
+      await c.reply(Cmd.GET, ioid);
+      if (i >= 200) times.push((performance.now() - t0) * 1000);
+    }
+    times.sort((a, b) => a - b);
+    const p = (q: number) => (times[Math.floor(times.length * q)] ?? 0).toFixed(1);
+    console.log(`GET round trip x${rounds}: ${s.name} p50 ${p(0.5)} µs, p99 ${p(0.99)} µs`);
+    c.close();
+    await s.stop();
+  }
+}
+
+/** One client monitoring `n` PVs on one connection; counts the updates it receives. */
+async function monitorClient(
+  s: Srv,
+  n: number,
+): Promise<{ count: () => number; close: () => void }> {
+  const c = await PvaClient.connect(s.tcp);
+  let count = 0;
+  // Count (and drop) updates from the start, so the setup's replies are found without scanning them.
+  c.tap = (m) => {
+    if (m.command !== Cmd.MONITOR || m.payload[4] !== 0) return false;
+    count++;
+    return true;
+  };
+  for (let i = 0; i < n; i++) {
+    const { sid } = await c.channel(`BENCH:D${i}`);
+    const ioid = c.ioid();
+    await c.init(Cmd.MONITOR, sid, ioid);
+    c.send(Cmd.MONITOR, (w) => w.u32(sid).u32(ioid).u8(0x44));
+  }
+  return { count: () => count, close: () => c.close() };
+}
+
+/** 1,000 PVs changing at 10 Hz, 5 clients subscribed to all: server CPU per million updates. */
+async function benchFanout(): Promise<void> {
+  const n = 1000;
+  const clients = 5;
+  const windowS = Number(process.env.PVA_BENCH_WINDOW ?? 6);
+  const servers = [() => startOurs(n), () => startReference(n, n)];
+  for (const start of process.env.PVA_BENCH_OURS_ONLY ? servers.slice(0, 1) : servers) {
+    const s = await start();
+    await s.update(n, 10);
+    const mons = [];
+    for (let i = 0; i < clients; i++) mons.push(await monitorClient(s, n));
+    await Bun.sleep(2000); // settle
+    const c0 = cpuSeconds(s.pid);
+    const u0 = mons.reduce((a, m) => a + m.count(), 0);
+    await Bun.sleep(windowS * 1000);
+    const cpu = cpuSeconds(s.pid) - c0;
+    const updates = mons.reduce((a, m) => a + m.count(), 0) - u0;
+    console.log(
+      `fan-out ${n} PVs x 10 Hz x ${clients} clients, ${windowS} s: ${s.name} ${updates} updates received (nominal ${n * 10 * clients * windowS}), ${cpu.toFixed(2)} CPU-s, ${((cpu / updates) * 1e6).toFixed(2)} CPU-s per M updates`,
+    );
+    for (const m of mons) m.close();
+    await s.update(0, 0);
+    await s.stop();
+  }
+}
+
+/** RSS serving 11,000 PVs on both CA and PVA: idle, then after one pvxget of all of them. */
+async function benchMemory(): Promise<void> {
+  const n = 11_000;
+  for (const start of [() => startOurs(n, true), () => startReference(n, 0, true)]) {
+    const s = await start();
+    await Bun.sleep(1000);
+    const idle = rssMb(s.pid);
+    await connectGet(s, n);
+    const after = rssMb(s.pid);
+    console.log(
+      `RSS ${n} PVs on CA+PVA: ${s.name} idle ${idle.toFixed(0)} MB, after a get of all ${after.toFixed(0)} MB`,
+    );
+    await s.stop();
+  }
+}
+
+const benches: Record<string, () => Promise<void>> = {
+  connect: benchConnect,
+  latency: benchLatency,
+  fanout: benchFanout,
+  memory: benchMemory,
+};
+const which = process.argv.slice(2);
+for (const name of which.length > 0 ? which : Object.keys(benches)) {
+  const b = benches[name];
+  if (!b) throw new Error(`unknown benchmark ${name}; one of ${Object.keys(benches).join(", ")}`);
+  await b();
+}

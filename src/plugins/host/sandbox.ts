@@ -1,0 +1,206 @@
+/**
+ * What a plugin process is allowed: its limits, the user it runs as, the environment it starts
+ * with, and the command line that starts it. Pure data and small helpers; the process itself is
+ * driven by process-host.ts, the child side applies the settings in entry.ts (see docs/security.md).
+ */
+import { chmod, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Per-plugin resource limits (rlimits of the plugin process). */
+export interface SandboxLimits {
+  /** RLIMIT_DATA in MiB: heap, buffers and every private writable mapping. */
+  memoryMiB: number;
+  /** RLIMIT_NOFILE: open files and sockets. */
+  openFiles: number;
+  /** RLIMIT_NPROC: processes + threads of the plugin's uid (per uid, see docs/security.md). */
+  processes: number;
+  /** Nice value 0..19 (higher = lower CPU priority than the server). */
+  nice: number;
+  /** RLIMIT_CPU in seconds of CPU time, 0 = unlimited. */
+  cpuSeconds: number;
+}
+
+/** The operator's sandbox settings (server config file `sandbox:`). */
+export interface SandboxConfig {
+  /** Defaults for every plugin. */
+  limits: SandboxLimits;
+  /** Ceilings for the per-plugin overrides of config.yaml (`limits:`). */
+  maxLimits: SandboxLimits;
+  /** uid/gid of plugin processes when the server runs as root (null: same as the server). */
+  uid: number | null;
+  gid: number | null;
+  /** Extra variables passed to plugin processes (names only; values from the server's env). */
+  passEnv: string[];
+}
+
+/** Smallest RLIMIT_DATA a plugin process starts under (measured, docs/benchmarks.md). */
+export const MIN_MEMORY_MIB = 320;
+
+/**
+ * The JIT's executable-memory reservation of a plugin process. Bun reserves ~2 GiB of address
+ * space for JIT code by default, which RLIMIT_DATA counts: under any useful limit JSC then starts
+ * with the JIT off, and bun:ffi (libca for `this.ca`) refuses to run without the JIT. 64 MiB of
+ * JIT code is far more than a plugin needs.
+ */
+export const JIT_RESERVATION_BYTES = 64 << 20;
+
+export const DEFAULT_LIMITS: SandboxLimits = {
+  memoryMiB: 512,
+  openFiles: 1024,
+  processes: 4096,
+  nice: 5,
+  cpuSeconds: 0,
+};
+
+export const DEFAULT_MAX_LIMITS: SandboxLimits = {
+  memoryMiB: 4096,
+  openFiles: 65536,
+  processes: 65536,
+  nice: 0,
+  cpuSeconds: 0,
+};
+
+/** The default user of plugin processes under root: nobody/nogroup. */
+export const DEFAULT_PLUGIN_UID = 65534;
+
+export function defaultSandboxConfig(): SandboxConfig {
+  return {
+    limits: { ...DEFAULT_LIMITS },
+    maxLimits: { ...DEFAULT_MAX_LIMITS },
+    uid: DEFAULT_PLUGIN_UID,
+    gid: DEFAULT_PLUGIN_UID,
+    passEnv: [],
+  };
+}
+
+/**
+ * Effective limits of one plugin: the operator's defaults, overridden by the plugin's config.yaml
+ * `limits:`, each capped by the operator's ceiling (a plugin cannot raise its own limits beyond
+ * what the operator allows; nice can only be made nicer).
+ */
+export function effectiveLimits(
+  cfg: SandboxConfig,
+  wanted: Partial<SandboxLimits> | undefined,
+): SandboxLimits {
+  const out = { ...cfg.limits, ...(wanted ?? {}) };
+  const max = cfg.maxLimits;
+  const cap = (v: number, m: number): number => (m > 0 ? Math.min(v, m) : v);
+  return {
+    memoryMiB: Math.max(MIN_MEMORY_MIB, cap(out.memoryMiB, max.memoryMiB)),
+    openFiles: Math.max(64, cap(out.openFiles, max.openFiles)),
+    processes: Math.max(64, cap(out.processes, max.processes)),
+    nice: Math.min(19, Math.max(out.nice, max.nice, 0)),
+    cpuSeconds:
+      max.cpuSeconds > 0 ? cap(out.cpuSeconds || max.cpuSeconds, max.cpuSeconds) : out.cpuSeconds,
+  };
+}
+
+/** Variables every plugin process gets from the server's environment when set (by prefix or name). */
+export const PASSED_ENV_PREFIXES = ["EPICS_"] as const;
+export const PASSED_ENV_NAMES = [
+  "TZ",
+  "LANG",
+  "LC_ALL",
+  "IOCMNG_LIBCA",
+  "LD_LIBRARY_PATH",
+] as const;
+
+/** Never passed, whatever the operator lists: the API token and our own git variables. */
+export const NEVER_PASSED = new Set(["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"]);
+
+/**
+ * The whole environment of a plugin process: nothing of the server's but EPICS_*, a few locale
+ * variables and what the operator lists in `sandbox.pass_env` (minus the API token and every
+ * variable named as a `pat_env`), plus HOME/TMPDIR pointing at its private directory.
+ */
+export function pluginEnv(
+  from: Record<string, string | undefined>,
+  opts: { home: string; passEnv: readonly string[]; hidden: readonly string[] },
+): Record<string, string> {
+  const hidden = new Set([...NEVER_PASSED, ...opts.hidden]);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) {
+    if (v === undefined || hidden.has(k)) continue;
+    if (
+      PASSED_ENV_PREFIXES.some((p) => k.startsWith(p)) ||
+      (PASSED_ENV_NAMES as readonly string[]).includes(k) ||
+      opts.passEnv.includes(k)
+    ) {
+      env[k] = v;
+    }
+  }
+  env.HOME = opts.home;
+  env.TMPDIR = opts.home;
+  env.PATH = "/usr/local/bin:/usr/bin:/bin";
+  env.NO_COLOR = "1";
+  env.BUN_JSC_jitMemoryReservationSize = String(JIT_RESERVATION_BYTES);
+  return env;
+}
+
+/** Settings handed to the plugin-host mode on its command line (nothing secret in here). */
+export interface HostArgs {
+  /** Plugin name (logs, process title). */
+  name: string;
+  /** Server pid: the host exits if its parent is already gone when it starts. */
+  parent: number;
+  uid: number | null;
+  gid: number | null;
+  limits: SandboxLimits;
+  /** Private writable directory (cwd, HOME, TMPDIR). */
+  home: string;
+  /** The pids cgroup the host joins first (cgroup.ts); null: RLIMIT_NPROC instead. */
+  cgroup: string | null;
+}
+
+/** The hidden subcommand of the executable that runs one plugin (src/main.ts dispatches it). */
+export const HOST_COMMAND = "__plugin-host";
+
+/** True when running from the `bun build --compile` executable (the entry lives in /$bunfs). */
+export function isCompiled(): boolean {
+  return Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
+}
+
+/**
+ * argv that re-executes this same program in plugin-host mode. The memory limit is set by
+ * `/bin/sh -c 'ulimit -d …; exec …'` because it must hold before Bun starts (a limit set later
+ * is below what the engine already reserved, and the next allocation aborts); every other limit is
+ * set by the host itself. Without /bin/sh the host runs without the memory limit (logged).
+ */
+export function hostArgv(args: HostArgs, shell: string | null): string[] {
+  const self = isCompiled()
+    ? [process.execPath]
+    : [process.execPath, fileURLToPath(new URL("../../main.ts", import.meta.url))];
+  const cmd = [...self, HOST_COMMAND, JSON.stringify(args)];
+  if (!shell) return cmd;
+  const kib = args.limits.memoryMiB * 1024;
+  return [shell, "-c", `ulimit -d ${kib} && exec "$@"`, "iocmng-plugin", ...cmd];
+}
+
+/** /bin/sh when present (our image ships dash for git), else null. */
+export async function findShell(): Promise<string | null> {
+  return (await stat("/bin/sh").then(
+    (s) => s.isFile(),
+    () => false,
+  ))
+    ? "/bin/sh"
+    : null;
+}
+
+/**
+ * A plugin process running as another uid must be able to reach its code: adds the search bit
+ * (o+x, never read) to `dir` and each ancestor that lacks it, so the files inside (0644) can be
+ * opened by path. Directory listings stay closed to it. Returns the directories changed.
+ */
+export async function makeTraversable(dir: string): Promise<string[]> {
+  const changed: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    const s = await stat(d).catch(() => null);
+    if (s && (s.mode & 0o001) === 0) {
+      await chmod(d, (s.mode & 0o7777) | 0o001).catch(() => {});
+      changed.push(d);
+    }
+    if (dirname(d) === d) break;
+  }
+  return changed;
+}
