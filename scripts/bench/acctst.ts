@@ -47,6 +47,7 @@ async function lines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => 
 
 async function startIocmng(): Promise<Target> {
   const proc = Bun.spawn(["bun", "scripts/bench/ca-server-proc.ts", "1"], {
+    env: { ...process.env, CA_BENCH_BEACONS: "1" },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
@@ -110,14 +111,20 @@ async function run(name: string, start: () => Promise<Target>): Promise<void> {
     EPICS_CA_SERVER_PORT: String(t.port),
   };
   const t0 = performance.now();
-  const proc = Bun.spawn([join(BIN, "acctst"), PV, "0"], { env, stdout: "pipe", stderr: "pipe" });
+  // Line-buffered, so each step's progress line can be timed.
+  const cmd = ["stdbuf", "-oL", join(BIN, "acctst"), PV, "0"];
+  const proc = Bun.spawn(cmd, { env, stdout: "pipe", stderr: "pipe" });
   let forced = false;
   let out = "";
+  const steps: string[] = [];
   // acctst prompts for the forced disconnect without a newline: watch the raw output.
   const done = (async () => {
     const dec = new TextDecoder();
     for await (const chunk of proc.stdout) {
-      out += dec.decode(chunk);
+      const text = dec.decode(chunk);
+      const at = ((performance.now() - t0) / 1000).toFixed(1);
+      for (const l of text.split("\n")) if (l.trim() !== "") steps.push(`${at} s  ${l.trim()}`);
+      out += text;
       if (!forced && out.includes("Please force test channel to disconnect")) {
         forced = true;
         void t.forceDisconnect();
@@ -133,6 +140,7 @@ async function run(name: string, start: () => Promise<Target>): Promise<void> {
   await t.stop();
   const ok = code === 0 && out.includes("Test Complete");
   console.log(`${name}: acctst ${ok ? "passed" : `FAILED (exit ${code})`} in ${secs.toFixed(2)} s`);
+  if (process.env.ACCTST_STEPS === "1") console.log(steps.join("\n"));
   if (!ok) console.log(`${out.slice(-3000)}\n${err.slice(-3000)}`);
 }
 

@@ -28,7 +28,13 @@ for (const name of inputs) addInput(name);
 const server = new CaServer({
   registry,
   logger: pino({ level: "warn" }),
-  config: { serverPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false },
+  config: {
+    serverPort: 0,
+    intfAddrs: ["127.0.0.1"],
+    autoBeaconAddrList: false,
+    // CA_BENCH_BEACONS=1: beacons to the local repeater (127.0.0.1:5065), as acctst expects.
+    beaconAddrs: process.env.CA_BENCH_BEACONS === "1" ? ["127.0.0.1"] : [],
+  },
 });
 await server.start();
 

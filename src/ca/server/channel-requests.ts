@@ -5,10 +5,9 @@
  */
 import type { Logger } from "pino";
 import { DBE, type WriteContext } from "../../pv/types.ts";
-import { ACCESS, ECA } from "../codec/constants.ts";
+import { ACCESS, CMD, ECA } from "../codec/constants.ts";
 import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
-import { encodeEventCancelAck } from "../codec/messages.ts";
 import { eventAddMask, requestIoid, requestSid, subscriptionId } from "../codec/requests.ts";
 import type { CircuitAccess } from "./access.ts";
 import { type Channel, type ChannelTable, Subscription } from "./channel.ts";
@@ -193,7 +192,10 @@ export class ChannelRequests {
       return;
     }
     this.c.table.removeSubscription(sub);
-    this.c.q.append(encodeEventCancelAck(sub.dbrType, sub.count, sid, sub.id));
+    // The cancel ack (command 1, no payload, the original type and count clamped to the standard
+    // header) written in place: clients cancel by the thousand (acctst: 5 million).
+    const count = sub.count >= 0xffff ? 0xfffe : sub.count;
+    this.c.q.appendHeader(CMD.EVENT_ADD, sub.dbrType, count, sid, sub.id, false);
   }
 
   // A request for more elements than the channel has gets ECA_BADCOUNT (the circuit continues).
