@@ -11,7 +11,7 @@
  * (scripts/build.ts lists it as an entrypoint).
  */
 import type dgram from "node:dgram";
-import { receiveMessageOnPort } from "node:worker_threads";
+import { NameMirror } from "../../common/name-mirror.ts";
 import { NameIndex } from "./names.ts";
 import {
   type FromSearchThread,
@@ -32,9 +32,8 @@ let tcpPort = 0;
 let sockets: dgram.Socket[] = [];
 let senders: SearchReplySender[] = [];
 let flushQueued = false;
-let namePort: MessagePort | null = null;
-let opsPosted: Int32Array<ArrayBufferLike> = new Int32Array(1);
-let opsApplied = 0;
+/** Keeps `names` in step with the registry (src/common/name-mirror.ts); set by "init". */
+let mirror: NameMirror | null = null;
 
 function post(m: FromSearchThread): void {
   self.postMessage(m);
@@ -94,7 +93,8 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
       s.on("message", (msg, rinfo) => {
         // Until the TCP port is known there is nothing to advertise; the client searches again.
         if (tcpPort === 0) return;
-        if (Atomics.load(opsPosted, 0) !== opsApplied) applyPendingOps();
+        // Registry changes posted before this datagram arrived are applied first.
+        mirror?.sync();
         let queued: number;
         try {
           queued = search.handle(msg, rinfo.address, rinfo.port, sender);
@@ -119,21 +119,11 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
   return sockets[0]?.address().port ?? port;
 }
 
+/** One batch of registry changes: "+NAME" served from now on, "-NAME" no longer served. */
 function applyBatch(ops: NameOps): void {
-  opsApplied++;
   for (const op of ops) {
     if (op.charCodeAt(0) === 43 /* + */) names.set(op.slice(1), true);
     else names.delete(op.slice(1));
-  }
-}
-
-/** Applies every registry change the main thread has posted so far, in order. */
-function applyPendingOps(): void {
-  if (namePort === null) return;
-  for (;;) {
-    const m = receiveMessageOnPort(namePort) as { message: NameOps } | undefined;
-    if (m === undefined) return;
-    applyBatch(m.message);
   }
 }
 
@@ -141,15 +131,10 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
   const m = e.data;
   switch (m.t) {
     case "init":
-      for (const n of m.snapshot) names.set(n, true);
       ignoreAddrs = m.ignoreAddrs;
       maxNameLength = m.maxNameLength;
       counters = new Float64Array(m.counters);
-      namePort = m.names;
-      // Batches also arrive as events when the thread is idle, so they never pile up while no
-      // search comes in; a port delivers each message once, by event or by receiveMessageOnPort.
-      namePort.onmessage = (ev) => applyBatch(ev.data as NameOps);
-      opsPosted = new Int32Array(m.opsPosted);
+      mirror = new NameMirror(m, applyBatch);
       break;
     case "bind":
       tcpPort = m.tcpPort;

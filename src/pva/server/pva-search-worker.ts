@@ -12,7 +12,7 @@
  * because entrypoints sit side by side inside the binary).
  */
 import type dgram from "node:dgram";
-import { receiveMessageOnPort } from "node:worker_threads";
+import { NameMirror } from "../../common/name-mirror.ts";
 import {
   BAD_DATAGRAMS,
   BEACONS_SENT,
@@ -38,9 +38,8 @@ declare const self: Worker;
 /** Name → how many servers of it (a PV and an RPC handler may share a name). */
 const names = new Map<string, number>();
 let counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
-let namePort: MessagePort | null = null;
-let opsPosted: Int32Array<ArrayBufferLike> = new Int32Array(1);
-let opsApplied = 0;
+/** Keeps `names` in step with the served names (src/common/name-mirror.ts); set by "init". */
+let mirror: NameMirror | null = null;
 let sockets: dgram.Socket[] = [];
 let beacons: Beacons | null = null;
 
@@ -50,8 +49,8 @@ const host: SearchHost = {
   tcpPort: 0,
   ignoreAddrs: new Set(),
   claim: (channels) => {
-    // Changes posted before this datagram arrived are applied first (see search-protocol.ts).
-    if (Atomics.load(opsPosted, 0) !== opsApplied) applyPendingOps();
+    // Changes posted before this datagram arrived are applied first (src/common/name-mirror.ts).
+    mirror?.sync();
     const ids: number[] = [];
     for (const c of channels) if (names.has(c.name)) ids.push(c.id);
     return ids;
@@ -191,8 +190,8 @@ function startBeacons(
   beacons.start();
 }
 
+/** One batch of name changes: "+NAME" one more server of the name, "-NAME" one fewer. */
 function applyBatch(ops: NameOps): void {
-  opsApplied++;
   for (const op of ops) {
     const name = op.slice(1);
     const n = names.get(name) ?? 0;
@@ -202,22 +201,10 @@ function applyBatch(ops: NameOps): void {
   }
 }
 
-/** Applies every name change the main thread has posted so far, in order. */
-function applyPendingOps(): void {
-  if (namePort === null) return;
-  for (;;) {
-    const m = receiveMessageOnPort(namePort) as { message: NameOps } | undefined;
-    if (m === undefined) return;
-    applyBatch(m.message);
-  }
-}
-
 self.onmessage = (e: MessageEvent<ToSearchThread>) => {
   const m = e.data;
   switch (m.t) {
     case "init":
-      applyBatch(m.snapshot.map((n) => `+${n}`));
-      opsApplied = 0;
       host.guid = m.guid;
       host.ignoreAddrs = new Set(m.ignoreAddrs);
       counters = new Float64Array(m.counters);
@@ -225,11 +212,7 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
       stats.searchDatagrams = counters[SEARCH_DATAGRAMS] ?? 0;
       stats.searchReplies = counters[SEARCH_REPLIES] ?? 0;
       stats.badDatagrams = counters[BAD_DATAGRAMS] ?? 0;
-      namePort = m.names;
-      // Batches also arrive as events while no search comes in; a port delivers each message
-      // once, by event or by receiveMessageOnPort.
-      namePort.onmessage = (ev) => applyBatch(ev.data as NameOps);
-      opsPosted = new Int32Array(m.opsPosted);
+      mirror = new NameMirror(m, applyBatch);
       break;
     case "bind":
       bind(m).then(

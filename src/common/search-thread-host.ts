@@ -1,0 +1,157 @@
+/**
+ * Main-thread scaffolding of a server's search thread, shared by the CA and PVA servers (each
+ * wraps it in its own `SearchThread`): starts the Worker with a snapshot of the served names
+ * (name-mirror.ts), relays its logs, reads its counters from shared memory (so `stats()` stays
+ * synchronous), runs one request at a time, replaces a thread that ends without stop() (the
+ * protocol side binds it again on the same port) and closes it within a bound.
+ */
+import type { Logger } from "pino";
+import { NameFeed, type NameMirrorInit } from "./name-mirror.ts";
+
+/** Search thread → main thread, the same for every protocol. */
+export type FromSearchThread =
+  | { t: "bound"; udpPort: number }
+  | { t: "bindError"; message: string }
+  | { t: "closed" }
+  | { t: "log"; level: "debug" | "warn" | "error"; msg: string; detail?: Record<string, string> };
+
+/** What the protocol side provides. */
+export interface SearchThreadSpec<To extends { t: string }> {
+  /** "CA" or "PVA", in log lines and errors. */
+  label: string;
+  /** Doubles in the shared counter array (slots are the protocol's). */
+  counterSlots: number;
+  /**
+   * Starts the Worker. Written as `new Worker(new URL("./x.ts", import.meta.url))` in the
+   * protocol's own file so `bun build --compile` embeds it (scripts/build.ts).
+   */
+  spawn: () => Worker;
+  /** Every served name now (the subscriptions feeding {@link SearchThreadHost.queue} are set). */
+  snapshot: () => string[];
+  /** The "init" message, from the mirror's part and the shared counters. */
+  init: (mirror: NameMirrorInit, counters: SharedArrayBuffer) => To;
+  /** Binds a replacement thread as the last one was; null when it was never bound. */
+  rebind: () => Promise<unknown> | null;
+  /** What a failed rebind means, for the log ("searches are not answered"). */
+  rebindFailure: string;
+}
+
+/** One search thread: the Worker of the moment, its name feed, its counters. */
+export class SearchThreadHost<To extends { t: string }> {
+  private worker: Worker | null = null;
+  private readonly shared: SharedArrayBuffer;
+  /** The thread's counters (written by the thread only). */
+  readonly counters: Float64Array;
+  private readonly feed = new NameFeed();
+  private waiting: ((m: FromSearchThread) => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly spec: SearchThreadSpec<To>,
+    private readonly log: Logger,
+  ) {
+    this.shared = new SharedArrayBuffer(spec.counterSlots * 8);
+    this.counters = new Float64Array(this.shared);
+  }
+
+  /** Starts the first thread; call right after subscribing, in the same synchronous step. */
+  start(): void {
+    this.worker = this.spawn();
+  }
+
+  /** Queues a name change ("+NAME" / "-NAME") for the thread. */
+  queue(op: string): void {
+    this.feed.queue(op);
+  }
+
+  /** One request at a time; a new one (stop() during a bind) settles the one still waiting. */
+  request(m: To): Promise<FromSearchThread> {
+    this.feed.flush();
+    const prev = this.waiting;
+    this.waiting = null;
+    prev?.({ t: "bindError", message: `superseded by a "${m.t}" request` });
+    if (this.stopped && m.t !== "close")
+      return Promise.resolve({
+        t: "bindError",
+        message: `the ${this.spec.label} server is stopping`,
+      });
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+      this.worker?.postMessage(m);
+    });
+  }
+
+  /** A message that needs no answer (name changes queued before it go first). */
+  post(m: To): void {
+    this.feed.flush();
+    this.worker?.postMessage(m);
+  }
+
+  /** Sends `close` (the port is free when this resolves, bounded) and ends the thread. */
+  async stop(close: To): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.feed.close();
+    // Bounded: a wedged thread is terminated anyway; the timer is cleared so it cannot hold
+    // the process.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 2000);
+    });
+    await Promise.race([this.request(close), timeout]);
+    clearTimeout(timer);
+    this.worker?.terminate();
+  }
+
+  /** @internal Tests: ends the thread as a crash would (a new one is started). */
+  crashForTest(): void {
+    this.worker?.terminate();
+  }
+
+  private spawn(): Worker {
+    const w = this.spec.spawn();
+    // The server's sockets and timers decide the process's lifetime, not this thread.
+    w.unref();
+    w.onmessage = (e: MessageEvent<FromSearchThread>) => this.onMessage(e.data);
+    w.addEventListener("error", (e: ErrorEvent) =>
+      this.log.error({ err: e.message }, `${this.spec.label} search thread error`),
+    );
+    w.addEventListener("close", () => this.onClose(w));
+    const { init, transfer } = this.feed.open(this.spec.snapshot());
+    w.postMessage(this.spec.init(init, this.shared), [transfer]);
+    return w;
+  }
+
+  /** A thread that ends without stop() is restarted with the current names and bound again. */
+  private onClose(w: Worker): void {
+    if (w !== this.worker) return;
+    const waiter = this.waiting;
+    this.waiting = null;
+    if (this.stopped) {
+      waiter?.({ t: "closed" });
+      return;
+    }
+    const label = this.spec.label;
+    this.log.error(`${label} search thread ended unexpectedly; restarting it`);
+    waiter?.({ t: "bindError", message: "the search thread ended" });
+    this.worker = this.spawn();
+    this.spec
+      .rebind()
+      ?.catch((e: unknown) =>
+        this.log.error(
+          { err: e instanceof Error ? e.message : String(e) },
+          `${label} search thread restarted but could not bind; ${this.spec.rebindFailure}`,
+        ),
+      );
+  }
+
+  private onMessage(m: FromSearchThread): void {
+    if (m.t === "log") {
+      this.log[m.level](m.detail ?? {}, m.msg);
+      return;
+    }
+    const w = this.waiting;
+    this.waiting = null;
+    w?.(m);
+  }
+}
