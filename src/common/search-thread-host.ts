@@ -45,6 +45,8 @@ export class SearchThreadHost<To extends { t: string }> {
   private readonly feed = new NameFeed();
   private waiting: ((m: FromSearchThread) => void) | null = null;
   private stopped = false;
+  /** Ends the protocol side's subscriptions to its name sources. */
+  private unwatch: (() => void)[] = [];
 
   constructor(
     private readonly spec: SearchThreadSpec<To>,
@@ -54,8 +56,13 @@ export class SearchThreadHost<To extends { t: string }> {
     this.counters = new Float64Array(this.shared);
   }
 
-  /** Starts the first thread; call right after subscribing, in the same synchronous step. */
-  start(): void {
+  /**
+   * Starts the first thread. Call right after subscribing to the name sources, in the same
+   * synchronous step (no change can fall between subscription and snapshot); stop() ends the
+   * subscriptions through `unwatch`.
+   */
+  start(unwatch: (() => void)[]): void {
+    this.unwatch = unwatch;
     this.worker = this.spawn();
   }
 
@@ -91,6 +98,7 @@ export class SearchThreadHost<To extends { t: string }> {
   async stop(close: To): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const u of this.unwatch) u();
     this.feed.close();
     // Bounded: a wedged thread is terminated anyway; the timer is cleared so it cannot hold
     // the process.

@@ -35,7 +35,6 @@ export interface SearchBinding {
 /** The search thread of one CA server. */
 export class SearchThread {
   private readonly host: SearchThreadHost<ToSearchThread>;
-  private readonly unwatch: (() => void)[];
   private binding: SearchBinding | null = null;
   private tcpPort = 0;
 
@@ -65,11 +64,10 @@ export class SearchThread {
       log,
     );
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
-    this.unwatch = [
+    this.host.start([
       registry.onAdd((pv) => this.host.queue(`+${pv.name}`)),
       registry.onRemove((pv) => this.host.queue(`-${pv.name}`)),
-    ];
-    this.host.start();
+    ]);
   }
 
   /** Binds the search sockets (closing any bound before); resolves with the UDP port. */
@@ -99,9 +97,8 @@ export class SearchThread {
   }
 
   /** Closes the sockets (the port is free when this resolves, bounded) and ends the thread. */
-  async stop(): Promise<void> {
-    for (const u of this.unwatch.splice(0)) u();
-    await this.host.stop({ t: "close" });
+  stop(): Promise<void> {
+    return this.host.stop({ t: "close" });
   }
 
   /** @internal Tests: ends the thread as a crash would (the server starts a new one). */

@@ -29,7 +29,6 @@ export interface SearchCounters {
 
 export class SearchThread {
   private readonly host: SearchThreadHost<ToSearchThread>;
-  private readonly unwatch: (() => void)[];
   private binding: SearchBinding | null = null;
   private readonly rpcNames = new Set<string>();
 
@@ -58,8 +57,9 @@ export class SearchThread {
       },
       log,
     );
+    for (const n of rpc.names()) this.rpcNames.add(n);
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
-    this.unwatch = [
+    this.host.start([
       source.onAdd((pv) => this.host.queue(`+${pv.name}`)),
       source.onRemove((pv) => this.host.queue(`-${pv.name}`)),
       rpc.onChange((name, added) => {
@@ -69,9 +69,7 @@ export class SearchThread {
         else this.rpcNames.delete(name);
         this.host.queue(`${added ? "+" : "-"}${name}`);
       }),
-    ];
-    for (const n of rpc.names()) this.rpcNames.add(n);
-    this.host.start();
+    ]);
   }
 
   /** Binds the UDP sockets and starts beacons; resolves with the UDP port. */
@@ -97,9 +95,8 @@ export class SearchThread {
   }
 
   /** Closes the sockets (the port is free when this resolves, bounded) and ends the thread. */
-  async stop(): Promise<void> {
-    for (const u of this.unwatch.splice(0)) u();
-    await this.host.stop({ t: "close" });
+  stop(): Promise<void> {
+    return this.host.stop({ t: "close" });
   }
 
   /** @internal Tests: ends the thread as a crash would (a new one is started). */
