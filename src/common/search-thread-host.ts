@@ -15,29 +15,11 @@ export type FromSearchThread =
   | { t: "closed" }
   | { t: "log"; level: "debug" | "warn" | "error"; msg: string; detail?: Record<string, string> };
 
-/** What the protocol side provides. */
-export interface SearchThreadSpec<To extends { t: string }> {
-  /** "CA" or "PVA", in log lines and errors. */
-  label: string;
-  /** Doubles in the shared counter array (slots are the protocol's). */
-  counterSlots: number;
-  /**
-   * Starts the Worker. Written as `new Worker(new URL("./x.ts", import.meta.url))` in the
-   * protocol's own file so `bun build --compile` embeds it (scripts/build.ts).
-   */
-  spawn: () => Worker;
-  /** Every served name now (the subscriptions feeding {@link SearchThreadHost.queue} are set). */
-  snapshot: () => string[];
-  /** The "init" message, from the mirror's part and the shared counters. */
-  init: (mirror: NameMirrorInit, counters: SharedArrayBuffer) => To;
-  /** Binds a replacement thread as the last one was; null when it was never bound. */
-  rebind: () => Promise<unknown> | null;
-  /** What a failed rebind means, for the log ("searches are not answered"). */
-  rebindFailure: string;
-}
-
-/** One search thread: the Worker of the moment, its name feed, its counters. */
-export class SearchThreadHost<To extends { t: string }> {
+/**
+ * One search thread: the Worker of the moment, its name feed, its counters. Each protocol's
+ * `SearchThread` extends it with its messages, its bind and its stats.
+ */
+export abstract class SearchThreadHost<To extends { t: string }> {
   private worker: Worker | null = null;
   private readonly shared: SharedArrayBuffer;
   /** The thread's counters (written by the thread only). */
@@ -48,31 +30,52 @@ export class SearchThreadHost<To extends { t: string }> {
   /** Ends the protocol side's subscriptions to its name sources. */
   private unwatch: (() => void)[] = [];
 
+  /**
+   * @param label "CA" or "PVA", in log lines and errors.
+   * @param counterSlots doubles in the shared counter array (slots are the protocol's).
+   * @param rebindFailure what a failed rebind means, for the log ("searches are not answered").
+   */
   constructor(
-    private readonly spec: SearchThreadSpec<To>,
-    private readonly log: Logger,
+    private readonly label: string,
+    counterSlots: number,
+    private readonly rebindFailure: string,
+    protected readonly log: Logger,
   ) {
-    this.shared = new SharedArrayBuffer(spec.counterSlots * 8);
+    this.shared = new SharedArrayBuffer(counterSlots * 8);
     this.counters = new Float64Array(this.shared);
   }
+
+  /**
+   * Starts the Worker. Written as `new Worker(new URL("./x.ts", import.meta.url))` in the
+   * protocol's own file so `bun build --compile` embeds it (scripts/build.ts).
+   */
+  protected abstract spawnWorker(): Worker;
+  /** Every served name now (the subscriptions feeding queue() are set). */
+  protected abstract snapshot(): string[];
+  /** The "init" message, from the mirror's part and the shared counters. */
+  protected abstract init(mirror: NameMirrorInit, counters: SharedArrayBuffer): To;
+  /** Binds a replacement thread as the last one was; null when it was never bound. */
+  protected abstract rebind(): Promise<unknown> | null;
+  /** The protocol's `close` request. */
+  protected abstract closeMessage(): To;
 
   /**
    * Starts the first thread. Call right after subscribing to the name sources, in the same
    * synchronous step (no change can fall between subscription and snapshot); stop() ends the
    * subscriptions through `unwatch`.
    */
-  start(unwatch: (() => void)[]): void {
+  protected start(unwatch: (() => void)[]): void {
     this.unwatch = unwatch;
     this.worker = this.spawn();
   }
 
   /** Queues a name change ("+NAME" / "-NAME") for the thread. */
-  queue(op: string): void {
+  protected queue(op: string): void {
     this.feed.queue(op);
   }
 
   /** One request at a time; a new one (stop() during a bind) settles the one still waiting. */
-  request(m: To): Promise<FromSearchThread> {
+  protected request(m: To): Promise<FromSearchThread> {
     this.feed.flush();
     const prev = this.waiting;
     this.waiting = null;
@@ -80,7 +83,7 @@ export class SearchThreadHost<To extends { t: string }> {
     if (this.stopped && m.t !== "close")
       return Promise.resolve({
         t: "bindError",
-        message: `the ${this.spec.label} server is stopping`,
+        message: `the ${this.label} server is stopping`,
       });
     return new Promise((resolve) => {
       this.waiting = resolve;
@@ -89,13 +92,13 @@ export class SearchThreadHost<To extends { t: string }> {
   }
 
   /** A message that needs no answer (name changes queued before it go first). */
-  post(m: To): void {
+  protected post(m: To): void {
     this.feed.flush();
     this.worker?.postMessage(m);
   }
 
-  /** Sends `close` (the port is free when this resolves, bounded) and ends the thread. */
-  async stop(close: To): Promise<void> {
+  /** Closes the sockets (the port is free when this resolves, bounded) and ends the thread. */
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const u of this.unwatch) u();
@@ -106,7 +109,7 @@ export class SearchThreadHost<To extends { t: string }> {
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, 2000);
     });
-    await Promise.race([this.request(close), timeout]);
+    await Promise.race([this.request(this.closeMessage()), timeout]);
     clearTimeout(timer);
     this.worker?.terminate();
   }
@@ -117,16 +120,16 @@ export class SearchThreadHost<To extends { t: string }> {
   }
 
   private spawn(): Worker {
-    const w = this.spec.spawn();
+    const w = this.spawnWorker();
     // The server's sockets and timers decide the process's lifetime, not this thread.
     w.unref();
     w.onmessage = (e: MessageEvent<FromSearchThread>) => this.onMessage(e.data);
     w.addEventListener("error", (e: ErrorEvent) =>
-      this.log.error({ err: e.message }, `${this.spec.label} search thread error`),
+      this.log.error({ err: e.message }, `${this.label} search thread error`),
     );
     w.addEventListener("close", () => this.onClose(w));
-    const { init, transfer } = this.feed.open(this.spec.snapshot());
-    w.postMessage(this.spec.init(init, this.shared), [transfer]);
+    const { init, transfer } = this.feed.open(this.snapshot());
+    w.postMessage(this.init(init, this.shared), [transfer]);
     return w;
   }
 
@@ -139,18 +142,16 @@ export class SearchThreadHost<To extends { t: string }> {
       waiter?.({ t: "closed" });
       return;
     }
-    const label = this.spec.label;
+    const label = this.label;
     this.log.error(`${label} search thread ended unexpectedly; restarting it`);
     waiter?.({ t: "bindError", message: "the search thread ended" });
     this.worker = this.spawn();
-    this.spec
-      .rebind()
-      ?.catch((e: unknown) =>
-        this.log.error(
-          { err: e instanceof Error ? e.message : String(e) },
-          `${label} search thread restarted but could not bind; ${this.spec.rebindFailure}`,
-        ),
-      );
+    this.rebind()?.catch((e: unknown) =>
+      this.log.error(
+        { err: e instanceof Error ? e.message : String(e) },
+        `${label} search thread restarted but could not bind; ${this.rebindFailure}`,
+      ),
+    );
   }
 
   private onMessage(m: FromSearchThread): void {

@@ -5,6 +5,7 @@
  * is shared with the PVA server (src/common/search-thread-host.ts); this file adds CA's messages.
  */
 import type { Logger } from "pino";
+import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
 import type { PvSource } from "../../pv/source.ts";
 import {
@@ -33,40 +34,21 @@ export interface SearchBinding {
 }
 
 /** The search thread of one CA server. */
-export class SearchThread {
-  private readonly host: SearchThreadHost<ToSearchThread>;
+export class SearchThread extends SearchThreadHost<ToSearchThread> {
   private binding: SearchBinding | null = null;
   private tcpPort = 0;
 
   /** Starts the thread with the registry's names and follows the registry from now on. */
   constructor(
-    registry: PvSource,
-    opts: { ignoreAddrs: string[]; maxNameLength: number },
+    private readonly registry: PvSource,
+    private readonly opts: { ignoreAddrs: string[]; maxNameLength: number },
     log: Logger,
   ) {
-    this.host = new SearchThreadHost<ToSearchThread>(
-      {
-        label: "CA",
-        counterSlots: SEARCH_COUNTER_SLOTS,
-        spawn: () => new Worker(new URL("./search-worker.ts", import.meta.url), { smol: true }),
-        snapshot: () => [...registry.names()],
-        init: (mirror, counters) => ({
-          t: "init",
-          ...mirror,
-          ignoreAddrs: opts.ignoreAddrs,
-          maxNameLength: opts.maxNameLength,
-          counters,
-        }),
-        // A replacement binds the same addresses and advertises the TCP port of the moment.
-        rebind: () => (this.binding === null ? null : this.bind(this.binding, this.tcpPort)),
-        rebindFailure: "searches are not answered",
-      },
-      log,
-    );
+    super("CA", SEARCH_COUNTER_SLOTS, "searches are not answered", log);
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
-    this.host.start([
-      registry.onAdd((pv) => this.host.queue(`+${pv.name}`)),
-      registry.onRemove((pv) => this.host.queue(`-${pv.name}`)),
+    this.start([
+      registry.onAdd((pv) => this.queue(`+${pv.name}`)),
+      registry.onRemove((pv) => this.queue(`-${pv.name}`)),
     ]);
   }
 
@@ -74,7 +56,7 @@ export class SearchThread {
   async bind(binding: SearchBinding, tcpPort: number): Promise<number> {
     this.binding = binding;
     this.tcpPort = tcpPort;
-    const reply = await this.host.request({ t: "bind", ...binding, tcpPort });
+    const reply = await this.request({ t: "bind", ...binding, tcpPort });
     if (reply.t === "bound") return reply.udpPort;
     throw new Error(reply.t === "bindError" ? reply.message : `unexpected reply ${reply.t}`);
   }
@@ -82,12 +64,12 @@ export class SearchThread {
   /** Sets the TCP port search replies advertise (searches wait unanswered while it is 0). */
   setTcpPort(port: number): void {
     this.tcpPort = port;
-    this.host.post({ t: "tcpPort", port });
+    this.post({ t: "tcpPort", port });
   }
 
   /** Current counters. */
   stats(): SearchCounters {
-    const c = this.host.counters;
+    const c = this.counters;
     return {
       searchDatagrams: c[SEARCH_DATAGRAMS] ?? 0,
       searchReplies: c[SEARCH_REPLIES] ?? 0,
@@ -96,13 +78,25 @@ export class SearchThread {
     };
   }
 
-  /** Closes the sockets (the port is free when this resolves, bounded) and ends the thread. */
-  stop(): Promise<void> {
-    return this.host.stop({ t: "close" });
+  protected spawnWorker(): Worker {
+    return new Worker(new URL("./search-worker.ts", import.meta.url), { smol: true });
   }
 
-  /** @internal Tests: ends the thread as a crash would (the server starts a new one). */
-  crashForTest(): void {
-    this.host.crashForTest();
+  protected snapshot(): string[] {
+    return [...this.registry.names()];
+  }
+
+  protected init(mirror: NameMirrorInit, counters: SharedArrayBuffer): ToSearchThread {
+    const { ignoreAddrs, maxNameLength } = this.opts;
+    return { t: "init", ...mirror, ignoreAddrs, maxNameLength, counters };
+  }
+
+  /** A replacement binds the same addresses and advertises the TCP port of the moment. */
+  protected rebind(): Promise<number> | null {
+    return this.binding === null ? null : this.bind(this.binding, this.tcpPort);
+  }
+
+  protected closeMessage(): ToSearchThread {
+    return { t: "close" };
   }
 }

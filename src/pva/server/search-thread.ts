@@ -6,6 +6,7 @@
  * scaffolding is shared with the CA server (src/common/search-thread-host.ts).
  */
 import type { Logger } from "pino";
+import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
 import type { PvSource } from "../../pv/source.ts";
 import type { RpcRegistry } from "./rpc.ts";
@@ -27,47 +28,29 @@ export interface SearchCounters {
   beaconsSent: number;
 }
 
-export class SearchThread {
-  private readonly host: SearchThreadHost<ToSearchThread>;
+export class SearchThread extends SearchThreadHost<ToSearchThread> {
   private binding: SearchBinding | null = null;
   private readonly rpcNames = new Set<string>();
 
   /** Starts the thread with the current names and follows the source and the RPC registry. */
   constructor(
-    source: PvSource,
-    rpc: RpcRegistry,
-    opts: { guid: Uint8Array; ignoreAddrs: string[] },
+    private readonly source: PvSource,
+    private readonly rpc: RpcRegistry,
+    private readonly opts: { guid: Uint8Array; ignoreAddrs: string[] },
     log: Logger,
   ) {
-    this.host = new SearchThreadHost<ToSearchThread>(
-      {
-        label: "PVA",
-        counterSlots: SEARCH_COUNTER_SLOTS,
-        spawn: () => new Worker(new URL("./pva-search-worker.ts", import.meta.url), { smol: true }),
-        snapshot: () => [...source.names(), ...rpc.names()],
-        init: (mirror, counters) => ({
-          t: "init",
-          ...mirror,
-          guid: opts.guid,
-          ignoreAddrs: opts.ignoreAddrs,
-          counters,
-        }),
-        rebind: () => (this.binding === null ? null : this.bind(this.binding)),
-        rebindFailure: "UDP searches are not answered",
-      },
-      log,
-    );
+    super("PVA", SEARCH_COUNTER_SLOTS, "UDP searches are not answered", log);
     for (const n of rpc.names()) this.rpcNames.add(n);
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
-    this.host.start([
-      source.onAdd((pv) => this.host.queue(`+${pv.name}`)),
-      source.onRemove((pv) => this.host.queue(`-${pv.name}`)),
+    this.start([
+      source.onAdd((pv) => this.queue(`+${pv.name}`)),
+      source.onRemove((pv) => this.queue(`-${pv.name}`)),
       rpc.onChange((name, added) => {
         // A handler replacing another under the same name is no new name to the thread.
         if (added === this.rpcNames.has(name)) return;
         if (added) this.rpcNames.add(name);
         else this.rpcNames.delete(name);
-        this.host.queue(`${added ? "+" : "-"}${name}`);
+        this.queue(`${added ? "+" : "-"}${name}`);
       }),
     ]);
   }
@@ -75,7 +58,7 @@ export class SearchThread {
   /** Binds the UDP sockets and starts beacons; resolves with the UDP port. */
   async bind(binding: SearchBinding): Promise<number> {
     this.binding = binding;
-    const reply = await this.host.request({ t: "bind", ...binding });
+    const reply = await this.request({ t: "bind", ...binding });
     if (reply.t === "bound") {
       // A replacement thread binds the port actually bound (port 0 asked for any).
       this.binding = { ...binding, port: reply.udpPort };
@@ -85,7 +68,7 @@ export class SearchThread {
   }
 
   stats(): SearchCounters {
-    const c = this.host.counters;
+    const c = this.counters;
     return {
       searchDatagrams: c[SEARCH_DATAGRAMS] ?? 0,
       searchReplies: c[SEARCH_REPLIES] ?? 0,
@@ -94,13 +77,24 @@ export class SearchThread {
     };
   }
 
-  /** Closes the sockets (the port is free when this resolves, bounded) and ends the thread. */
-  stop(): Promise<void> {
-    return this.host.stop({ t: "close" });
+  protected spawnWorker(): Worker {
+    return new Worker(new URL("./pva-search-worker.ts", import.meta.url), { smol: true });
   }
 
-  /** @internal Tests: ends the thread as a crash would (a new one is started). */
-  crashForTest(): void {
-    this.host.crashForTest();
+  protected snapshot(): string[] {
+    return [...this.source.names(), ...this.rpc.names()];
+  }
+
+  protected init(mirror: NameMirrorInit, counters: SharedArrayBuffer): ToSearchThread {
+    const { guid, ignoreAddrs } = this.opts;
+    return { t: "init", ...mirror, guid, ignoreAddrs, counters };
+  }
+
+  protected rebind(): Promise<number> | null {
+    return this.binding === null ? null : this.bind(this.binding);
+  }
+
+  protected closeMessage(): ToSearchThread {
+    return { t: "close" };
   }
 }
