@@ -1,12 +1,18 @@
 /**
  * Main-thread scaffolding of a server's search thread, shared by the CA and PVA servers (each
- * wraps it in its own `SearchThread`): starts the Worker with a snapshot of the served names
+ * extends it as its own `SearchThread`): starts the Worker with a snapshot of the served names
  * (name-mirror.ts), relays its logs, reads its counters from shared memory (so `stats()` stays
  * synchronous), runs one request at a time, replaces a thread that ends without stop() (the
  * protocol side binds it again on the same port) and closes it within a bound.
  */
 import type { Logger } from "pino";
 import { NameFeed, type NameMirrorInit } from "./name-mirror.ts";
+
+/** Slots of the shared Float64Array of counters every search thread keeps (written by it only);
+ * a protocol adds its own from slot 3 on. */
+export const SEARCH_DATAGRAMS = 0;
+export const SEARCH_REPLIES = 1;
+export const BAD_DATAGRAMS = 2;
 
 /** Search thread → main thread, the same for every protocol. */
 export type FromSearchThread =
@@ -112,6 +118,20 @@ export abstract class SearchThreadHost<To extends { t: string }> {
     await Promise.race([this.request(this.closeMessage()), timeout]);
     clearTimeout(timer);
     this.worker?.terminate();
+  }
+
+  /** The counters every protocol keeps. */
+  protected searchCounts(): {
+    searchDatagrams: number;
+    searchReplies: number;
+    badDatagrams: number;
+  } {
+    const c = this.counters;
+    return {
+      searchDatagrams: c[SEARCH_DATAGRAMS] ?? 0,
+      searchReplies: c[SEARCH_REPLIES] ?? 0,
+      badDatagrams: c[BAD_DATAGRAMS] ?? 0,
+    };
   }
 
   /** @internal Tests: ends the thread as a crash would (a new one is started). */

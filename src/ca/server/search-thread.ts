@@ -8,14 +8,7 @@ import type { Logger } from "pino";
 import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
 import type { PvSource } from "../../pv/source.ts";
-import {
-  BAD_DATAGRAMS,
-  REPLIES_DROPPED,
-  SEARCH_COUNTER_SLOTS,
-  SEARCH_DATAGRAMS,
-  SEARCH_REPLIES,
-  type ToSearchThread,
-} from "./search-protocol.ts";
+import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 
 /** Counters of the search responder. */
 export interface SearchCounters {
@@ -69,13 +62,7 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
 
   /** Current counters. */
   stats(): SearchCounters {
-    const c = this.counters;
-    return {
-      searchDatagrams: c[SEARCH_DATAGRAMS] ?? 0,
-      searchReplies: c[SEARCH_REPLIES] ?? 0,
-      badDatagrams: c[BAD_DATAGRAMS] ?? 0,
-      repliesDropped: c[REPLIES_DROPPED] ?? 0,
-    };
+    return { ...this.searchCounts(), repliesDropped: this.counters[REPLIES_DROPPED] ?? 0 };
   }
 
   protected spawnWorker(): Worker {

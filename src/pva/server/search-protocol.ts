@@ -10,9 +10,11 @@ export type { NameOps } from "../../common/name-mirror.ts";
 export type { FromSearchThread } from "../../common/search-thread-host.ts";
 
 /** Slots of the shared Float64Array of UDP counters (written by the search thread only). */
-export const SEARCH_DATAGRAMS = 0;
-export const SEARCH_REPLIES = 1;
-export const BAD_DATAGRAMS = 2;
+export {
+  BAD_DATAGRAMS,
+  SEARCH_DATAGRAMS,
+  SEARCH_REPLIES,
+} from "../../common/search-thread-host.ts";
 export const BEACONS_SENT = 3;
 export const SEARCH_COUNTER_SLOTS = 4;
 

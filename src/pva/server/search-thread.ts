@@ -10,14 +10,7 @@ import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
 import type { PvSource } from "../../pv/source.ts";
 import type { RpcRegistry } from "./rpc.ts";
-import {
-  BAD_DATAGRAMS,
-  BEACONS_SENT,
-  SEARCH_COUNTER_SLOTS,
-  SEARCH_DATAGRAMS,
-  SEARCH_REPLIES,
-  type ToSearchThread,
-} from "./search-protocol.ts";
+import { BEACONS_SENT, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 
 export type SearchBinding = Omit<Extract<ToSearchThread, { t: "bind" }>, "t">;
 
@@ -68,13 +61,7 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
   }
 
   stats(): SearchCounters {
-    const c = this.counters;
-    return {
-      searchDatagrams: c[SEARCH_DATAGRAMS] ?? 0,
-      searchReplies: c[SEARCH_REPLIES] ?? 0,
-      badDatagrams: c[BAD_DATAGRAMS] ?? 0,
-      beaconsSent: c[BEACONS_SENT] ?? 0,
-    };
+    return { ...this.searchCounts(), beaconsSent: this.counters[BEACONS_SENT] ?? 0 };
   }
 
   protected spawnWorker(): Worker {
