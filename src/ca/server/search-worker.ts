@@ -11,15 +11,10 @@
  * (scripts/build.ts lists it as an entrypoint).
  */
 import type dgram from "node:dgram";
-import { NameMirror } from "../../common/name-mirror.ts";
+import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
+import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import { NameIndex } from "./names.ts";
-import {
-  type FromSearchThread,
-  type NameOps,
-  REPLIES_DROPPED,
-  SEARCH_COUNTER_SLOTS,
-  type ToSearchThread,
-} from "./search-protocol.ts";
+import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
 
 declare const self: Worker;

@@ -12,12 +12,11 @@
  * because entrypoints sit side by side inside the binary).
  */
 import type dgram from "node:dgram";
-import { NameMirror } from "../../common/name-mirror.ts";
+import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
+import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import {
   BAD_DATAGRAMS,
   BEACONS_SENT,
-  type FromSearchThread,
-  type NameOps,
   SEARCH_COUNTER_SLOTS,
   SEARCH_DATAGRAMS,
   SEARCH_REPLIES,

@@ -6,9 +6,6 @@
  */
 import type { NameMirrorInit } from "../../common/name-mirror.ts";
 
-export type { NameOps } from "../../common/name-mirror.ts";
-export type { FromSearchThread } from "../../common/search-thread-host.ts";
-
 /** Slots of the shared Float64Array of UDP counters (written by the search thread only). */
 export {
   BAD_DATAGRAMS,
