@@ -21,6 +21,7 @@ import type {
   PluginHostFactory,
 } from "../host.ts";
 import type { FromWorker, ToWorker } from "../protocol.ts";
+import { SetDecoder } from "../set-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import { runRoot } from "./run-root.ts";
@@ -96,6 +97,8 @@ export class PluginProcess implements PluginHost {
     { resolve: (r: HostReply) => void; timer: ReturnType<typeof setTimeout> | null }
   >();
   private readonly outbox: ToWorker[] = [];
+  /** PV names this process interned (one process per instance, so the table never resets). */
+  private readonly setDecoder = new SetDecoder();
   private lastBeat = performance.now();
   private unresponsive = false;
   private ended = false;
@@ -257,9 +260,12 @@ export class PluginProcess implements PluginHost {
         });
         break;
       }
-      case "set":
-        if (Array.isArray(m.updates)) this.events.onSet(m.updates);
+      case "setb": {
+        const updates = this.setDecoder.decode(m);
+        if (typeof updates === "string") this.log.warn(`setPv batch ignored: ${updates}`);
+        else this.events.onSet(updates);
         break;
+      }
       case "addPv":
         this.events.onAddPv(m.name, m.def).then(
           (value) => this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
