@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { FAILING } from "../e2e/lib/plugins.ts";
+import { FAILING, GATED_TASK as SLOW } from "../e2e/lib/plugins.ts";
 import {
   makeDirs,
   type ServerDirs,
@@ -18,33 +18,6 @@ import {
 } from "../e2e/lib/server.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
 import { parseMetrics, sample } from "../helpers/prom.ts";
-
-const SLOW: Record<string, string> = {
-  "slow.ts": `import { TaskBase } from "iocmng";
-import { existsSync } from "node:fs";
-
-export default class Slow extends TaskBase {
-  async initialize() {
-    const gate = String(this.parameters.gate);
-    for (let i = 0; i < 1200 && !existsSync(gate); i++) await Bun.sleep(50);
-    this.setPv("OUT", 1);
-  }
-  async execute() {
-    this.setPv("OUT", Number(this.getPv("OUT")) + 1);
-  }
-  cleanup() {}
-}
-`,
-  "config.yaml": `parameters:
-  mode: continuous
-  interval: 0.05
-pvs:
-  outputs:
-    OUT:
-      type: float
-      value: 0
-`,
-};
 
 interface Ev {
   event: string;
