@@ -12,6 +12,9 @@ import type { AddProgress, ProgressEvent } from "../plugins/progress.ts";
 /** A stream that sees nothing for this long ends (a forgotten tab holds no slot for ever). */
 const IDLE_MS = 120_000;
 
+/** Open progress streams at most (the route needs no token: a bound on what anyone can hold). */
+export const MAX_PROGRESS_STREAMS = 64;
+
 const utf8 = new TextEncoder();
 
 function frame(e: ProgressEvent): Uint8Array {
@@ -19,9 +22,20 @@ function frame(e: ProgressEvent): Uint8Array {
 }
 
 export function progressRoute(progress: AddProgress) {
+  let open = 0;
   return new Elysia({ name: "iocmng-console-progress" }).get(
     "/plugins/:name/progress",
-    ({ params, request, server }) => {
+    ({ params, request, server, set }) => {
+      if (open >= MAX_PROGRESS_STREAMS) {
+        set.status = 503;
+        return { ok: false as const, message: "too many progress streams open; retry later" };
+      }
+      open += 1;
+      let counted = true;
+      const release = () => {
+        if (counted) open -= 1;
+        counted = false;
+      };
       // The stream lasts as long as the add (a clone and an install may take minutes).
       server?.timeout(request, 0);
       let off = () => {};
@@ -32,6 +46,7 @@ export function progressRoute(progress: AddProgress) {
           const close = () => {
             if (closed) return;
             closed = true;
+            release();
             off();
             clearTimeout(idle);
             try {
@@ -56,6 +71,7 @@ export function progressRoute(progress: AddProgress) {
           request.signal.addEventListener("abort", close);
         },
         cancel() {
+          release();
           off();
           clearTimeout(idle);
         },

@@ -92,6 +92,11 @@ test("an add's steps stream while it runs, then its outcome; the stream ends", a
   expect(early).toContain("config");
   expect(early).not.toContain("start");
   expect(events.every((e) => e.event === "step" && e.data.ok)).toBe(true);
+  // A stream opened during the add first gets the steps so far, then the rest.
+  const late: Ev[] = [];
+  const lateEnded = collect(await fetch(`${srv.base}/plugins/SLOW/progress`), late);
+  await waitFor("the replay", () => (late.length >= early.length ? true : undefined));
+  expect(late.slice(0, early.length).map((e) => e.data.step)).toEqual(early);
   await writeFile(gate, "go");
   const r = await add;
   expect(r.status).toBe(201);
@@ -102,6 +107,8 @@ test("an add's steps stream while it runs, then its outcome; the stream ends", a
   // The streamed steps are the add's report, in order.
   const steps = (r.body.validation as { steps: Array<{ step: string }> }).steps.map((s) => s.step);
   expect(events.slice(0, -1).map((e) => e.data.step)).toEqual(steps);
+  await lateEnded;
+  expect(late.map((e) => e.event)).toEqual(events.map((e) => e.event));
 }, 120_000);
 
 test("a refused add streams its failing step and message", async () => {
