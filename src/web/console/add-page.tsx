@@ -122,9 +122,11 @@ function LiveSteps({ done }: { done: Step[] }) {
           <span aria-hidden="true">{s.ok ? "✓" : "✗"}</span> <strong>{s.step}</strong> {s.message}
         </li>
       ))}
-      {PIPELINE_STEPS.filter((s) => s !== "request" && !seen.has(s)).map((s) => (
-        <li key={s} class="pending">
+      {PIPELINE_STEPS.filter((s) => s !== "request" && !seen.has(s)).map((s, i) => (
+        // The first step not yet reported is the one the server is on.
+        <li key={s} class="pending" aria-current={i === 0 ? "step" : undefined}>
           {s}
+          {i === 0 ? " …" : ""}
         </li>
       ))}
     </ol>
