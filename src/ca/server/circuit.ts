@@ -404,7 +404,12 @@ export class Circuit implements SubscriptionSink {
       ch.rights = r;
       this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, ch.cid, r, this.reply.extOk);
       sent = true;
-      if (gainedRead && ch.subs !== null) for (const sub of ch.subs.values()) this.queueUpdate(sub);
+      // Removed subscriptions keep their chNext (channel.ts), so the walk survives a drop.
+      if (gainedRead) {
+        for (let sub = ch.subHead; sub !== null; sub = sub.chNext) {
+          if (sub.alive) this.queueUpdate(sub);
+        }
+      }
     }
     if (sent) this.scheduleFlush();
   }
