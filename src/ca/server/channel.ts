@@ -7,6 +7,7 @@ import type { Pv } from "../../pv/pv.ts";
 import { CMD } from "../codec/constants.ts";
 import type { CaHeader } from "../codec/header.ts";
 import type { FanoutChannel, FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
+import { IdTable } from "./id-table.ts";
 
 /** What a channel tells its circuit. */
 export interface ChannelOwner {
@@ -94,7 +95,7 @@ export class Subscription implements FanoutSubscription {
  */
 export class ChannelTable {
   private readonly channels = new Map<number, Channel>(); // by SID
-  private readonly subs = new Map<number, Subscription>(); // by subscription ID
+  private readonly subs = new IdTable<Subscription>(); // by subscription ID
   private nextSid = 1;
   private sidWrapped = false;
 
