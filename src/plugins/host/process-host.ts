@@ -31,6 +31,7 @@ import {
   hostArgv,
   makeTraversable,
   pluginEnv,
+  runtimeDirs,
   type SandboxConfig,
   type SandboxLimits,
 } from "./sandbox.ts";
@@ -158,7 +159,7 @@ export class PluginProcess implements PluginHost {
     const drop = process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
     if (drop) {
       await chown(home, sandbox.uid as number, sandbox.gid as number);
-      for (const d of [root, ...(this.opts.codeDirs ?? [])]) {
+      for (const d of [root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]) {
         const changed = await makeTraversable(d);
         if (changed.length > 0)
           this.log.info(
