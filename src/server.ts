@@ -302,7 +302,11 @@ export async function startServer(
 
     const web = createWebParts({
       source: registry,
-      plugins: { list: (kind) => controller.list(kind) },
+      plugins: {
+        list: (kind) => controller.list(kind),
+        pidOf: (name) => controller.pidOf(name),
+        progress: controller.progress,
+      },
       apiToken: config.apiToken,
       logger,
       logs,

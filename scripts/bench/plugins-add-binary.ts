@@ -3,7 +3,9 @@
  * Add latency with the compiled executable (what is deployed): `dist/iocmng serve` on loopback,
  * then `POST /api/v1/tasks` → 201 (clone, checks, plugin process start, import, PVs, initialize())
  * and `DELETE`, N times after 2 warm-ups. Build first: `bun run build`.
- * Usage: bun scripts/bench/plugins-add-binary.ts [iterations=10]
+ * Usage: bun scripts/bench/plugins-add-binary.ts [iterations=10] [steps]
+ * `steps`: the server logs at debug level and the median time of each pipeline step is printed
+ * (where an add's time goes).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import { BINARY } from "../build.ts";
 import { hostLine, pluginRepo, summary } from "./plugins-common.ts";
 
 const N = Number(process.argv[2] ?? 10);
+const STEPS = process.argv[3] === "steps";
 const root = await mkdtemp(join(tmpdir(), "iocmng-bench-bin-"));
 const port = freeTcpPort();
 const proc = Bun.spawn([BINARY, "serve"], {
@@ -22,14 +25,15 @@ const proc = Bun.spawn([BINARY, "serve"], {
     IOCMNG_PORT: String(port),
     IOCMNG_STATE_DIR: join(root, "state"),
     IOCMNG_PLUGINS_DIR: join(root, "plugins"),
-    IOCMNG_LOG_LEVEL: "warn",
+    IOCMNG_LOG_LEVEL: STEPS ? "debug" : "warn",
     EPICS_CAS_SERVER_PORT: String(await freeUdpPort()),
     EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
     EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
   },
-  stdout: "ignore",
+  stdout: STEPS ? "pipe" : "ignore",
   stderr: "ignore",
 });
+const logText = STEPS ? new Response(proc.stdout as ReadableStream).text() : Promise.resolve("");
 const base = `http://127.0.0.1:${port}/api/v1`;
 const repo = await pluginRepo({
   "t.ts": `import { TaskBase } from "iocmng";
@@ -76,3 +80,12 @@ try {
 console.log(hostLine());
 console.log(`dist/iocmng: POST /tasks → 201:  ${summary(post)}  (target p50 < 300 ms)`);
 console.log(`dist/iocmng: DELETE /tasks/{name}: ${summary(del)}`);
+if (STEPS) {
+  const byStep = new Map<string, number[]>();
+  for (const line of (await logText).split("\n")) {
+    if (!line.includes('"step done"')) continue;
+    const { step, ms } = JSON.parse(line) as { step: string; ms: number };
+    byStep.set(step, [...(byStep.get(step) ?? []), ms]);
+  }
+  for (const [step, ms] of byStep) console.log(`  step ${step.padEnd(12)} ${summary(ms)}`);
+}

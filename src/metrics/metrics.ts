@@ -17,6 +17,7 @@ import type { PvaServerStats } from "../pva/server/index.ts";
 import type { PvwsStats } from "../pvws/session.ts";
 import type { LogRings } from "../web/logring.ts";
 import { CycleObserver, type CyclePlugin } from "./cycles.ts";
+import { pluginResourceMetrics } from "./plugin-resources.ts";
 
 /** What the metrics need of a plugin (a subset of the REST PluginInfo). */
 export interface MetricsPlugin {
@@ -35,7 +36,11 @@ export interface MetricsDeps {
   /** The pvAccess server, when it runs. */
   pva?: { stats(): PvaServerStats };
   pvws?: { stats: PvwsStats };
-  plugins: { list(kind: "task" | "job"): MetricsPlugin[] };
+  plugins: {
+    list(kind: "task" | "job"): MetricsPlugin[];
+    /** The OS pid of a plugin's process (resource series), or null. */
+    pidOf?(name: string): number | null;
+  };
   source: PvSource;
   logs?: LogRings;
 }
@@ -284,6 +289,8 @@ function pluginMetrics(
   const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
 
   pluginStateMetrics(r, all, deps.logs);
+  const pidOf = deps.plugins.pidOf?.bind(deps.plugins);
+  if (pidOf) pluginResourceMetrics(r, () => all().map((p) => p.name), pidOf);
   const restarts = new Counter({
     name: "iocmng_plugin_restarts_total",
     help: "Successful restarts (re-clone and reload) of a plugin through REST.",

@@ -40,8 +40,15 @@ import {
   type RuntimeTimings,
   sourceOf,
 } from "./plugin.ts";
-import { StepError, Steps } from "./report.ts";
-import type { JobResultJson, OpResult, PluginInfo, PluginPvInfo } from "./types.ts";
+import { AddProgress } from "./progress.ts";
+import { StepError, type StepObserver, Steps } from "./report.ts";
+import type {
+  JobResultJson,
+  OpResult,
+  PluginInfo,
+  PluginPvInfo,
+  ValidationReport,
+} from "./types.ts";
 
 export type { AddRequest } from "../common/add-request.ts";
 export { MAX_PVS_PER_PLUGIN } from "./bridge.ts";
@@ -87,6 +94,8 @@ function noSuch(what: string, name: unknown): { ok: false; code: 404; message: s
 export class PluginController {
   /** The last results of each job (GET /jobs/{name}, /jobs/{name}/results). */
   private readonly history = new JobHistory();
+  /** Steps of adds in flight, live (the console's add page). */
+  readonly progress = new AddProgress();
   private readonly plugins = new Map<string, LoadedPlugin>();
   /** Names (lower case) with an operation in progress: add, remove, restart. */
   private readonly busy = new Set<string>();
@@ -171,6 +180,9 @@ export class PluginController {
     this.busy.add(key);
     const abort = new AbortController();
     const hosts = new Set<PluginHost>();
+    // The console streams the steps while the add runs (GET /plugins/{name}/progress).
+    this.progress.begin(req.name);
+    let report: ValidationReport | undefined;
     try {
       const spec = loadSpec(req, {
         overrides: req.parameters ?? {},
@@ -182,11 +194,12 @@ export class PluginController {
         spec,
         { from: "git" },
         null,
-        { abort: abort.signal, hosts },
+        { abort: abort.signal, hosts, observer: (s) => this.progress.step(req.name, s) },
         opts.detectKind === true,
       );
       this.loading.set(key, { kind: req.kind, abort, hosts, done: run });
       const r = await run;
+      report = r.report;
       if (abort.signal.aborted) {
         // DELETE came while it loaded: whatever got this far goes too.
         const got = r.ok ? r.plugin : undefined;
@@ -210,6 +223,10 @@ export class PluginController {
         validation: r.report,
       };
     } finally {
+      this.progress.end(
+        req.name,
+        report ?? { ok: false, message: "add failed unexpectedly", steps: [] },
+      );
       this.loading.delete(key);
       this.busy.delete(key);
     }
@@ -239,7 +256,7 @@ export class PluginController {
     spec: LoadSpec,
     source: PipelineSource,
     keep: Map<string, PvValue> | null,
-    own?: { abort: AbortSignal; hosts: Set<PluginHost> },
+    own?: { abort: AbortSignal; hosts: Set<PluginHost>; observer?: StepObserver },
     detectKind = false,
   ): Promise<PipelineOutcome> {
     if (spec.pat_env) this.knownTokenEnv.add(spec.pat_env);
@@ -263,7 +280,7 @@ export class PluginController {
       server,
       timings: this.timings,
       hostFactory: this.deps.hostFactory ?? defaultHostFactory,
-      steps: new Steps(),
+      steps: new Steps(own?.observer),
       log: this.deps.logger.child({ plugin: spec.name }),
       undo: [],
       always: [],
@@ -359,6 +376,13 @@ export class PluginController {
       .filter((p) => p.kind === kind)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((p) => this.info(p));
+  }
+
+  /** The OS pid of a listed plugin's process, or null (not running, or not a process). */
+  pidOf(name: string): number | null {
+    const p = this.find(name);
+    if (p === undefined || p.host.isEnded) return null;
+    return p.host.pid ?? null;
   }
 
   /** The plugin serving PV `pvName` (for the audit trail), or undefined. */

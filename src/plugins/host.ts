@@ -56,6 +56,8 @@ export interface PluginHost {
   readonly isUnresponsive: boolean;
   /** True once the host has ended (terminated or exited). */
   readonly isEnded: boolean;
+  /** The OS pid of the plugin's process, when it is one (resource use in the console). */
+  readonly pid?: number | null;
   /** Ends the host at once (works even when the plugin is stuck in a synchronous loop). */
   terminate(): void;
 }

@@ -45,7 +45,12 @@ export async function runPipeline(
   steps: readonly PipelineStepDef[] = ctx.server ? PIPELINE : VALIDATION_PIPELINE,
 ): Promise<PipelineOutcome> {
   try {
-    for (const step of steps) await step.run(ctx);
+    for (const step of steps) {
+      const t0 = performance.now();
+      await step.run(ctx);
+      // Where an add's time goes (docs/benchmarks.md reads these at debug level).
+      ctx.log.debug({ step: step.name, ms: Math.round(performance.now() - t0) }, "step done");
+    }
     return { ok: true, plugin: ctx.plugin, report: ctx.steps.report(ctx.degraded) };
   } catch (e) {
     const report = ctx.steps.report(e);

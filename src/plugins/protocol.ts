@@ -2,7 +2,9 @@
  * Messages between the main thread and a plugin's Worker. Every request carrying an `id` gets
  * exactly one reply with the same `id`; unsolicited messages (set, log, hb) have none.
  */
+
 import type { LogLevel, PluginContext, PvDefinition } from "../sdk/host.ts";
+import type { SetBatch } from "./set-batch.ts";
 
 /** What the worker knows about each PV: enough to validate names and map enum state names. */
 export interface WorkerPvInfo {
@@ -50,7 +52,8 @@ export type ToWorker =
 export type FromWorker =
   | { t: "ready" }
   | { t: "reply"; id: number; ok: boolean; message: string; step?: string; data?: unknown }
-  | { t: "set"; updates: SetUpdate[] }
+  /** Batched setPv updates in columns (src/plugins/set-batch.ts). */
+  | SetBatch
   | { t: "addPv"; id: number; name: string; def: PvDefinition }
   | {
       t: "log";

@@ -17,11 +17,23 @@ export class StepError extends Error {
   }
 }
 
+/** Told of each step as it is recorded (the console's live progress of an add). */
+export type StepObserver = (step: ValidationStep) => void;
+
 /** Records pipeline steps; `fail` ends the pipeline with a StepError. */
 export class Steps {
   readonly steps: ValidationStep[] = [];
+  constructor(private readonly observer?: StepObserver) {}
   ok(step: PipelineStep, message: string): void {
-    this.steps.push({ step, ok: true, message });
+    this.record({ step, ok: true, message });
+  }
+  private record(s: ValidationStep): void {
+    this.steps.push(s);
+    try {
+      this.observer?.(s);
+    } catch {
+      // An observer's bug must not fail the plugin's pipeline.
+    }
   }
   fail(step: PipelineStep, message: string): never {
     throw new StepError(step, message);
@@ -33,7 +45,7 @@ export class Steps {
     }
     const step: string = err instanceof StepError ? err.step : "internal";
     const message = errorMessage(err);
-    this.steps.push({ step, ok: false, message });
+    this.record({ step, ok: false, message });
     return { ok: false, failedStep: step, message: `${step}: ${message}`, steps: this.steps };
   }
 }

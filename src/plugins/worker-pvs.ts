@@ -6,11 +6,14 @@ import { format } from "node:util";
 import { errorMessage } from "../common/errors.ts";
 import type { LogLevel, PvAlarm, PvDefinition, PvInput, SdkHost } from "../sdk/host.ts";
 import type { SetUpdate, WorkerPvInfo } from "./protocol.ts";
+import { SetEncoder } from "./set-batch.ts";
 import { log, send } from "./worker-log.ts";
 
 /** The plugin's PVs by short name, with the value the plugin last saw or set. */
 export const pvs = new Map<string, WorkerPvInfo>();
 const pending = new Map<string, SetUpdate>();
+/** PV names the server already knows by id (see set-batch.ts: batches travel as columns). */
+const encoder = new SetEncoder();
 let flushScheduled = false;
 let nextRequestId = 1;
 /** addPv calls waiting for the main thread's reply, by request id. */
@@ -28,9 +31,9 @@ export function hasPendingUpdate(name: string): boolean {
 export function flush(): void {
   flushScheduled = false;
   if (pending.size === 0) return;
-  const updates = [...pending.values()];
+  const batch = encoder.encode(pending.values(), pending.size);
   pending.clear();
-  send({ t: "set", updates });
+  send(batch);
 }
 
 function copyValue(v: PvInput): unknown {

@@ -17,6 +17,7 @@ import * as sdk from "../sdk/index.ts";
 import type { ToWorker } from "./protocol.ts";
 import { exitIfOutOfMemory, log, reportDroppedLogs, send } from "./worker-log.ts";
 import { flush, hasPendingUpdate, host, pvs, requests } from "./worker-pvs.ts";
+import { chainWrite, withTimeout } from "./worker-writes.ts";
 
 if (typeof process.send !== "function") {
   throw new Error("the plugin runtime runs only in a plugin process started by the server");
@@ -43,22 +44,6 @@ function setStatus(s: string): void {
 }
 function setMessage(m: string): void {
   if (pvs.has("MESSAGE")) host.setPv("MESSAGE", m);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
 
 async function runCycle(): Promise<void> {
@@ -300,14 +285,11 @@ async function handleWrite(pv: string, value: unknown, timeoutMs: number): Promi
   }
   const handler = instance?.onPvWrite;
   if (handler && instance) {
+    const self = instance;
     try {
       // A handler that never settles must not hold the channel's write queue forever; if it
       // settles after the limit, the refused value is not taken either.
-      await withTimeout(
-        Promise.resolve(handler.call(instance, pv, value)),
-        timeoutMs,
-        `onPvWrite("${pv}")`,
-      );
+      await chainWrite(pv, timeoutMs, () => handler.call(self, pv, value));
     } catch (e) {
       return { ok: false, message: errorMessage(e) || "write refused by the plugin" };
     }

@@ -11,6 +11,7 @@ import { caClient, libcaAvailable } from "../../ffi/index.ts";
 import type { PluginInfo } from "../api/models.ts";
 import type { CaServerStats } from "../ca/server/index.ts";
 import { createMetrics, type Metrics } from "../metrics/metrics.ts";
+import type { AddProgress } from "../plugins/progress.ts";
 import type { AccessPolicy } from "../pv/access.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { PvaServerStats } from "../pva/server/index.ts";
@@ -26,7 +27,13 @@ export const WEB_SERVE_ROUTES = CONSOLE_ROUTES;
 
 export interface WebDeps {
   source: PvSource;
-  plugins: { list(kind: "task" | "job"): PluginInfo[] };
+  plugins: {
+    list(kind: "task" | "job"): PluginInfo[];
+    /** The OS pid of a plugin's process (resource use in the console and /metrics). */
+    pidOf?(name: string): number | null;
+    /** Steps of adds in flight (the console's live add progress). */
+    progress?: AddProgress;
+  };
   apiToken: string | null;
   logger: Logger;
   logs: LogRings;

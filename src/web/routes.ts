@@ -4,6 +4,7 @@
  *   GET /console/plugins             every plugin with its last error and the process' resources
  *   GET /plugins/{name}/logs?after=N recent log lines of a plugin (bounded ring)
  *   GET /plugins/{name}/logs/stream  the same, live (Server-Sent Events)
+ *   GET /plugins/{name}/progress     an add's validation steps, live (progress-route.ts)
  *
  * `GET /plugins` and a job's last results (`GET /jobs/{name}/results`) are the 2.7.9 routes of
  * src/api/compat.ts (one job history, src/compat/job-history.ts); the console reads those.
@@ -12,11 +13,20 @@ import { Elysia, t } from "elysia";
 import { type PluginInfo, PluginInfo as PluginInfoSchema } from "../api/models.ts";
 import { PluginName } from "../common/add-request.ts";
 import { overviewScreen, pluginScreen, type ScreenPlugin } from "../display/bob.ts";
+import { procUsage } from "../metrics/proc-usage.ts";
+import type { AddProgress } from "../plugins/progress.ts";
 import type { PvSource } from "../pv/source.ts";
 import type { LogLine, LogRings } from "./logring.ts";
+import { progressRoute } from "./progress-route.ts";
 
 export interface ConsoleDeps {
-  plugins: { list(kind: "task" | "job"): PluginInfo[] };
+  plugins: {
+    list(kind: "task" | "job"): PluginInfo[];
+    /** The OS pid of a plugin's process (its resource use), or null. */
+    pidOf?(name: string): number | null;
+    /** Steps of adds in flight (GET /plugins/{name}/progress). */
+    progress?: AddProgress;
+  };
   logs: LogRings;
   /** For the PV metadata (units, limits, states) of the screens. */
   source: PvSource;
@@ -59,6 +69,16 @@ const ConsolePlugin = t.Composite([
     pvCount: t.Number(),
     errors: t.Number({ description: "error lines logged since the server started" }),
     lastError: t.Optional(LogLineSchema),
+    process: t.Optional(
+      t.Object(
+        {
+          pid: t.Number(),
+          rssBytes: t.Number({ description: "resident memory of the plugin's process" }),
+          cpuSeconds: t.Number({ description: "user + system CPU time of the plugin's process" }),
+        },
+        { description: "the plugin's OS process (absent when it has none running)" },
+      ),
+    ),
   }),
 ]);
 
@@ -87,21 +107,25 @@ function sse(line: LogLine): Uint8Array {
 }
 
 type AllPlugins = () => PluginInfo[];
+type PidOf = (name: string) => number | null;
 
 /** GET /console/plugins: every plugin with its last error, and the server's resources. */
-function listRoute(all: AllPlugins, logs: LogRings) {
+function listRoute(all: AllPlugins, logs: LogRings, pidOf: PidOf) {
   return new Elysia({ name: "iocmng-console-list" }).get(
     "/console/plugins",
     () => ({
       plugins: all().map((p) => {
         const { pvs, parameters: _params, ...rest } = p;
         const last = logs.lastError(p.name);
+        const pid = pidOf(p.name);
+        const usage = pid === null ? null : procUsage(pid);
         return {
           ...rest,
           git_url: rest.git_url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@"),
           pvCount: pvs.length,
           errors: logs.errorCount(p.name),
           ...(last ? { lastError: last } : {}),
+          ...(usage ? { process: usage } : {}),
         };
       }),
       resources: resources(),
@@ -233,8 +257,10 @@ function screenRoutes(all: AllPlugins, source: PvSource) {
 /** The console's routes (mounted under /api/v1). */
 export function consoleRoutes(deps: ConsoleDeps) {
   const all = () => [...deps.plugins.list("task"), ...deps.plugins.list("job")];
-  return new Elysia({ name: "iocmng-console-api" })
-    .use(listRoute(all, deps.logs))
+  const pidOf: PidOf = (name) => deps.plugins.pidOf?.(name) ?? null;
+  const app = new Elysia({ name: "iocmng-console-api" })
+    .use(listRoute(all, deps.logs, pidOf))
     .use(logRoutes(all, deps.logs))
     .use(screenRoutes(all, deps.source));
+  return deps.plugins.progress ? app.use(progressRoute(deps.plugins.progress)) : app;
 }

@@ -5,10 +5,10 @@
  * each page go to .test-results/console/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { COUNTER_TASK, DIAG_JOB, FAILING } from "../e2e/lib/plugins.ts";
+import { COUNTER_TASK, DIAG_JOB, FAILING, GATED_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
 import {
   makeDirs,
@@ -41,7 +41,12 @@ async function shot(name: string): Promise<void> {
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
   const files: Record<string, string> = {};
-  const plugins = { counter: COUNTER_TASK, diag: DIAG_JOB, broken: FAILING.start?.files ?? {} };
+  const plugins = {
+    counter: COUNTER_TASK,
+    diag: DIAG_JOB,
+    broken: FAILING.start?.files ?? {},
+    gated: GATED_TASK,
+  };
   for (const [dir, plugin] of Object.entries(plugins)) {
     for (const [f, body] of Object.entries(plugin)) files[`${dir}/${f}`] = body;
   }
@@ -101,6 +106,10 @@ describe("console", () => {
       Number(await cycles.textContent()) > first ? true : undefined,
     );
     expect(await row.locator('[data-field="status"]').textContent()).toBe("RUN");
+    // The plugin process' resident memory and CPU time (procfs, on the server side).
+    await row.locator('[data-field="rss"]').waitFor({ timeout: WAIT });
+    expect(await row.locator('[data-field="rss"]').textContent()).toMatch(/^[1-9]\d* MiB$/);
+    expect(await row.locator('[data-field="cpu"]').textContent()).toMatch(/ s CPU$/);
     await shot("plugins");
     await page.getByRole("button", { name: "Wall display" }).click();
     await shot("plugins-wall");
@@ -149,6 +158,21 @@ describe("console", () => {
     expect(await page.locator('[data-field="failed-step"] strong').textContent()).toBe("start");
     expect(await page.locator('[data-step="start"]').textContent()).toContain("sensor not found");
     await shot("add-refused");
+
+    // Live progress: the steps before `start` show while initialize() waits for the gate.
+    const gate = join(dirs.root, "console-gate");
+    await page.getByLabel("Name").fill("gated");
+    await page.getByLabel("Path").fill("gated");
+    await page.getByLabel("Parameters (JSON object)").fill(JSON.stringify({ gate }));
+    await page.getByRole("button", { name: "Add task" }).click();
+    await page.locator('[data-live-steps] [data-step="pvs"].ok').waitFor({ timeout: 120_000 });
+    expect(await page.locator("[data-outcome]").count()).toBe(0);
+    expect(await page.locator('[data-live-steps] [data-step="clone"]').textContent()).toContain(
+      "clone",
+    );
+    await shot("add-progress");
+    await writeFile(gate, "go");
+    await page.locator('[data-outcome="ok"]').waitFor({ timeout: 120_000 });
 
     await page.getByRole("link", { name: "Plugins" }).click();
     await page.locator('tr[data-plugin="diag"]').waitFor({ timeout: WAIT });

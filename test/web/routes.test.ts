@@ -5,8 +5,10 @@
 import { expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import type { PluginInfo } from "../../src/api/models.ts";
+import { AddProgress } from "../../src/plugins/progress.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { LogRings } from "../../src/web/logring.ts";
+import { MAX_PROGRESS_STREAMS } from "../../src/web/progress-route.ts";
 import { consoleRoutes } from "../../src/web/routes.ts";
 
 const job: PluginInfo = {
@@ -90,4 +92,32 @@ test("logs/stream sends the ring then live lines as server-sent events", async (
   expect(text).not.toContain("not for this stream");
   expect(text).toMatch(/^id: \d+\nevent: log\ndata: \{/);
   await reader.cancel();
+});
+
+test("progress streams are bounded; a cancelled one frees its slot; a bad name is refused", async () => {
+  const progress = new AddProgress();
+  const api = new Elysia({ prefix: "/api/v1" }).use(
+    consoleRoutes({
+      plugins: { list: () => [], progress },
+      logs: new LogRings(3),
+      source: new PvRegistry(),
+    }),
+  );
+  const get = (p: string) => api.handle(new Request(`http://localhost/api/v1${p}`));
+  const open: Response[] = [];
+  for (let i = 0; i < MAX_PROGRESS_STREAMS; i++) open.push(await get(`/plugins/p${i}/progress`));
+  expect(open.every((r) => r.status === 200)).toBe(true);
+  expect((await get("/plugins/one-more/progress")).status).toBe(503);
+  await open.pop()?.body?.cancel();
+  const again = await get("/plugins/one-more/progress");
+  expect(again.status).toBe(200);
+  // An add's events reach its stream, and `done` ends it.
+  progress.begin("one-more");
+  progress.step("one-more", { step: "clone", ok: true, message: "cloned" });
+  progress.end("one-more", { ok: false, failedStep: "path", message: "path: no such", steps: [] });
+  const text = await again.text();
+  expect(text).toContain('event: step\ndata: {"type":"step","step":"clone"');
+  expect(text).toContain('"failedStep":"path"');
+  for (const r of open) await r.body?.cancel();
+  expect((await get("/plugins/..%2Fx/progress")).status).not.toBe(200);
 });

@@ -7,6 +7,7 @@ import type { Pv } from "../../pv/pv.ts";
 import { CMD } from "../codec/constants.ts";
 import type { CaHeader } from "../codec/header.ts";
 import type { FanoutChannel, FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
+import { IdTable } from "./id-table.ts";
 
 /** What a channel tells its circuit. */
 export interface ChannelOwner {
@@ -16,8 +17,12 @@ export interface ChannelOwner {
 
 /** One channel: a client's CID bound to our SID and a served PV. */
 export class Channel implements FanoutChannel {
-  /** Subscriptions on this channel, allocated with the first (most channels never subscribe). */
-  subs: Map<number, Subscription> | null = null;
+  /**
+   * Subscriptions on this channel, oldest first: an intrusive list through Subscription.chPrev /
+   * chNext (EVENT_ADD and EVENT_CANCEL come by the million; no per-channel map to grow and shrink).
+   */
+  subHead: Subscription | null = null;
+  subTail: Subscription | null = null;
   alive = true;
   /** Writes started on this channel and not settled yet (they complete in order). */
   writes = 0;
@@ -66,6 +71,13 @@ export class Subscription implements FanoutSubscription {
   /** True while its latest value is owed to the client (coalesced in the send queue). */
   pending = false;
   alive = true;
+  // Links of the channel's list (ChannelTable) and of the PvEntry's (fanout.ts).
+  chPrev: Subscription | null = null;
+  /** Kept when unlinked, so a walk of the channel's list can step past a removed subscription. */
+  chNext: Subscription | null = null;
+  fanPrev: FanoutSubscription | null = null;
+  fanNext: FanoutSubscription | null = null;
+  fanLinked = false;
 
   constructor(
     readonly id: number,
@@ -83,7 +95,7 @@ export class Subscription implements FanoutSubscription {
  */
 export class ChannelTable {
   private readonly channels = new Map<number, Channel>(); // by SID
-  private readonly subs = new Map<number, Subscription>(); // by subscription ID
+  private readonly subs = new IdTable<Subscription>(); // by subscription ID
   private nextSid = 1;
   private sidWrapped = false;
 
@@ -134,30 +146,33 @@ export class ChannelTable {
   addSubscription(sub: Subscription): void {
     const ch = sub.channel;
     this.subs.set(sub.id, sub);
-    ch.subs ??= new Map();
-    ch.subs.set(sub.id, sub);
+    sub.chPrev = ch.subTail;
+    if (ch.subTail === null) ch.subHead = sub;
+    else ch.subTail.chNext = sub;
+    ch.subTail = sub;
     ch.entry.addSubscription(sub);
   }
 
   removeSubscription(sub: Subscription): void {
+    if (!sub.alive) return;
     sub.alive = false;
     this.subs.delete(sub.id);
-    sub.channel.subs?.delete(sub.id);
+    unlinkFromChannel(sub);
     sub.channel.entry.removeSubscription(sub);
     this.subGone(sub);
   }
 
   private release(ch: Channel): void {
     ch.alive = false;
-    if (ch.subs !== null) {
-      for (const sub of ch.subs.values()) {
-        sub.alive = false;
-        this.subs.delete(sub.id);
-        ch.entry.removeSubscription(sub);
-        this.subGone(sub);
-      }
-      ch.subs = null;
+    for (let sub = ch.subHead; sub !== null; sub = sub.chNext) {
+      sub.alive = false;
+      this.subs.delete(sub.id);
+      sub.chPrev = null;
+      ch.entry.removeSubscription(sub);
+      this.subGone(sub);
     }
+    ch.subHead = null;
+    ch.subTail = null;
     ch.entry.removeChannel(ch);
   }
 
@@ -178,4 +193,16 @@ export class ChannelTable {
       if (!this.channels.has(sid)) return sid;
     }
   }
+}
+
+// Takes `sub` out of its channel's list; its chNext stays (a walk standing on it goes on from there).
+function unlinkFromChannel(sub: Subscription): void {
+  const ch = sub.channel;
+  const prev = sub.chPrev;
+  const next = sub.chNext;
+  if (prev === null) ch.subHead = next;
+  else prev.chNext = next;
+  if (next === null) ch.subTail = prev;
+  else next.chPrev = prev;
+  sub.chPrev = null;
 }

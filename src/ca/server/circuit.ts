@@ -148,7 +148,12 @@ export class Circuit implements SubscriptionSink {
         continue;
       }
       this.srv.counters.requests++;
-      this.guarded(h, () => this.dispatch(h, reader.bytes, reader.payloadOffset, reader.extended));
+      // Guarded inline, not through guarded(): a closure per message is an allocation per request.
+      try {
+        this.dispatch(h, reader.bytes, reader.payloadOffset, reader.extended);
+      } catch (e) {
+        this.handlerFailed(h, e);
+      }
       if (this.closed) return;
       if (this.q.len >= FLUSH_NOW_BYTES) {
         this.flush();
@@ -163,10 +168,14 @@ export class Circuit implements SubscriptionSink {
     try {
       run();
     } catch (e) {
-      this.srv.counters.internalErrors++;
-      this.log.error({ err: e, command: h.command }, "CA request handler failed");
-      this.drop("internal error");
+      this.handlerFailed(h, e);
     }
+  }
+
+  private handlerFailed(h: CaHeader, e: unknown): void {
+    this.srv.counters.internalErrors++;
+    this.log.error({ err: e, command: h.command }, "CA request handler failed");
+    this.drop("internal error");
   }
 
   // A misaligned message ends the circuit (true); an oversized one is skipped with an error.
@@ -404,7 +413,12 @@ export class Circuit implements SubscriptionSink {
       ch.rights = r;
       this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, ch.cid, r, this.reply.extOk);
       sent = true;
-      if (gainedRead && ch.subs !== null) for (const sub of ch.subs.values()) this.queueUpdate(sub);
+      // Removed subscriptions keep their chNext (channel.ts), so the walk survives a drop.
+      if (gainedRead) {
+        for (let sub = ch.subHead; sub !== null; sub = sub.chNext) {
+          if (sub.alive) this.queueUpdate(sub);
+        }
+      }
     }
     if (sent) this.scheduleFlush();
   }

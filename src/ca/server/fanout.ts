@@ -16,10 +16,18 @@ export interface SubscriptionSink {
   queueUpdate(sub: FanoutSubscription): void;
 }
 
-/** A subscription as seen by the fan-out: mask filter and the circuit to deliver to. */
+/**
+ * A subscription as seen by the fan-out: mask filter and the circuit to deliver to, plus the links
+ * of its PvEntry's list (owned by PvEntry: clients add and cancel subscriptions by the million, so
+ * the list is intrusive, with no hash set to grow, shrink and rehash).
+ */
 export interface FanoutSubscription {
   readonly mask: number;
   readonly sink: SubscriptionSink;
+  fanPrev: FanoutSubscription | null;
+  /** Kept when unlinked, so a fan-out walking the list can step past a removed subscription. */
+  fanNext: FanoutSubscription | null;
+  fanLinked: boolean;
 }
 
 /** A holder of a channel on this PV, told when the PV disappears. */
@@ -54,8 +62,12 @@ export class PvEntry {
   // is kept in a field and a Set is allocated only for the second.
   private channel0: FanoutChannel | null = null;
   private moreChannels: Set<FanoutChannel> | null = null;
-  // Allocated with the first subscription: most channels (one-off gets, connect storms) have none.
-  private subs: Set<FanoutSubscription> | null = null;
+  // The subscriptions, oldest first (an intrusive list: no allocation per subscription).
+  private subHead: FanoutSubscription | null = null;
+  private subTail: FanoutSubscription | null = null;
+  private subCount = 0;
+  // The Pv listener, made once per entry (attached with the first subscription).
+  private readonly listener = (mask: number): void => this.fire(mask);
   private unlisten: (() => void) | null = null;
   private cacheGeneration = -1;
   // One-slot cache for the common case (every subscriber asks for the same type/count) …
@@ -76,7 +88,7 @@ export class PvEntry {
    */
   encode(dbrType: number, count: number): Encoded {
     const pv = this.pv;
-    if (this.subs === null || this.subs.size === 0) return encodeDbr(pv, dbrType, count);
+    if (this.subCount === 0) return encodeDbr(pv, dbrType, count);
     if (pv.generation !== this.cacheGeneration) {
       this.cacheGeneration = pv.generation;
       this.key0 = -1;
@@ -101,21 +113,36 @@ export class PvEntry {
 
   /** Adds a subscription; the Pv listener is attached with the first one. */
   addSubscription(sub: FanoutSubscription): void {
-    this.subs ??= new Set();
-    this.subs.add(sub);
-    if (this.unlisten === null) this.unlisten = this.pv.subscribe((mask) => this.fire(mask));
+    if (sub.fanLinked) return;
+    sub.fanLinked = true;
+    sub.fanPrev = this.subTail;
+    sub.fanNext = null;
+    if (this.subTail === null) this.subHead = sub;
+    else this.subTail.fanNext = sub;
+    this.subTail = sub;
+    this.subCount++;
+    if (this.unlisten === null) this.unlisten = this.pv.subscribe(this.listener);
   }
 
   /** Removes a subscription; detaches from the Pv when none are left. */
   removeSubscription(sub: FanoutSubscription): void {
-    if (this.subs === null) return;
-    this.subs.delete(sub);
-    if (this.subs.size === 0) this.detach();
+    if (!sub.fanLinked) return;
+    sub.fanLinked = false;
+    const prev = sub.fanPrev;
+    const next = sub.fanNext;
+    if (prev === null) this.subHead = next;
+    else prev.fanNext = next;
+    if (next === null) this.subTail = prev;
+    else next.fanPrev = prev;
+    // fanNext stays: a fire() in progress may stand on `sub` (see fire).
+    sub.fanPrev = null;
+    this.subCount--;
+    if (this.subCount === 0) this.detach();
   }
 
   /** Number of subscriptions (diagnostics). */
   get subscriptionCount(): number {
-    return this.subs?.size ?? 0;
+    return this.subCount;
   }
 
   /** Adds a channel (told by pvRemoved when the PV goes). */
@@ -163,10 +190,15 @@ export class PvEntry {
     this.cacheGeneration = -1;
   }
 
+  // A delivery may close a circuit (a failed flush) and so unlink subscriptions mid-walk: an
+  // unlinked one keeps its fanNext, which leads (through other unlinked ones, since links are only
+  // appended at the tail) to the next linked subscription. Subscription objects are never
+  // relinked, so the walk visits each subscription linked at its start at most once.
   private fire(mask: number): void {
-    if (this.subs === null) return;
-    for (const sub of this.subs) {
-      if ((sub.mask & mask) !== 0) sub.sink.queueUpdate(sub);
+    let sub = this.subHead;
+    while (sub !== null) {
+      if (sub.fanLinked && (sub.mask & mask) !== 0) sub.sink.queueUpdate(sub);
+      sub = sub.fanNext;
     }
   }
 }

@@ -21,6 +21,7 @@ import type {
   PluginHostFactory,
 } from "../host.ts";
 import type { FromWorker, ToWorker } from "../protocol.ts";
+import { SetDecoder } from "../set-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import { runRoot } from "./run-root.ts";
@@ -31,6 +32,7 @@ import {
   hostArgv,
   makeTraversable,
   pluginEnv,
+  runtimeDirs,
   type SandboxConfig,
   type SandboxLimits,
 } from "./sandbox.ts";
@@ -96,6 +98,8 @@ export class PluginProcess implements PluginHost {
     { resolve: (r: HostReply) => void; timer: ReturnType<typeof setTimeout> | null }
   >();
   private readonly outbox: ToWorker[] = [];
+  /** PV names this process interned (one process per instance, so the table never resets). */
+  private readonly setDecoder = new SetDecoder();
   private lastBeat = performance.now();
   private unresponsive = false;
   private ended = false;
@@ -158,7 +162,7 @@ export class PluginProcess implements PluginHost {
     const drop = process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
     if (drop) {
       await chown(home, sandbox.uid as number, sandbox.gid as number);
-      for (const d of [root, ...(this.opts.codeDirs ?? [])]) {
+      for (const d of [root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]) {
         const changed = await makeTraversable(d);
         if (changed.length > 0)
           this.log.info(
@@ -257,9 +261,12 @@ export class PluginProcess implements PluginHost {
         });
         break;
       }
-      case "set":
-        if (Array.isArray(m.updates)) this.events.onSet(m.updates);
+      case "setb": {
+        const updates = this.setDecoder.decode(m);
+        if (typeof updates === "string") this.log.warn(`setPv batch ignored: ${updates}`);
+        else this.events.onSet(updates);
         break;
+      }
       case "addPv":
         this.events.onAddPv(m.name, m.def).then(
           (value) => this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),

@@ -169,6 +169,17 @@ export function selfCommand(): string[] {
 }
 
 /**
+ * Directories a plugin process under another uid must reach to run the program itself: none for
+ * the compiled executable (its code is inside it); from the sources, the source tree (with its
+ * node_modules) and the directory of the Bun binary. A checkout under a 0700 directory (mktemp -d)
+ * is otherwise unreadable to the plugin's uid and every plugin fails at import.
+ */
+export function runtimeDirs(): string[] {
+  if (isCompiled()) return [];
+  return [fileURLToPath(new URL("../../..", import.meta.url)), dirname(process.execPath)];
+}
+
+/**
  * argv that re-executes this same program in plugin-host mode. The memory limit is set by
  * `/bin/sh -c 'ulimit -d …; exec …'` because it must hold before Bun starts (a limit set later
  * is below what the engine already reserved, and the next allocation aborts); every other limit is

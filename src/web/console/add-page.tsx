@@ -1,4 +1,8 @@
-/** Add a plugin from a git URL; shows the validation steps and, on refusal, the failing one. */
+/**
+ * Add a plugin from a git URL; shows the validation steps as the server completes them (Server-
+ * Sent Events of `GET /api/v1/plugins/{name}/progress`, opened before the add is posted) and, on
+ * refusal, the failing one.
+ */
 import { useState } from "preact/hooks";
 import { PIPELINE_STEPS } from "../../plugins/types.ts";
 import { api } from "./client.ts";
@@ -93,6 +97,42 @@ function requestBody(f: FormState): Record<string, unknown> | string {
   return body;
 }
 
+/** Opens the add's progress stream; resolves once it is open (or failed: the add goes on). */
+function watchProgress(name: string, onStep: (s: Step) => void): Promise<EventSource> {
+  const es = new EventSource(`/api/v1/plugins/${encodeURIComponent(name)}/progress`);
+  es.addEventListener("step", (ev) => onStep(JSON.parse((ev as MessageEvent).data) as Step));
+  // The server ends the stream after `done`: no reconnection.
+  es.addEventListener("done", () => es.close());
+  return new Promise((ok) => {
+    es.onopen = () => ok(es);
+    es.onerror = () => {
+      if (es.readyState !== EventSource.OPEN) es.close();
+      ok(es);
+    };
+  });
+}
+
+/** The steps done so far of the add in flight, then the ones still to come. */
+function LiveSteps({ done }: { done: Step[] }) {
+  const seen = new Set(done.map((s) => s.step));
+  return (
+    <ol class="steps live" aria-label="Validation steps" aria-live="polite" data-live-steps="">
+      {done.map((s) => (
+        <li key={s.step} class={s.ok ? "ok" : "failed"} data-step={s.step}>
+          <span aria-hidden="true">{s.ok ? "✓" : "✗"}</span> <strong>{s.step}</strong> {s.message}
+        </li>
+      ))}
+      {PIPELINE_STEPS.filter((s) => s !== "request" && !seen.has(s)).map((s, i) => (
+        // The first step not yet reported is the one the server is on.
+        <li key={s} class="pending" aria-current={i === 0 ? "step" : undefined}>
+          {s}
+          {i === 0 ? " …" : ""}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
 function AddForm(props: {
   f: FormState;
   set: (patch: Partial<FormState>) => void;
@@ -178,6 +218,7 @@ export function AddPage() {
   const [busy, setBusy] = useState(false);
   const [answer, setAnswer] = useState<AddAnswer | null>(null);
   const [added, setAdded] = useState("");
+  const [live, setLive] = useState<Step[]>([]);
   const submit = async (e: Event) => {
     e.preventDefault();
     const body = requestBody(f);
@@ -187,11 +228,14 @@ export function AddPage() {
     }
     setBusy(true);
     setAnswer(null);
+    setLive([]);
+    const es = await watchProgress(f.name, (s) => setLive((prev) => [...prev, s]));
     try {
       const r = await api<AddAnswer>("POST", `/${f.kind}s`, body);
       setAnswer(r.body);
       setAdded(r.body.ok ? f.name : "");
     } finally {
+      es.close();
       setBusy(false);
     }
   };
@@ -199,13 +243,7 @@ export function AddPage() {
     <section aria-labelledby="add-title">
       <h1 id="add-title">Add a plugin</h1>
       <AddForm f={f} set={set} busy={busy} onSubmit={submit} />
-      {busy && (
-        <ol class="steps pending" aria-label="Validation steps">
-          {PIPELINE_STEPS.map((s) => (
-            <li key={s}>{s}</li>
-          ))}
-        </ol>
-      )}
+      {busy && <LiveSteps done={live} />}
       {answer && <Steps answer={answer} />}
       {added !== "" && (
         <p>

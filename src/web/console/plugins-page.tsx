@@ -14,6 +14,8 @@ export interface ConsolePlugin {
   pvCount: number;
   errors: number;
   lastError?: { time: number; msg: string };
+  /** The plugin's OS process (absent when none runs). */
+  process?: { pid: number; rssBytes: number; cpuSeconds: number };
 }
 
 export interface Resources {
@@ -68,7 +70,15 @@ function Row({ p, live }: { p: ConsolePlugin; live: Record<string, PvData> }) {
           "—"
         )}
       </td>
-      <td class="num">
+      <td class="num" data-field="resources">
+        {p.process ? (
+          <>
+            <span data-field="rss">{mib(p.process.rssBytes)}</span>,{" "}
+            <span data-field="cpu">{p.process.cpuSeconds.toFixed(1)} s CPU</span>{" "}
+            <small class="hint">pid {p.process.pid}</small>
+            <br />
+          </>
+        ) : null}
         {p.pvCount} PVs, {p.errors} errors
       </td>
       <td>
@@ -103,8 +113,8 @@ export function PluginsPage() {
       {r && (
         <p class="resources">
           Server: {mib(r.rssBytes)} resident, heap {mib(r.heapUsedBytes)}, CPU{" "}
-          {r.cpuSeconds.toFixed(1)} s over {Math.round(r.uptimeSeconds)} s up. Plugins share the
-          server process.
+          {r.cpuSeconds.toFixed(1)} s over {Math.round(r.uptimeSeconds)} s up. Each plugin runs in a
+          process of its own: its memory and CPU time are in its row.
         </p>
       )}
       {data === null ? (

@@ -200,3 +200,34 @@ export default class Rogue extends TaskBase {
 `,
   "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
 };
+
+/**
+ * Continuous task whose initialize() waits (up to a minute) for the file named by parameter
+ * `gate`: a test sees the add's steps before `start` while the add is still in flight.
+ */
+export const GATED_TASK: Record<string, string> = {
+  "slow.ts": `import { TaskBase } from "iocmng";
+import { existsSync } from "node:fs";
+
+export default class Slow extends TaskBase {
+  async initialize() {
+    const gate = String(this.parameters.gate);
+    for (let i = 0; i < 1200 && !existsSync(gate); i++) await Bun.sleep(50);
+    this.setPv("OUT", 1);
+  }
+  async execute() {
+    this.setPv("OUT", Number(this.getPv("OUT")) + 1);
+  }
+  cleanup() {}
+}
+`,
+  "config.yaml": `parameters:
+  mode: continuous
+  interval: 0.05
+pvs:
+  outputs:
+    OUT:
+      type: float
+      value: 0
+`,
+};
