@@ -9,6 +9,7 @@ import { cpSync, mkdirSync, realpathSync, rmSync } from "node:fs";
 import { basename, join, relative, resolve, sep } from "node:path";
 import type { CompatAddRequest, CompatJobResult, CompatPort, CompatResult } from "../api/compat.ts";
 import { type CompatPlugin, compatValidation } from "../api/compat-info.ts";
+import { RESERVED_TASK_PVS } from "../declarative/spec.ts";
 import type { PluginController } from "../plugins/controller.ts";
 import type { LoadedPlugin } from "../plugins/plugin.ts";
 import type { ValidationReport } from "../plugins/types.ts";
@@ -22,21 +23,8 @@ export interface AdapterDeps {
   devices(): { available: string[]; created: string[] };
 }
 
-/** PV names the framework creates (not part of `pv_definitions`). */
-const FRAMEWORK_PVS = new Set([
-  "ENABLE",
-  "STATUS",
-  "MESSAGE",
-  "RUN",
-  "CYCLE_COUNT",
-  "VERSION",
-  "CLEAR",
-  "RESET",
-  "CONN_INP",
-  "CONN_INP_NAMES",
-  "CONN_OUT",
-  "CONN_OUT_NAMES",
-]);
+/** PV names the framework creates (not part of `pv_definitions`): the 2.7.9 default PVs. */
+const FRAMEWORK_PVS: ReadonlySet<string> = new Set(RESERVED_TASK_PVS);
 
 /** What 2.7.9 fields a request carried that our runtime does not keep itself. */
 interface Extra {
