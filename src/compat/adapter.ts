@@ -5,10 +5,12 @@
  * IOCMNG_LOCAL_PATH_ROOTS, snapshotted into a git repository so restarts and restores work the
  * same as for git plugins).
  */
-import { cpSync, mkdirSync, realpathSync, rmSync } from "node:fs";
-import { basename, join, relative, resolve, sep } from "node:path";
+import { mkdirSync, realpathSync, rmSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
 import type { CompatAddRequest, CompatJobResult, CompatPort, CompatResult } from "../api/compat.ts";
 import { type CompatPlugin, compatValidation } from "../api/compat-info.ts";
+import { errorMessage } from "../common/errors.ts";
+import { snapshotDir } from "../common/snapshot.ts";
 import { RESERVED_TASK_PVS } from "../declarative/spec.ts";
 import type { PluginController } from "../plugins/controller.ts";
 import type { LoadedPlugin } from "../plugins/plugin.ts";
@@ -177,35 +179,11 @@ export class CompatAdapter implements CompatPort {
     const dest = join(this.deps.pluginsDir, ".local", name);
     rmSync(dest, { recursive: true, force: true });
     mkdirSync(dest, { recursive: true });
-    cpSync(real, dest, {
-      recursive: true,
-      filter: (src) => basename(src) !== ".git" && basename(src) !== "node_modules",
-    });
-    for (const args of [
-      ["init", "-q", "-b", "main"],
-      ["add", "-A"],
-      ["commit", "-q", "--allow-empty", "-m", "local_path snapshot"],
-    ]) {
-      const p = Bun.spawnSync(["git", ...args], {
-        cwd: dest,
-        stdout: "ignore",
-        stderr: "pipe",
-        env: {
-          ...process.env,
-          GIT_CONFIG_GLOBAL: "/dev/null",
-          GIT_CONFIG_NOSYSTEM: "1",
-          GIT_AUTHOR_NAME: "iocmng",
-          GIT_AUTHOR_EMAIL: "iocmng@localhost",
-          GIT_COMMITTER_NAME: "iocmng",
-          GIT_COMMITTER_EMAIL: "iocmng@localhost",
-        },
-      });
-      if (p.exitCode !== 0)
-        return {
-          error: `cannot snapshot local_path: git ${args[0]}: ${p.stderr.toString().trim()}`,
-        };
+    try {
+      return { url: snapshotDir(real, dest, "iocmng") };
+    } catch (e) {
+      return { error: `cannot snapshot local_path: ${errorMessage(e)}` };
     }
-    return { url: `file://${dest}` };
   }
 
   async add(

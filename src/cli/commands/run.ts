@@ -1,8 +1,9 @@
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { errorMessage } from "../../common/errors.ts";
 import { PLUGIN_NAME_RE } from "../../common/names.ts";
+import { snapshotDir } from "../../common/snapshot.ts";
 import { writePvList } from "../../compat/pvlist.ts";
 import { parseParams as parseParamList, pluginDirFor } from "../../compat/run-options.ts";
 import type { ServerConfig } from "../../config.ts";
@@ -30,43 +31,13 @@ function parseParams(text: string | undefined): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function git(cwd: string, args: string[]): void {
-  const p = Bun.spawnSync(["git", ...args], {
-    cwd,
-    stdout: "ignore",
-    stderr: "pipe",
-    // The snapshot must not depend on the user's git configuration (hooks, signing, templates).
-    env: {
-      ...process.env,
-      GIT_CONFIG_GLOBAL: "/dev/null",
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_AUTHOR_NAME: "iocmng run",
-      GIT_AUTHOR_EMAIL: "iocmng@localhost",
-      GIT_COMMITTER_NAME: "iocmng run",
-      GIT_COMMITTER_EMAIL: "iocmng@localhost",
-    },
-  });
-  if (p.exitCode !== 0) {
-    throw new CliError(`git ${args[0]} failed: ${p.stderr.toString().trim().split("\n")[0]}`);
-  }
-}
-
-/**
- * Snapshots the working directory (uncommitted edits included, .git and node_modules left out)
- * into a fresh git repository, so the plugin goes through the very pipeline the server runs.
- */
+/** Snapshots the working directory (see snapshotDir) as a CLI error on failure. */
 function snapshot(dir: string, into: string): string {
-  cpSync(dir, into, {
-    recursive: true,
-    filter: (src) => {
-      const b = basename(src);
-      return b !== ".git" && b !== "node_modules";
-    },
-  });
-  git(into, ["init", "-q", "-b", "main"]);
-  git(into, ["add", "-A"]);
-  git(into, ["commit", "-q", "--allow-empty", "-m", "iocmng run snapshot"]);
-  return `file://${into}`;
+  try {
+    return snapshotDir(dir, into, "iocmng run");
+  } catch (e) {
+    throw new CliError(errorMessage(e));
+  }
 }
 
 function waitForSignal(): Promise<NodeJS.Signals> {
