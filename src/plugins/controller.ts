@@ -7,25 +7,21 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { type AddRequest, addRequestProblem } from "../common/add-request.ts";
+import type { AddRequest } from "../common/add-request.ts";
 import { JobHistory } from "../compat/job-history.ts";
 import type { ServerConfig } from "../config.ts";
-import { pvPrefixFor } from "../config.ts";
 import type { PvRegistry } from "../pv/registry.ts";
 import type { PvValue } from "../pv/types.ts";
 import type { PluginRecord, StateStore } from "../state/index.ts";
-import { jsonValue, messageText, PvBridge, showFailure } from "./bridge.ts";
-import { defaultPvDefs, loadPluginConfig, resolveParameters } from "./config.ts";
-import { removeOrphanClones } from "./host/orphans.ts";
-import { EndedHost } from "./host/process-host.ts";
-import { reapStale } from "./host/reap.ts";
+import { addRefusal } from "./add-checks.ts";
+import { bootRestore } from "./boot-restore.ts";
+import { messageText, PvBridge } from "./bridge.ts";
 import { decideRestart } from "./host/restart.ts";
-import { defaultSandboxConfig, effectiveLimits } from "./host/sandbox.ts";
-import { PAT_ENV_REFUSED, patEnvAllowed } from "./host/settings.ts";
+import { patEnvAllowed } from "./host/settings.ts";
 import type { PluginHost, PluginHostFactory } from "./host.ts";
 import { defaultHostFactory } from "./host-default.ts";
-import { JOB_RPC_SUFFIX, type JobRpcPort, replyOf, runParameters } from "./job-rpc.ts";
-import { resolvePluginDir } from "./loader.ts";
+import { exposeJob } from "./job-expose.ts";
+import type { JobRpcPort } from "./job-rpc.ts";
 import {
   type PipelineOutcome,
   type PipelineSource,
@@ -38,17 +34,15 @@ import {
   type LoadSpec,
   loadSpec,
   type RuntimeTimings,
-  sourceOf,
 } from "./plugin.ts";
+import { noSuch, pluginInfo } from "./plugin-info.ts";
 import { AddProgress } from "./progress.ts";
-import { StepError, type StepObserver, Steps } from "./report.ts";
-import type {
-  JobResultJson,
-  OpResult,
-  PluginInfo,
-  PluginPvInfo,
-  ValidationReport,
-} from "./types.ts";
+import { persistPlugin } from "./record.ts";
+import { type StepObserver, Steps } from "./report.ts";
+import { respawnPlugin, stopPlugin } from "./respawn.ts";
+import { loadHeldPlugin } from "./restore-held.ts";
+import { settleWithin, TeeSet } from "./tee-set.ts";
+import type { JobResultJson, OpResult, PluginInfo, ValidationReport } from "./types.ts";
 
 export type { AddRequest } from "../common/add-request.ts";
 export { MAX_PVS_PER_PLUGIN } from "./bridge.ts";
@@ -76,19 +70,11 @@ export interface ControllerDeps {
   jobRpc?: JobRpcPort;
 }
 
-/** Plugins restored in parallel at boot. */
-const RESTORE_CONCURRENCY = 4;
-
 /** The failure of an add whose plugin was deleted before it finished loading. */
 export const REMOVED_WHILE_LOADING = "removed while loading";
 
 /** How long shutdown waits for pipelines in progress to undo their work. */
 const SHUTDOWN_INFLIGHT_WAIT_MS = 1500;
-
-/** "no task named "x"" with the name cut to a readable length. */
-function noSuch(what: string, name: unknown): { ok: false; code: 404; message: string } {
-  return { ok: false, code: 404, message: `no ${what} named "${String(name).slice(0, 140)}"` };
-}
 
 /** Loads, runs and removes plugins; owns their hosts and PVs. */
 export class PluginController {
@@ -153,28 +139,14 @@ export class PluginController {
 
   /** Full pipeline; persists the record on success (409 name taken, 422 validation, 400 input). */
   async add(req: AddRequest, opts: { detectKind?: boolean } = {}): Promise<OpResult<PluginInfo>> {
-    const bad = addRequestProblem(req)?.message;
-    if (bad) {
-      const validation = new Steps().report(new StepError("request", bad));
-      return { ok: false, code: 400, message: bad, validation };
-    }
-    if (req.pat_env !== undefined && !patEnvAllowed(this.deps.config.patEnvAllow, req.pat_env)) {
-      // 422, and neither the variable's value nor its name comes back (it may be a probe).
-      return { ok: false, code: 422, message: PAT_ENV_REFUSED };
-    }
-    if (this.shuttingDown) return { ok: false, code: 409, message: "server is shutting down" };
+    const refused = addRefusal(req, {
+      patEnvAllow: this.deps.config.patEnvAllow,
+      shuttingDown: this.shuttingDown,
+      existing: (k) => this.plugins.get(k),
+      busy: (k) => this.busy.has(k),
+    });
+    if (refused) return refused;
     const key = req.name.toLowerCase();
-    const existing = this.plugins.get(key);
-    if (existing || this.busy.has(key)) {
-      const what = existing
-        ? `a ${existing.kind} named "${existing.name}" already exists`
-        : `"${req.name}" is being changed right now`;
-      return {
-        ok: false,
-        code: 409,
-        message: `name taken: ${what} (names are case-insensitive: PV prefixes are upper case)`,
-      };
-    }
     let pat = req.pat;
     if (pat === undefined && req.pat_env) pat = process.env[req.pat_env];
     this.busy.add(key);
@@ -232,20 +204,8 @@ export class PluginController {
     }
   }
 
-  private async persist(p: LoadedPlugin): Promise<void> {
-    const rec: PluginRecord = {
-      ...sourceOf(p),
-      parameters: p.overrides,
-      auto_start: p.auto_start,
-      cloneDir: p.cloneDir,
-      addedAt: p.addedAt,
-      ...(p.quarantined ? { quarantined: p.quarantined } : {}),
-    };
-    try {
-      await this.deps.state.putPlugin(rec);
-    } catch (err) {
-      this.log.error({ err, plugin: p.name }, "cannot persist plugin record");
-    }
+  private persist(p: LoadedPlugin): Promise<void> {
+    return persistPlugin(this.deps.state, p, this.log);
   }
 
   /**
@@ -306,19 +266,8 @@ export class PluginController {
   }
 
   /** Stops a plugin's host (cleanup() bounded), then removes its PVs. Never throws. */
-  private async stopPlugin(p: LoadedPlugin): Promise<void> {
-    if (p.stopped) return;
-    p.stopped = true;
-    clearTimeout(p.respawnTimer);
-    if (!p.host.isUnresponsive && !p.host.isEnded) {
-      await p.host.request(
-        { t: "stop", cleanupTimeoutMs: this.timings.cleanupTimeoutMs },
-        this.timings.cleanupTimeoutMs + 300,
-      );
-    }
-    p.host.terminate();
-    for (const u of p.unsubs) u();
-    for (const { pv } of p.pvs.values()) this.deps.registry.remove(pv.name);
+  private stopPlugin(p: LoadedPlugin): Promise<void> {
+    return stopPlugin(p, this.timings, this.deps.registry);
   }
 
   /** Stops and removes a plugin; ends within 2 s even for a hung plugin. */
@@ -400,61 +349,12 @@ export class PluginController {
   }
 
   private info(p: LoadedPlugin): PluginInfo {
-    const statusPv = p.pvs.get("STATUS")?.pv;
-    const idx = typeof statusPv?.value === "number" ? statusPv.value : 0;
-    const status = statusPv?.meta.states?.[idx] ?? String(idx);
-    const pvs: PluginPvInfo[] = [...p.pvs.values()].map(({ short, pv }) => ({
-      name: short,
-      fullName: pv.name,
-      kind: pv.kind,
-      writable: pv.writable,
-      value: jsonValue(pv.value),
-      status: pv.status,
-      severity: pv.severity,
-    }));
-    const cc = p.pvs.get("CYCLE_COUNT")?.pv.value;
-    return {
-      name: p.name,
-      kind: p.kind,
-      ...(p.kind === "task" ? { mode: p.declarative?.mode ?? p.mode } : {}),
-      status,
-      message: String(p.pvs.get("MESSAGE")?.pv.value ?? ""),
-      ...(p.kind === "task" ? { cycleCount: typeof cc === "number" ? cc : 0 } : {}),
-      prefix: p.prefix,
-      git_url: p.git_url,
-      ...(p.branch !== undefined ? { branch: p.branch } : {}),
-      ...(p.path !== undefined ? { path: p.path } : {}),
-      parameters: p.parameters,
-      pvs,
-      running:
-        !p.stopped && p.startError === undefined && !p.host.isEnded && !p.host.isUnresponsive,
-      ...(p.quarantined ? { quarantined: p.quarantined } : {}),
-      ...(p.kind === "job" ? { results: this.history.get(p.name) } : {}),
-      plugin_type: p.kind,
-      class_name: p.className ?? null,
-    };
+    return pluginInfo(p, this.history);
   }
 
   /** Makes a started job callable as `PREFIX:RUN`; the channel goes with the plugin's unsubs. */
   private exposeJob(p: LoadedPlugin): void {
-    const port = this.deps.jobRpc;
-    const status = p.pvs.get("STATUS")?.pv.name;
-    if (!port || status === undefined) return;
-    const channel = `${p.prefix}:${JOB_RPC_SUFFIX}`;
-    const off = port.register(
-      channel,
-      async (call) => {
-        const parameters = runParameters(p.parameters, call.args);
-        this.log.info(
-          { plugin: p.name, peer: call.peer, user: call.user, args: Object.keys(parameters) },
-          `job ${p.name} run by RPC`,
-        );
-        // By name, as REST does: a job removed or restarted since is not this closure's `p`.
-        return replyOf(await this.runJob(p.name, parameters));
-      },
-      status,
-    );
-    p.unsubs.push(off);
+    exposeJob(this.deps.jobRpc, p, this.log, (name, parameters) => this.runJob(name, parameters));
   }
 
   /**
@@ -567,37 +467,16 @@ export class PluginController {
 
   /** Boot: plugins from state (on-disk clones, no network) then those declared in config. */
   async restore(): Promise<void> {
-    // What plugin processes of a previous server (killed with -9) left running, and their dirs.
-    const reaped = reapStale();
-    if (reaped > 0)
-      this.log.warn({ reaped }, "killed processes left by a previous server's plugins");
-    const { plugins, warnings } = await this.deps.state.load();
-    for (const w of warnings) this.log.warn(w);
-    // Not after a damaged state file: its plugins' clones are still the operator's way back.
-    if (warnings.length === 0)
-      await removeOrphanClones(this.deps.config.pluginsDir, plugins, this.log);
-    // A few at a time: boot is mostly waiting on host start-up and imports.
-    const queue = [...plugins];
-    const lanes = Array.from({ length: Math.min(RESTORE_CONCURRENCY, queue.length) }, async () => {
-      for (let rec = queue.shift(); rec; rec = queue.shift()) await this.restoreOne(rec);
+    await bootRestore({
+      config: this.deps.config,
+      state: this.deps.state,
+      log: this.log,
+      isShuttingDown: () => this.shuttingDown,
+      restoreOne: (rec) => this.restoreOne(rec),
+      find: (name) => this.find(name),
+      add: (d) => this.add(d),
+      remove: (kind, name) => this.remove(kind, name),
     });
-    await Promise.all(lanes);
-    for (const d of this.deps.config.plugins) {
-      if (this.shuttingDown) break;
-      const cur = this.find(d.name);
-      if (
-        cur &&
-        cur.kind === d.kind &&
-        cur.git_url === d.git_url &&
-        cur.branch === d.branch &&
-        cur.path === d.path
-      ) {
-        continue;
-      }
-      if (cur) await this.remove(cur.kind, cur.name);
-      const r = await this.add({ ...d });
-      if (!r.ok) this.log.error({ plugin: d.name }, `declared plugin not loaded: ${r.message}`);
-    }
   }
 
   /** A running plugin's process ended by itself: restart it later, or quarantine it. */
@@ -618,72 +497,14 @@ export class PluginController {
   private async respawn(p: LoadedPlugin, log: Logger): Promise<void> {
     p.respawnTimer = undefined;
     if (p.stopped || this.shuttingDown || this.plugins.get(p.name.toLowerCase()) !== p) return;
-    const host = (this.deps.hostFactory ?? defaultHostFactory)({
-      log,
-      events: this.bridge.hostEvents(p, log),
-      timings: {
-        readyTimeoutMs: this.timings.importTimeoutMs,
-        watchdogMs: this.timings.watchdogMs,
-      },
-      hiddenEnv: this.tokenEnvNames(),
-      name: p.name,
-      sandbox: this.deps.config.sandbox ?? defaultSandboxConfig(),
-      limits: p.limits,
-      codeDirs: [p.cloneDir],
+    await respawnPlugin(p, log, {
+      config: this.deps.config,
+      bridge: this.bridge,
+      timings: this.timings,
+      hostFactory: this.deps.hostFactory ?? defaultHostFactory,
+      tokenEnvNames: () => this.tokenEnvNames(),
+      onFailed: (q, l) => this.onProcessEnd(q, true, l),
     });
-    // The plugin's host from now on: a removal during the respawn ends this one too.
-    p.host = host;
-    const fail = (message: string): void => {
-      host.terminate();
-      if (p.stopped) return;
-      showFailure(p, `restart failed: ${message}`);
-      this.onProcessEnd(p, true, log);
-    };
-    try {
-      await host.waitReady();
-    } catch (e) {
-      return fail(e instanceof Error ? e.message : String(e));
-    }
-    if (p.stopped) return host.terminate();
-    const lr = await host.request(
-      { t: "load", files: p.files, kind: p.kind },
-      this.timings.importTimeoutMs,
-    );
-    if (!lr.ok) return fail(lr.message);
-    // PVs the previous process made with addPv are adopted when its initialize() adds them again.
-    const pvs = this.bridge.hostPvs(p);
-    for (const [short, pp] of p.pvs) {
-      if (pp.runtime) {
-        delete pvs[short];
-        pp.adoptable = true;
-      }
-    }
-    if (p.stopped) return host.terminate();
-    const cfg = this.deps.config;
-    const sr = await host.request(
-      {
-        t: "start",
-        name: p.name,
-        kind: p.kind,
-        prefix: p.prefix,
-        parameters: p.parameters,
-        mode: p.mode,
-        interval: p.interval,
-        enabled: p.kind === "task" ? p.pvs.get("ENABLE")?.pv.value !== 0 : true,
-        pvs,
-        services: {
-          beamlineValues: cfg.beamlineValues,
-          beamline: cfg.beamline,
-          namespace: cfg.namespace,
-          devices: !cfg.disableDevices,
-        },
-        initTimeoutMs: this.timings.initTimeoutMs,
-      },
-      this.timings.initTimeoutMs + 2000,
-    );
-    if (!sr.ok) return fail(sr.message);
-    if (p.stopped) host.terminate();
-    else log.info("plugin process restarted");
   }
 
   /**
@@ -691,51 +512,13 @@ export class PluginController {
    * none of its code runs. A REST restart re-clones and clears the quarantine; DELETE removes it.
    */
   private async restoreHeld(rec: PluginRecord): Promise<void> {
-    const dir = await resolvePluginDir(rec.cloneDir, rec.path);
-    const cfg = await loadPluginConfig(dir, rec.kind);
-    const resolved = resolveParameters(cfg, rec.parameters ?? {});
-    const p: LoadedPlugin = {
-      ...loadSpec(rec, {
-        overrides: rec.parameters ?? {},
-        auto_start: rec.auto_start,
-        addedAt: rec.addedAt,
-      }),
-      mode: resolved.mode,
-      interval: resolved.interval,
-      prefix: pvPrefixFor(this.deps.config, rec.name),
-      parameters: resolved.parameters,
-      cloneDir: rec.cloneDir,
-      pluginDir: dir,
-      host: new EndedHost(rec.quarantined ?? "quarantined"),
-      limits: effectiveLimits(this.deps.config.sandbox ?? defaultSandboxConfig(), cfg.limits),
-      restart: cfg.restart ?? "on-failure",
-      failures: [],
-      files: [],
-      pvs: new Map(),
-      unsubs: [],
-      autosaved: await this.deps.state.loadAutosave(rec.name).catch(() => ({})),
-      beforeWatchdog: null,
-      triggerBusy: false,
-      jobBusy: false,
-      stopped: false,
-      ...(rec.quarantined ? { quarantined: rec.quarantined, startError: rec.quarantined } : {}),
-    };
-    const created: string[] = [];
-    try {
-      for (const def of [...defaultPvDefs(rec.kind), ...cfg.pvs]) {
-        const pv = this.deps.registry.add(
-          { ...def.spec, name: `${p.prefix}:${def.name}` },
-          this.bridge.writeHandler(p, def.name),
-        );
-        created.push(pv.name);
-        p.pvs.set(def.name, { short: def.name, pv, autosave: def.autosave });
-      }
-    } catch (e) {
-      for (const n of created) this.deps.registry.remove(n);
-      throw e;
-    }
-    this.bridge.restoreValues(p, null, this.log);
-    showFailure(p, p.quarantined ?? "quarantined");
+    const p = await loadHeldPlugin(rec, {
+      config: this.deps.config,
+      registry: this.deps.registry,
+      state: this.deps.state,
+      bridge: this.bridge,
+      log: this.log,
+    });
     this.plugins.set(rec.name.toLowerCase(), p);
     this.log.warn({ plugin: rec.name }, `${rec.name} is quarantined: listed, not started`);
   }
@@ -753,35 +536,6 @@ export class PluginController {
     const all = [...this.plugins.values()];
     this.plugins.clear();
     await Promise.all(all.map((p) => this.stopPlugin(p)));
-    if (this.inflight.size > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.inflight]),
-        new Promise<void>((ok) => {
-          timer = setTimeout(ok, SHUTDOWN_INFLIGHT_WAIT_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-  }
-}
-
-/** A set whose adds and deletes also go to a second set (a per-add set of hosts + the shared one). */
-class TeeSet<T> extends Set<T> {
-  constructor(
-    private readonly own: Set<T>,
-    private readonly shared: Set<T>,
-  ) {
-    super();
-  }
-  override add(v: T): this {
-    this.own?.add(v);
-    this.shared?.add(v);
-    return super.add(v);
-  }
-  override delete(v: T): boolean {
-    this.own?.delete(v);
-    this.shared?.delete(v);
-    return super.delete(v);
+    if (this.inflight.size > 0) await settleWithin([...this.inflight], SHUTDOWN_INFLIGHT_WAIT_MS);
   }
 }

@@ -1,0 +1,114 @@
+/**
+ * The process side of a listed plugin, for the controller: stopping it, and giving it a new
+ * process after its own ended (the restart policy, host/restart.ts, decides when).
+ */
+import type { Logger } from "pino";
+import type { ServerConfig } from "../config.ts";
+import type { PvRegistry } from "../pv/registry.ts";
+import { type PvBridge, showFailure } from "./bridge.ts";
+import { defaultSandboxConfig } from "./host/sandbox.ts";
+import type { PluginHostFactory } from "./host.ts";
+import type { LoadedPlugin, RuntimeTimings } from "./plugin.ts";
+
+/** Stops a plugin's host (cleanup() bounded), then removes its PVs. Never throws. */
+export async function stopPlugin(
+  p: LoadedPlugin,
+  timings: RuntimeTimings,
+  registry: PvRegistry,
+): Promise<void> {
+  if (p.stopped) return;
+  p.stopped = true;
+  clearTimeout(p.respawnTimer);
+  if (!p.host.isUnresponsive && !p.host.isEnded) {
+    await p.host.request(
+      { t: "stop", cleanupTimeoutMs: timings.cleanupTimeoutMs },
+      timings.cleanupTimeoutMs + 300,
+    );
+  }
+  p.host.terminate();
+  for (const u of p.unsubs) u();
+  for (const { pv } of p.pvs.values()) registry.remove(pv.name);
+}
+
+/** What a respawn needs from the controller. */
+export interface RespawnContext {
+  config: ServerConfig;
+  bridge: PvBridge;
+  timings: RuntimeTimings;
+  hostFactory: PluginHostFactory;
+  tokenEnvNames: () => string[];
+  /** A new process failed: the restart policy decides again. */
+  onFailed: (p: LoadedPlugin, log: Logger) => void;
+}
+
+/** A new process for a running plugin, with its PVs kept (clients stay connected). */
+export async function respawnPlugin(
+  p: LoadedPlugin,
+  log: Logger,
+  ctx: RespawnContext,
+): Promise<void> {
+  const { timings, bridge } = ctx;
+  const host = ctx.hostFactory({
+    log,
+    events: bridge.hostEvents(p, log),
+    timings: { readyTimeoutMs: timings.importTimeoutMs, watchdogMs: timings.watchdogMs },
+    hiddenEnv: ctx.tokenEnvNames(),
+    name: p.name,
+    sandbox: ctx.config.sandbox ?? defaultSandboxConfig(),
+    limits: p.limits,
+    codeDirs: [p.cloneDir],
+  });
+  // The plugin's host from now on: a removal during the respawn ends this one too.
+  p.host = host;
+  const fail = (message: string): void => {
+    host.terminate();
+    if (p.stopped) return;
+    showFailure(p, `restart failed: ${message}`);
+    ctx.onFailed(p, log);
+  };
+  try {
+    await host.waitReady();
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e));
+  }
+  if (p.stopped) return host.terminate();
+  const lr = await host.request(
+    { t: "load", files: p.files, kind: p.kind },
+    timings.importTimeoutMs,
+  );
+  if (!lr.ok) return fail(lr.message);
+  // PVs the previous process made with addPv are adopted when its initialize() adds them again.
+  const pvs = bridge.hostPvs(p);
+  for (const [short, pp] of p.pvs) {
+    if (pp.runtime) {
+      delete pvs[short];
+      pp.adoptable = true;
+    }
+  }
+  if (p.stopped) return host.terminate();
+  const cfg = ctx.config;
+  const sr = await host.request(
+    {
+      t: "start",
+      name: p.name,
+      kind: p.kind,
+      prefix: p.prefix,
+      parameters: p.parameters,
+      mode: p.mode,
+      interval: p.interval,
+      enabled: p.kind === "task" ? p.pvs.get("ENABLE")?.pv.value !== 0 : true,
+      pvs,
+      services: {
+        beamlineValues: cfg.beamlineValues,
+        beamline: cfg.beamline,
+        namespace: cfg.namespace,
+        devices: !cfg.disableDevices,
+      },
+      initTimeoutMs: timings.initTimeoutMs,
+    },
+    timings.initTimeoutMs + 2000,
+  );
+  if (!sr.ok) return fail(sr.message);
+  if (p.stopped) host.terminate();
+  else log.info("plugin process restarted");
+}
