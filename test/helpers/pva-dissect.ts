@@ -20,27 +20,13 @@ import {
   formatAddress,
   HEADER_SIZE,
   Reader,
+  SCALAR_TYPE_NAMES,
   type Status,
   type StructValue,
   TypeCache,
   TypeCode,
   type TypeDesc,
 } from "../../src/pva/codec/index.ts";
-
-const SCALAR_NAMES: Record<number, string> = {
-  0: "boolean",
-  32: "byte",
-  33: "short",
-  34: "int",
-  35: "long",
-  36: "ubyte",
-  37: "ushort",
-  38: "uint",
-  39: "ulong",
-  66: "float",
-  67: "double",
-  96: "string",
-};
 
 /** The captures' "type_members" form: one line per member, two spaces per level. */
 export function typeMembers(t: TypeDesc, indent = ""): string[] {
@@ -51,7 +37,7 @@ export function typeMembers(t: TypeDesc, indent = ""): string[] {
       out.push(`${indent}structure ${mt.id ? `${mt.id} ` : ""}${m.name}`);
       out.push(...typeMembers(mt, `${indent}  `));
     } else {
-      const base = SCALAR_NAMES[mt.code & ~ARRAY] ?? "?";
+      const base = SCALAR_TYPE_NAMES[mt.code & ~ARRAY] ?? "?";
       out.push(`${indent}${base}${mt.code & ARRAY ? "[]" : ""} ${m.name}`);
     }
   }

@@ -217,9 +217,7 @@ export class Circuit implements SubscriptionSink {
     if (this.closed) return;
     this.log.warn({ reason }, "CA circuit dropped");
     this.srv.counters.circuitsDropped++;
-    this.flush();
-    this.socket.end();
-    this.onClose();
+    this.shutdown();
   }
 
   /** Closes the circuit at server shutdown. */

@@ -4,10 +4,11 @@
  * Search sockets use node:dgram because Bun.udpSocket cannot set SO_REUSEADDR, and several CA
  * servers on one host must share UDP 5064 (broadcast searches reach all of them).
  */
-import dgram from "node:dgram";
+import type dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import os from "node:os";
 import type { Logger } from "pino";
+import { bindUdp } from "../../common/udp.ts";
 import { CMD, HEADER_SIZE, MAX_UDP_SEND } from "../codec/constants.ts";
 import { get16, get32 } from "../codec/header.ts";
 import {
@@ -130,21 +131,8 @@ export class SearchResponder {
   }
 }
 
-/** Binds a UDP socket with SO_REUSEADDR so other CA servers on this host can share the port. */
-export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: "udp4", reuseAddr: true });
-    const onError = (e: Error) => {
-      s.close();
-      reject(e);
-    };
-    s.once("error", onError);
-    s.bind(port, address, () => {
-      s.off("error", onError);
-      resolve(s);
-    });
-  });
-}
+// Shared with the other protocol server: one home (src/common/udp.ts).
+export { bindUdp };
 
 /** The send function of Bun's native UDP socket (true: handed to the kernel). */
 export interface NativeUdpSend {

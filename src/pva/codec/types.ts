@@ -237,7 +237,8 @@ export function encodeType(w: Writer, t: TypeDesc | null): void {
   }
 }
 
-const NAMES: Record<number, string> = {
+/** Names of the scalar type codes (array bit cleared), as pvData prints them. */
+export const SCALAR_TYPE_NAMES: Readonly<Record<number, string>> = {
   0: "boolean",
   32: "byte",
   33: "short",
@@ -266,6 +267,6 @@ export function describeType(t: TypeDesc | null): string {
   }
   if (t.code === TypeCode.ANY_ARRAY) return "any[]";
   if (t.code === TypeCode.ANY) return "any";
-  const base = NAMES[t.code & ~ARRAY] ?? `0x${t.code.toString(16)}`;
+  const base = SCALAR_TYPE_NAMES[t.code & ~ARRAY] ?? `0x${t.code.toString(16)}`;
   return (t.code & ARRAY) !== 0 ? `${base}[]` : base;
 }

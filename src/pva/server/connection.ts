@@ -440,9 +440,7 @@ export class Connection {
     if (this.closed) return;
     this.log.warn({ reason, user: this.user, host: this.host }, "PVA connection dropped");
     this.srv.counters.connectionsDropped++;
-    this.flush();
-    this.socket.end();
-    this.onClose();
+    this.shutdown();
   }
 
   shutdown(): void {

@@ -4,10 +4,11 @@
  * fan-out group so searches another server re-sends reach us too), search replies, and beacons.
  * Unknown names are never answered unless the search demands a reply.
  */
-import dgram from "node:dgram";
+import type dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
+import { bindUdp } from "../../common/udp.ts";
 import { Cmd, splitDatagram } from "../codec/header.ts";
 import {
   beginMessage,
@@ -30,20 +31,8 @@ export interface LogLike {
   warn(obj: object, msg: string): void;
 }
 
-export function bindUdp(address: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: "udp4", reuseAddr: true });
-    const onError = (e: Error) => {
-      s.close();
-      reject(e);
-    };
-    s.once("error", onError);
-    s.bind(port, address, () => {
-      s.off("error", onError);
-      resolve(s);
-    });
-  });
-}
+// Shared with the other protocol server: one home (src/common/udp.ts).
+export { bindUdp };
 
 export interface SearchHost {
   guid: Uint8Array;
