@@ -39,6 +39,11 @@ export interface PvaServerConfig {
   maxMonitorQueue: number;
   /** Writes one connection may have waiting for their handlers. */
   maxPendingWritesPerConnection: number;
+  /**
+   * Send the normative types through the introspection cache (`0xFD` once, then `0xFE key`), as
+   * pvAccessCPP servers do; false sends full descriptions every time, as softIocPVX does.
+   */
+  typeCache: boolean;
 }
 
 export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
@@ -58,6 +63,7 @@ export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
   maxBufferedBytesPerPeer: 256 * 1024 * 1024,
   maxMonitorQueue: 1024,
   maxPendingWritesPerConnection: 4096,
+  typeCache: true,
 });
 
 export class PvaConfigError extends Error {
@@ -121,8 +127,8 @@ function seconds(name: string, raw: string): number {
  * Reads EPICS_PVAS_SERVER_PORT (else EPICS_PVA_SERVER_PORT), EPICS_PVAS_BROADCAST_PORT (else
  * EPICS_PVA_BROADCAST_PORT), EPICS_PVAS_INTF_ADDR_LIST, EPICS_PVAS_BEACON_ADDR_LIST (else
  * EPICS_PVA_ADDR_LIST), EPICS_PVAS_AUTO_BEACON_ADDR_LIST (else EPICS_PVA_AUTO_ADDR_LIST),
- * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST and
- * EPICS_PVA_CONN_TMO.
+ * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST,
+ * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE (YES/NO).
  */
 export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   const c: Partial<PvaServerConfig> = {};
@@ -142,6 +148,8 @@ export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   if (ign) c.ignoreAddrs = ipList(ign.name, ign.value);
   const tmo = pick(env, "EPICS_PVA_CONN_TMO");
   if (tmo) c.connTimeout = seconds(tmo.name, tmo.value);
+  const tc = pick(env, "IOCMNG_PVA_TYPE_CACHE");
+  if (tc) c.typeCache = yesNo(tc.name, tc.value);
   return c;
 }
 
@@ -168,6 +176,9 @@ export function resolvePvaConfig(partial: Partial<PvaServerConfig> = {}): PvaSer
     if (!(c[k] > 0) || !Number.isFinite(c[k])) {
       throw new PvaConfigError(`PVA config ${k}: expected seconds > 0, got ${c[k]}`);
     }
+  }
+  if (typeof c.typeCache !== "boolean") {
+    throw new PvaConfigError(`PVA config typeCache: expected true or false, got ${c.typeCache}`);
   }
   for (const ip of [...c.intfAddrs, ...c.ignoreAddrs]) {
     if (!isIPv4(ip)) throw new PvaConfigError(`PVA config: "${ip}" is not an IPv4 address`);

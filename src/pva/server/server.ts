@@ -273,7 +273,6 @@ export class PvaServer implements ConnHost {
     // A fresh object: the listener's default `data` is shared by every socket it accepts.
     s.data = { conn: c };
     this.conns.add(c);
-    s.timeout(this.config.connTimeout);
     // Replies are small and each one unblocks the client's next step: no Nagle delay.
     s.setNoDelay(true);
     c.start();
