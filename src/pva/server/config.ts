@@ -44,6 +44,11 @@ export interface PvaServerConfig {
    * pvAccessCPP servers do; false sends full descriptions every time, as softIocPVX does.
    */
   typeCache: boolean;
+  /**
+   * Answer RPC on the built-in `server` PV as pvxs servers do (`pvxlist host:port` lists the
+   * channel names, `pvxlist -i` names the server); false refuses the channel like any unknown name.
+   */
+  serverPv: boolean;
 }
 
 export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
@@ -64,6 +69,7 @@ export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
   maxMonitorQueue: 1024,
   maxPendingWritesPerConnection: 4096,
   typeCache: true,
+  serverPv: true,
 });
 
 export class PvaConfigError extends Error {
@@ -128,7 +134,7 @@ function seconds(name: string, raw: string): number {
  * EPICS_PVA_BROADCAST_PORT), EPICS_PVAS_INTF_ADDR_LIST, EPICS_PVAS_BEACON_ADDR_LIST (else
  * EPICS_PVA_ADDR_LIST), EPICS_PVAS_AUTO_BEACON_ADDR_LIST (else EPICS_PVA_AUTO_ADDR_LIST),
  * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST,
- * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE (YES/NO).
+ * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE and IOCMNG_PVA_SERVER_PV (YES/NO).
  */
 export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   const c: Partial<PvaServerConfig> = {};
@@ -150,6 +156,8 @@ export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   if (tmo) c.connTimeout = seconds(tmo.name, tmo.value);
   const tc = pick(env, "IOCMNG_PVA_TYPE_CACHE");
   if (tc) c.typeCache = yesNo(tc.name, tc.value);
+  const spv = pick(env, "IOCMNG_PVA_SERVER_PV");
+  if (spv) c.serverPv = yesNo(spv.name, spv.value);
   return c;
 }
 
@@ -177,8 +185,10 @@ export function resolvePvaConfig(partial: Partial<PvaServerConfig> = {}): PvaSer
       throw new PvaConfigError(`PVA config ${k}: expected seconds > 0, got ${c[k]}`);
     }
   }
-  if (typeof c.typeCache !== "boolean") {
-    throw new PvaConfigError(`PVA config typeCache: expected true or false, got ${c.typeCache}`);
+  for (const k of ["typeCache", "serverPv"] as const) {
+    if (typeof c[k] !== "boolean") {
+      throw new PvaConfigError(`PVA config ${k}: expected true or false, got ${c[k]}`);
+    }
   }
   for (const ip of [...c.intfAddrs, ...c.ignoreAddrs]) {
     if (!isIPv4(ip)) throw new PvaConfigError(`PVA config: "${ip}" is not an IPv4 address`);

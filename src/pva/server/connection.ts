@@ -29,7 +29,7 @@ import { errorStatus, OK, PvaDecodeError, Reader, StatusType, Writer } from "../
 import type { PvaServerConfig } from "./config.ts";
 import type { MonitorOp } from "./monitor.ts";
 import { handleOp, type Op, opClosed } from "./ops.ts";
-import type { RpcRegistry } from "./rpc.ts";
+import type { RpcHandler, RpcRegistry } from "./rpc.ts";
 
 export interface PvaCounters {
   messages: number;
@@ -51,6 +51,8 @@ export interface ConnHost {
   /** Access security and the audit trail (src/pv/access.ts); null = each PV's own rights. */
   readonly access: AccessPolicy | null;
   lookupPv(name: string): Pv | undefined;
+  /** The RPC handler of channel `name`: the registry's, or the built-in `server` PV's. */
+  rpcHandler(name: string): RpcHandler | undefined;
   /**
    * A connection's buffered bytes changed by `delta`; false when its peer is now over
    * maxBufferedBytesPerPeer (the connection then closes itself).
@@ -291,7 +293,7 @@ export class Connection {
         continue;
       }
       const pv = this.srv.lookupPv(name) ?? null;
-      if (!pv && !this.srv.rpc.has(name)) {
+      if (!pv && !this.srv.rpcHandler(name)) {
         const s = errorStatus("Refused to create Channel", StatusType.FATAL);
         encodeCreateChannelReply(this.out, cid, 0xffffffff, s);
         continue;

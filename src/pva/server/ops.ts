@@ -268,7 +268,7 @@ function putGetExec(c: Connection, op: SimpleOp, sub: number, r: Reader): void {
 function rpcExec(c: Connection, op: SimpleOp, sub: number, r: Reader): void {
   const t = decodeType(r, c.typeCache);
   const value = t ? decodeValue(r, t, c.typeCache) : null;
-  const handler = c.srv.rpc.get(op.channel.name);
+  const handler = c.srv.rpcHandler(op.channel.name);
   const send = (s: Status, result?: { type: TypeDesc; value: unknown }) => {
     if (c.closed || c.ops.get(op.ioid) !== op) return;
     const p = beginOpReply(c.out, Cmd.RPC, op.ioid, sub, s);
