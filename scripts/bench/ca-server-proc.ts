@@ -12,7 +12,7 @@
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
-import { benchPvs, Poster, serveCommands, usage } from "./proc-lib.ts";
+import { benchPvs, Poster, posterCommands, serveCommands } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 1000);
 const prefix = process.argv[3] ?? "BENCH:D";
@@ -38,24 +38,12 @@ await server.start();
 
 console.log(`READY ${server.tcpPort}`);
 await serveCommands({
-  stats: () => ({ ...server.stats(), ...usage() }),
-  update: ([n, hz]) => {
-    poster.update(Number(n), Number(hz));
-    return { ok: true };
-  },
-  flood: ([n]) => {
-    poster.flood(Number(n));
-    return { ok: true };
-  },
+  ...posterCommands(() => server.stats(), poster),
   bounce: ([name]) => {
     if (name === undefined || !inputs.includes(name)) return undefined;
     registry.remove(name);
     setTimeout(() => addInput(name), 200);
     return { ok: true };
-  },
-  gc: () => {
-    Bun.gc(true);
-    return { rss: process.memoryUsage().rss };
   },
 });
 poster.stop();

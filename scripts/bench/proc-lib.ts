@@ -60,6 +60,28 @@ export function usage(): { rss: number; cpuUs: number } {
 }
 
 /**
+ * The commands every PV-posting bench server answers: `stats` (the server's counters plus
+ * {@link usage}), `update <n> <hz>`, `flood <n>`, `gc` (full GC, then rss).
+ */
+export function posterCommands(stats: () => object, poster: Poster) {
+  return {
+    stats: () => ({ ...stats(), ...usage() }),
+    update: ([n, hz]: string[]) => {
+      poster.update(Number(n), Number(hz));
+      return { ok: true };
+    },
+    flood: ([n]: string[]) => {
+      poster.flood(Number(n));
+      return { ok: true };
+    },
+    gc: () => {
+      Bun.gc(true);
+      return { rss: process.memoryUsage().rss };
+    },
+  };
+}
+
+/**
  * Answers commands on stdin, one per line, until stdin ends: the handler named by the line's
  * first word gets the other words and returns the JSON reply (undefined: no reply). Lines naming
  * no handler are ignored.

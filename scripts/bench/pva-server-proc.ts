@@ -5,13 +5,14 @@
  * stdin, one per line, answered with one JSON line:
  *   stats             → PvaServer.stats() plus rss and cpu (µs) of this process
  *   update <n> <hz>   → posts new values to the first n PVs at hz (0 stops)
+ *   flood <n>         → posts to the first n PVs as fast as the event loop allows (0 stops)
  *   gc                → full GC, then rss
  */
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
-import { benchPvs, Poster, serveCommands, usage } from "./proc-lib.ts";
+import { benchPvs, Poster, posterCommands, serveCommands } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 1000);
 const withCa = process.argv.includes("--ca");
@@ -34,17 +35,7 @@ const ca = withCa
 await ca?.start();
 
 console.log(`READY ${server.tcpPort} ${server.udpPort}`);
-await serveCommands({
-  stats: () => ({ ...server.stats(), ...usage() }),
-  update: ([n, hz]) => {
-    poster.update(Number(n), Number(hz));
-    return { ok: true };
-  },
-  gc: () => {
-    Bun.gc(true);
-    return { rss: process.memoryUsage().rss };
-  },
-});
+await serveCommands(posterCommands(() => server.stats(), poster));
 poster.stop();
 await server.stop();
 await ca?.stop();
