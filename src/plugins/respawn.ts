@@ -9,6 +9,7 @@ import { type PvBridge, showFailure } from "./bridge.ts";
 import { defaultSandboxConfig } from "./host/sandbox.ts";
 import type { PluginHostFactory } from "./host.ts";
 import type { LoadedPlugin, RuntimeTimings } from "./plugin.ts";
+import { startRequest } from "./start-request.ts";
 
 /** Stops a plugin's host (cleanup() bounded), then removes its PVs. Never throws. */
 export async function stopPlugin(
@@ -86,26 +87,8 @@ export async function respawnPlugin(
     }
   }
   if (p.stopped) return host.terminate();
-  const cfg = ctx.config;
   const sr = await host.request(
-    {
-      t: "start",
-      name: p.name,
-      kind: p.kind,
-      prefix: p.prefix,
-      parameters: p.parameters,
-      mode: p.mode,
-      interval: p.interval,
-      enabled: p.kind === "task" ? p.pvs.get("ENABLE")?.pv.value !== 0 : true,
-      pvs,
-      services: {
-        beamlineValues: cfg.beamlineValues,
-        beamline: cfg.beamline,
-        namespace: cfg.namespace,
-        devices: !cfg.disableDevices,
-      },
-      initTimeoutMs: timings.initTimeoutMs,
-    },
+    startRequest(p, ctx.config, pvs, timings.initTimeoutMs),
     timings.initTimeoutMs + 2000,
   );
   if (!sr.ok) return fail(sr.message);
