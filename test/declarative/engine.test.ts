@@ -40,7 +40,7 @@ function engineFor(yaml: string) {
 
 const STATS = example("stats");
 
-describe("stats example (fact sheet §3.12 B), with the upstream bugs fixed", () => {
+describe("stats example, with the upstream bugs fixed", () => {
   test("ring buffer, chained transforms, parameters, rules seeing transforms and unwired inputs", () => {
     const { engine, pvs } = engineFor(STATS);
     const seen: unknown[][] = [];
@@ -68,7 +68,7 @@ describe("stats example (fact sheet §3.12 B), with the upstream bugs fixed", ()
 
 const INTLK = example("intlk");
 
-describe("latch, CLEAR, actuators, message_pv, forced alarms (§3.12 A)", () => {
+describe("intlk example: latch, CLEAR, actuators, message_pv, forced alarms", () => {
   test("trip latches; CLEAR releases; a condition still true is followed but not re-latched", () => {
     const { engine, pvs, puts, alarms } = engineFor(INTLK);
     engine.linkValue("chiller", 1);
@@ -134,7 +134,7 @@ describe("latch, CLEAR, actuators, message_pv, forced alarms (§3.12 A)", () => 
 
 const VAC = example("vac");
 
-describe("vac example (§3.12 C): latch_dir fall, wired output, SYS_CONN, buffers not forcing", () => {
+describe("vac example: latch_dir fall, wired output, SYS_CONN, buffers not forcing", () => {
   test("fall latch, forwarded output, SYS_CONN text and alarm, no forced alarm through _buf", () => {
     const { engine, pvs, puts, alarms } = engineFor(VAC);
     expect(engine.spec.mode).toBe("reactive");

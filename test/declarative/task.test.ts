@@ -96,7 +96,7 @@ function pluginOn(prefix: string, yaml: string) {
   return { task, pvs, logs, value, spec };
 }
 
-describe("intlk example (fact sheet §3.12 A) over CA", () => {
+describe("intlk example over CA", () => {
   test("links, trip, actuator put, latch, CLEAR, RESET, disconnection, ENABLE", async () => {
     const chiller = h.registry.add({
       name: "TEST:CHL:RUN",
@@ -177,7 +177,7 @@ describe("intlk example (fact sheet §3.12 A) over CA", () => {
   }, 90_000);
 });
 
-describe("vac example (§3.12 C) over CA: reactive mode", () => {
+describe("vac example over CA: reactive mode", () => {
   test("a triggering change evaluates at once; execute() is only a heartbeat", async () => {
     const ok = h.registry.add({
       name: "TEST:VAC:OK",
