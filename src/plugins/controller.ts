@@ -17,7 +17,9 @@ import { addRefusal } from "./add-checks.ts";
 import { bootRestore } from "./boot-restore.ts";
 import { messageText, PvBridge } from "./bridge.ts";
 import { decideRestart } from "./host/restart.ts";
+import { defaultSandboxConfig } from "./host/sandbox.ts";
 import { patEnvAllowed } from "./host/settings.ts";
+import { SpareHost, withSpares } from "./host/spare.ts";
 import type { PluginHost, PluginHostFactory } from "./host.ts";
 import { defaultHostFactory } from "./host-default.ts";
 import { exposeJob } from "./job-expose.ts";
@@ -103,10 +105,20 @@ export class PluginController {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Aborted by shutdown: kills clones and installs in progress. */
   private readonly stopSignal = new AbortController();
+  /** The pre-started plugin process of the next add (none with a caller's host factory). */
+  private readonly spares: SpareHost | null;
+  private readonly hostFactory: PluginHostFactory;
 
   constructor(private readonly deps: ControllerDeps) {
     this.timings = { ...DEFAULT_TIMINGS, ...deps.timings };
     this.log = deps.logger.child({ component: "plugins" });
+    const sandbox = deps.config.sandbox ?? defaultSandboxConfig();
+    this.spares =
+      deps.hostFactory === undefined && sandbox.spare
+        ? new SpareHost(this.log, sandbox, () => this.tokenEnvNames())
+        : null;
+    this.hostFactory =
+      deps.hostFactory ?? (this.spares ? withSpares(this.spares) : defaultHostFactory);
     this.bridge = new PvBridge({
       registry: deps.registry,
       state: deps.state,
@@ -239,7 +251,7 @@ export class PluginController {
       keep,
       server,
       timings: this.timings,
-      hostFactory: this.deps.hostFactory ?? defaultHostFactory,
+      hostFactory: this.hostFactory,
       steps: new Steps(own?.observer),
       log: this.deps.logger.child({ plugin: spec.name }),
       undo: [],
@@ -477,6 +489,8 @@ export class PluginController {
       add: (d) => this.add(d),
       remove: (kind, name) => this.remove(kind, name),
     });
+    // Booted: the next add's process starts now, not when the add comes.
+    this.spares?.fill();
   }
 
   /** A running plugin's process ended by itself: restart it later, or quarantine it. */
@@ -501,7 +515,7 @@ export class PluginController {
       config: this.deps.config,
       bridge: this.bridge,
       timings: this.timings,
-      hostFactory: this.deps.hostFactory ?? defaultHostFactory,
+      hostFactory: this.hostFactory,
       tokenEnvNames: () => this.tokenEnvNames(),
       onFailed: (q, l) => this.onProcessEnd(q, true, l),
     });
@@ -526,6 +540,7 @@ export class PluginController {
   /** Stops every plugin (cleanup(), bounded) and removes their PVs; records stay for next boot. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    this.spares?.close();
     // Plugins still loading (a slow initialize() during the boot restore, an add in flight) end
     // at once: their pipeline then fails and removes what it created; the wait for that is
     // bounded, so a signal still exits within its grace time.

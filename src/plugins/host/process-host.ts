@@ -63,6 +63,11 @@ export interface ProcessOptions {
   codeDirs?: readonly string[];
   /** Environment to take the passed variables from (default process.env). */
   env?: Record<string, string | undefined>;
+  /**
+   * A spare (spare.ts): started before any plugin asks for it, not counted in `live` until
+   * {@link PluginProcess.adopt} hands it to one.
+   */
+  spare?: boolean;
 }
 
 export { runRoot } from "./run-root.ts";
@@ -109,7 +114,11 @@ export class PluginProcess implements PluginHost {
   private cgroup: PluginCgroup | null = null;
   /** Why we killed it (a limit), reported as the exit reason. */
   private killReason: string | null = null;
-  private readonly watchdog: ReturnType<typeof setInterval>;
+  /** Counted in `live` (a plugin's process, not an idle spare). */
+  private counted = false;
+  /** Work due before the plugin's code may load (an adopted spare: its clone made readable). */
+  private bound: Promise<void> = Promise.resolve();
+  private watchdog: ReturnType<typeof setInterval>;
   private readonly ready: Promise<void>;
   private readyResolve: () => void = () => {};
   private readyReject: (e: Error) => void = () => {};
@@ -118,12 +127,12 @@ export class PluginProcess implements PluginHost {
   private goneResolve: () => void = () => {};
 
   constructor(
-    private readonly log: Logger,
-    private readonly events: HostEvents,
-    private readonly timings: HostTimings,
-    private readonly opts: ProcessOptions,
+    private log: Logger,
+    private events: HostEvents,
+    private timings: HostTimings,
+    private opts: ProcessOptions,
   ) {
-    PluginProcess.live++;
+    if (opts.spare !== true) this.count();
     this.ready = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -139,6 +148,59 @@ export class PluginProcess implements PluginHost {
       this.readyReject(e instanceof Error ? e : new Error(String(e)));
       this.finish();
     });
+  }
+
+  private count(): void {
+    this.counted = true;
+    PluginProcess.live++;
+  }
+
+  /**
+   * Hands a spare to a plugin: from now on it logs, reports and is timed as that plugin's host.
+   * The caller checked that it was started exactly as this plugin's process would be (spare.ts).
+   */
+  adopt(o: {
+    log: Logger;
+    events: HostEvents;
+    timings: HostTimings;
+    name: string;
+    hiddenEnv?: readonly string[] | undefined;
+    codeDirs?: readonly string[] | undefined;
+  }): this {
+    this.log = o.log;
+    this.events = o.events;
+    if (o.timings.watchdogMs !== this.timings.watchdogMs) {
+      clearInterval(this.watchdog);
+      this.watchdog = setInterval(() => this.checkBeat(), Math.max(50, o.timings.watchdogMs / 4));
+      this.watchdog.unref?.();
+    }
+    this.timings = o.timings;
+    this.opts = {
+      ...this.opts,
+      name: o.name,
+      spare: false,
+      ...(o.hiddenEnv ? { hiddenEnv: o.hiddenEnv } : {}),
+      ...(o.codeDirs ? { codeDirs: o.codeDirs } : {}),
+    };
+    if (!this.ended) this.count();
+    this.log.debug({ pid: this.pid, home: this.home }, "plugin runs in the spare process");
+    // The clone must be readable under the plugin's uid before `load` imports it.
+    if (this.dropsPrivileges()) this.bound = this.reachable(o.codeDirs ?? []);
+    return this;
+  }
+
+  private dropsPrivileges(): boolean {
+    const { sandbox } = this.opts;
+    return process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
+  }
+
+  /** Adds the search bit to `dirs` and their parents (makeTraversable), logging what changed. */
+  private async reachable(dirs: readonly string[]): Promise<void> {
+    for (const d of dirs) {
+      const changed = await makeTraversable(d);
+      if (changed.length > 0)
+        this.log.info({ dirs: changed }, "made directories traversable (o+x) for plugin processes");
+    }
   }
 
   /** The OS pid once spawned (tests, diagnostics). */
@@ -159,17 +221,10 @@ export class PluginProcess implements PluginHost {
       await rm(home, { recursive: true, force: true }).catch(() => {});
       return;
     }
-    const drop = process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
+    const drop = this.dropsPrivileges();
     if (drop) {
       await chown(home, sandbox.uid as number, sandbox.gid as number);
-      for (const d of [root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]) {
-        const changed = await makeTraversable(d);
-        if (changed.length > 0)
-          this.log.info(
-            { dirs: changed },
-            "made directories traversable (o+x) for plugin processes",
-          );
-      }
+      await this.reachable([root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]);
     }
     const shell = await findShell();
     if (this.ended) {
@@ -208,6 +263,7 @@ export class PluginProcess implements PluginHost {
     });
     this.proc = proc;
     recordHost(root, proc.pid);
+    this.log.debug({ pid: proc.pid, home }, "plugin process started");
     void this.drain(proc.stdout as ReadableStream<Uint8Array>, "stdout");
     void this.drain(proc.stderr as ReadableStream<Uint8Array>, "stderr");
     void proc.exited.then(() => this.onExited(proc));
@@ -342,7 +398,7 @@ export class PluginProcess implements PluginHost {
     this.home = null;
     const cgroup = this.cgroup;
     this.cgroup = null;
-    if (first) PluginProcess.live--;
+    if (first && this.counted) PluginProcess.live--;
     void (async () => {
       // The cgroup holds everything the plugin started; the /proc walk covers hosts without one.
       cgroup?.destroy();
@@ -368,7 +424,7 @@ export class PluginProcess implements PluginHost {
       );
     });
     try {
-      await Promise.race([this.ready, timeout]);
+      await Promise.race([Promise.all([this.ready, this.bound]), timeout]);
     } catch (e) {
       const tail = this.stderrTail.trim().split("\n").slice(-2).join("; ");
       throw new Error(

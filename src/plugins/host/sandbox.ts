@@ -32,6 +32,8 @@ export interface SandboxConfig {
   gid: number | null;
   /** Extra variables passed to plugin processes (names only; values from the server's env). */
   passEnv: string[];
+  /** Keep one plugin process started ahead of need for the next add (spare.ts). */
+  spare: boolean;
 }
 
 /** Smallest RLIMIT_DATA a plugin process starts under (measured, docs/benchmarks.md). */
@@ -71,6 +73,7 @@ export function defaultSandboxConfig(): SandboxConfig {
     uid: DEFAULT_PLUGIN_UID,
     gid: DEFAULT_PLUGIN_UID,
     passEnv: [],
+    spare: true,
   };
 }
 
