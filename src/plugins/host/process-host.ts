@@ -96,6 +96,7 @@ export function exitReason(
 export class PluginProcess implements PluginHost {
   /** Plugin processes started and not yet ended, process-wide (tests check for leaks). */
   static live = 0;
+
   private proc: Subprocess | null = null;
   private nextId = 1;
   private readonly pending = new Map<
@@ -232,7 +233,7 @@ export class PluginProcess implements PluginHost {
       return;
     }
     if (!shell) this.log.warn("no /bin/sh: the plugin process runs without its memory limit");
-    this.cgroup = PluginCgroup.create(id, limits.processes);
+    this.cgroup = PluginCgroup.create(id, limits.processes, limits.memoryMiB);
     const argv = hostArgv(
       {
         name,
@@ -241,7 +242,8 @@ export class PluginProcess implements PluginHost {
         gid: drop ? sandbox.gid : null,
         limits,
         home,
-        cgroup: this.cgroup?.dir ?? null,
+        cgroup: this.cgroup?.pidsDir ?? null,
+        memoryCgroup: this.cgroup?.memoryDir ?? null,
       },
       shell,
     );
@@ -349,9 +351,11 @@ export class PluginProcess implements PluginHost {
 
   private checkBeat(): void {
     if (this.ended || !this.proc) return;
-    if (this.cgroup?.hitLimit()) {
-      // A fork failed at pids.max: a process/thread loop. End it rather than let it spin on EAGAIN.
-      this.killReason = `process limit (${this.opts.limits.processes}) reached`;
+    const hit = this.cgroup?.hitLimit() ?? null;
+    if (hit !== null) {
+      // A fork failed at pids.max (a process/thread loop: end it rather than let it spin on
+      // EAGAIN), or the memory cgroup's OOM killer took one of its processes (maybe not the host).
+      this.killReason = this.limitReason(hit);
       this.log.error(this.killReason);
       this.proc.kill("SIGKILL");
       return;
@@ -367,9 +371,20 @@ export class PluginProcess implements PluginHost {
     }
   }
 
+  /** MESSAGE for a cgroup limit the plugin hit. */
+  private limitReason(hit: "processes" | "memory"): string {
+    const { limits } = this.opts;
+    return hit === "memory"
+      ? `memory limit (${limits.memoryMiB} MiB) reached (cgroup)`
+      : `process limit (${limits.processes}) reached`;
+  }
+
   private onExited(proc: Subprocess): void {
+    // The OOM killer may have taken the host itself before the watchdog looked.
+    const hit = this.killReason === null ? (this.cgroup?.hitLimit() ?? null) : null;
     const reason =
       this.killReason ??
+      (hit !== null ? this.limitReason(hit) : null) ??
       exitReason(
         proc.exitCode,
         proc.signalCode === null ? null : String(proc.signalCode),
