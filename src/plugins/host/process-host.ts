@@ -36,6 +36,7 @@ import {
   type SandboxConfig,
   type SandboxLimits,
 } from "./sandbox.ts";
+import { WarnWindow } from "./warn-window.ts";
 
 export type { HostReply } from "../host.ts";
 
@@ -96,7 +97,14 @@ export function exitReason(
 export class PluginProcess implements PluginHost {
   /** Plugin processes started and not yet ended, process-wide (tests check for leaks). */
   static live = 0;
-
+  /** Window of the malformed-batch warning: one log line per plugin per window (tests shorten). */
+  static warnWindowMs = 10_000;
+  private readonly badBatches = new WarnWindow(PluginProcess.warnWindowMs, (n, why) =>
+    this.log.warn(
+      { count: n },
+      n === 1 ? `setPv batch ignored: ${why}` : `${n} setPv batches ignored (last: ${why})`,
+    ),
+  );
   private proc: Subprocess | null = null;
   private nextId = 1;
   private readonly pending = new Map<
@@ -321,7 +329,7 @@ export class PluginProcess implements PluginHost {
       }
       case "setb": {
         const updates = this.setDecoder.decode(m);
-        if (typeof updates === "string") this.log.warn(`setPv batch ignored: ${updates}`);
+        if (typeof updates === "string") this.badBatches.note(updates);
         else this.events.onSet(updates);
         break;
       }
@@ -405,6 +413,7 @@ export class PluginProcess implements PluginHost {
     const first = !this.ended;
     this.ended = true;
     clearInterval(this.watchdog);
+    this.badBatches.flush();
     this.failPending("the plugin's process ended");
     this.readyReject(new Error("the plugin's process ended before it was ready"));
     if (!first && this.home === null) return;
