@@ -23,6 +23,7 @@ import type {
 import type { FromWorker, ToWorker } from "../protocol.ts";
 import { SetDecoder } from "../set-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
+import { exitReason } from "./exit.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import { runRoot } from "./run-root.ts";
 import {
@@ -39,18 +40,6 @@ import {
 import { WarnWindow } from "./warn-window.ts";
 
 export type { HostReply } from "../host.ts";
-
-/** A plugin listed without a process (quarantined at boot): every request is refused. */
-export class EndedHost implements PluginHost {
-  constructor(private readonly why: string) {}
-  async waitReady(): Promise<void> {}
-  readonly isUnresponsive = false;
-  readonly isEnded = true;
-  async request(): Promise<HostReply> {
-    return { ok: false, message: this.why };
-  }
-  terminate(): void {}
-}
 
 /** What to run and how confined. */
 export interface ProcessOptions {
@@ -71,27 +60,10 @@ export interface ProcessOptions {
   spare?: boolean;
 }
 
+export { EndedHost, exitReason } from "./exit.ts";
 export { runRoot } from "./run-root.ts";
 
 const STDERR_KEEP = 2048;
-
-/** Human reading of an exit status for MESSAGE (which limit, when we can tell). */
-export function exitReason(
-  code: number | null,
-  signal: string | null,
-  fatal: string | null,
-  limits: SandboxLimits,
-  stderrTail: string,
-): string {
-  if (fatal === "memory" || code === 70) return `memory limit (${limits.memoryMiB} MiB) reached`;
-  if (signal === "SIGXCPU") return `CPU time limit (${limits.cpuSeconds} s) reached`;
-  if (/out of memory|OutOfMemory|MemoryExhaustion/i.test(stderrTail)) {
-    return `memory limit (${limits.memoryMiB} MiB) reached (${signal ?? `exit ${code}`})`;
-  }
-  if (code === 78) return `sandbox setup failed: ${stderrTail.trim().split("\n").pop() ?? ""}`;
-  if (signal) return `plugin process killed by ${signal}`;
-  return `plugin process exited (code ${code ?? "?"})`;
-}
 
 /** One plugin's process as seen from the server. */
 export class PluginProcess implements PluginHost {
