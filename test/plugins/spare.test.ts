@@ -232,3 +232,36 @@ test("sandbox.spare: false starts no spare", async () => {
   expect(hostOf(e, "solo")?.spare).toBe(false);
   expect(lines(e).some((l) => l.plugin === "(spare)")).toBe(false);
 });
+
+test("a spare handed over while still starting becomes ready and is logged under its plugin", async () => {
+  const logs: string[] = [];
+  const log = pino({ level: "debug" }, { write: (s: string) => void logs.push(s) });
+  const sandbox = defaultSandboxConfig();
+  const spares = new SpareHost(log, sandbox, () => []);
+  cleanups.push(async () => spares.close());
+  spares.fill();
+  const events: HostEvents = {
+    onSet: () => {},
+    onAddPv: async () => undefined,
+    onUnresponsive: () => {},
+    onResponsive: () => {},
+    onExit: () => {},
+  };
+  // At once: the spare has no process yet.
+  expect(spares.pid).toBeNull();
+  const host = spares.take({
+    log: log.child({ plugin: "early" }),
+    events,
+    timings: DEFAULT_HOST_TIMINGS,
+    sandbox,
+    hiddenEnv: [],
+    name: "early",
+  });
+  expect(host).not.toBeNull();
+  cleanups.push(async () => host?.terminate());
+  await host?.waitReady();
+  const started = logs
+    .map((l) => JSON.parse(l) as Line)
+    .filter((l) => l.msg === "plugin process started" && l.pid === host?.pid);
+  expect(started.map((l) => l.plugin)).toEqual(["early"]);
+});

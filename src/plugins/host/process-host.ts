@@ -164,7 +164,10 @@ export class PluginProcess implements PluginHost {
       ...(o.codeDirs ? { codeDirs: o.codeDirs } : {}),
     };
     if (!this.ended) this.count();
-    this.log.debug({ pid: this.pid, home: this.home }, "plugin runs in the spare process");
+    // Still starting: spawn() logs "plugin process started" under the plugin's name instead.
+    if (this.proc !== null) {
+      this.log.debug({ pid: this.pid, home: this.home }, "plugin runs in the spare process");
+    }
     // The clone must be readable under the plugin's uid before `load` imports it.
     if (this.dropsPrivileges()) this.bound = this.reachable(o.codeDirs ?? []);
     return this;
