@@ -130,6 +130,20 @@ test("a killed spare harms nobody: it is replaced, and adds work meanwhile", asy
   expect(e.controller.get("task", "after")?.status).toBe("RUN");
   const next = await waitFor(() => sparePid(e), "a new spare");
   expect(next).not.toBe(spare);
+  // Killed again once ready: the wait doubles (it resets only when a spare serves an add), so a
+  // plugin killing every spare cannot make the server start one every second.
+  await waitFor(
+    () => lines(e).some((l) => l.msg === "spare plugin process ready" && l.pid === next),
+    "the new spare to be ready",
+  );
+  process.kill(next, "SIGKILL");
+  const retries = await waitFor(() => {
+    const r = lines(e)
+      .filter((l) => l.msg === "spare plugin process ended unused: replacing it")
+      .map((l) => (l as Line & { retryMs?: number }).retryMs);
+    return r.length === 2 ? r : undefined;
+  }, "the second death to be noticed");
+  expect(retries).toEqual([1000, 2000]);
 });
 
 test("a plugin can read neither the environment nor the memory of the spare", async () => {

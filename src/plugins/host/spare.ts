@@ -43,7 +43,7 @@ export class SpareHost {
   /** The environment the spare started with (envNow). */
   private spareEnv = "";
   private timer: ReturnType<typeof setTimeout> | null = null;
-  /** Spares that died unused in a row (each waits longer before the next start). */
+  /** Spares that died unused since one was last handed out (each waits longer to be replaced). */
   private deaths = 0;
   private closed = false;
   private readonly shape: string;
@@ -86,9 +86,7 @@ export class SpareHost {
     this.spare = spare;
     this.spareEnv = envNow(this.sandbox, hiddenEnv);
     spare.waitReady().then(
-      () => {
-        this.deaths = 0;
-      },
+      () => log.debug({ pid: spare.pid }, "spare plugin process ready"),
       () => {},
     );
   }
@@ -129,6 +127,9 @@ export class SpareHost {
       return null;
     }
     this.spare = null;
+    // Only a spare that served counts as a success: one killed each time it is ready (another
+    // plugin of the same uid can) must not make the server start a process every second.
+    this.deaths = 0;
     spare.adopt({
       log: o.log,
       events: o.events,
