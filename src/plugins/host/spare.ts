@@ -106,15 +106,14 @@ export class SpareHost {
 
   /**
    * The spare, handed to the plugin `o` describes, when it was started exactly as that plugin's
-   * process would be; else null (the caller starts a process of its own). Either way a spare
-   * for the next add is (re)started.
+   * process would be (then the next spare starts); else null: the caller starts a process of its
+   * own.
    */
   take(o: HostOptions): PluginHost | null {
     const spare = this.spare;
-    if (this.closed || spare === null) {
-      this.fill();
-      return null;
-    }
+    // None: not filled yet (only a booted server fills: `iocmng run` never needs one), or dead
+    // and due for replacement.
+    if (this.closed || spare === null) return null;
     const sandbox = o.sandbox ?? defaultSandboxConfig();
     if (shape(sandbox, o.limits ?? effectiveLimits(sandbox, undefined)) !== this.shape) {
       return null;
