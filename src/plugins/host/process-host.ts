@@ -180,11 +180,8 @@ export class PluginProcess implements PluginHost {
 
   /** Adds the search bit to `dirs` and their parents (makeTraversable), logging what changed. */
   private async reachable(dirs: readonly string[]): Promise<void> {
-    for (const d of dirs) {
-      const changed = await makeTraversable(d);
-      if (changed.length > 0)
-        this.log.info({ dirs: changed }, "made directories traversable (o+x) for plugin processes");
-    }
+    const changed = (await Promise.all(dirs.map((d) => makeTraversable(d)))).flat();
+    if (changed.length > 0) this.log.info({ dirs: changed }, "made directories o+x for plugins");
   }
 
   /** The OS pid once spawned (tests, diagnostics). */
