@@ -12,8 +12,13 @@ import {
   encodeValue,
   type Message,
   Reader,
+  scalar,
+  struct,
   TypeCache,
+  TypeCode,
   type TypeDesc,
+  TypeSendCache,
+  Writer,
 } from "../../src/pva/codec/index.ts";
 import { pvaServerConfigFromEnv, resolvePvaConfig } from "../../src/pva/server/config.ts";
 import type { PvaServer } from "../../src/pva/server/server.ts";
@@ -78,6 +83,27 @@ async function setLeaves(c: PvaClient, name: string): Promise<string[]> {
 }
 
 describe("introspection cache on send", () => {
+  test("codec: keys up to maxKeys, then full descriptions; scalars never cached", () => {
+    const send = new TypeSendCache(2);
+    const recv = new TypeCache();
+    const w = new Writer(256, true);
+    const types = ["a", "b", "c"].map((id) => struct(id, [["v", scalar(TypeCode.INT32)]]));
+    const d = scalar(TypeCode.FLOAT64);
+    const seq = [types[0], types[1], types[2], types[0], types[1], types[2], d] as TypeDesc[];
+    const starts: number[] = [];
+    for (const t of seq) {
+      starts.push(w.pos);
+      send.write(w, t);
+    }
+    const bytes = w.bytes();
+    expect(starts.map((p) => bytes[p])).toEqual([0xfd, 0xfd, 0x80, 0xfe, 0xfe, 0x80, 0x43]);
+    expect(send.size).toBe(2);
+    const r = new Reader(bytes, true);
+    const back = seq.map(() => decodeType(r, recv));
+    expect(back.map((t) => t?.id ?? null)).toEqual(["a", "b", "c", "a", "b", "c", null]);
+    expect(r.remaining).toBe(0);
+  });
+
   test("a type goes out once as 0xFD key + description, then as 0xFE key", async () => {
     const c = await PvaClient.connect(server.tcpPort);
     const a = await initRaw(c, "W:PLAIN");
