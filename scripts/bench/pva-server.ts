@@ -111,6 +111,8 @@ async function startReference(count: number, scanned = 0, withCa = false): Promi
   };
   if (!withCa) env.EPICS_IOC_IGNORE_SERVERS = "rsrv";
   const proc = Bun.spawn([`${PVXS_BIN}/softIocPVX`, "-d", join(dir, "bench.db")], {
+    // Its IOC shell writes .iocsh_history into the working directory: keep that out of the repo.
+    cwd: dir,
     env,
     stdin: "pipe",
     stdout: "ignore",
