@@ -19,6 +19,7 @@ import {
 } from "./pva/server/index.ts";
 import { serveHttp } from "./server-http.ts";
 import { StateStore } from "./state/index.ts";
+import { VERSION } from "./version.ts";
 import { LogRings, tapLogger } from "./web/logring.ts";
 
 /** Options of {@link buildRuntime}. */
@@ -145,6 +146,7 @@ async function startPva(
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
     access,
+    version: `iocmng ${VERSION} (Bun ${Bun.version})`,
   });
   await pva.start();
   return pva;

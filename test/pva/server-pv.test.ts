@@ -27,7 +27,7 @@ let registry: PvRegistry;
 let server: PvaServer;
 
 beforeAll(async () => {
-  ({ registry, server } = await startPva());
+  ({ registry, server } = await startPva({ version: `iocmng ${VERSION} (Bun ${Bun.version})` }));
   registry.add({ name: "SP:B", kind: "double" });
   registry.add({ name: "SP:A", kind: "long" });
   registry.add({ name: "SP:C", kind: "string" });

@@ -18,6 +18,7 @@ import {
   setNice,
   setNonDumpable,
   setrlimit,
+  setThreadName,
 } from "../../../ffi/libc.ts";
 import type { HostArgs } from "./sandbox.ts";
 
@@ -73,7 +74,9 @@ export function confine(a: HostArgs): void {
   } catch {
     die(`cannot enter ${a.home}`);
   }
-  process.title = `iocmng-plugin ${a.name}`;
+  // Bun's process.title changes nothing the kernel shows; the thread name is what ps/top list.
+  // A spare is renamed after its plugin when it is handed over (worker.ts, start).
+  setThreadName(a.name);
 }
 
 /** Entry from src/main.ts: `argv` is what follows the hidden subcommand. */

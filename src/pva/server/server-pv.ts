@@ -4,7 +4,6 @@
  * and that lists the served channel names (`op=channels`) or says what the server is
  * (`op=info`). Arguments come as an NTURI query or a plain structure, like any RPC here.
  */
-import { VERSION } from "../../version.ts";
 import { scalar, scalarArray, struct, TypeCode, type TypeDesc } from "../codec/types.ts";
 import type { RpcHandler, RpcResult } from "./rpc.ts";
 
@@ -58,9 +57,10 @@ function nt(type: TypeDesc, value: unknown): RpcResult {
 
 /**
  * The handler of the `server` PV. `names` gives every channel served now (PVs and RPC names);
- * the reply lists them sorted, each once, without `server` itself (as pvxs).
+ * the reply lists them sorted, each once, without `server` itself (as pvxs). `version` is what
+ * op=info reports (the product's name and version, given by whoever builds the server).
  */
-export function serverPvHandler(names: () => Iterable<string>): RpcHandler {
+export function serverPvHandler(names: () => Iterable<string>, version: string): RpcHandler {
   return (req) => {
     if ("help" in req.args) return nt(HELP_T, HELP);
     switch (req.args.op) {
@@ -72,7 +72,7 @@ export function serverPvHandler(names: () => Iterable<string>): RpcHandler {
       case "info":
         return {
           type: INFO_T,
-          value: { implLang: "js", version: `iocmng ${VERSION} (Bun ${Bun.version})` },
+          value: { implLang: "js", version },
         };
       default:
         // pvxs's answer to anything else.

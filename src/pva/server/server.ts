@@ -76,13 +76,17 @@ export class PvaServer implements ConnHost {
     config?: Partial<PvaServerConfig>;
     rpc?: RpcRegistry;
     access?: AccessPolicy | null;
+    /** What the `server` PV's op=info reports as version (pvxlist -i). */
+    version?: string;
   }) {
     this.source = opts.source;
     this.logger = opts.logger.child({ component: "pva-server" });
     this.config = resolvePvaConfig(opts.config);
     this.rpc = opts.rpc ?? new RpcRegistry();
     this.access = opts.access ?? null;
-    this.serverPv = this.config.serverPv ? serverPvHandler(() => this.channelNames()) : null;
+    this.serverPv = this.config.serverPv
+      ? serverPvHandler(() => this.channelNames(), opts.version ?? `iocmng (Bun ${Bun.version})`)
+      : null;
   }
 
   get tcpPort(): number {
