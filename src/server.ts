@@ -4,6 +4,7 @@ import { accessRoutes, auditRequest } from "./access/rest.ts";
 import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
+import { warmupEnabled } from "./ca/server/warmup.ts";
 import { errorMessage } from "./common/errors.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
@@ -253,6 +254,8 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<RunningServer> {
   const logs = new LogRings();
+  // Read before anything starts: a bad value stops the start with the variable's name.
+  const warmup = warmupEnabled(opts.env ?? process.env);
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     logs,
@@ -261,6 +264,13 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  // Compile the CA hot paths while the plugins are restored, before the first client storm.
+  if (warmup) {
+    ca.warmUp().then(
+      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+    );
+  }
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);

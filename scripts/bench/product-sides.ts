@@ -28,6 +28,8 @@ export interface Side {
   caPort: number;
   /** Milliseconds from spawn until it was ready (REST health / iocInit done). */
   readyMs: number;
+  /** Everything it logged so far (iocmng: JSON lines on stdout). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -63,7 +65,12 @@ export async function iocmngInstall(root: string, prefix: string): Promise<Iocmn
     IOCMNG_STATE_DIR: join(root, "state"),
     IOCMNG_PLUGINS_DIR: join(root, "plugins"),
     IOCMNG_PREFIX: prefix,
-    IOCMNG_LOG_LEVEL: "warn",
+    // info: the boot lines (the CA warm-up's cost among them); nothing per request is logged.
+    IOCMNG_LOG_LEVEL: "info",
+    // Passed through so a run can compare without the warm-up (IOCMNG_CA_WARMUP=0).
+    ...(process.env.IOCMNG_CA_WARMUP !== undefined
+      ? { IOCMNG_CA_WARMUP: process.env.IOCMNG_CA_WARMUP }
+      : {}),
     EPICS_CAS_SERVER_PORT: String(caPort),
     EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
     EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
@@ -90,15 +97,25 @@ async function stopProc(p: Subprocess, signal: NodeJS.Signals = "SIGTERM"): Prom
  * Starts iocmng and resolves once GET /health answers (REST listens only after the persisted
  * plugins are restored, so their PVs are served by then), polling every 5 ms.
  */
-export async function startIocmng(inst: IocmngInstall, argv: string[]): Promise<Side> {
+export async function startIocmng(
+  inst: IocmngInstall,
+  argv: string[],
+  extraEnv: Record<string, string> = {},
+  name = "iocmng",
+): Promise<Side> {
   const t0 = performance.now();
   const proc = Bun.spawn(argv, {
-    env: inst.env,
+    env: { ...inst.env, ...extraEnv },
     cwd: inst.root,
-    stdout: "ignore",
+    stdout: "pipe",
     stderr: "pipe",
   });
   const errText = new Response(proc.stderr).text();
+  let out = "";
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout) out += dec.decode(chunk);
+  })();
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`iocmng exited at start: ${await errText}`);
     const ok = await fetch(`${inst.base}/health`).then(
@@ -113,10 +130,11 @@ export async function startIocmng(inst: IocmngInstall, argv: string[]): Promise<
     await Bun.sleep(5);
   }
   return {
-    name: "iocmng",
+    name,
     pid: proc.pid,
     caPort: inst.caPort,
     readyMs: performance.now() - t0,
+    log: () => out,
     stop: () => stopProc(proc),
   };
 }
@@ -164,6 +182,7 @@ export async function startSoftIoc(dbFile: string): Promise<Side> {
     pid: proc.pid,
     caPort,
     readyMs: performance.now() - t0,
+    log: () => seen,
     stop: () => stopProc(proc),
   };
 }

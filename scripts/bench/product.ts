@@ -20,6 +20,8 @@
  *       its plugin processes* per million updates delivered;
  *   (e) RSS and PSS (smaps_rollup) of the server plus its plugin processes, clients gone.
  * (c)–(e) are measured in the first round only. Sides alternate which goes first per round.
+ * PRODUCT_AB_WARMUP=1 adds a third side each round, iocmng with IOCMNG_CA_WARMUP=0, to show what
+ * the CA warm-up at boot (src/ca/server/warmup.ts) does to the first storm.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -43,6 +45,7 @@ const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const HALF = 5000;
 const UPDATING = 1000;
 const FANOUT_CLIENTS = 5;
+const AB = process.env.PRODUCT_AB_WARMUP === "1";
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-product-bench-"));
 const CLIENT = join(work, "product-client");
@@ -189,6 +192,13 @@ async function measure(s: Side, f: Figures, full: boolean): Promise<void> {
   console.log(
     `  ${s.name}: ready ${s.readyMs.toFixed(0)} ms, first storm ${f.first.at(-1)?.toFixed(4)} s, warm ${warm.map((w) => w.toFixed(4)).join(" ")} s (load ${load()})`,
   );
+  const w = /\{[^\n]*"CA hot paths warmed up"[^\n]*\}/.exec(s.log())?.[0];
+  if (w) {
+    const r = JSON.parse(w) as { rounds: number; wallMs: number; busyMs: number };
+    console.log(
+      `  ${s.name} CA warm-up at boot: ${r.rounds} rounds, main-thread busy ${r.busyMs.toFixed(0)} ms over ${r.wallMs.toFixed(0)} ms`,
+    );
+  }
   if (!full) return;
   await latency(s, f);
   await fanout(s, f);
@@ -265,25 +275,41 @@ async function main(): Promise<void> {
   if (cc.exitCode !== 0) throw new Error(`building product-client: ${cc.stderr.toString()}`);
   const { argv, what } = iocmngCommand();
   console.log(`product-path CA benchmark, ${new Date().toISOString()}, Bun ${Bun.version}`);
-  console.log(`iocmng: ${what}; softIoc: ${SOFTIOC}; load ${load()}`);
+  console.log(
+    `iocmng: ${what}${process.env.IOCMNG_CA_WARMUP ? `, IOCMNG_CA_WARMUP=${process.env.IOCMNG_CA_WARMUP}` : ""}; softIoc: ${SOFTIOC}; load ${load()}`,
+  );
   const inst = await install(argv);
   const dbFile = join(work, "bench.db");
   writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
   const ours = fresh();
   const ref = fresh();
+  const noWarm = fresh();
   for (let r = 0; r < ROUNDS; r++) {
     console.log(`round ${r + 1}/${ROUNDS}`);
-    const order = r % 2 === 0 ? ["iocmng", "softIoc"] : ["softIoc", "iocmng"];
+    const sides = AB ? ["iocmng", "softIoc", "iocmng-nowarmup"] : ["iocmng", "softIoc"];
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const which of order) {
-      const s = which === "iocmng" ? await startIocmng(inst, argv) : await startSoftIoc(dbFile);
+      const s =
+        which === "softIoc"
+          ? await startSoftIoc(dbFile)
+          : which === "iocmng"
+            ? await startIocmng(inst, argv)
+            : await startIocmng(inst, argv, { IOCMNG_CA_WARMUP: "0" }, which);
       try {
-        await measure(s, which === "iocmng" ? ours : ref, r === 0);
+        const f = which === "softIoc" ? ref : which === "iocmng" ? ours : noWarm;
+        await measure(s, f, r === 0 && which !== "iocmng-nowarmup");
       } finally {
         await s.stop();
       }
     }
   }
   report(ours, ref);
+  if (AB) {
+    const list = (xs: number[]) => xs.map((x) => x.toFixed(4)).join(" ");
+    console.log(
+      `A/B: first storm without the CA warm-up (IOCMNG_CA_WARMUP=0): ${list(noWarm.first)} s (ratio to softIoc ${ratio(noWarm.first, ref.first)}), warm ${list(noWarm.warm)} s; ready ${noWarm.readyMs.map((m) => m.toFixed(0)).join(" ")} ms`,
+    );
+  }
 }
 
 try {

@@ -15,6 +15,7 @@ import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import { NameIndex } from "./names.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
+import { warmUpSearch } from "./search-warmup.ts";
 import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
 
 declare const self: Worker;
@@ -29,6 +30,8 @@ let senders: SearchReplySender[] = [];
 let flushQueued = false;
 /** Keeps `names` in step with the registry (src/common/name-mirror.ts); set by "init". */
 let mirror: NameMirror | null = null;
+/** Set by "close": a warm-up still running stops at its next slice. */
+let closing = false;
 
 function post(m: FromSearchThread): void {
   self.postMessage(m);
@@ -142,7 +145,20 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
     case "tcpPort":
       tcpPort = m.port;
       break;
+    case "warmup":
+      warmUpSearch(maxNameLength, m.datagrams, 32, () => closing).then(
+        (r) =>
+          log("debug", "CA search path warmed up", {
+            datagrams: String(r.datagrams),
+            replies: String(r.replies),
+            wallMs: r.wallMs.toFixed(1),
+            busyMs: r.busyMs.toFixed(1),
+          }),
+        (e: unknown) => log("warn", "CA search warm-up failed", { err: String(e) }),
+      );
+      break;
     case "close":
+      closing = true;
       closeSockets();
       post({ t: "closed" });
       break;
