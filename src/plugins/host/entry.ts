@@ -31,12 +31,14 @@ function die(message: string): never {
 /** Applies the sandbox; exits (code 78) when a mandatory step fails. */
 export function confine(a: HostArgs): void {
   if (typeof process.send !== "function") die("no IPC channel: started by hand?");
-  // The cgroup first, before this process starts anything: all it and the plugin start is counted.
-  if (a.cgroup !== null) {
+  // The cgroups first, before this process starts anything: all it and the plugin start is
+  // counted (the shell wrapper already put it in the memory cgroup; joining again is a no-op).
+  for (const dir of new Set([a.cgroup, a.memoryCgroup])) {
+    if (dir === null) continue;
     try {
-      writeFileSync(join(a.cgroup, "cgroup.procs"), String(process.pid));
+      writeFileSync(join(dir, "cgroup.procs"), String(process.pid));
     } catch (e) {
-      die(`cannot join the cgroup ${a.cgroup}: ${e instanceof Error ? e.message : e}`);
+      die(`cannot join the cgroup ${dir}: ${e instanceof Error ? e.message : e}`);
     }
   }
   // Limits first, while still privileged (a raised hard limit needs CAP_SYS_RESOURCE).
