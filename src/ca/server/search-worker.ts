@@ -30,8 +30,9 @@ let senders: SearchReplySender[] = [];
 let flushQueued = false;
 /** Keeps `names` in step with the registry (src/common/name-mirror.ts); set by "init". */
 let mirror: NameMirror | null = null;
-/** Set by "close": a warm-up still running stops at its next slice. */
+/** Set by "close" or a real search: a warm-up still running stops at its next slice. */
 let closing = false;
+let realSearchSeen = false;
 
 function post(m: FromSearchThread): void {
   self.postMessage(m);
@@ -91,6 +92,7 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
       s.on("message", (msg, rinfo) => {
         // Until the TCP port is known there is nothing to advertise; the client searches again.
         if (tcpPort === 0) return;
+        realSearchSeen = true;
         // Registry changes posted before this datagram arrived are applied first.
         mirror?.sync();
         let queued: number;
@@ -146,10 +148,11 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
       tcpPort = m.port;
       break;
     case "warmup":
-      warmUpSearch(maxNameLength, m.datagrams, 32, () => closing).then(
+      warmUpSearch(maxNameLength, m.datagrams, 32, () => closing || realSearchSeen).then(
         (r) =>
           log("debug", "CA search path warmed up", {
             datagrams: String(r.datagrams),
+            cancelled: String(r.datagrams < m.datagrams),
             replies: String(r.replies),
             wallMs: r.wallMs.toFixed(1),
             busyMs: r.busyMs.toFixed(1),

@@ -182,14 +182,17 @@ export class CaServer implements CircuitHost {
   /**
    * Runs the CA hot paths on synthetic traffic (warmup.ts, search-warmup.ts) in idle slices, so
    * JSC has compiled them before the first real connect storm. Leaves no channel, PV or counter
-   * behind; ends early if the server stops. The search thread's half runs alongside (not awaited).
+   * behind; ends early if the server stops or a real client has a circuit open (from then on real
+   * traffic does the compiling, and warm-up slices would only compete with it). The search
+   * thread's half runs alongside (not awaited) and ends at the first real search.
    */
   warmUp(opts: WarmupOptions & { searchDatagrams?: number } = {}): Promise<WarmupReport> {
     if (this.state !== "running") throw new Error(`CA server is ${this.state}, not running`);
     this.search?.warmUp(opts.searchDatagrams ?? 1000);
     return warmUpCircuits(this.config, this.logger, this._tcpPort, {
       ...opts,
-      cancelled: () => this.state !== "running" || (opts.cancelled?.() ?? false),
+      cancelled: () =>
+        this.state !== "running" || this.circuits.size > 0 || (opts.cancelled?.() ?? false),
     });
   }
 

@@ -5,6 +5,7 @@
  * and that the product can switch it off (IOCMNG_CA_WARMUP).
  */
 import { afterEach, expect, test } from "bun:test";
+import dgram from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import { loadConfig } from "../../../src/config.ts";
 import { type RunningServer, startServer } from "../../../src/server.ts";
 import { freeTcpPort, freeUdpPort } from "../../e2e/lib/server.ts";
 import { type CaHarness, runPy, startCaServer } from "../../helpers/ca-harness.ts";
+import { RawCaClient, searchDatagram } from "../../helpers/ca-raw.ts";
 
 let h: CaHarness | null = null;
 let srv: RunningServer | null = null;
@@ -88,6 +90,29 @@ test("the warm-up ends early when the server stops", async () => {
   const r = await run;
   expect(r.cancelled).toBe(true);
   expect(r.rounds).toBeLessThan(1000);
+});
+
+test("the warm-up gives way to the first real client: a circuit ends the circuit half, a search the search half", async () => {
+  const { logger, lines } = capture();
+  h = await startCaServer({ logger });
+  h.registry.add({ name: "WU:REAL", kind: "double", initial: 7 });
+  const run = h.server.warmUp({ rounds: 1000, channels: 500, searchDatagrams: 10_000_000 });
+  const c = await RawCaClient.handshake(h.port);
+  const udp = dgram.createSocket("udp4");
+  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+  udp.send(searchDatagram(1, [["WU:REAL", 1]]), h.port, "127.0.0.1");
+  const r = await run;
+  expect(r.cancelled).toBe(true);
+  expect(r.rounds).toBeLessThan(1000);
+  await until(() => lines.some((l) => l.msg === "CA search path warmed up"));
+  udp.close();
+  const search = lines.find((l) => l.msg === "CA search path warmed up");
+  expect(search?.cancelled).toBe("true");
+  expect(Number(search?.datagrams)).toBeLessThan(10_000_000);
+  // The real client is served as usual.
+  const ch = await c.createChannel("WU:REAL", 1);
+  expect(ch.count).toBe(1);
+  c.close();
 });
 
 test("IOCMNG_CA_WARMUP switches it off; a bad value is an error naming it", () => {
