@@ -14,7 +14,9 @@
  *   (a) the first connect + get storm of the 10,000 doubles, as soon as the server is ready
  *       (iocmng: /health answers, which it does only once the plugins are restored; softIoc: iocInit
  *       done): the storm an IOC meets when every client reconnects after a restart;
- *   (b) warm storms (median of 5 more);
+ *   (b) warm storms (median of 5 more); for (a) and (b) also the server process's own CPU (its
+ *       threads: search, JIT compiler, GC; not the plugins), a far less noisy sign of JIT warm-up
+ *       than wall time on a shared machine;
  *   (c) get round trip p50/p99 of one PV (2,000 sequential);
  *   (d) monitor fan-out: 5 clients subscribed to the 1,000 updating PVs, CPU-s of the server *and
  *       its plugin processes* per million updates delivered;
@@ -134,6 +136,9 @@ interface Figures {
   readyMs: number[];
   first: number[];
   warm: number[];
+  /** Server process CPU seconds in the first storm / per warm storm (10 ms ticks). */
+  firstCpu: number[];
+  warmCpu: number[];
   p50: number[];
   p99: number[];
   fanout: number[];
@@ -143,6 +148,8 @@ const fresh = (): Figures => ({
   readyMs: [],
   first: [],
   warm: [],
+  firstCpu: [],
+  warmCpu: [],
   p50: [],
   p99: [],
   fanout: [],
@@ -183,14 +190,23 @@ async function fanout(s: Side, f: Figures): Promise<void> {
   );
 }
 
+/** CPU seconds of the server process alone (its threads: search, JIT, GC), not its plugins. */
+function serverCpu(pid: number): number {
+  return treeCpu(pid).get(pid) ?? 0;
+}
+
 async function measure(s: Side, f: Figures, full: boolean): Promise<void> {
   f.readyMs.push(s.readyMs);
+  const c0 = serverCpu(s.pid);
   f.first.push(await storm(s.caPort));
+  const c1 = serverCpu(s.pid);
+  f.firstCpu.push(c1 - c0);
   const warm: number[] = [];
   for (let i = 0; i < 5; i++) warm.push(await storm(s.caPort));
   f.warm.push(median(warm));
+  f.warmCpu.push((serverCpu(s.pid) - c1) / 5);
   console.log(
-    `  ${s.name}: ready ${s.readyMs.toFixed(0)} ms, first storm ${f.first.at(-1)?.toFixed(4)} s, warm ${warm.map((w) => w.toFixed(4)).join(" ")} s (load ${load()})`,
+    `  ${s.name}: ready ${s.readyMs.toFixed(0)} ms, first storm ${f.first.at(-1)?.toFixed(4)} s (server CPU ${((c1 - c0) * 1000).toFixed(0)} ms), warm ${warm.map((w) => w.toFixed(4)).join(" ")} s (server CPU ${((f.warmCpu.at(-1) ?? 0) * 1000).toFixed(0)} ms each) (load ${load()})`,
   );
   const w = /\{[^\n]*"CA hot paths warmed up"[^\n]*\}/.exec(s.log())?.[0];
   if (w) {
@@ -236,6 +252,8 @@ async function install(argv: string[]): Promise<Awaited<ReturnType<typeof iocmng
   return inst;
 }
 
+const ms = (xs: number[]) => xs.map((x) => x * 1000);
+
 function ratio(a: number[], b: number[]): string {
   return b.length === 0 ? "—" : `${(median(a) / median(b)).toFixed(2)}×`;
 }
@@ -250,7 +268,9 @@ function report(ours: Figures, ref: Figures): void {
   console.log(`\nSummary (load ${load()}):`);
   row("ready after spawn (ms)", ours.readyMs, ref.readyMs, 0);
   row("(a) first storm after start (s)", ours.first, ref.first, 4);
+  row("(a) server CPU, first storm (ms)", ms(ours.firstCpu), ms(ref.firstCpu), 0);
   row("(b) warm storm, median of 5 (s)", ours.warm, ref.warm, 4);
+  row("(b) server CPU per warm storm (ms)", ms(ours.warmCpu), ms(ref.warmCpu), 0);
   row("(c) get p50 (µs)", ours.p50, ref.p50, 1);
   row("(c) get p99 (µs)", ours.p99, ref.p99, 1);
   row("(d) fan-out CPU-s per M updates", ours.fanout, ref.fanout, 2);
@@ -307,7 +327,13 @@ async function main(): Promise<void> {
   if (AB) {
     const list = (xs: number[]) => xs.map((x) => x.toFixed(4)).join(" ");
     console.log(
-      `A/B: first storm without the CA warm-up (IOCMNG_CA_WARMUP=0): ${list(noWarm.first)} s (ratio to softIoc ${ratio(noWarm.first, ref.first)}), warm ${list(noWarm.warm)} s; ready ${noWarm.readyMs.map((m) => m.toFixed(0)).join(" ")} ms`,
+      `A/B: first storm without the CA warm-up (IOCMNG_CA_WARMUP=0): ${list(noWarm.first)} s (ratio to softIoc ${ratio(noWarm.first, ref.first)}), server CPU ${ms(
+        noWarm.firstCpu,
+      )
+        .map((x) => x.toFixed(0))
+        .join(
+          " ",
+        )} ms; warm ${list(noWarm.warm)} s; ready ${noWarm.readyMs.map((m) => m.toFixed(0)).join(" ")} ms`,
     );
   }
 }

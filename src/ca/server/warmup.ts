@@ -55,8 +55,11 @@ export interface WarmupReport {
   updatesSent: number;
 }
 
-// 2 × 12 rounds ≈ 2.4 storms of 10,000 channels: the tiering seen in the first three real storms.
-const DEFAULTS = { channels: 2000, rounds: 12, sliceChannels: 250 };
+// 6 rounds of 2,000 channels ≈ 1.2 storms of 10,000. Measured (docs/benchmarks.md, "CA through
+// the product path"): server CPU in the first storm after a restart 110 ms with 6 rounds, 140 ms
+// with 12, 160 ms without (medians of 8 restarts, load 4.5–5.6); 12 rounds cost twice the boot
+// time and were more often cut short by the first client.
+const DEFAULTS = { channels: 2000, rounds: 6, sliceChannels: 250 };
 const SUBSCRIBED = 200;
 const DBE_VALUE_ALARM = 5;
 const textEncoder = new TextEncoder();
