@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
+import { warmupEnabled } from "./ca/server/warmup.ts";
+import { errorMessage } from "./common/errors.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
@@ -244,6 +246,8 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<RunningServer> {
   const logs = new LogRings();
+  // Read before anything starts: a bad value stops the start with the variable's name.
+  const warmup = warmupEnabled(opts.env ?? process.env);
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     logs,
@@ -252,6 +256,13 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  // Compile the CA hot paths while the plugins are restored, before the first client storm.
+  if (warmup) {
+    ca.warmUp().then(
+      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+    );
+  }
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);

@@ -33,4 +33,6 @@ export type ToSearchThread =
       tcpPort: number;
     }
   | { t: "tcpPort"; port: number }
+  /** Run the search path on synthetic datagrams (search-warmup.ts); no answer, a debug log. */
+  | { t: "warmup"; datagrams: number }
   | { t: "close" };

@@ -60,6 +60,11 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
     this.post({ t: "tcpPort", port });
   }
 
+  /** Warms the search path up on synthetic datagrams in the thread (search-warmup.ts). */
+  warmUp(datagrams: number): void {
+    this.post({ t: "warmup", datagrams });
+  }
+
   /** Current counters. */
   stats(): SearchCounters {
     return { ...this.searchCounts(), repliesDropped: this.counters[REPLIES_DROPPED] ?? 0 };

@@ -15,6 +15,7 @@ import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import { NameIndex } from "./names.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
+import { warmUpSearch } from "./search-warmup.ts";
 import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
 
 declare const self: Worker;
@@ -29,6 +30,9 @@ let senders: SearchReplySender[] = [];
 let flushQueued = false;
 /** Keeps `names` in step with the registry (src/common/name-mirror.ts); set by "init". */
 let mirror: NameMirror | null = null;
+/** Set by "close" or a real search: a warm-up still running stops at its next slice. */
+let closing = false;
+let realSearchSeen = false;
 
 function post(m: FromSearchThread): void {
   self.postMessage(m);
@@ -88,6 +92,7 @@ async function bind(addrs: string[], port: number, mcastGroups: string[]): Promi
       s.on("message", (msg, rinfo) => {
         // Until the TCP port is known there is nothing to advertise; the client searches again.
         if (tcpPort === 0) return;
+        realSearchSeen = true;
         // Registry changes posted before this datagram arrived are applied first.
         mirror?.sync();
         let queued: number;
@@ -142,7 +147,21 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
     case "tcpPort":
       tcpPort = m.port;
       break;
+    case "warmup":
+      warmUpSearch(maxNameLength, m.datagrams, 32, () => closing || realSearchSeen).then(
+        (r) =>
+          log("debug", "CA search path warmed up", {
+            datagrams: String(r.datagrams),
+            cancelled: String(r.datagrams < m.datagrams),
+            replies: String(r.replies),
+            wallMs: r.wallMs.toFixed(1),
+            busyMs: r.busyMs.toFixed(1),
+          }),
+        (e: unknown) => log("warn", "CA search warm-up failed", { err: String(e) }),
+      );
+      break;
     case "close":
+      closing = true;
       closeSockets();
       post({ t: "closed" });
       break;

@@ -22,6 +22,7 @@ import {
   broadcastAddresses,
   resolveBeaconDests,
 } from "./udp.ts";
+import { type WarmupOptions, type WarmupReport, warmUpCircuits } from "./warmup.ts";
 
 /** Figures returned by CaServer.stats(): the circuits' running counters plus the server's own. */
 export interface CaServerStats extends CaCounters {
@@ -176,6 +177,23 @@ export class CaServer implements CircuitHost {
       searchRepliesDropped: s?.repliesDropped ?? 0,
       beaconsSent: this.beacons?.sent ?? 0,
     };
+  }
+
+  /**
+   * Runs the CA hot paths on synthetic traffic (warmup.ts, search-warmup.ts) in idle slices, so
+   * JSC has compiled them before the first real connect storm. Leaves no channel, PV or counter
+   * behind; ends early if the server stops or a real client has a circuit open (from then on real
+   * traffic does the compiling, and warm-up slices would only compete with it). The search
+   * thread's half runs alongside (not awaited) and ends at the first real search.
+   */
+  warmUp(opts: WarmupOptions & { searchDatagrams?: number } = {}): Promise<WarmupReport> {
+    if (this.state !== "running") throw new Error(`CA server is ${this.state}, not running`);
+    this.search?.warmUp(opts.searchDatagrams ?? 1000);
+    return warmUpCircuits(this.config, this.logger, this._tcpPort, {
+      ...opts,
+      cancelled: () =>
+        this.state !== "running" || this.circuits.size > 0 || (opts.cancelled?.() ?? false),
+    });
   }
 
   /** @internal Tests: ends the search thread as a crash would (a new one takes over). */

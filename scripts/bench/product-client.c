@@ -1,0 +1,111 @@
+/* Load client of scripts/bench/product.ts, linked against the distribution's libca (no headers
+ * needed: the few prototypes it uses are declared below). The channel names come from a file, one
+ * per line, so the same list can be run against iocmng (PVs of several plugins) and softIoc.
+ *   connect FILE          create a channel per name, wait for all, then one DBR_DOUBLE get each;
+ *                         prints "connect+get N: S s" (seconds from the first create to the last
+ *                         get reply).
+ *   latency PV COUNT      COUNT sequential DBR_DOUBLE gets of one channel; prints p50/p99 in µs.
+ *   monitor FILE SECONDS  a DBR_TIME_DOUBLE DBE_VALUE subscription per name; after 1 s to settle,
+ *                         counts updates for SECONDS; prints "updates U in S s".
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct oldChannelNotify *chid;
+typedef struct oldSubscription *evid;
+typedef long chtype;
+struct event_handler_args { void *usr; chid chid; long type; long count; const void *dbr; int status; };
+int ca_context_create(int preemptive);
+int ca_create_channel(const char *name, void *conn, void *puser, unsigned priority, chid *pid);
+int ca_pend_io(double timeout);
+int ca_pend_event(double timeout);
+int ca_flush_io(void);
+int ca_array_get(chtype type, unsigned long count, chid id, void *pvalue);
+int ca_create_subscription(chtype type, unsigned long count, chid id, long mask,
+    void (*f)(struct event_handler_args), void *arg, evid *pev);
+const char *ca_message(long status);
+#define ECA_NORMAL 1
+#define DBR_DOUBLE 6
+#define DBR_TIME_DOUBLE 20
+#define DBE_VALUE 1
+
+static atomic_long seen;
+static void on_update(struct event_handler_args a) { (void)a; atomic_fetch_add(&seen, 1); }
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int by_value(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+/* Reads the names of FILE (one per line, empty lines skipped) into a NULL-free array. */
+static char **read_names(const char *file, int *n) {
+    FILE *f = fopen(file, "r");
+    if (!f) { perror(file); exit(2); }
+    int cap = 1024, len = 0;
+    char **names = malloc(cap * sizeof *names), line[1100];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0]) continue;
+        if (len == cap) names = realloc(names, (cap *= 2) * sizeof *names);
+        names[len++] = strdup(line);
+    }
+    fclose(f);
+    *n = len;
+    return names;
+}
+
+static chid *create_all(char **names, int n) {
+    chid *ids = calloc(n, sizeof *ids);
+    for (int i = 0; i < n; i++)
+        if (ca_create_channel(names[i], NULL, NULL, 0, &ids[i]) != ECA_NORMAL) { fprintf(stderr, "create %s failed\n", names[i]); exit(1); }
+    int st = ca_pend_io(30.0);
+    if (st != ECA_NORMAL) { fprintf(stderr, "connect: %s\n", ca_message(st)); exit(1); }
+    return ids;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) { fprintf(stderr, "usage: product-client connect FILE _ | latency PV COUNT | monitor FILE SECONDS\n"); return 2; }
+    ca_context_create(1);
+    if (!strcmp(argv[1], "connect")) {
+        int n;
+        char **names = read_names(argv[2], &n);
+        double t0 = now();
+        chid *ids = create_all(names, n);
+        double *values = calloc(n, sizeof *values);
+        for (int i = 0; i < n; i++) ca_array_get(DBR_DOUBLE, 1, ids[i], &values[i]);
+        int st = ca_pend_io(30.0);
+        if (st != ECA_NORMAL) { fprintf(stderr, "get: %s\n", ca_message(st)); return 1; }
+        printf("connect+get %d: %.4f s\n", n, now() - t0);
+    } else if (!strcmp(argv[1], "latency")) {
+        int count = atoi(argv[3]);
+        chid id;
+        ca_create_channel(argv[2], NULL, NULL, 0, &id);
+        if (ca_pend_io(10.0) != ECA_NORMAL) { fprintf(stderr, "connect %s failed\n", argv[2]); return 1; }
+        double *us = calloc(count, sizeof *us), v;
+        for (int i = 0; i < count; i++) {
+            double t0 = now();
+            ca_array_get(DBR_DOUBLE, 1, id, &v);
+            if (ca_pend_io(5.0) != ECA_NORMAL) { fprintf(stderr, "get timed out\n"); return 1; }
+            us[i] = (now() - t0) * 1e6;
+        }
+        qsort(us, count, sizeof *us, by_value);
+        printf("get p50 %.1f us, p99 %.1f us\n", us[count / 2], us[(int)(count * 0.99)]);
+    } else if (!strcmp(argv[1], "monitor")) {
+        int n;
+        char **names = read_names(argv[2], &n);
+        double secs = atof(argv[3]);
+        chid *ids = create_all(names, n);
+        for (int i = 0; i < n; i++)
+            ca_create_subscription(DBR_TIME_DOUBLE, 1, ids[i], DBE_VALUE, on_update, NULL, NULL);
+        ca_flush_io();
+        ca_pend_event(1.0);
+        long u0 = atomic_load(&seen);
+        double t0 = now();
+        ca_pend_event(secs);
+        printf("updates %ld in %.3f s\n", atomic_load(&seen) - u0, now() - t0);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", argv[1]);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,260 @@
+/**
+ * The two servers of scripts/bench/product.ts, started as their users start them, and the
+ * /proc readings taken of them (CPU of a process tree, RSS and PSS from smaps_rollup).
+ *
+ * - iocmng: `dist/iocmng serve` when built (`bun run build`), else `bun src/main.ts serve`, with a
+ *   fresh state dir and loopback ports; plugins are added over REST and restored at boot.
+ * - softIoc (EPICS Base at $EPICS_BASE, default /work/ref/epics-base) with a database of the same
+ *   record counts: `ao` records for the static doubles, `calc` records scanned at 10 Hz for the
+ *   updating ones.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { freeTcpPort, freeUdpPort } from "../../test/e2e/lib/server.ts";
+import { BINARY, isUpToDate } from "../build.ts";
+
+const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
+const ROOT = join(import.meta.dir, "../..");
+export const SOFTIOC = join(
+  process.env.EPICS_BASE ?? "/work/ref/epics-base",
+  "bin/linux-x86_64/softIoc",
+);
+
+/** A running server: its pid (the root of its process tree) and the CA port clients use. */
+export interface Side {
+  name: string;
+  pid: number;
+  caPort: number;
+  /** Milliseconds from spawn until it was ready (REST health / iocInit done). */
+  readyMs: number;
+  /** Everything it logged so far (iocmng: JSON lines on stdout). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** How iocmng is started: the compiled binary when present, else from sources. */
+export function iocmngCommand(): { argv: string[]; what: string } {
+  if (existsSync(BINARY)) {
+    const fresh = isUpToDate();
+    return {
+      argv: [BINARY, "serve"],
+      what: `dist/iocmng (compiled binary, ${fresh ? "up to date with the sources" : "STALE: older than the sources, run `bun run build`"})`,
+    };
+  }
+  return { argv: ["bun", join(ROOT, "src/main.ts"), "serve"], what: "bun src/main.ts (sources)" };
+}
+
+/** Fixed ports and dirs of one iocmng installation, reused across its restarts. */
+export interface IocmngInstall {
+  root: string;
+  httpPort: number;
+  caPort: number;
+  env: Record<string, string>;
+  base: string;
+}
+
+export async function iocmngInstall(root: string, prefix: string): Promise<IocmngInstall> {
+  const httpPort = freeTcpPort();
+  const caPort = await freeUdpPort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: root,
+    IOCMNG_HOST: "127.0.0.1",
+    IOCMNG_PORT: String(httpPort),
+    IOCMNG_STATE_DIR: join(root, "state"),
+    IOCMNG_PLUGINS_DIR: join(root, "plugins"),
+    IOCMNG_PREFIX: prefix,
+    // info: the boot lines (the CA warm-up's cost among them); nothing per request is logged.
+    IOCMNG_LOG_LEVEL: "info",
+    // Passed through so a run can compare without the warm-up (IOCMNG_CA_WARMUP=0).
+    ...(process.env.IOCMNG_CA_WARMUP !== undefined
+      ? { IOCMNG_CA_WARMUP: process.env.IOCMNG_CA_WARMUP }
+      : {}),
+    EPICS_CAS_SERVER_PORT: String(caPort),
+    EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+    EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
+    EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${await freeUdpPort()}`,
+    EPICS_PVAS_SERVER_PORT: String(freeTcpPort()),
+    EPICS_PVAS_BROADCAST_PORT: String(await freeUdpPort()),
+    EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
+    EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
+    EPICS_PVAS_BEACON_ADDR_LIST: "127.0.0.1",
+  };
+  return { root, httpPort, caPort, env, base: `http://127.0.0.1:${httpPort}/api/v1` };
+}
+
+async function stopProc(p: Subprocess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  p.kill(signal);
+  const t = setTimeout(() => p.kill("SIGKILL"), 15_000);
+  // Never hang the benchmark on a process that does not report its end.
+  await Promise.race([p.exited, Bun.sleep(20_000)]);
+  clearTimeout(t);
+}
+
+/**
+ * Starts iocmng and resolves once GET /health answers (REST listens only after the persisted
+ * plugins are restored, so their PVs are served by then), polling every 5 ms.
+ */
+export async function startIocmng(
+  inst: IocmngInstall,
+  argv: string[],
+  extraEnv: Record<string, string> = {},
+  name = "iocmng",
+): Promise<Side> {
+  const t0 = performance.now();
+  const proc = Bun.spawn(argv, {
+    env: { ...inst.env, ...extraEnv },
+    cwd: inst.root,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const errText = new Response(proc.stderr).text();
+  let out = "";
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout) out += dec.decode(chunk);
+  })();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`iocmng exited at start: ${await errText}`);
+    const ok = await fetch(`${inst.base}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (performance.now() - t0 > 120_000) {
+      await stopProc(proc, "SIGKILL");
+      throw new Error("iocmng did not answer /health within 120 s");
+    }
+    await Bun.sleep(5);
+  }
+  return {
+    name,
+    pid: proc.pid,
+    caPort: inst.caPort,
+    readyMs: performance.now() - t0,
+    log: () => out,
+    stop: () => stopProc(proc),
+  };
+}
+
+/** The softIoc database: `ao` per static name, a 10 Hz `calc` (RNDM) per updating name. */
+export function softIocDb(staticNames: string[], updatingNames: string[]): string {
+  const out: string[] = [];
+  for (const n of staticNames) out.push(`record(ao, "${n}") {}`);
+  for (const n of updatingNames)
+    out.push(`record(calc, "${n}") {\n  field(SCAN, ".1 second")\n  field(CALC, "RNDM")\n}`);
+  return `${out.join("\n")}\n`;
+}
+
+/** Starts softIoc on `dbFile`; ready once it printed the end of iocInit. */
+export async function startSoftIoc(dbFile: string): Promise<Side> {
+  const caPort = await freeUdpPort();
+  const t0 = performance.now();
+  const proc = Bun.spawn([SOFTIOC, "-S", "-d", dbFile], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
+      EPICS_CAS_SERVER_PORT: String(caPort),
+      EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
+      EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${await freeUdpPort()}`,
+    },
+    // -S: no IOC shell (it would exit at the end of stdin); runs until killed.
+    stdin: "ignore",
+    stdout: "ignore",
+    // iocInit reports on stderr (errlog), unbuffered.
+    stderr: "pipe",
+  });
+  const reader = proc.stderr.getReader();
+  let seen = "";
+  while (!seen.includes("iocRun: All initialization complete")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`softIoc exited at start: ${seen}`);
+    seen += new TextDecoder().decode(value);
+  }
+  // Keep draining its output so it never blocks on a full pipe.
+  (async () => {
+    for (;;) if ((await reader.read()).done) break;
+  })();
+  return {
+    name: "softIoc",
+    pid: proc.pid,
+    caPort,
+    readyMs: performance.now() - t0,
+    log: () => seen,
+    stop: () => stopProc(proc),
+  };
+}
+
+/** `pid` and every process below it (plugin processes are children of the server). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** utime+stime in seconds of each process of the tree, by pid (a process gone is skipped). */
+export function treeCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(p, (Number(f[11]) + Number(f[12])) / TICK);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** CPU seconds the tree spent between two treeCpu readings (processes present in both). */
+export function cpuBetween(a: Map<number, number>, b: Map<number, number>): number {
+  let s = 0;
+  for (const [p, v] of b) s += v - (a.get(p) ?? v);
+  return s;
+}
+
+/** RSS and PSS (bytes) of a process tree from smaps_rollup: the server alone and the total. */
+export function treeMemory(pid: number): {
+  procs: number;
+  serverRss: number;
+  serverPss: number;
+  rss: number;
+  pss: number;
+} {
+  const r = { procs: 0, serverRss: 0, serverPss: 0, rss: 0, pss: 0 };
+  for (const p of processTree(pid)) {
+    try {
+      const roll = readFileSync(`/proc/${p}/smaps_rollup`, "utf8");
+      const rss = Number(/^Rss:\s+(\d+)/m.exec(roll)?.[1] ?? 0) * 1024;
+      const pss = Number(/^Pss:\s+(\d+)/m.exec(roll)?.[1] ?? 0) * 1024;
+      if (p === pid) {
+        r.serverRss = rss;
+        r.serverPss = pss;
+      }
+      r.rss += rss;
+      r.pss += pss;
+      r.procs++;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return r;
+}

@@ -1,0 +1,269 @@
+/**
+ * CA warm-up at boot: runs the circuit hot paths of a connect storm (CREATE_CHAN, READ_NOTIFY,
+ * EVENT_ADD + updates + EVENT_CANCEL, CLEAR_CHANNEL, circuit teardown) on synthetic traffic, so
+ * that JSC has compiled them to optimised code before the first real client arrives.
+ *
+ * Why: right after a start every function runs in the interpreter and is compiled while the first
+ * storm runs (~45 ms of compile work in the first 10,000-channel storm, ~28 ms in the second, ~7
+ * ms in the third: docs/benchmarks.md), so the first storm after a restart, the one every client
+ * of an IOC meets at once, was the slowest one. The warm-up does that work in the idle time while
+ * the plugins are restored.
+ *
+ * What it touches: nothing shared. The circuits are real `Circuit`s on a socket stand-in that
+ * drops what it is given (after reading the CREATE_CHAN replies for the server ids), behind a
+ * host of their own: their own counters, a silent logger, no access policy, and a name index of
+ * synthetic `Pv`s that are in no registry, so no client can find them, `CaServer.stats()` does not
+ * change and nothing is left once it is done. It runs in slices of `sliceChannels` channels with
+ * a macrotask between slices, so REST, CA and plugin restore are served meanwhile. The search
+ * thread warms its own path (search-warmup.ts).
+ */
+import type { Logger } from "pino";
+import { Pv } from "../../pv/pv.ts";
+import { CA_MINOR_VERSION, CMD } from "../codec/constants.ts";
+import { DBR } from "../codec/dbr-layout.ts";
+import { encodeMessage } from "../codec/messages.ts";
+import { MessageReader, READ } from "../codec/stream.ts";
+import { Circuit } from "./circuit.ts";
+import { CaConfigError, type CaServerConfig } from "./config.ts";
+import { PvEntry } from "./fanout.ts";
+import type { CaCounters, CircuitHost, CircuitSocketData } from "./host.ts";
+import { NameIndex } from "./names.ts";
+
+/** How much synthetic traffic the warm-up runs. */
+export interface WarmupOptions {
+  /** Synthetic PVs, one channel each per round (default 2,000). */
+  channels?: number;
+  /** Circuits opened one after the other, each creating, reading and clearing every channel. */
+  rounds?: number;
+  /** Channels handled per slice before yielding to the event loop (default 250). */
+  sliceChannels?: number;
+  /** Checked between slices: true ends the warm-up early (the server is stopping). */
+  cancelled?: () => boolean;
+}
+
+/** What a warm-up did and what it cost. */
+export interface WarmupReport {
+  rounds: number;
+  channels: number;
+  /** Wall time from start to end, yields included. */
+  wallMs: number;
+  /** Time spent in the slices themselves (main-thread time taken from other work). */
+  busyMs: number;
+  cancelled: boolean;
+  /** Requests the synthetic circuits handled and monitor updates they sent (their own counters). */
+  requests: number;
+  updatesSent: number;
+}
+
+// 6 rounds of 2,000 channels ≈ 1.2 storms of 10,000. Measured (docs/benchmarks.md, "CA through
+// the product path"): server CPU in the first storm after a restart 110 ms with 6 rounds, 140 ms
+// with 12, 160 ms without (medians of 8 restarts, load 4.5–5.6); 12 rounds cost twice the boot
+// time and were more often cut short by the first client.
+const DEFAULTS = { channels: 2000, rounds: 6, sliceChannels: 250 };
+const SUBSCRIBED = 200;
+const DBE_VALUE_ALARM = 5;
+const textEncoder = new TextEncoder();
+
+/**
+ * Whether the product runs the warm-up: IOCMNG_CA_WARMUP unset or empty (on), 1/yes/true/on or
+ * 0/no/false/off (any case). Anything else throws CaConfigError naming the variable.
+ */
+export function warmupEnabled(env: Record<string, string | undefined>): boolean {
+  const v = (env.IOCMNG_CA_WARMUP ?? "").trim().toLowerCase();
+  if (v === "" || ["1", "yes", "true", "on"].includes(v)) return true;
+  if (["0", "no", "false", "off"].includes(v)) return false;
+  throw new CaConfigError(
+    `IOCMNG_CA_WARMUP=${JSON.stringify(env.IOCMNG_CA_WARMUP)}: expected yes/no, true/false, on/off or 1/0`,
+  );
+}
+
+/** The circuits' host: the server's config, everything else private to the warm-up. */
+class WarmupHost implements CircuitHost {
+  readonly counters: CaCounters = {
+    requests: 0,
+    updatesSent: 0,
+    updatesCoalesced: 0,
+    bytesSent: 0,
+    circuitsDropped: 0,
+    internalErrors: 0,
+  };
+  readonly access = null;
+  constructor(
+    readonly config: CaServerConfig,
+    readonly logger: Logger,
+    readonly tcpPort: number,
+    private readonly index: NameIndex<PvEntry>,
+  ) {}
+  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
+    return this.index.get(bytes, start, end);
+  }
+  scheduleFlush(c: Circuit): void {
+    c.flushScheduled = true;
+    queueMicrotask(() => c.flush());
+  }
+  circuitClosed(): void {}
+}
+
+/**
+ * Stands in for the circuit's TCP socket: takes every byte, and while `parsing` reads the
+ * CREATE_CHAN replies to learn the server id of each client id.
+ */
+class SinkSocket {
+  readonly remoteAddress = "127.0.0.1";
+  readonly remotePort = 0;
+  readonly data: CircuitSocketData = { circuit: null };
+  parsing = false;
+  readonly sidOf: number[] = [];
+  private reader = new MessageReader({ maxPayload: 1 << 20, extendedAllowed: () => true });
+  write(b: Uint8Array): number {
+    if (!this.parsing) return b.length;
+    const r = this.reader;
+    r.push(b);
+    for (let st = r.read(); st !== READ.NONE; st = r.read()) {
+      if (st === READ.MESSAGE && r.header.command === CMD.CREATE_CHAN)
+        this.sidOf[r.header.p1] = r.header.p2;
+    }
+    return b.length;
+  }
+  /** A new circuit: start parsing at a message boundary. */
+  reset(): void {
+    this.reader = new MessageReader({ maxPayload: 1 << 20, extendedAllowed: () => true });
+    this.sidOf.length = 0;
+  }
+  pause(): void {}
+  resume(): void {}
+  end(): void {}
+}
+
+function nameBytes(s: string): Uint8Array {
+  return textEncoder.encode(`${s}\0`);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Feeds `bytes` to the circuit in TCP-like chunks (some messages split across two). */
+function feed(c: Circuit, bytes: Uint8Array): void {
+  const CHUNK = 16_000; // not a multiple of 8, so messages straddle chunk boundaries
+  for (let o = 0; o < bytes.length; o += CHUNK) c.onData(bytes.subarray(o, o + CHUNK));
+}
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** The synthetic PVs and their server entries (in no registry). */
+function syntheticPvs(n: number): { pvs: Pv[]; index: NameIndex<PvEntry> } {
+  const index = new NameIndex<PvEntry>();
+  const pvs: Pv[] = [];
+  const onUse = () => {};
+  for (let i = 0; i < n; i++) {
+    const pv = new Pv({ name: `IOCMNG:WARMUP:D${i}`, kind: "double", initial: i });
+    pvs.push(pv);
+    index.set(pv.name, new PvEntry(pv, onUse));
+  }
+  return { pvs, index };
+}
+
+/**
+ * Runs the warm-up; resolves with what it did. A rejection can only be a bug here; the caller logs
+ * it and the server works the same without the warm-up.
+ */
+export async function warmUpCircuits(
+  config: CaServerConfig,
+  logger: Logger,
+  tcpPort: number,
+  opts: WarmupOptions = {},
+): Promise<WarmupReport> {
+  const channels = opts.channels ?? DEFAULTS.channels;
+  const rounds = opts.rounds ?? DEFAULTS.rounds;
+  const slice = Math.max(1, opts.sliceChannels ?? DEFAULTS.sliceChannels);
+  const cancelled = opts.cancelled ?? (() => false);
+  const t0 = performance.now();
+  let busy = 0;
+  const timed = (f: () => void) => {
+    const s = performance.now();
+    f();
+    busy += performance.now() - s;
+  };
+  const { pvs, index } = syntheticPvs(channels);
+  const host = new WarmupHost(config, logger.child({}, { level: "silent" }), tcpPort, index);
+  const sock = new SinkSocket();
+  const creates = pvs.map((pv, cid) =>
+    encodeMessage(CMD.CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, nameBytes(pv.name)),
+  );
+  const hello = concat([
+    encodeMessage(CMD.VERSION, 0, CA_MINOR_VERSION, 0, 0),
+    encodeMessage(CMD.HOST_NAME, 0, 0, 0, 0, nameBytes("warmup")),
+    encodeMessage(CMD.CLIENT_NAME, 0, 0, 0, 0, nameBytes("iocmng")),
+  ]);
+  let done = 0;
+  for (; done < rounds && !cancelled(); done++) {
+    sock.reset();
+    const c = new Circuit(sock as unknown as ConstructorParameters<typeof Circuit>[0], host);
+    // One phase = one kind of request for every channel, in slices.
+    const phase = async (msg: (cid: number) => Uint8Array, n = channels) => {
+      for (let from = 0; from < n && !cancelled(); from += slice) {
+        const parts: Uint8Array[] = [];
+        for (let cid = from; cid < Math.min(n, from + slice); cid++) parts.push(msg(cid));
+        timed(() => feed(c, concat(parts)));
+        await yieldToLoop();
+      }
+    };
+    timed(() => feed(c, hello));
+    sock.parsing = true;
+    await phase((cid) => creates[cid] as Uint8Array);
+    sock.parsing = false;
+    const sid = (cid: number) => sock.sidOf[cid] ?? 0;
+    await phase((cid) => encodeMessage(CMD.READ_NOTIFY, DBR.DOUBLE, 1, sid(cid), cid));
+    await monitorPhase(c, pvs, sid, timed);
+    // Half cleared one by one, the rest with the circuit (a client that exits).
+    await phase((cid) => encodeMessage(CMD.CLEAR_CHANNEL, 0, 0, sid(cid), cid), channels / 2);
+    timed(() => c.onClose());
+    await yieldToLoop();
+  }
+  return {
+    rounds: done,
+    channels,
+    wallMs: performance.now() - t0,
+    busyMs: busy,
+    cancelled: done < rounds,
+    requests: host.counters.requests,
+    updatesSent: host.counters.updatesSent,
+  };
+}
+
+/** Subscriptions on the first PVs, three posted updates each (the fan-out path), cancelled. */
+async function monitorPhase(
+  c: Circuit,
+  pvs: Pv[],
+  sid: (cid: number) => number,
+  timed: (f: () => void) => void,
+): Promise<void> {
+  const n = Math.min(SUBSCRIBED, pvs.length);
+  const mask = new Uint8Array(16);
+  new DataView(mask.buffer).setUint16(12, DBE_VALUE_ALARM);
+  const adds: Uint8Array[] = [];
+  const cancels: Uint8Array[] = [];
+  for (let cid = 0; cid < n; cid++) {
+    adds.push(encodeMessage(CMD.EVENT_ADD, DBR.TIME_DOUBLE, 1, sid(cid), cid, mask));
+    cancels.push(encodeMessage(CMD.EVENT_CANCEL, DBR.TIME_DOUBLE, 1, sid(cid), cid));
+  }
+  timed(() => feed(c, concat(adds)));
+  for (let k = 1; k <= 3; k++) {
+    timed(() => {
+      for (let i = 0; i < n; i++) pvs[i]?.post(i + k * 0.5);
+    });
+    // Updates are flushed in a microtask, as the server's are.
+    await yieldToLoop();
+  }
+  timed(() => feed(c, concat(cancels)));
+  await yieldToLoop();
+}
