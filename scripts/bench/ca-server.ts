@@ -2,7 +2,8 @@
  * CA server benchmarks with the C load client (../shared/bench/cabench.c, linked against libca),
  * the same instrument as the softIoc reference figures, and our write-path client
  * (scripts/bench/caputget.c, also on libca). Run: `bun scripts/bench/ca-server.ts
- * [connect|latency|fanout|maxrate|memory|putget|burst ...]` (default: all). putget and burst run
+ * [connect|latency|fanout|maxrate|memory|putget|burst|subput|clearput ...]` (default: all).
+ * putget, burst, subput and clearput run
  * against softIoc too when EPICS Base is built at $EPICS_BASE (default /work/ref/epics-base). Each server runs in its own process
  * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
  * Prints one line per figure. Keep runs short: the machine may be shared.
@@ -242,7 +243,11 @@ async function benchMemory(): Promise<void> {
 }
 
 /** softIoc serving an `ao` record BENCH:IN on a free loopback port, when EPICS Base is built. */
-async function startSoftIoc(): Promise<{ port: number; stop(): Promise<void> } | null> {
+async function startSoftIoc(): Promise<{
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+} | null> {
   if (!existsSync(SOFTIOC)) return null;
   const dir = mkdtempSync(join(tmpdir(), "bench-ioc-"));
   writeFileSync(join(dir, "in.db"), 'record(ao, "BENCH:IN") {}\n');
@@ -262,6 +267,7 @@ async function startSoftIoc(): Promise<{ port: number; stop(): Promise<void> } |
   });
   await Bun.sleep(1000);
   return {
+    pid: ioc.pid,
     port,
     async stop() {
       ioc.kill();
@@ -299,6 +305,29 @@ async function benchBurst(): Promise<void> {
   console.log(`10,000-write burst: iocmng ${ours}  [softIoc ao: ${ref}]`);
 }
 
+/**
+ * acctst's write-traffic steps in isolation (caputget.c `subput` / `clearput`, 400 rounds: round i
+ * subscribes DBR_GR_FLOAT, gets, puts i values, cancels or clears), on iocmng's plugin-like input
+ * then softIoc's `ao`: client wall time and server CPU of each.
+ */
+async function benchTraffic(mode: "subput" | "clearput"): Promise<void> {
+  const rounds = process.env.CA_BENCH_ROUNDS ?? "400";
+  const s = await startServer(1);
+  const c0 = cpuSeconds(s.pid);
+  const ours = await runClient(CAPUTGET, s.port, [mode, "BENCH:IN", rounds]);
+  const cpu = cpuSeconds(s.pid) - c0;
+  await s.stop();
+  const ioc = await startSoftIoc();
+  let ref = "not built";
+  if (ioc) {
+    const r0 = cpuSeconds(ioc.pid);
+    ref = await runClient(CAPUTGET, ioc.port, [mode, "BENCH:IN", rounds]);
+    ref += `, server CPU ${(cpuSeconds(ioc.pid) - r0).toFixed(2)} s`;
+    await ioc.stop();
+  }
+  console.log(`${mode}: iocmng ${ours}, server CPU ${cpu.toFixed(2)} s  [softIoc ao: ${ref}]`);
+}
+
 const all: Record<string, () => Promise<void>> = {
   connect: benchConnect,
   latency: benchLatency,
@@ -307,6 +336,8 @@ const all: Record<string, () => Promise<void>> = {
   memory: benchMemory,
   putget: benchPutGet,
   burst: benchBurst,
+  subput: () => benchTraffic("subput"),
+  clearput: () => benchTraffic("clearput"),
 };
 buildClient();
 const which = process.argv.slice(2);
