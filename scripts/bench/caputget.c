@@ -10,6 +10,9 @@
  *                     subscription cancelled. Prints seconds, puts and stale gets.
  *   clearput PV R     acctst's channelClearWithEventTrafficTest: the same on a channel created for
  *                     the round and cleared at its end (after a 1 ms sleep).
+ *   rundown PV R      acctst's verifyContextRundownFlush: R rounds of a context that connects,
+ *                     puts and is destroyed, then one that connects, gets (must see the put) and
+ *                     is destroyed. Prints the time of each phase summed over the rounds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,7 @@ int ca_add_masked_array_event(chtype type, unsigned long count, chid chan,
 int ca_clear_subscription(evid id);
 int ca_clear_channel(chid id);
 int ca_flush_io(void);
+void ca_context_destroy(void);
 int usleep(unsigned us);
 #define DBR_FLOAT 2
 #define DBR_GR_FLOAT 23
@@ -66,6 +70,36 @@ static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y
 
 int main(int argc, char **argv) {
     if (argc < 4) { fprintf(stderr, "usage: caputget putget|burst PV N\n"); return 2; }
+    if (!strcmp(argv[1], "rundown")) {
+        int rounds = atoi(argv[3]);
+        double ph[6] = {0}, t0 = now(), t;
+        long stale = 0;
+        for (int i = 0; i < rounds; i++) {
+            double stim = i, resp = -1;
+            chid c;
+            t = now(); ca_context_create(0); ph[0] += now() - t;
+            t = now();
+            if (ca_create_channel(argv[2], NULL, NULL, 0, &c) != ECA_NORMAL || ca_pend_io(30.0) != ECA_NORMAL) return 1;
+            ph[1] += now() - t;
+            ca_array_put(DBR_DOUBLE, 1, c, &stim);
+            ca_clear_channel(c);
+            t = now(); ca_context_destroy(); ph[2] += now() - t;
+            ca_context_create(0);
+            t = now();
+            if (ca_create_channel(argv[2], NULL, NULL, 0, &c) != ECA_NORMAL || ca_pend_io(30.0) != ECA_NORMAL) return 1;
+            ph[3] += now() - t;
+            t = now();
+            ca_array_get(DBR_DOUBLE, 1, c, &resp);
+            if (ca_pend_io(30.0) != ECA_NORMAL) return 1;
+            ph[4] += now() - t;
+            if (resp != stim) stale++;
+            ca_clear_channel(c);
+            t = now(); ca_context_destroy(); ph[5] += now() - t;
+        }
+        printf("rundown %d rounds: %.2f s; create %.2f, connect %.2f, put+destroy %.2f, connect %.2f, get %.2f, destroy %.2f s; stale %ld\n",
+               rounds, now() - t0, ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], stale);
+        return 0;
+    }
     ca_context_create(1);
     ca_add_exception_event(on_exception, NULL);
     if (!strcmp(argv[1], "clearput")) {
@@ -83,7 +117,11 @@ int main(int argc, char **argv) {
             }
             double dc = now() - tc;
             tconn += dc;
-            if (dc > 0.1) { slow++; tslow += dc; }
+            if (dc > 0.1) {
+                slow++;
+                tslow += dc;
+                if (getenv("CAPUTGET_VERBOSE")) fprintf(stderr, "round %d: connect took %.3f s\n", i, dc);
+            }
             if (traffic_round(c, i, &stale)) { fprintf(stderr, "round %d failed\n", i); return 1; }
             puts += i;
             usleep(1000);
