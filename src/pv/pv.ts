@@ -453,12 +453,18 @@ function exceeds(v: number, last: number, deadband: number): boolean {
 // beginWrite's adapter from the waiter form to a promise (made only when the write is pending).
 class PromiseWaiter implements WriteWaiter {
   result: PvWriteError | null = null;
+  private done = false;
   private settle: ((error: PvWriteError | null) => void) | null = null;
   writeCompleted(error: PvWriteError | null): void {
     if (this.settle !== null) this.settle(error);
-    else this.result = error;
+    else {
+      this.done = true;
+      this.result = error;
+    }
   }
   promise(): Promise<void> {
+    // Told already (cannot happen through startWrite's contract, but a promise must settle).
+    if (this.done) return this.result === null ? Promise.resolve() : Promise.reject(this.result);
     return new Promise<void>((resolve, reject) => {
       this.settle = (error) => (error === null ? resolve() : reject(error));
     });

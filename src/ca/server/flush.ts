@@ -60,11 +60,15 @@ export class FlushScheduler<C extends Flushable> {
     const list = this.dirty;
     if (list.length === 0) return;
     this.dirty = this.spare;
-    for (let i = 0; i < list.length; i++) {
-      const c = list[i] as C;
-      if (c.flushScheduled) c.flush();
+    try {
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i] as C;
+        if (c.flushScheduled) c.flush();
+      }
+    } finally {
+      // Also after a throw: `dirty` and `spare` must never become the same array.
+      list.length = 0;
+      this.spare = list;
     }
-    list.length = 0;
-    this.spare = list;
   }
 }
