@@ -3,7 +3,7 @@
  * plus the argument checks of the public calls.
  */
 import type { Pointer } from "bun:ffi";
-import type { CaForm, CaMonitor } from "./api.ts";
+import type { CaForm, CaMonitor, MonitorOptions } from "./api.ts";
 import type { CaReading } from "./dbr.ts";
 import { CaError } from "./errors.ts";
 
@@ -132,4 +132,29 @@ export function checkForm(f: unknown): CaForm {
   if (f === undefined) return "time";
   if (f === "value" || f === "time" || f === "ctrl") return f;
   throw new CaError(`"as" must be "value", "time" or "ctrl", got ${JSON.stringify(f)}`);
+}
+
+/** A get's element count: 0 (the server's native count) up to 2^31 - 1. */
+export function checkCount(c: number | undefined): number {
+  const count = c ?? 0;
+  if (!Number.isInteger(count) || count < 0 || count > 0x7fffffff) {
+    throw new CaError(`count must be a non-negative integer, got ${c}`);
+  }
+  return count;
+}
+
+/** A monitor's event mask (default value|alarm) and queue limit; its callback if given. */
+export function checkMonitorOptions(opts: MonitorOptions): { mask: number; limit: number } {
+  const mask = opts.mask ?? 5;
+  if (!Number.isInteger(mask) || mask <= 0 || mask > 15) {
+    throw new CaError(`mask must be a DBE_* combination 1..15, got ${opts.mask}`);
+  }
+  const limit = opts.queueLimit ?? 1000;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new CaError(`queueLimit must be a positive integer, got ${opts.queueLimit}`);
+  }
+  if (opts.onUpdate !== undefined && typeof opts.onUpdate !== "function") {
+    throw new CaError("onUpdate must be a function");
+  }
+  return { mask, limit };
 }

@@ -12,20 +12,23 @@
  */
 import type { Pointer } from "bun:ffi";
 import type { CaClient, CaMonitor, GetOptions, MonitorOptions, PutOptions } from "./api.ts";
-import { Channel, checkForm, checkName, checkTimeout, Monitor, type Op } from "./channel.ts";
-import { type CaReading, dbrTypeFor, decodeDbr, NATIVE_NAMES } from "./dbr.ts";
 import {
-  CaDisconnectedError,
-  CaError,
-  CaNoAccessError,
-  CaTimeoutError,
-  ECA,
-  errorFromEca,
-} from "./errors.ts";
-import { type LibCa, loadLibca, syncEpicsEnv } from "./libca.ts";
+  Channel,
+  checkCount,
+  checkForm,
+  checkMonitorOptions,
+  checkName,
+  checkTimeout,
+  Monitor,
+  type Op,
+} from "./channel.ts";
+import { CaContext } from "./context.ts";
+import { type CaReading, dbrTypeFor, decodeDbr, NATIVE_NAMES } from "./dbr.ts";
+import { CaDisconnectedError, CaError, CaNoAccessError, CaTimeoutError, ECA } from "./errors.ts";
+import type { LibCa } from "./libca.ts";
 import { ServicePump } from "./pump.ts";
 import { type Encoded, encodePut } from "./put.ts";
-import { loadShim, REC, readRecords, type Shim } from "./shim.ts";
+import { REC, readRecords, type Shim } from "./shim.ts";
 
 export type { CaClient, CaForm, CaMonitor, GetOptions, MonitorOptions, PutOptions } from "./api.ts";
 export type { CaReading };
@@ -35,6 +38,7 @@ const OP_CONN_UP = 6;
 const CS_CONN = 2;
 
 export class LibcaClient implements CaClient {
+  private readonly ctx: CaContext;
   private readonly lib: LibCa;
   private readonly shim: Shim;
   private readonly channels = new Map<string, Channel>();
@@ -51,36 +55,20 @@ export class LibcaClient implements CaClient {
     () => this.service(),
     () => this.busy(),
   );
-  private readonly eventCb: Pointer;
-  private readonly connCb: Pointer;
-  private readonly accessCb: Pointer;
   /** Recent asynchronous libca exceptions (message: context), newest last; for diagnostics. */
   readonly exceptions: string[] = [];
   /** Records the shim dropped because JavaScript fell more than 256 MiB behind. */
   droppedRecords = 0;
 
   constructor(private readonly onClose?: () => void) {
-    this.lib = loadLibca();
-    this.shim = loadShim();
-    syncEpicsEnv();
-    const st = this.lib.symbols.ca_context_create(0);
-    if (st !== ECA.NORMAL) throw this.eca(st, "ca_context_create");
-    this.eventCb = this.ptrOf(this.shim.shim_event_cb());
-    this.connCb = this.ptrOf(this.shim.shim_conn_cb());
-    this.accessCb = this.ptrOf(this.shim.shim_access_cb());
-    this.lib.symbols.ca_add_exception_event(this.shim.shim_exception_cb(), null);
-    this.lib.symbols.ca_add_fd_registration(this.shim.shim_fd_cb(), null);
+    this.ctx = new CaContext();
+    this.lib = this.ctx.lib;
+    this.shim = this.ctx.shim;
     this.service();
   }
 
-  private ptrOf(raw: Pointer | bigint | null): Pointer {
-    const p = typeof raw === "bigint" ? (Number(raw) as Pointer) : raw;
-    if (!p) throw new CaError("libca callback shim returned a null pointer");
-    return p;
-  }
-
   private eca(status: number, what: string): CaError {
-    return errorFromEca(status, what, String(this.lib.symbols.ca_message(status)));
+    return this.ctx.eca(status, what);
   }
 
   /** Whether close() was called. */
@@ -103,14 +91,14 @@ export class LibcaClient implements CaClient {
     ch = new Channel(name);
     const st = this.lib.symbols.ca_create_channel(
       Buffer.from(`${name}\0`),
-      this.connCb,
+      this.ctx.connCb,
       null,
       0,
       this.chidOut,
     );
     if (st !== ECA.NORMAL) throw this.eca(st, `create channel ${name}`);
     ch.chid = Number(this.chidOut[0]) as Pointer;
-    this.lib.symbols.ca_replace_access_rights_event(ch.chid, this.accessCb);
+    this.lib.symbols.ca_replace_access_rights_event(ch.chid, this.ctx.accessCb);
     this.channels.set(name, ch);
     this.byChid.set(ch.chid, ch);
     this.requestFlush();
@@ -124,10 +112,7 @@ export class LibcaClient implements CaClient {
       checkName(name);
       const form = checkForm(opts.as);
       const timeout = checkTimeout(opts.timeout);
-      const count = opts.count ?? 0;
-      if (!Number.isInteger(count) || count < 0 || count > 0x7fffffff) {
-        throw new CaError(`count must be a non-negative integer, got ${opts.count}`);
-      }
+      const count = checkCount(opts.count);
       const ch = this.channel(name);
       return new Promise<CaReading | undefined>((resolve, reject) => {
         this.newOp("get", ch, timeout, resolve, reject, (op) => {
@@ -139,7 +124,7 @@ export class LibcaClient implements CaClient {
             dbrTypeFor(ch.native, form),
             Math.min(count, ch.elementCount),
             ch.chid,
-            this.eventCb,
+            this.ctx.eventCb,
             op.id as Pointer,
           );
           if (st !== ECA.NORMAL) this.finish(op, this.eca(st, `get ${name}`));
@@ -178,7 +163,7 @@ export class LibcaClient implements CaClient {
                 enc.count,
                 ch.chid,
                 enc.data,
-                this.eventCb,
+                this.ctx.eventCb,
                 op.id as Pointer,
               )
             : sym.ca_array_put(enc.type, enc.count, ch.chid, enc.data);
@@ -200,17 +185,7 @@ export class LibcaClient implements CaClient {
     this.assertOpen();
     checkName(name);
     const form = checkForm(opts.as);
-    const mask = opts.mask ?? 5;
-    if (!Number.isInteger(mask) || mask <= 0 || mask > 15) {
-      throw new CaError(`mask must be a DBE_* combination 1..15, got ${opts.mask}`);
-    }
-    const limit = opts.queueLimit ?? 1000;
-    if (!Number.isInteger(limit) || limit < 1) {
-      throw new CaError(`queueLimit must be a positive integer, got ${opts.queueLimit}`);
-    }
-    if (opts.onUpdate !== undefined && typeof opts.onUpdate !== "function") {
-      throw new CaError("onUpdate must be a function");
-    }
+    const { mask, limit } = checkMonitorOptions(opts);
     const ch = this.channel(name);
     const m = new Monitor(this.nextId++, ch, form, mask, opts.onUpdate, limit, (x) =>
       this.closeMonitor(x),
@@ -262,41 +237,20 @@ export class LibcaClient implements CaClient {
     this.channels.clear();
     this.byChid.clear();
     this.pump.stop();
-    this.closedPromise = this.teardown();
+    this.closedPromise = this.ctx.teardown();
     this.onClose?.();
   }
 
   private closedPromise: Promise<void> | undefined;
-  private destroyed = false;
 
   /** Resolves once the libca context is destroyed (after close()). */
   whenClosed(): Promise<void> {
     return this.closedPromise ?? Promise.resolve();
   }
 
-  /**
-   * Destroying a context with live circuits makes libca wait (up to 30 s per circuit) for each
-   * server to close its side. When that server runs on this very thread (our own CA server on the
-   * main thread) it cannot answer while we block, so we first let the event loop run until libca
-   * reports no circuits left, and only then destroy.
-   */
-  private async teardown(): Promise<void> {
-    const sym = this.lib.symbols;
-    const deadline = Date.now() + 5000;
-    while (!this.destroyed && sym.ca_get_ioc_connection_count() > 0 && Date.now() < deadline) {
-      sym.ca_pend_event(1e-12);
-      this.shim.shim_reset();
-      await Bun.sleep(2);
-    }
-    this.destroyNow();
-  }
-
   /** Destroys the context now (called by teardown, or by caClient() needing a fresh context). */
   destroyNow(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.lib.symbols.ca_context_destroy();
-    this.shim.shim_free();
+    this.ctx.destroyNow();
   }
 
   private newOp(
@@ -377,12 +331,12 @@ export class LibcaClient implements CaClient {
       0,
       m.ch.chid,
       m.mask,
-      this.eventCb,
+      this.ctx.eventCb,
       m.id as Pointer,
       this.evidOut,
     );
     if (st !== ECA.NORMAL) {
-      this.exceptions.push(`subscribe ${m.name}: ${String(this.lib.symbols.ca_message(st))}`);
+      this.exceptions.push(`subscribe ${m.name}: ${this.ctx.message(st)}`);
       return;
     }
     m.evid = Number(this.evidOut[0]) as Pointer;
@@ -448,7 +402,7 @@ export class LibcaClient implements CaClient {
         }
       } else if (r.kind === REC.EXCEPTION) {
         const ctx = new TextDecoder().decode(r.data);
-        this.exceptions.push(`${String(this.lib.symbols.ca_message(r.status))}: ${ctx}`);
+        this.exceptions.push(`${this.ctx.message(r.status)}: ${ctx}`);
         if (this.exceptions.length > 50) this.exceptions.shift();
       }
     });

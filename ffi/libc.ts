@@ -69,12 +69,23 @@ function call(f: (l: Lib) => number): Errno {
 
 export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_DUMPABLE = 4;
+export const PR_SET_NAME = 15;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_SET_NO_NEW_PRIVS = 38;
 
 /** prctl(option, arg2, 0, 0, 0). */
 export function prctl(option: number, arg2: number): Errno {
   return call((l) => l.symbols.prctl(option, BigInt(arg2), 0n, 0n, 0n));
+}
+
+/**
+ * Names the calling thread (for the main thread: /proc/<pid>/comm, what `ps -o comm` and `top`
+ * show). The kernel keeps 15 bytes; longer names are cut.
+ */
+export function setThreadName(name: string): Errno {
+  const buf = new Uint8Array(16);
+  buf.set(new TextEncoder().encode(name).subarray(0, 15));
+  return call((l) => l.symbols.prctl(PR_SET_NAME, BigInt(ptr(buf)), 0n, 0n, 0n));
 }
 
 /** Makes this process non-dumpable: same-uid processes can no longer read /proc/<pid>/environ, mem… */

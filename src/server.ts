@@ -1,10 +1,6 @@
-import { Elysia } from "elysia";
 import type { Logger } from "pino";
-import { accessRoutes, auditRequest } from "./access/rest.ts";
 import { type AccessRuntime, startAccess } from "./access/runtime.ts";
-import { type AppDeps, createApp, DEFAULT_BODY_LIMIT } from "./api/app.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
-import { errorMessage } from "./common/errors.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
@@ -21,16 +17,10 @@ import {
   type PvaServerConfig,
   pvaServerConfigFromEnv,
 } from "./pva/server/index.ts";
+import { serveHttp } from "./server-http.ts";
 import { StateStore } from "./state/index.ts";
 import { VERSION } from "./version.ts";
-import { OFFLINE_SCALAR } from "./web/docs.ts";
 import { LogRings, tapLogger } from "./web/logring.ts";
-import {
-  createWebParts,
-  PVWS_WEBSOCKET_CONFIG,
-  WEB_SERVE_ROUTES,
-  type WebParts,
-} from "./web/mount.ts";
 
 /** Options of {@link buildRuntime}. */
 export interface RuntimeOptions {
@@ -156,6 +146,7 @@ async function startPva(
     logger,
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
     access,
+    version: `iocmng ${VERSION} (Bun ${Bun.version})`,
   });
   await pva.start();
   return pva;
@@ -300,49 +291,13 @@ export async function startServer(
     const warning = securityWarning(config);
     if (warning !== null) logger.warn({ host: config.host }, warning);
 
-    const web = createWebParts({
-      source: registry,
-      plugins: {
-        list: (kind) => controller.list(kind),
-        pidOf: (name) => controller.pidOf(name),
-        progress: controller.progress,
-      },
-      apiToken: config.apiToken,
+    const httpPort = serveHttp(runtime, compat, {
+      config,
       logger,
       logs,
-      ca,
-      // PVWS writes follow access security like CA and PVA writes.
-      access: runtime.access.policy,
-      ...(runtime.pva ? { pva: runtime.pva } : {}),
+      cleanups,
+      idleTimeoutSec: opts.httpIdleTimeoutSec ?? 30,
     });
-    cleanups.push(() => web.stop());
-    const { security, audit } = runtime.access;
-    const app = listenRest(
-      {
-        controller,
-        version: VERSION,
-        apiToken: config.apiToken,
-        logger,
-        routes: [accessRoutes({ security, audit })],
-        onMutation: (m) => auditRequest(audit, m),
-        compat: compat.adapter,
-        cors: compat.env.cors,
-        pvProxy: compat.pvProxy,
-        // The docs page's viewer script is served from the executable (closed networks).
-        docsViewer: OFFLINE_SCALAR,
-      },
-      config,
-      opts.httpIdleTimeoutSec ?? 30,
-      web,
-    );
-    const httpPort = app.server?.port ?? config.port;
-    cleanups.unshift(async () => {
-      await app.stop(true);
-    });
-    logger.info(
-      { host: config.host, port: httpPort },
-      `REST API on http://${config.host}:${httpPort}/api/v1 (docs at /api/v1/docs)`,
-    );
     logger.info(
       { tcpPort: ca.tcpPort, udpPort: ca.udpPort },
       `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
@@ -361,40 +316,6 @@ export async function startServer(
     await stop();
     throw e;
   }
-}
-
-/** Serves REST for `controller` on the configured host and port. */
-function listenRest(deps: AppDeps, config: ServerConfig, idleTimeoutSec: number, web: WebParts) {
-  const api = createApp(deps).use(web.api);
-  // The REST app lives under /api/v1; the console, /metrics and the PV Web Socket from `/`.
-  // normalize: false as in createApp: a mounted app compiles its routes with the root's options,
-  // and the default would strip unknown request fields instead of refusing them (422).
-  const app = new Elysia({
-    normalize: false,
-    websocket: PVWS_WEBSOCKET_CONFIG,
-    serve: { routes: WEB_SERVE_ROUTES },
-  })
-    .use(web.root)
-    .use(api);
-  try {
-    app.listen({
-      hostname: config.host,
-      port: config.port,
-      // Backstop only: the app answers 413 in its own JSON shape for anything over its limit,
-      // so Bun's plain-text refusal is left for absurd sizes.
-      maxRequestBodySize: DEFAULT_BODY_LIMIT * 128,
-      idleTimeout: idleTimeoutSec,
-      // Elysia turns SO_REUSEPORT on; a second iocmng on the same port must fail, not share it.
-      reusePort: false,
-      // The console page is an HTML import: serve its production bundle, not Bun's dev server.
-      development: false,
-    });
-  } catch (e) {
-    throw new Error(
-      `REST API cannot listen on ${config.host}:${config.port} (IOCMNG_HOST/IOCMNG_PORT): ${errorMessage(e)}`,
-    );
-  }
-  return app;
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

@@ -17,6 +17,7 @@ import { AccessSecurity } from "../../src/access/security.ts";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { fiftyRules } from "./access-rules.ts";
+import { serveCommands, usage } from "./proc-lib.ts";
 
 const mode = process.argv[2] ?? "off";
 const registry = new PvRegistry();
@@ -48,9 +49,4 @@ const server = new CaServer({
 });
 await server.start();
 console.log(`READY ${server.tcpPort}`);
-for await (const chunk of Bun.stdin.stream()) {
-  if (new TextDecoder().decode(chunk).includes("cpu")) {
-    const c = process.cpuUsage();
-    console.log(JSON.stringify({ cpuUs: c.user + c.system }));
-  }
-}
+await serveCommands({ cpu: () => ({ cpuUs: usage().cpuUs }) });

@@ -11,15 +11,13 @@
  */
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
-import type { Pv } from "../../src/pv/pv.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
+import { benchPvs, Poster, posterCommands, serveCommands } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 1000);
 const prefix = process.argv[3] ?? "BENCH:D";
 const registry = new PvRegistry();
-const pvs: Pv[] = [];
-for (let i = 0; i < count; i++) pvs.push(registry.add({ name: `${prefix}${i}`, kind: "double" }));
-registry.add({ name: "BENCH:LAT", kind: "double", initial: 1.5 });
+const poster = new Poster(benchPvs(registry, count, prefix));
 const pluginLike = () => new Promise<void>((resolve) => setImmediate(resolve));
 const inputs = ["BENCH:IN", "BENCH:ACC"];
 const addInput = (name: string) =>
@@ -38,64 +36,15 @@ const server = new CaServer({
 });
 await server.start();
 
-let timer: ReturnType<typeof setInterval> | null = null;
-let flooding = false;
-let tick = 0;
-
-function postAll(n: number): void {
-  tick++;
-  for (let i = 0; i < n; i++) (pvs[i] as Pv).post(tick + i);
-}
-
-function stop(): void {
-  if (timer !== null) clearInterval(timer);
-  timer = null;
-  flooding = false;
-}
-
-function reply(obj: unknown): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
-
 console.log(`READY ${server.tcpPort}`);
-let buf = "";
-for await (const chunk of Bun.stdin.stream()) {
-  buf += new TextDecoder().decode(chunk);
-  let nl = buf.indexOf("\n");
-  while (nl >= 0) {
-    const [cmd, a, b] = buf.slice(0, nl).trim().split(/\s+/);
-    buf = buf.slice(nl + 1);
-    nl = buf.indexOf("\n");
-    if (cmd === "stats") {
-      const cpu = process.cpuUsage();
-      reply({ ...server.stats(), rss: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system });
-    } else if (cmd === "update") {
-      stop();
-      const n = Number(a);
-      const hz = Number(b);
-      if (hz > 0) timer = setInterval(() => postAll(n), 1000 / hz);
-      reply({ ok: true });
-    } else if (cmd === "flood") {
-      stop();
-      const n = Number(a);
-      if (n > 0) {
-        flooding = true;
-        const loop = () => {
-          if (!flooding) return;
-          postAll(n);
-          setImmediate(loop);
-        };
-        loop();
-      }
-      reply({ ok: true });
-    } else if (cmd === "bounce" && a !== undefined && inputs.includes(a)) {
-      registry.remove(a);
-      setTimeout(() => addInput(a), 200);
-      reply({ ok: true });
-    } else if (cmd === "gc") {
-      Bun.gc(true);
-      reply({ rss: process.memoryUsage().rss });
-    }
-  }
-}
+await serveCommands({
+  ...posterCommands(() => server.stats(), poster),
+  bounce: ([name]) => {
+    if (name === undefined || !inputs.includes(name)) return undefined;
+    registry.remove(name);
+    setTimeout(() => addInput(name), 200);
+    return { ok: true };
+  },
+});
+poster.stop();
 await server.stop();

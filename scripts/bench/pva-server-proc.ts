@@ -5,20 +5,19 @@
  * stdin, one per line, answered with one JSON line:
  *   stats             → PvaServer.stats() plus rss and cpu (µs) of this process
  *   update <n> <hz>   → posts new values to the first n PVs at hz (0 stops)
+ *   flood <n>         → posts to the first n PVs as fast as the event loop allows (0 stops)
  *   gc                → full GC, then rss
  */
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
-import type { Pv } from "../../src/pv/pv.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
+import { benchPvs, Poster, posterCommands, serveCommands } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 1000);
 const withCa = process.argv.includes("--ca");
 const registry = new PvRegistry();
-const pvs: Pv[] = [];
-for (let i = 0; i < count; i++) pvs.push(registry.add({ name: `BENCH:D${i}`, kind: "double" }));
-registry.add({ name: "BENCH:LAT", kind: "double", initial: 1.5 });
+const poster = new Poster(benchPvs(registry, count, "BENCH:D"));
 const logger = pino({ level: "warn" });
 const server = new PvaServer({
   source: registry,
@@ -35,41 +34,9 @@ const ca = withCa
   : null;
 await ca?.start();
 
-let timer: ReturnType<typeof setInterval> | null = null;
-let tick = 0;
-const reply = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
-
 console.log(`READY ${server.tcpPort} ${server.udpPort}`);
-let buf = "";
-for await (const chunk of Bun.stdin.stream()) {
-  buf += new TextDecoder().decode(chunk);
-  let nl = buf.indexOf("\n");
-  while (nl >= 0) {
-    const [cmd, a, b] = buf.slice(0, nl).trim().split(/\s+/);
-    buf = buf.slice(nl + 1);
-    nl = buf.indexOf("\n");
-    if (cmd === "stats") {
-      const cpu = process.cpuUsage();
-      reply({ ...server.stats(), rss: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system });
-    } else if (cmd === "update") {
-      if (timer) clearInterval(timer);
-      timer = null;
-      const n = Number(a);
-      const hz = Number(b);
-      if (hz > 0) {
-        timer = setInterval(() => {
-          tick++;
-          for (let i = 0; i < n; i++) (pvs[i] as Pv).post(tick + i);
-        }, 1000 / hz);
-      }
-      reply({ ok: true });
-    } else if (cmd === "gc") {
-      Bun.gc(true);
-      reply({ rss: process.memoryUsage().rss });
-    }
-  }
-}
-if (timer) clearInterval(timer);
+await serveCommands(posterCommands(() => server.stats(), poster));
+poster.stop();
 await server.stop();
 await ca?.stop();
 process.exit(0);

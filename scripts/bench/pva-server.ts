@@ -9,7 +9,7 @@
  * utime+stime from /proc/<pid>/stat over the measuring window. Runs are short: the machine is shared.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cmd } from "../../src/pva/codec/index.ts";
 import { PvaClient } from "../../test/helpers/pva-client.ts";
@@ -111,6 +111,8 @@ async function startReference(count: number, scanned = 0, withCa = false): Promi
   };
   if (!withCa) env.EPICS_IOC_IGNORE_SERVERS = "rsrv";
   const proc = Bun.spawn([`${PVXS_BIN}/softIocPVX`, "-d", join(dir, "bench.db")], {
+    // Its IOC shell writes .iocsh_history into the working directory: keep that out of the repo.
+    cwd: dir,
     env,
     stdin: "pipe",
     stdout: "ignore",
@@ -168,24 +170,43 @@ async function connectGet(s: Srv, n: number): Promise<number> {
   return wall;
 }
 
+/**
+ * Both servers up at once and the `pvxget` runs alternated (the order swapped every round), so a
+ * change in the machine's load hits both alike; the ratio is the median of the per-round ratios.
+ */
 async function benchConnect(): Promise<void> {
   const n = 10_000;
-  for (const start of [() => startOurs(n), () => startReference(n)]) {
-    const s = await start();
-    const runs: number[] = [];
-    const cpu: number[] = [];
-    const clientCpu: number[] = [];
-    for (let i = 0; i < 5; i++) {
+  const rounds = Number(process.env.PVA_BENCH_ROUNDS ?? 7);
+  const servers = [await startOurs(n), await startReference(n)];
+  const res = servers.map(() => ({
+    wall: [] as number[],
+    cpu: [] as number[],
+    client: [] as number[],
+  }));
+  const ratios: number[] = [];
+  const load0 = loadavg()[0] ?? 0;
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 === 0 ? [0, 1] : [1, 0];
+    for (const k of order) {
+      const s = servers[k] as Srv;
+      const r = res[k] as (typeof res)[number];
       const c0 = cpuSeconds(s.pid);
-      runs.push(await connectGet(s, n));
-      cpu.push(cpuSeconds(s.pid) - c0);
-      clientCpu.push(lastClientCpu);
+      r.wall.push(await connectGet(s, n));
+      r.cpu.push(cpuSeconds(s.pid) - c0);
+      r.client.push(lastClientCpu);
     }
-    console.log(
-      `connect+get ${n} (pvxget): ${s.name} first ${runs[0]?.toFixed(3)} s, median of 5 ${median(runs).toFixed(3)} s; CPU median: server ${median(cpu).toFixed(2)} s, pvxget ${median(clientCpu).toFixed(2)} s`,
-    );
-    await s.stop();
+    ratios.push((res[0]?.wall[i] ?? 0) / (res[1]?.wall[i] ?? 1));
   }
+  for (const [k, s] of servers.entries()) {
+    const r = res[k] as (typeof res)[number];
+    console.log(
+      `connect+get ${n} (pvxget): ${s.name} first ${r.wall[0]?.toFixed(3)} s, median of ${rounds} ${median(r.wall).toFixed(3)} s; CPU median: server ${median(r.cpu).toFixed(2)} s, pvxget ${median(r.client).toFixed(2)} s`,
+    );
+  }
+  console.log(
+    `connect+get ${n}: iocmng / softIocPVX, median of ${rounds} alternated rounds ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(" ")}); load average ${load0.toFixed(1)} -> ${(loadavg()[0] ?? 0).toFixed(1)}`,
+  );
+  for (const s of servers) await s.stop();
 }
 
 /** Sequential GET round trips on one operation (INIT once, EXEC repeated). */

@@ -8,6 +8,7 @@ import { Elysia } from "elysia";
 import type { Pv } from "../../src/pv/pv.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { PVWS_WEBSOCKET_CONFIG, PvwsHub, pvwsPlugin } from "../../src/pvws/hub.ts";
+import { serveCommands, usage } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 100);
 const hz = Number(process.argv[3] ?? 10);
@@ -29,15 +30,7 @@ setInterval(() => {
 }, 1000 / hz);
 console.log(`READY ${app.server?.port}`);
 
-for await (const line of console) {
-  if (line.trim() === "stats") {
-    const cpu = process.cpuUsage();
-    console.log(
-      JSON.stringify({
-        ...hub.stats,
-        cpuUs: cpu.user + cpu.system,
-        rss: process.memoryUsage().rss,
-      }),
-    );
-  } else if (line.trim() === "quit") process.exit(0);
-}
+await serveCommands({
+  stats: () => ({ ...hub.stats, ...usage() }),
+  quit: () => process.exit(0),
+});

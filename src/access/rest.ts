@@ -11,6 +11,7 @@
  * caller as the API knows it; what: the plugin and the operation; result: from the status).
  */
 import { Elysia, t } from "elysia";
+import type { MutationRecord } from "../common/mutation-record.ts";
 import type { AuditLog, AuditResult } from "./audit.ts";
 import type { AccessSecurity } from "./security.ts";
 
@@ -113,17 +114,7 @@ const PLUGIN_PATH = /^\/api\/v1\/(tasks|jobs)(?:\/([^/]+))?(?:\/([^/]+))?\/?$/;
  * "anonymous"), `host` the peer address. Requests that are not about plugins are recorded under
  * the server ("").
  */
-export function auditRequest(
-  audit: AuditLog,
-  req: {
-    method: string;
-    path: string;
-    status: number;
-    caller: string;
-    host: string;
-    body?: unknown;
-  },
-): void {
+export function auditRequest(audit: AuditLog, req: MutationRecord): void {
   const m = PLUGIN_PATH.exec(req.path);
   let plugin = "";
   let action = `${req.method} ${req.path}`;

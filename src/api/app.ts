@@ -7,19 +7,20 @@
 import { openapi } from "@elysiajs/openapi";
 import { type AnyElysia, Elysia } from "elysia";
 import type { Logger } from "pino";
+import type { MutationRecord } from "../common/mutation-record.ts";
 import { bearerAuth } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT, jsonBody } from "./body.ts";
 import { type CompatPort, compatRoutes } from "./compat.ts";
 import { type CorsOrigins, cors } from "./cors.ts";
 import { errorMapping } from "./errors.ts";
 import { requestLog } from "./logging.ts";
-import { type MutationRecord, mutationHook } from "./mutations.ts";
+import { mutationHook } from "./mutations.ts";
 import type { ControllerPort } from "./port.ts";
 import { type PvProxyDeps, pvsProxy } from "./pvs-proxy.ts";
 import { healthRoute, pluginRoutes, runJobRoute } from "./routes.ts";
 
+export type { MutationRecord } from "../common/mutation-record.ts";
 export { DEFAULT_BODY_LIMIT } from "./body.ts";
-export type { MutationRecord } from "./mutations.ts";
 export type { ApiResult, ControllerPort } from "./port.ts";
 
 /** Dependencies of the HTTP layer. */

@@ -1,5 +1,5 @@
 /**
- * The plugin descriptions 2.7.9 clients read (fact sheet §1.4): PluginInfo (`GET /plugins/{n}`,
+ * The plugin descriptions 2.7.9 clients read (docs/rest-api.md, "2.7.9 routes"): PluginInfo (`GET /plugins/{n}`,
  * list entries), StartupInfo (`…/startup`) and the validation object. Built from a
  * `CompatPlugin`, the runtime-neutral description the server adapter fills in.
  */

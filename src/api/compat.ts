@@ -132,6 +132,28 @@ export function compatRoutes(port: CompatPort) {
     );
 
   return new Elysia({ name: "iocmng-compat" })
+    .use(pluginCrud(port))
+    .use(pluginActions(port))
+    .use(startup("task"))
+    .use(startup("job"))
+    .get(
+      "/devices",
+      () => {
+        const { available, created } = port.devices();
+        return {
+          available,
+          available_count: available.length,
+          created,
+          created_count: created.length,
+        };
+      },
+      { detail: { tags: ["2.7.9"], summary: "Devices of the values file, and those in use" } },
+    );
+}
+
+/** `/plugins`: add (kind from the code), list, get, delete. */
+function pluginCrud(port: CompatPort) {
+  return new Elysia({ name: "iocmng-compat-plugins" })
     .post(
       "/plugins",
       async ({ body, set }) => {
@@ -197,7 +219,12 @@ export function compatRoutes(port: CompatPort) {
         return { ok: true, message: `Plugin '${params.name}' removed`, validation: null };
       },
       { params: NameParams, detail: { tags: ["2.7.9"], summary: "Stop and remove a plugin" } },
-    )
+    );
+}
+
+/** Restart a plugin, run a job, a job's results. */
+function pluginActions(port: CompatPort) {
+  return new Elysia({ name: "iocmng-compat-actions" })
     .post(
       "/plugins/:name/restart",
       async ({ params, set }) => {
@@ -237,20 +264,5 @@ export function compatRoutes(port: CompatPort) {
         params: NameParams,
         detail: { tags: ["jobs"], summary: "The job's last results, newest last" },
       },
-    )
-    .use(startup("task"))
-    .use(startup("job"))
-    .get(
-      "/devices",
-      () => {
-        const { available, created } = port.devices();
-        return {
-          available,
-          available_count: available.length,
-          created,
-          created_count: created.length,
-        };
-      },
-      { detail: { tags: ["2.7.9"], summary: "Devices of the values file, and those in use" } },
     );
 }

@@ -4,21 +4,8 @@
  * "anonymous" otherwise — and the peer address, for the audit trail (wired by src/server.ts).
  */
 import { Elysia } from "elysia";
+import type { MutationRecord } from "../common/mutation-record.ts";
 import { MUTATING, tokenMatches } from "./auth.ts";
-
-/** One finished mutating request. */
-export interface MutationRecord {
-  method: string;
-  /** URL path, e.g. /api/v1/tasks/mon/restart. */
-  path: string;
-  status: number;
-  /** "token" (authenticated with IOCMNG_API_TOKEN) or "anonymous". */
-  caller: string;
-  /** Peer IP address ("" when unknown). */
-  host: string;
-  /** The parsed body (an add's `name`), when there was one. */
-  body?: unknown;
-}
 
 export function mutationHook(
   apiToken: string | null,

@@ -70,6 +70,64 @@ export function pvsProxy(deps: PvProxyDeps) {
     return true;
   };
   return new Elysia({ name: "iocmng-pvs-proxy" })
+    .use(pvsReadWrite(deps))
+    .post(
+      "/pvs/monitor",
+      ({ body, set }) => {
+        const key = body.name ?? body.pv_name;
+        if (!monitors.has(key) && monitors.size >= MAX_MONITORS) {
+          set.status = 429;
+          const detail = `at most ${MAX_MONITORS} monitors; DELETE /pvs/monitor/{key} first`;
+          return { ok: false, key, message: detail, detail };
+        }
+        closeMonitor(key);
+        monitors.set(key, openMonitor(deps.ca(), body.pv_name));
+        return { ok: true, key, message: `Monitoring ${body.pv_name}` };
+      },
+      {
+        body: t.Object({
+          pv_name: PV_NAME,
+          name: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
+        }),
+        detail: { tags: ["pvs"], summary: "Start (or replace) a named monitor" },
+      },
+    )
+    .delete(
+      "/pvs/monitor/:key",
+      ({ params, set }) => {
+        if (!closeMonitor(params.key)) {
+          set.status = 404;
+          const detail = `No active monitor with key '${params.key}'`;
+          return { ok: false, key: params.key, message: detail, detail };
+        }
+        return { ok: true, key: params.key, message: `Stopped monitoring ${params.key}` };
+      },
+      { detail: { tags: ["pvs"], summary: "Stop a monitor" } },
+    )
+    .get(
+      "/pvs/monitors",
+      () => {
+        const out: Record<string, unknown> = {};
+        for (const [k, m] of monitors) {
+          out[k] = {
+            pv_name: m.pv_name,
+            connected: m.connected,
+            updates: m.updates,
+            value: m.value,
+          };
+        }
+        return { monitors: out, count: monitors.size };
+      },
+      { detail: { tags: ["pvs"], summary: "Open REST monitors with their latest values" } },
+    )
+    .onStop(() => {
+      for (const k of [...monitors.keys()]) closeMonitor(k);
+    });
+}
+
+/** Provider, read and write: one CA call each, no state. */
+function pvsReadWrite(deps: PvProxyDeps) {
+  return new Elysia({ name: "iocmng-pvs-read-write" })
     .get("/pvs/provider", () => ({ provider: "ca" }), {
       detail: { tags: ["pvs"], summary: "The protocol the proxy uses (ca)" },
     })
@@ -115,77 +173,29 @@ export function pvsProxy(deps: PvProxyDeps) {
         }),
         detail: { tags: ["pvs"], summary: "Write a PV over CA (waits for completion)" },
       },
-    )
-    .post(
-      "/pvs/monitor",
-      ({ body, set }) => {
-        const key = body.name ?? body.pv_name;
-        if (!monitors.has(key) && monitors.size >= MAX_MONITORS) {
-          set.status = 429;
-          const detail = `at most ${MAX_MONITORS} monitors; DELETE /pvs/monitor/{key} first`;
-          return { ok: false, key, message: detail, detail };
-        }
-        closeMonitor(key);
-        const ca = deps.ca();
-        const m: RestMonitor = {
-          pv_name: body.pv_name,
-          value: null,
-          updates: 0,
-          connected: false,
-          close: () => {},
-          unwatch: () => {},
-        };
-        const sub = ca.monitor(body.pv_name, {
-          as: "value",
-          onUpdate: (r) => {
-            m.value = jsonValue(r.value);
-            m.updates++;
-          },
-        });
-        m.close = () => sub.close();
-        m.unwatch = ca.onConnection(body.pv_name, (up) => {
-          m.connected = up;
-        });
-        monitors.set(key, m);
-        return { ok: true, key, message: `Monitoring ${body.pv_name}` };
-      },
-      {
-        body: t.Object({
-          pv_name: PV_NAME,
-          name: t.Optional(t.String({ minLength: 1, maxLength: 128 })),
-        }),
-        detail: { tags: ["pvs"], summary: "Start (or replace) a named monitor" },
-      },
-    )
-    .delete(
-      "/pvs/monitor/:key",
-      ({ params, set }) => {
-        if (!closeMonitor(params.key)) {
-          set.status = 404;
-          const detail = `No active monitor with key '${params.key}'`;
-          return { ok: false, key: params.key, message: detail, detail };
-        }
-        return { ok: true, key: params.key, message: `Stopped monitoring ${params.key}` };
-      },
-      { detail: { tags: ["pvs"], summary: "Stop a monitor" } },
-    )
-    .get(
-      "/pvs/monitors",
-      () => {
-        const out: Record<string, unknown> = {};
-        for (const [k, m] of monitors) {
-          out[k] = {
-            pv_name: m.pv_name,
-            connected: m.connected,
-            updates: m.updates,
-            value: m.value,
-          };
-        }
-        return { monitors: out, count: monitors.size };
-      },
-      { detail: { tags: ["pvs"], summary: "Open REST monitors with their latest values" } },
-    )
-    .onStop(() => {
-      for (const k of [...monitors.keys()]) closeMonitor(k);
-    });
+    );
+}
+
+/** A REST monitor: the PV's latest value, its update count and connection state. */
+function openMonitor(ca: ProxyCaClient, pvName: string): RestMonitor {
+  const m: RestMonitor = {
+    pv_name: pvName,
+    value: null,
+    updates: 0,
+    connected: false,
+    close: () => {},
+    unwatch: () => {},
+  };
+  const sub = ca.monitor(pvName, {
+    as: "value",
+    onUpdate: (r) => {
+      m.value = jsonValue(r.value);
+      m.updates++;
+    },
+  });
+  m.close = () => sub.close();
+  m.unwatch = ca.onConnection(pvName, (up) => {
+    m.connected = up;
+  });
+  return m;
 }

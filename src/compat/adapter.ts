@@ -11,7 +11,7 @@ import type { CompatAddRequest, CompatJobResult, CompatPort, CompatResult } from
 import { type CompatPlugin, compatValidation } from "../api/compat-info.ts";
 import { errorMessage } from "../common/errors.ts";
 import { snapshotDir } from "../common/snapshot.ts";
-import { RESERVED_TASK_PVS } from "../declarative/spec.ts";
+import { RESERVED_TASK_PVS } from "../declarative/spec-ports.ts";
 import type { PluginController } from "../plugins/controller.ts";
 import type { LoadedPlugin } from "../plugins/plugin.ts";
 import type { ValidationReport } from "../plugins/types.ts";

@@ -1,6 +1,6 @@
 /**
- * The IOCMNG_* variables of iocmng 2.7.9 that our own configuration does not read (fact sheet
- * §5.8): each is honoured or refused with a message saying what to do. The rest (IOCMNG_CONFIG,
+ * The IOCMNG_* variables of iocmng 2.7.9 that our own configuration does not read (docs/compat-2.7.9.md,
+ * "Environment variables"): each is honoured or refused with a message saying what to do. The rest (IOCMNG_CONFIG,
  * IOCMNG_BEAMLINE_CONFIG, IOCMNG_PLUGINS_DIR, IOCMNG_PREFIX, IOCMNG_HOST, IOCMNG_PORT,
  * IOCMNG_LOG_LEVEL, IOCMNG_DISABLE_OPHYD) are read by src/config.ts; IOCMNG_PLUGINS_CONFIG by the
  * boot list. New here: IOCMNG_CORS_ORIGINS and IOCMNG_LOCAL_PATH_ROOTS.

@@ -6,7 +6,7 @@
  * and connection changes, and it writes through the small `EngineIo` interface, so it is testable
  * on its own and runs unchanged in a Worker or a process.
  *
- * Upstream bugs not copied (2.7.9 fact sheet §3.9–3.11): rules see transform outputs and unwired
+ * Upstream bugs not copied (docs/compat-2.7.9.md, "Better than 2.7.9"): rules see transform outputs and unwired
  * inputs; a forced alarm is severity MAJOR (upstream swapped the arguments and raised 4/WRITE).
  */
 import {

@@ -6,7 +6,8 @@
  */
 import { VERSION } from "../version.ts";
 import { declarativeExtraPvDefs, keepTaskPv, portPvDefs } from "./pvdefs.ts";
-import { DeclarativeConfigError, type DeclarativeSpec, parseDeclarative } from "./spec.ts";
+import { type DeclarativeSpec, parseDeclarative } from "./spec.ts";
+import { DeclarativeConfigError } from "./spec-fields.ts";
 
 export { isDeclarative } from "./spec.ts";
 

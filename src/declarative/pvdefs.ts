@@ -1,5 +1,5 @@
 /**
- * The PVs of a declarative task, as iocmng 2.7.9 serves them (fact sheet §4): the framework's
+ * The PVs of a declarative task, as iocmng 2.7.9 serves them (docs/plugins.md, "PVs of a declarative task"): the framework's
  * task PVs with RUN only in triggered mode and CYCLE_COUNT only in the others, plus VERSION,
  * CLEAR, RESET, CONN_INP/CONN_OUT with their `_NAMES` when there are wired inputs/outputs, and
  * every declared PV. Wired PVs are read-only to clients (their value mirrors the external PV);

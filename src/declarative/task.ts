@@ -9,7 +9,7 @@
  * (the plugin Worker today, a plugin process tomorrow): it only uses the SDK surface (setPv,
  * getPv, this.ca, logger) and the spec the framework hands over in the plugin context.
  *
- * Per mode (2.7.9 fact sheet §3.5):
+ * Per mode (as 2.7.9; docs/plugins.md, "What one cycle does"):
  * - continuous: each cycle applies CLEAR/RESET, probes disconnected links, polls `poll` links,
  *   runs transforms and rules, then the subclass's own work.
  * - reactive: the framework runs execute() every `interval` as a heartbeat (CLEAR/RESET, probes,

@@ -1,6 +1,6 @@
 /**
  * Built-in functions of the expression language: the math, statistics, logic and buffer helpers
- * of iocmng 2.7.9 (fact sheet §3.10), with Python's results (banker's rounding, population
+ * of iocmng 2.7.9 (docs/expressions.md, "Functions"), with Python's results (banker's rounding, population
  * standard deviation, `min`/`max` over one iterable or several arguments). One deliberate
  * difference: `last(v)` returns the last element (a number for a buffer), not a one-element list;
  * `last(v, n)` with n > 1 returns a list.

@@ -34,8 +34,8 @@ import {
   type PluginConfigYaml,
   PV_NAME_RE,
   type PvDef,
-  schemaError,
 } from "./config-schema.ts";
+import { schemaError } from "./config-schema-errors.ts";
 
 export type { PluginConfig, RestartPolicy } from "./config-schema.ts";
 

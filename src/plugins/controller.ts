@@ -15,12 +15,13 @@ import type { PvValue } from "../pv/types.ts";
 import type { PluginRecord, StateStore } from "../state/index.ts";
 import { addRefusal } from "./add-checks.ts";
 import { bootRestore } from "./boot-restore.ts";
-import { messageText, PvBridge } from "./bridge.ts";
-import { decideRestart } from "./host/restart.ts";
+import { PvBridge } from "./bridge.ts";
+import { defaultSandboxConfig } from "./host/sandbox.ts";
 import { patEnvAllowed } from "./host/settings.ts";
+import { SpareHost, withSpares } from "./host/spare.ts";
 import type { PluginHost, PluginHostFactory } from "./host.ts";
 import { defaultHostFactory } from "./host-default.ts";
-import { exposeJob } from "./job-expose.ts";
+import { exposeJob, runJobOnce } from "./job-expose.ts";
 import type { JobRpcPort } from "./job-rpc.ts";
 import {
   type PipelineOutcome,
@@ -38,8 +39,9 @@ import {
 import { noSuch, pluginInfo } from "./plugin-info.ts";
 import { AddProgress } from "./progress.ts";
 import { persistPlugin } from "./record.ts";
+import { reloadPlugin } from "./reload.ts";
 import { type StepObserver, Steps } from "./report.ts";
-import { respawnPlugin, stopPlugin } from "./respawn.ts";
+import { onProcessEnd, stopPlugin } from "./respawn.ts";
 import { loadHeldPlugin } from "./restore-held.ts";
 import { settleWithin, TeeSet } from "./tee-set.ts";
 import type { JobResultJson, OpResult, PluginInfo, ValidationReport } from "./types.ts";
@@ -103,10 +105,20 @@ export class PluginController {
   private readonly inflight = new Set<Promise<unknown>>();
   /** Aborted by shutdown: kills clones and installs in progress. */
   private readonly stopSignal = new AbortController();
+  /** The pre-started plugin process of the next add (none with a caller's host factory). */
+  private readonly spares: SpareHost | null;
+  private readonly hostFactory: PluginHostFactory;
 
   constructor(private readonly deps: ControllerDeps) {
     this.timings = { ...DEFAULT_TIMINGS, ...deps.timings };
     this.log = deps.logger.child({ component: "plugins" });
+    const sandbox = deps.config.sandbox ?? defaultSandboxConfig();
+    this.spares =
+      deps.hostFactory === undefined && sandbox.spare
+        ? new SpareHost(this.log, sandbox, () => this.tokenEnvNames())
+        : null;
+    this.hostFactory =
+      deps.hostFactory ?? (this.spares ? withSpares(this.spares) : defaultHostFactory);
     this.bridge = new PvBridge({
       registry: deps.registry,
       state: deps.state,
@@ -239,7 +251,7 @@ export class PluginController {
       keep,
       server,
       timings: this.timings,
-      hostFactory: this.deps.hostFactory ?? defaultHostFactory,
+      hostFactory: this.hostFactory,
       steps: new Steps(own?.observer),
       log: this.deps.logger.child({ plugin: spec.name }),
       undo: [],
@@ -367,23 +379,10 @@ export class PluginController {
   ): Promise<OpResult<JobResultJson>> {
     const p = this.find(name);
     if (p?.kind !== "job") return noSuch("job", name);
-    if (p.jobBusy) return { ok: false, code: 409, message: `job ${p.name} is already running` };
-    if (p.stopped) return { ok: false, code: 409, message: `job ${p.name} is being removed` };
-    p.jobBusy = true;
-    try {
-      const r = await p.host.request(
-        parameters === undefined ? { t: "runJob" } : { t: "runJob", parameters },
-      );
-      if (!r.ok) return { ok: false, code: 500, message: r.message };
-      const result = r.data as JobResultJson;
-      this.history.add(p.name, result);
-      return { ok: true, message: result.message, value: result };
-    } finally {
-      p.jobBusy = false;
-    }
+    return runJobOnce(p, this.history, parameters);
   }
 
-  /** Re-clones and reloads a plugin; PV values are kept. On failure the old version is reloaded. */
+  /** Re-clones and reloads a plugin (reload.ts): PV values kept, the old version back on failure. */
   async restart(name: string): Promise<OpResult<PluginInfo>> {
     const old = this.find(name);
     if (!old) return noSuch("plugin", name);
@@ -392,48 +391,15 @@ export class PluginController {
       return { ok: false, code: 409, message: `"${old.name}" is being changed right now` };
     this.busy.add(key);
     try {
-      const pat = old.pat ?? this.patFromEnv(old.pat_env);
-      const spec = loadSpec(old, {
-        overrides: old.overrides,
-        auto_start: old.auto_start,
-        pat,
-        addedAt: old.addedAt,
+      return await reloadPlugin(old, {
+        log: this.log,
+        pat: old.pat ?? this.patFromEnv(old.pat_env),
+        stop: (p) => this.stopPlugin(p),
+        unlist: () => this.plugins.delete(key),
+        pipeline: (spec, source, keep) => this.pipeline(spec, source, keep),
+        persist: (p) => this.persist(p),
+        info: (p) => this.info(p),
       });
-      const keep = new Map<string, PvValue>();
-      for (const [short, { pv }] of old.pvs) {
-        if (short !== "STATUS" && short !== "MESSAGE" && short !== "RUN") keep.set(short, pv.value);
-      }
-      await this.stopPlugin(old);
-      this.plugins.delete(key);
-      const r = await this.pipeline(spec, { from: "git" }, keep);
-      if (r.ok && r.plugin !== undefined) {
-        await this.persist(r.plugin);
-        await rm(old.cloneDir, { recursive: true, force: true }).catch(() => {});
-        return {
-          ok: true,
-          message: `${old.kind} ${old.name} restarted`,
-          value: this.info(r.plugin),
-          validation: r.report,
-        };
-      }
-      // Bring the previous version back from its clone so a bad push does not lose the plugin.
-      const back = await this.pipeline(spec, { from: "disk", cloneDir: old.cloneDir }, keep);
-      if (!back.ok)
-        this.log.error(
-          { plugin: old.name },
-          `previous version could not be reloaded: ${back.report.message}`,
-        );
-      const outcome = !back.ok
-        ? "plugin unloaded"
-        : back.plugin?.startError === undefined
-          ? "previous version reloaded"
-          : "previous version reloaded but not started";
-      return {
-        ok: false,
-        code: 422,
-        message: `restart failed (${outcome}): ${r.report.message}`,
-        validation: r.report,
-      };
     } finally {
       this.busy.delete(key);
     }
@@ -477,33 +443,20 @@ export class PluginController {
       add: (d) => this.add(d),
       remove: (kind, name) => this.remove(kind, name),
     });
+    // Booted: the next add's process starts now, not when the add comes.
+    this.spares?.fill();
   }
 
   /** A running plugin's process ended by itself: restart it later, or quarantine it. */
   private onProcessEnd(p: LoadedPlugin, failed: boolean, log: Logger): void {
-    const d = decideRestart(p.restart, failed, p.failures, Date.now(), this.timings);
-    if (d.action === "quarantine") {
-      p.quarantined = d.reason;
-      p.pvs.get("MESSAGE")?.pv.post(messageText(d.reason));
-      log.error(`${d.reason}: not restarted until a restart through REST`);
-      void this.persist(p);
-    } else if (d.action === "restart") {
-      log.warn({ delayMs: d.delayMs }, "plugin process ended: restarting it");
-      p.respawnTimer = setTimeout(() => void this.respawn(p, log), d.delayMs);
-    }
-  }
-
-  /** A new process for a running plugin, with its PVs kept (clients stay connected). */
-  private async respawn(p: LoadedPlugin, log: Logger): Promise<void> {
-    p.respawnTimer = undefined;
-    if (p.stopped || this.shuttingDown || this.plugins.get(p.name.toLowerCase()) !== p) return;
-    await respawnPlugin(p, log, {
+    onProcessEnd(p, failed, log, {
       config: this.deps.config,
       bridge: this.bridge,
       timings: this.timings,
-      hostFactory: this.deps.hostFactory ?? defaultHostFactory,
+      hostFactory: this.hostFactory,
       tokenEnvNames: () => this.tokenEnvNames(),
-      onFailed: (q, l) => this.onProcessEnd(q, true, l),
+      persist: (q) => this.persist(q),
+      current: (q) => !this.shuttingDown && this.plugins.get(q.name.toLowerCase()) === q,
     });
   }
 
@@ -526,6 +479,7 @@ export class PluginController {
   /** Stops every plugin (cleanup(), bounded) and removes their PVs; records stay for next boot. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    this.spares?.close();
     // Plugins still loading (a slow initialize() during the boot restore, an add in flight) end
     // at once: their pipeline then fails and removes what it created; the wait for that is
     // bounded, so a signal still exits within its grace time.

@@ -7,6 +7,8 @@
  * /proc/<pid>/ by every process of its uid; an fd is not without ptrace rights.
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { checkBranch, checkGitUrl } from "../common/git-url.ts";
 import { runBounded } from "./spawn.ts";
 
@@ -91,10 +93,44 @@ export function cloneArgs(opts: CloneOptions): string[] {
     "credential.helper=",
   ];
   if (opts.pat) args.push("-c", `credential.helper=${CREDENTIAL_HELPER}`);
-  args.push("clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet");
+  const local = localPath(opts.url);
+  // A local repository is copied as files (half the time of a shallow fetch through upload-pack,
+  // pack-objects, index-pack and a connectivity check); `--depth` does not apply to such a copy.
+  // --no-hardlinks: a plugin of the server's own uid could otherwise chmod and rewrite the
+  // operator's object files through the shared inodes.
+  if (local !== null)
+    args.push("clone", "--no-hardlinks", "--single-branch", "--no-tags", "--quiet");
+  else args.push("clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet");
   if (opts.branch) args.push("--branch", opts.branch);
-  args.push("--", opts.url, opts.dest);
+  args.push("--", local ?? opts.url, opts.dest);
   return args;
+}
+
+/**
+ * The local path of a `file://` URL (already checked by checkGitUrl: absolute, no host but
+ * localhost), or null for a network URL. Git treats a plain path as a local clone.
+ */
+export function localPath(url: string): string | null {
+  if (!url.startsWith("file://")) return null;
+  try {
+    return fileURLToPath(url.replace(/^file:\/\/localhost\//, "file:///"));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The commit HEAD of a fresh clone points at, read from its files (a detached HEAD, or a branch's
+ * loose ref: what `git clone` writes), saving the start of one more git; null when it is elsewhere.
+ */
+async function headCommit(dest: string): Promise<string | null> {
+  const gitDir = join(dest, ".git");
+  const head = (await readFile(join(gitDir, "HEAD"), "utf8").catch(() => "")).trim();
+  if (/^[0-9a-f]{40}$/.test(head)) return head;
+  const ref = /^ref: (refs\/heads\/[A-Za-z0-9._/+-]+)$/.exec(head)?.[1];
+  if (ref === undefined || ref.includes("..")) return null;
+  const sha = (await readFile(join(gitDir, ref), "utf8").catch(() => "")).trim();
+  return /^[0-9a-f]{40}$/.test(sha) ? sha : null;
 }
 
 /** Runs git with the safe environment; returns stdout or throws a scrubbed GitError. */
@@ -126,7 +162,10 @@ async function runGit(
   return out;
 }
 
-/** Shallow-clones `url` (branch or tag) into `dest`; returns the checked-out commit. */
+/**
+ * Clones `url` (branch or tag) into `dest`, shallow over the network, as a file copy when local;
+ * returns the checked-out commit.
+ */
 export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> {
   const urlErr = checkGitUrl(opts.url);
   if (urlErr) throw new GitError(urlErr);
@@ -153,6 +192,8 @@ export async function gitClone(opts: CloneOptions): Promise<{ commit: string }> 
     const cfg = await readFile(`${opts.dest}/.git/config`, "utf8").catch(() => "");
     if (cfg.includes(opts.pat)) throw new GitError("git clone failed: token found in .git/config");
   }
-  const commit = (await runGit(["git", "rev-parse", "HEAD"], undefined, 10_000, opts.dest)).trim();
+  const commit =
+    (await headCommit(opts.dest)) ??
+    (await runGit(["git", "rev-parse", "HEAD"], undefined, 10_000, opts.dest)).trim();
   return { commit };
 }

@@ -1,5 +1,9 @@
-/** Exposes a started job as the RPC channel `PREFIX:RUN` (job-rpc.ts) for the controller. */
+/**
+ * Running jobs for the controller: one run of a job (REST, CLI, RPC) and the RPC channel
+ * `PREFIX:RUN` (job-rpc.ts) that exposes a started job.
+ */
 import type { Logger } from "pino";
+import type { JobHistory } from "../compat/job-history.ts";
 import { JOB_RPC_SUFFIX, type JobRpcPort, replyOf, runParameters } from "./job-rpc.ts";
 import type { LoadedPlugin } from "./plugin.ts";
 import type { JobResultJson, OpResult } from "./types.ts";
@@ -28,4 +32,26 @@ export function exposeJob(
     status,
   );
   p.unsubs.push(off);
+}
+
+/** Runs job `p` once (409 already running or being removed); the result joins its history. */
+export async function runJobOnce(
+  p: LoadedPlugin,
+  history: JobHistory,
+  parameters: Record<string, unknown> | undefined,
+): Promise<OpResult<JobResultJson>> {
+  if (p.jobBusy) return { ok: false, code: 409, message: `job ${p.name} is already running` };
+  if (p.stopped) return { ok: false, code: 409, message: `job ${p.name} is being removed` };
+  p.jobBusy = true;
+  try {
+    const r = await p.host.request(
+      parameters === undefined ? { t: "runJob" } : { t: "runJob", parameters },
+    );
+    if (!r.ok) return { ok: false, code: 500, message: r.message };
+    const result = r.data as JobResultJson;
+    history.add(p.name, result);
+    return { ok: true, message: result.message, value: result };
+  } finally {
+    p.jobBusy = false;
+  }
 }

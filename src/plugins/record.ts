@@ -17,9 +17,12 @@ export async function persistPlugin(
     addedAt: p.addedAt,
     ...(p.quarantined ? { quarantined: p.quarantined } : {}),
   };
+  const t0 = performance.now();
   try {
     await state.putPlugin(rec);
   } catch (err) {
     log.error({ err, plugin: p.name }, "cannot persist plugin record");
   }
+  // Read with the pipeline's steps by scripts/bench/plugins-add-binary.ts (where an add's time goes).
+  log.debug({ step: "persist", ms: Math.round(performance.now() - t0) }, "step done");
 }

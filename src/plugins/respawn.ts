@@ -5,10 +5,12 @@
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config.ts";
 import type { PvRegistry } from "../pv/registry.ts";
-import { type PvBridge, showFailure } from "./bridge.ts";
+import { messageText, type PvBridge, showFailure } from "./bridge.ts";
+import { decideRestart } from "./host/restart.ts";
 import { defaultSandboxConfig } from "./host/sandbox.ts";
 import type { PluginHostFactory } from "./host.ts";
 import type { LoadedPlugin, RuntimeTimings } from "./plugin.ts";
+import { startRequest } from "./start-request.ts";
 
 /** Stops a plugin's host (cleanup() bounded), then removes its PVs. Never throws. */
 export async function stopPlugin(
@@ -86,29 +88,44 @@ export async function respawnPlugin(
     }
   }
   if (p.stopped) return host.terminate();
-  const cfg = ctx.config;
   const sr = await host.request(
-    {
-      t: "start",
-      name: p.name,
-      kind: p.kind,
-      prefix: p.prefix,
-      parameters: p.parameters,
-      mode: p.mode,
-      interval: p.interval,
-      enabled: p.kind === "task" ? p.pvs.get("ENABLE")?.pv.value !== 0 : true,
-      pvs,
-      services: {
-        beamlineValues: cfg.beamlineValues,
-        beamline: cfg.beamline,
-        namespace: cfg.namespace,
-        devices: !cfg.disableDevices,
-      },
-      initTimeoutMs: timings.initTimeoutMs,
-    },
+    startRequest(p, ctx.config, pvs, timings.initTimeoutMs),
     timings.initTimeoutMs + 2000,
   );
   if (!sr.ok) return fail(sr.message);
   if (p.stopped) host.terminate();
   else log.info("plugin process restarted");
+}
+
+/** What the restart policy needs from the controller on top of a respawn's context. */
+export interface ProcessEndContext extends Omit<RespawnContext, "onFailed"> {
+  persist(p: LoadedPlugin): Promise<void>;
+  /** Still listed and the server not shutting down: a respawn is due. */
+  current(p: LoadedPlugin): boolean;
+}
+
+/** A running plugin's process ended by itself: restart it later, or quarantine it. */
+export function onProcessEnd(
+  p: LoadedPlugin,
+  failed: boolean,
+  log: Logger,
+  ctx: ProcessEndContext,
+): void {
+  const d = decideRestart(p.restart, failed, p.failures, Date.now(), ctx.timings);
+  if (d.action === "quarantine") {
+    p.quarantined = d.reason;
+    p.pvs.get("MESSAGE")?.pv.post(messageText(d.reason));
+    log.error(`${d.reason}: not restarted until a restart through REST`);
+    void ctx.persist(p);
+  } else if (d.action === "restart") {
+    log.warn({ delayMs: d.delayMs }, "plugin process ended: restarting it");
+    p.respawnTimer = setTimeout(() => {
+      p.respawnTimer = undefined;
+      if (p.stopped || !ctx.current(p)) return;
+      void respawnPlugin(p, log, {
+        ...ctx,
+        onFailed: (q, l) => onProcessEnd(q, true, l, ctx),
+      });
+    }, d.delayMs);
+  }
 }

@@ -6,6 +6,7 @@
  */
 // First: the hardening must be in place before any plugin code is imported.
 import "./worker-harden.ts";
+import { setThreadName } from "../../ffi/libc.ts";
 import { errorMessage } from "../common/errors.ts";
 import {
   constructWithContext,
@@ -212,6 +213,8 @@ async function handleLoad(files: string[], requested: "task" | "job" | "auto"): 
 
 async function handleStart(m: Extract<ToWorker, { t: "start" }>): Promise<Reply> {
   if (!pluginClass) return { ok: false, step: "start", message: "no plugin class loaded" };
+  // `ps -o comm`/`top` name the plugin, also when this process started as the spare.
+  setThreadName(m.name);
   kind = m.kind;
   mode = m.mode;
   intervalMs = Math.max(0, m.interval * 1000);

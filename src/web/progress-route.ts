@@ -7,19 +7,14 @@
  */
 import { Elysia, t } from "elysia";
 import { PluginName } from "../common/add-request.ts";
-import type { AddProgress, ProgressEvent } from "../plugins/progress.ts";
+import type { AddProgress } from "../plugins/progress.ts";
+import { sseComment, sseEvent, sseResponse } from "./sse.ts";
 
 /** A stream that sees nothing for this long ends (a forgotten tab holds no slot for ever). */
 const IDLE_MS = 120_000;
 
 /** Open progress streams at most (the route needs no token: a bound on what anyone can hold). */
 export const MAX_PROGRESS_STREAMS = 64;
-
-const utf8 = new TextEncoder();
-
-function frame(e: ProgressEvent): Uint8Array {
-  return utf8.encode(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-}
 
 export function progressRoute(progress: AddProgress) {
   let open = 0;
@@ -61,10 +56,10 @@ export function progressRoute(progress: AddProgress) {
           };
           arm();
           // A comment line first: the browser's EventSource reports the stream open at once.
-          controller.enqueue(utf8.encode(": progress\n\n"));
+          controller.enqueue(sseComment("progress"));
           off = progress.subscribe(params.name, (e) => {
             if (closed) return;
-            controller.enqueue(frame(e));
+            controller.enqueue(sseEvent(e.type, e));
             arm();
             if (e.type === "done") close();
           });
@@ -76,12 +71,7 @@ export function progressRoute(progress: AddProgress) {
           clearTimeout(idle);
         },
       });
-      return new Response(stream, {
-        headers: {
-          "content-type": "text/event-stream; charset=utf-8",
-          "cache-control": "no-cache",
-        },
-      });
+      return sseResponse(stream);
     },
     {
       params: t.Object({ name: PluginName }),

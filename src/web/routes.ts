@@ -16,8 +16,9 @@ import { overviewScreen, pluginScreen, type ScreenPlugin } from "../display/bob.
 import { procUsage } from "../metrics/proc-usage.ts";
 import type { AddProgress } from "../plugins/progress.ts";
 import type { PvSource } from "../pv/source.ts";
-import type { LogLine, LogRings } from "./logring.ts";
+import type { LogRings } from "./logring.ts";
 import { progressRoute } from "./progress-route.ts";
+import { sseEvent, sseResponse } from "./sse.ts";
 
 export interface ConsoleDeps {
   plugins: {
@@ -100,12 +101,6 @@ function resources() {
   };
 }
 
-const utf8 = new TextEncoder();
-
-function sse(line: LogLine): Uint8Array {
-  return utf8.encode(`id: ${line.seq}\nevent: log\ndata: ${JSON.stringify(line)}\n\n`);
-}
-
 type AllPlugins = () => PluginInfo[];
 type PidOf = (name: string) => number | null;
 
@@ -175,7 +170,7 @@ function logRoutes(all: AllPlugins, logs: LogRings) {
         let off = () => {};
         const stream = new ReadableStream<Uint8Array>({
           start(controller) {
-            for (const l of logs.lines(name)) controller.enqueue(sse(l));
+            for (const l of logs.lines(name)) controller.enqueue(sseEvent("log", l, l.seq));
             off = logs.subscribe((plugin, line) => {
               if (plugin !== name) return;
               // A reader that does not keep up is dropped rather than buffered without bound.
@@ -184,7 +179,7 @@ function logRoutes(all: AllPlugins, logs: LogRings) {
                 controller.close();
                 return;
               }
-              controller.enqueue(sse(line));
+              controller.enqueue(sseEvent("log", line, line.seq));
             });
             request.signal.addEventListener("abort", () => {
               off();
@@ -199,12 +194,7 @@ function logRoutes(all: AllPlugins, logs: LogRings) {
             off();
           },
         });
-        return new Response(stream, {
-          headers: {
-            "content-type": "text/event-stream; charset=utf-8",
-            "cache-control": "no-cache",
-          },
-        });
+        return sseResponse(stream);
       },
       {
         params: t.Object({ name: PluginName }),

@@ -4,6 +4,8 @@
  * and rootfs tests and by scripts/bench/coldstart.ts.
  */
 import type { Subprocess } from "bun";
+import { loopbackEpicsEnv } from "../helpers/loopback-env.ts";
+import { waitFor } from "../helpers/poll.ts";
 
 /** A running server process. */
 export interface ServeProcess {
@@ -50,15 +52,7 @@ export async function serverEnv(extra: Record<string, string> = {}) {
       IOCMNG_PORT: String(httpPort),
       IOCMNG_LOG_PRETTY: "0",
       IOCMNG_LOG_LEVEL: "info",
-      EPICS_CAS_SERVER_PORT: String(caPort),
-      EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
-      // pvAccess (on by default) kept on loopback too, on random ports.
-      EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
-      EPICS_PVAS_SERVER_PORT: "0",
-      EPICS_PVAS_BROADCAST_PORT: "0",
-      EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
-      EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
-      EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${beaconPort}`,
+      ...loopbackEpicsEnv(caPort, beaconPort),
       ...extra,
     },
   };
@@ -124,22 +118,10 @@ export async function startServe(
 }
 
 /** Polls `probe` until it returns a value other than undefined (bounded, not a timing assertion). */
-export async function eventually<T>(
+export function eventually<T>(
   probe: () => Promise<T | undefined>,
   what: string,
   timeoutMs = 30_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${String(last ?? "")}`);
-    await Bun.sleep(100);
-  }
+  return waitFor(what, probe, timeoutMs);
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually, freePort } from "../binary/serve-process.ts";
 import { runPy } from "../helpers/ca-harness.ts";
+import { loopbackEpicsEnv } from "../helpers/loopback-env.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 let work: string;
@@ -24,15 +25,7 @@ async function runEnv() {
       HOME: work,
       IOCMNG_LOG_PRETTY: "0",
       IOCMNG_PREFIX: "RUNTEST",
-      EPICS_CAS_SERVER_PORT: String(caPort),
-      EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
-      // pvAccess (on by default) kept on loopback too, on random ports.
-      EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
-      EPICS_PVAS_SERVER_PORT: "0",
-      EPICS_PVAS_BROADCAST_PORT: "0",
-      EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
-      EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
-      EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${await freePort()}`,
+      ...loopbackEpicsEnv(caPort, await freePort()),
     },
   };
 }

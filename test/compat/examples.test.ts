@@ -1,5 +1,5 @@
 /**
- * Acceptance: the three config-only example plugins of iocmng 2.7.9 (fact sheet §3.12), unchanged
+ * Acceptance: the three config-only example plugins of iocmng 2.7.9 (test/fixtures/compat-2.7.9), unchanged
  * (config.yaml plus the one-line plugin.py 2.7.9 needed), loaded from a real git repository into a
  * real server (A) whose links point at the PVs of a second real server (B). Operators' view
  * through pyepics. Waits are bounded polls; nothing asserts on time.

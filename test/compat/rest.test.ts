@@ -1,7 +1,7 @@
 /**
- * Acceptance, REST: (1) the epik8s dashboard's call sequence of the 2.7.9 fact sheet §2 replayed
+ * Acceptance, REST: (1) the epik8s dashboard's call sequence (as 2.7.9 serves it) replayed
  * against a real server (paths, bodies, the fields it reads, its fallbacks, from another origin);
- * (2) every endpoint of §1.2 with its documented shape, and a clear 4xx for bad input to each.
+ * (2) every 2.7.9 endpoint (docs/rest-api.md, "2.7.9 routes") with its documented shape, and a clear 4xx for bad input to each.
  * Plugins come from real git repositories; PVs are checked with pyepics.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -116,7 +116,7 @@ afterAll(async () => {
   ]);
 });
 
-describe("the dashboard's call sequence (fact sheet §2)", () => {
+describe("the dashboard's call sequence", () => {
   test("poll, deploy (task and job), details, restart, run, remove", async () => {
     // Preflight of a JSON POST from the dashboard's origin.
     const pre = await fetch(`${s.base}/plugins`, {

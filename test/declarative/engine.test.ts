@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { parse as parseYaml } from "yaml";
 import { Engine, type EngineIo, FORCED_ALARM } from "../../src/declarative/engine.ts";
 import { parseDeclarative } from "../../src/declarative/spec.ts";
+import { example } from "./examples.ts";
 
 type Rec = Record<string, unknown>;
 
@@ -37,30 +38,9 @@ function engineFor(yaml: string) {
   return { engine: new Engine(spec, r.io, params), ...r };
 }
 
-const STATS = `
-parameters: {mode: continuous, interval: 1.0, limit: 0.5}
-arguments:
-  inputs:
-    sig:  {type: float, value: 0.0, link: "TEST:SIG", buffer_size: 4}
-    GAIN: {type: float, value: 2.0}
-  outputs:
-    AVG:    {type: float, value: 0.0, prec: 3}
-    NOISE:  {type: float, value: 0.0, prec: 3}
-    SCALED: {type: float, value: 0.0}
-    NOISY:  {type: bool, value: 0, znam: Quiet, onam: Noisy, alarm_on: MINOR}
-    BAD:    {type: int, value: 0}
-transforms:
-  - {output: AVG,    expression: "mean(sig_buf)"}
-  - {output: NOISE,  expression: "std(sig_buf)"}
-  - {output: SCALED, expression: "round(AVG * 10, 1)"}
-rule_defaults: {NOISY: 0}
-rules:
-  - {id: TOO_NOISY, condition: "std(sig_buf) > limit and length(sig_buf) >= 3", outputs: {NOISY: 1}}
-  - {id: SEES_TRANSFORM, condition: "NOISE > 0", outputs: {BAD: 1}}
-  - {id: SEES_UNWIRED,   condition: "GAIN > 0",  outputs: {BAD: 2}}
-`;
+const STATS = example("stats");
 
-describe("stats example (fact sheet §3.12 B), with the upstream bugs fixed", () => {
+describe("stats example, with the upstream bugs fixed", () => {
   test("ring buffer, chained transforms, parameters, rules seeing transforms and unwired inputs", () => {
     const { engine, pvs } = engineFor(STATS);
     const seen: unknown[][] = [];
@@ -86,26 +66,9 @@ describe("stats example (fact sheet §3.12 B), with the upstream bugs fixed", ()
   });
 });
 
-const INTLK = `
-parameters: {mode: continuous, interval: 0.5, timeout: 1.0}
-arguments:
-  inputs:
-    chiller: {type: int, value: 0, link: "TEST:CHL:RUN"}
-    rf:      {type: int, value: 0, link: "TEST:RF:ON", link_mode: monitor}
-  outputs:
-    INTLK:      {type: bool, value: 0, znam: OK, onam: TRIPPED, latch: true, alarm_on: MAJOR}
-    LAST_EVENT: {type: string, value: ""}
-rule_defaults: {INTLK: 0}
-rules:
-  - id: CHILLER_DOWN
-    condition: "chiller == 0 and rf == 1"
-    message: "chiller off while RF on"
-    message_pv: LAST_EVENT
-    actuators: {rf: 0}
-    outputs: {INTLK: 1}
-`;
+const INTLK = example("intlk");
 
-describe("latch, CLEAR, actuators, message_pv, forced alarms (§3.12 A)", () => {
+describe("intlk example: latch, CLEAR, actuators, message_pv, forced alarms", () => {
   test("trip latches; CLEAR releases; a condition still true is followed but not re-latched", () => {
     const { engine, pvs, puts, alarms } = engineFor(INTLK);
     engine.linkValue("chiller", 1);
@@ -169,27 +132,9 @@ describe("latch, CLEAR, actuators, message_pv, forced alarms (§3.12 A)", () => 
   });
 });
 
-const VAC = `
-parameters: {mode: reactive, interval: 2.0}
-arguments:
-  inputs:
-    vac_ok:   {type: bool, value: 1, link: "TEST:VAC:OK", link_mode: monitor, trigger: true}
-    pressure: {type: float, value: 0.0, link: "TEST:VAC:P", mode: monitor, trigger: true, buffer_size: 3}
-  outputs:
-    PERMIT:    {type: bool, value: 1, znam: DENIED, onam: GRANTED, latch: true, latch_dir: fall}
-    P_AVG:     {type: float, value: 0.0}
-    SYS_CONN:  {type: string, value: ""}
-    VALVE_CMD: {type: int, value: 0, link: "TEST:VALVE:CMD", link_mode: monitor}
-transforms: [{output: P_AVG, expression: "mean(pressure_buf)"}]
-rule_defaults: {PERMIT: 1}
-rules:
-  - id: VAC_LOST
-    condition: "not vac_ok or mean(pressure_buf) > 1e-6"
-    message: "vacuum lost"
-    outputs: {PERMIT: 0, VALVE_CMD: 0}
-`;
+const VAC = example("vac");
 
-describe("vac example (§3.12 C): latch_dir fall, wired output, SYS_CONN, buffers not forcing", () => {
+describe("vac example: latch_dir fall, wired output, SYS_CONN, buffers not forcing", () => {
   test("fall latch, forwarded output, SYS_CONN text and alarm, no forced alarm through _buf", () => {
     const { engine, pvs, puts, alarms } = engineFor(VAC);
     expect(engine.spec.mode).toBe("reactive");

@@ -20,6 +20,7 @@ import {
 } from "../../src/sdk/host.ts";
 import { DeclarativeTask } from "../../src/sdk/index.ts";
 import { type CaHarness, runPy, startCaServer } from "../helpers/ca-harness.ts";
+import { example } from "./examples.ts";
 
 const savedEnv: Record<string, string | undefined> = {};
 let h: CaHarness;
@@ -95,7 +96,7 @@ function pluginOn(prefix: string, yaml: string) {
   return { task, pvs, logs, value, spec };
 }
 
-describe("intlk example (fact sheet §3.12 A) over CA", () => {
+describe("intlk example over CA", () => {
   test("links, trip, actuator put, latch, CLEAR, RESET, disconnection, ENABLE", async () => {
     const chiller = h.registry.add({
       name: "TEST:CHL:RUN",
@@ -104,27 +105,7 @@ describe("intlk example (fact sheet §3.12 A) over CA", () => {
       initial: 1,
     });
     const rf = h.registry.add({ name: "TEST:RF:ON", kind: "long", writable: true, initial: 1 });
-    const { task, value, pvs, logs } = pluginOn(
-      "T:INTLK",
-      `
-parameters: {mode: continuous, interval: 0.5, timeout: 1.0}
-arguments:
-  inputs:
-    chiller: {type: int, value: 0, link: "TEST:CHL:RUN"}
-    rf:      {type: int, value: 0, link: "TEST:RF:ON", link_mode: monitor}
-  outputs:
-    INTLK:      {type: bool, value: 0, znam: OK, onam: TRIPPED, latch: true, alarm_on: MAJOR}
-    LAST_EVENT: {type: string, value: ""}
-rule_defaults: {INTLK: 0}
-rules:
-  - id: CHILLER_DOWN
-    condition: "chiller == 0 and rf == 1"
-    message: "chiller off while RF on"
-    message_pv: LAST_EVENT
-    actuators: {rf: 0}
-    outputs: {INTLK: 1}
-`,
-    );
+    const { task, value, pvs, logs } = pluginOn("T:INTLK", example("intlk"));
     await task.initialize();
     expect(value("MESSAGE")).toBe("All 2 inputs connected");
     expect(value("CONN_INP")).toEqual([1, 1]);
@@ -196,7 +177,7 @@ rules:
   }, 90_000);
 });
 
-describe("vac example (§3.12 C) over CA: reactive mode", () => {
+describe("vac example over CA: reactive mode", () => {
   test("a triggering change evaluates at once; execute() is only a heartbeat", async () => {
     const ok = h.registry.add({
       name: "TEST:VAC:OK",
@@ -212,28 +193,7 @@ describe("vac example (§3.12 C) over CA: reactive mode", () => {
       writable: true,
       initial: 1,
     });
-    const { task, value } = pluginOn(
-      "T:VAC",
-      `
-parameters: {mode: reactive, interval: 2.0}
-arguments:
-  inputs:
-    vac_ok:   {type: bool, value: 1, link: "TEST:VAC:OK", link_mode: monitor, trigger: true}
-    pressure: {type: float, value: 0.0, link: "TEST:VAC:P", mode: monitor, trigger: true, buffer_size: 3}
-  outputs:
-    PERMIT:    {type: bool, value: 1, znam: DENIED, onam: GRANTED, latch: true, latch_dir: fall}
-    P_AVG:     {type: float, value: 0.0}
-    SYS_CONN:  {type: string, value: ""}
-    VALVE_CMD: {type: int, value: 0, link: "TEST:VALVE:CMD", link_mode: monitor}
-transforms: [{output: P_AVG, expression: "mean(pressure_buf)"}]
-rule_defaults: {PERMIT: 1}
-rules:
-  - id: VAC_LOST
-    condition: "not vac_ok or mean(pressure_buf) > 1e-6"
-    message: "vacuum lost"
-    outputs: {PERMIT: 0, VALVE_CMD: 0}
-`,
-    );
+    const { task, value } = pluginOn("T:VAC", example("vac"));
     const changes: string[] = [];
     task.onInputChanged = (name, v, old) => {
       changes.push(`${name}:${old}->${v}`);

@@ -12,7 +12,7 @@ export function pvaTestLogger(): pino.Logger {
 }
 
 export async function startPva(
-  opts: { registry?: PvRegistry; config?: Partial<PvaServerConfig> } = {},
+  opts: { registry?: PvRegistry; config?: Partial<PvaServerConfig>; version?: string } = {},
 ): Promise<{ registry: PvRegistry; server: PvaServer }> {
   const registry = opts.registry ?? new PvRegistry();
   const server = new PvaServer({
@@ -26,6 +26,7 @@ export async function startPva(
       autoBeaconAddrList: false,
       ...opts.config,
     },
+    ...(opts.version ? { version: opts.version } : {}),
   });
   await server.start();
   return { registry, server };

@@ -145,7 +145,28 @@ describe("clone", () => {
     expect(out).toContain("username=x-access-token");
   });
 
-  test("branch and tag clones, shallow; the token never reaches .git/config", async () => {
+  test("network URLs clone shallow; file:// URLs are copied from the path, without hardlinks", () => {
+    const net = cloneArgs({ url: "https://example.com/r.git", dest: "/tmp/x" });
+    expect(net.slice(net.indexOf("clone"))).toEqual([
+      "clone",
+      "--depth",
+      "1",
+      "--single-branch",
+      "--no-tags",
+      "--quiet",
+      "--",
+      "https://example.com/r.git",
+      "/tmp/x",
+    ]);
+    for (const url of ["file:///srv/my%20repo", "file://localhost/srv/my%20repo"]) {
+      const local = cloneArgs({ url, dest: "/tmp/x", branch: "dev" });
+      expect(local).toContain("--no-hardlinks");
+      expect(local).not.toContain("--depth");
+      expect(local.slice(-3)).toEqual(["--", "/srv/my repo", "/tmp/x"]);
+    }
+  });
+
+  test("branch and tag clones; the token never reaches .git/config; no inode shared with the source", async () => {
     const tmp = (await import("node:fs/promises")).mkdtemp;
     const base = await tmp("/tmp/iocmng-clone-");
     for (const [branch, want] of [
@@ -155,11 +176,18 @@ describe("clone", () => {
       const dest = join(base, branch);
       const { commit } = await gitClone({ url: repo.url, dest, branch, pat: TOKEN });
       expect(commit).toMatch(/^[0-9a-f]{40}$/);
+      // Read from the clone's files: the same commit git itself resolves.
+      const rev = Bun.spawnSync(["git", "-C", dest, "rev-parse", "HEAD"]).stdout.toString().trim();
+      expect(commit).toBe(rev);
       expect(readFileSync(join(dest, "a.txt"), "utf8")).toBe(want);
       const cfg = readFileSync(join(dest, ".git", "config"), "utf8");
       expect(cfg).not.toContain(TOKEN);
       expect(cfg).not.toContain("credential");
-      expect(existsShallow(dest)).toBe(true);
+      // A local copy: every object file is its own inode (a plugin of the server's uid could
+      // otherwise rewrite the operator's repository through a hardlink).
+      const objects = objectFiles(join(dest, ".git", "objects"));
+      expect(objects.length).toBeGreaterThan(0);
+      for (const f of objects) expect({ f, links: statSync(f).nlink }).toEqual({ f, links: 1 });
     }
     await (await import("node:fs/promises")).rm(base, { recursive: true, force: true });
   });
@@ -182,12 +210,10 @@ describe("clone", () => {
   });
 });
 
-function existsShallow(dir: string): boolean {
-  try {
-    return statSync(join(dir, ".git", "shallow")).isFile();
-  } catch {
-    return false;
-  }
+function objectFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name));
 }
 
 describe("PAT secrecy through the controller", () => {

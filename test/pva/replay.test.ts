@@ -138,6 +138,13 @@ function compareReply(
     expect({ where, t: ours.type_members }).toEqual({ where, t: ref.type_members });
   if (ref.channel_ids)
     expect({ where, ids: ours.channel_ids }).toEqual({ where, ids: ref.channel_ids });
+  if (ref.result_type) {
+    // RPC results (the built-in `server` PV): same type; the channel list is the same database.
+    expect({ where, t: ours.result_type }).toEqual({ where, t: ref.result_type });
+    const names = (x: unknown) => (x as { value?: unknown } | undefined)?.value;
+    if (Array.isArray(names(ref.result)))
+      expect({ where, v: names(ours.result) }).toEqual({ where, v: names(ref.result) });
+  }
   if (ref.changed_bits) {
     // We also set leaves softIocPVX leaves clear (docs/pva.md); every bit it sets we must set.
     const mine = new Set(ours.changed_bits as number[]);
@@ -199,6 +206,8 @@ const FILES = [
   "42-monitor-double-pipeline.json",
   "43-monitor-echo.json",
   "44-monitor-double-field-value.json",
+  "50-rpc-server-channels.json",
+  "51-rpc-server-info.json",
   "52-rpc-not-implemented.json",
 ];
 

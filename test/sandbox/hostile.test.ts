@@ -5,7 +5,7 @@
  * These are the issue's generous bounds, not performance figures (those are in scripts/bench/).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { COUNTER_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
@@ -103,6 +103,34 @@ function processesWith(text: string): number[] {
   return out;
 }
 
+/**
+ * pid and private directory of each process plugin `name` ran in, from the server's debug log: a
+ * plugin that took the spare process runs under the spare's command line, not its own name.
+ */
+function hostsOf(name: string): Array<{ pid: number; home: string }> {
+  const out: Array<{ pid: number; home: string }> = [];
+  for (const line of srv.output().split("\n")) {
+    if (!line.includes(`"plugin":"${name}"`) || !line.includes('"pid":')) continue;
+    try {
+      const o = JSON.parse(line) as { plugin?: string; pid?: unknown; home?: unknown };
+      if (o.plugin === name && typeof o.pid === "number" && typeof o.home === "string") {
+        out.push({ pid: o.pid, home: o.home });
+      }
+    } catch {
+      // Not a log line of ours.
+    }
+  }
+  return out;
+}
+
+/** Processes of `name`: by its name on their command line, or by the pids the log gave. */
+function processesOf(name: string): number[] {
+  const byLog = hostsOf(name)
+    .map((h) => h.pid)
+    .filter((pid) => existsSync(`/proc/${pid}`));
+  return [...new Set([...processesWith(`"name":"${name}"`), ...byLog])];
+}
+
 /** The checks after each attack, then removal of the bad plugin and the leftovers check. */
 async function survives(bad: string, leftoverTag?: string): Promise<void> {
   let t0 = performance.now();
@@ -133,8 +161,10 @@ async function survives(bad: string, leftoverTag?: string): Promise<void> {
   const delMs = performance.now() - t0;
   expect(del.status).toBe(200);
   expect(delMs).toBeLessThan(2000);
+  // The check must see something: every attack ran in a process the log names.
+  expect(hostsOf(bad).length).toBeGreaterThan(0);
   await waitFor("the bad plugin's processes to be gone", () =>
-    processesWith(`"name":"${bad}"`).length === 0 &&
+    processesOf(bad).length === 0 &&
     (leftoverTag === undefined || processesWith(leftoverTag).length === 0)
       ? true
       : undefined,
@@ -144,6 +174,7 @@ async function survives(bad: string, leftoverTag?: string): Promise<void> {
   const runDir = `/tmp/iocmng-run-${srv.proc.pid}`;
   const homes = readdirSync(runDir).filter((d) => d.startsWith(`${bad}-`));
   expect(homes).toEqual([]);
+  expect(hostsOf(bad).filter((h) => existsSync(h.home))).toEqual([]);
   expect(srv.proc.exitCode).toBeNull();
 }
 
@@ -200,7 +231,7 @@ describe("hostile plugins next to a good task", () => {
   test("while(true) in initialize(): DELETE during the add ends it, the add fails clearly", async () => {
     const add = addBad("spinner", INIT_SPINNER);
     await waitFor("the spinner's process", () =>
-      processesWith('"name":"spinner"').length > 0 ? true : undefined,
+      processesOf("spinner").length > 0 ? true : undefined,
     );
     await Bun.sleep(300);
     await survives("spinner");

@@ -18,6 +18,7 @@ import {
   setNice,
   setNonDumpable,
   setrlimit,
+  setThreadName,
 } from "../../../ffi/libc.ts";
 import type { HostArgs } from "./sandbox.ts";
 
@@ -31,12 +32,14 @@ function die(message: string): never {
 /** Applies the sandbox; exits (code 78) when a mandatory step fails. */
 export function confine(a: HostArgs): void {
   if (typeof process.send !== "function") die("no IPC channel: started by hand?");
-  // The cgroup first, before this process starts anything: all it and the plugin start is counted.
-  if (a.cgroup !== null) {
+  // The cgroups first, before this process starts anything: all it and the plugin start is
+  // counted (the shell wrapper already put it in the memory cgroup; joining again is a no-op).
+  for (const dir of new Set([a.cgroup, a.memoryCgroup])) {
+    if (dir === null) continue;
     try {
-      writeFileSync(join(a.cgroup, "cgroup.procs"), String(process.pid));
+      writeFileSync(join(dir, "cgroup.procs"), String(process.pid));
     } catch (e) {
-      die(`cannot join the cgroup ${a.cgroup}: ${e instanceof Error ? e.message : e}`);
+      die(`cannot join the cgroup ${dir}: ${e instanceof Error ? e.message : e}`);
     }
   }
   // Limits first, while still privileged (a raised hard limit needs CAP_SYS_RESOURCE).
@@ -71,7 +74,9 @@ export function confine(a: HostArgs): void {
   } catch {
     die(`cannot enter ${a.home}`);
   }
-  process.title = `iocmng-plugin ${a.name}`;
+  // Bun's process.title changes nothing the kernel shows; the thread name is what ps/top list.
+  // A spare is renamed after its plugin when it is handed over (worker.ts, start).
+  setThreadName(a.name);
 }
 
 /** Entry from src/main.ts: `argv` is what follows the hidden subcommand. */

@@ -23,6 +23,7 @@ import type {
 import type { FromWorker, ToWorker } from "../protocol.ts";
 import { SetDecoder } from "../set-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
+import { exitReason } from "./exit.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import { runRoot } from "./run-root.ts";
 import {
@@ -36,20 +37,9 @@ import {
   type SandboxConfig,
   type SandboxLimits,
 } from "./sandbox.ts";
+import { WarnWindow } from "./warn-window.ts";
 
 export type { HostReply } from "../host.ts";
-
-/** A plugin listed without a process (quarantined at boot): every request is refused. */
-export class EndedHost implements PluginHost {
-  constructor(private readonly why: string) {}
-  async waitReady(): Promise<void> {}
-  readonly isUnresponsive = false;
-  readonly isEnded = true;
-  async request(): Promise<HostReply> {
-    return { ok: false, message: this.why };
-  }
-  terminate(): void {}
-}
 
 /** What to run and how confined. */
 export interface ProcessOptions {
@@ -63,34 +53,30 @@ export interface ProcessOptions {
   codeDirs?: readonly string[];
   /** Environment to take the passed variables from (default process.env). */
   env?: Record<string, string | undefined>;
+  /**
+   * A spare (spare.ts): started before any plugin asks for it, not counted in `live` until
+   * {@link PluginProcess.adopt} hands it to one.
+   */
+  spare?: boolean;
 }
 
+export { EndedHost, exitReason } from "./exit.ts";
 export { runRoot } from "./run-root.ts";
 
 const STDERR_KEEP = 2048;
-
-/** Human reading of an exit status for MESSAGE (which limit, when we can tell). */
-export function exitReason(
-  code: number | null,
-  signal: string | null,
-  fatal: string | null,
-  limits: SandboxLimits,
-  stderrTail: string,
-): string {
-  if (fatal === "memory" || code === 70) return `memory limit (${limits.memoryMiB} MiB) reached`;
-  if (signal === "SIGXCPU") return `CPU time limit (${limits.cpuSeconds} s) reached`;
-  if (/out of memory|OutOfMemory|MemoryExhaustion/i.test(stderrTail)) {
-    return `memory limit (${limits.memoryMiB} MiB) reached (${signal ?? `exit ${code}`})`;
-  }
-  if (code === 78) return `sandbox setup failed: ${stderrTail.trim().split("\n").pop() ?? ""}`;
-  if (signal) return `plugin process killed by ${signal}`;
-  return `plugin process exited (code ${code ?? "?"})`;
-}
 
 /** One plugin's process as seen from the server. */
 export class PluginProcess implements PluginHost {
   /** Plugin processes started and not yet ended, process-wide (tests check for leaks). */
   static live = 0;
+  /** Window of the malformed-batch warning: one log line per plugin per window (tests shorten). */
+  static warnWindowMs = 10_000;
+  private readonly badBatches = new WarnWindow(PluginProcess.warnWindowMs, (n, why) =>
+    this.log.warn(
+      { count: n },
+      n === 1 ? `setPv batch ignored: ${why}` : `${n} setPv batches ignored (last: ${why})`,
+    ),
+  );
   private proc: Subprocess | null = null;
   private nextId = 1;
   private readonly pending = new Map<
@@ -109,7 +95,11 @@ export class PluginProcess implements PluginHost {
   private cgroup: PluginCgroup | null = null;
   /** Why we killed it (a limit), reported as the exit reason. */
   private killReason: string | null = null;
-  private readonly watchdog: ReturnType<typeof setInterval>;
+  /** Counted in `live` (a plugin's process, not an idle spare). */
+  private counted = false;
+  /** Work due before the plugin's code may load (an adopted spare: its clone made readable). */
+  private bound: Promise<void> = Promise.resolve();
+  private watchdog: ReturnType<typeof setInterval>;
   private readonly ready: Promise<void>;
   private readyResolve: () => void = () => {};
   private readyReject: (e: Error) => void = () => {};
@@ -118,12 +108,12 @@ export class PluginProcess implements PluginHost {
   private goneResolve: () => void = () => {};
 
   constructor(
-    private readonly log: Logger,
-    private readonly events: HostEvents,
-    private readonly timings: HostTimings,
-    private readonly opts: ProcessOptions,
+    private log: Logger,
+    private events: HostEvents,
+    private timings: HostTimings,
+    private opts: ProcessOptions,
   ) {
-    PluginProcess.live++;
+    if (opts.spare !== true) this.count();
     this.ready = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -139,6 +129,59 @@ export class PluginProcess implements PluginHost {
       this.readyReject(e instanceof Error ? e : new Error(String(e)));
       this.finish();
     });
+  }
+
+  private count(): void {
+    this.counted = true;
+    PluginProcess.live++;
+  }
+
+  /**
+   * Hands a spare to a plugin: from now on it logs, reports and is timed as that plugin's host.
+   * The caller checked that it was started exactly as this plugin's process would be (spare.ts).
+   */
+  adopt(o: {
+    log: Logger;
+    events: HostEvents;
+    timings: HostTimings;
+    name: string;
+    hiddenEnv?: readonly string[] | undefined;
+    codeDirs?: readonly string[] | undefined;
+  }): this {
+    this.log = o.log;
+    this.events = o.events;
+    if (o.timings.watchdogMs !== this.timings.watchdogMs) {
+      clearInterval(this.watchdog);
+      this.watchdog = setInterval(() => this.checkBeat(), Math.max(50, o.timings.watchdogMs / 4));
+      this.watchdog.unref?.();
+    }
+    this.timings = o.timings;
+    this.opts = {
+      ...this.opts,
+      name: o.name,
+      spare: false,
+      ...(o.hiddenEnv ? { hiddenEnv: o.hiddenEnv } : {}),
+      ...(o.codeDirs ? { codeDirs: o.codeDirs } : {}),
+    };
+    if (!this.ended) this.count();
+    // Still starting: spawn() logs "plugin process started" under the plugin's name instead.
+    if (this.proc !== null) {
+      this.log.debug({ pid: this.pid, home: this.home }, "plugin runs in the spare process");
+    }
+    // The clone must be readable under the plugin's uid before `load` imports it.
+    if (this.dropsPrivileges()) this.bound = this.reachable(o.codeDirs ?? []);
+    return this;
+  }
+
+  private dropsPrivileges(): boolean {
+    const { sandbox } = this.opts;
+    return process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
+  }
+
+  /** Adds the search bit to `dirs` and their parents (makeTraversable), logging what changed. */
+  private async reachable(dirs: readonly string[]): Promise<void> {
+    const changed = (await Promise.all(dirs.map((d) => makeTraversable(d)))).flat();
+    if (changed.length > 0) this.log.info({ dirs: changed }, "made directories o+x for plugins");
   }
 
   /** The OS pid once spawned (tests, diagnostics). */
@@ -159,17 +202,10 @@ export class PluginProcess implements PluginHost {
       await rm(home, { recursive: true, force: true }).catch(() => {});
       return;
     }
-    const drop = process.getuid?.() === 0 && sandbox.uid !== null && sandbox.gid !== null;
+    const drop = this.dropsPrivileges();
     if (drop) {
       await chown(home, sandbox.uid as number, sandbox.gid as number);
-      for (const d of [root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]) {
-        const changed = await makeTraversable(d);
-        if (changed.length > 0)
-          this.log.info(
-            { dirs: changed },
-            "made directories traversable (o+x) for plugin processes",
-          );
-      }
+      await this.reachable([root, ...runtimeDirs(), ...(this.opts.codeDirs ?? [])]);
     }
     const shell = await findShell();
     if (this.ended) {
@@ -177,7 +213,7 @@ export class PluginProcess implements PluginHost {
       return;
     }
     if (!shell) this.log.warn("no /bin/sh: the plugin process runs without its memory limit");
-    this.cgroup = PluginCgroup.create(id, limits.processes);
+    this.cgroup = PluginCgroup.create(id, limits.processes, limits.memoryMiB);
     const argv = hostArgv(
       {
         name,
@@ -186,7 +222,8 @@ export class PluginProcess implements PluginHost {
         gid: drop ? sandbox.gid : null,
         limits,
         home,
-        cgroup: this.cgroup?.dir ?? null,
+        cgroup: this.cgroup?.pidsDir ?? null,
+        memoryCgroup: this.cgroup?.memoryDir ?? null,
       },
       shell,
     );
@@ -208,6 +245,7 @@ export class PluginProcess implements PluginHost {
     });
     this.proc = proc;
     recordHost(root, proc.pid);
+    this.log.debug({ pid: proc.pid, home }, "plugin process started");
     void this.drain(proc.stdout as ReadableStream<Uint8Array>, "stdout");
     void this.drain(proc.stderr as ReadableStream<Uint8Array>, "stderr");
     void proc.exited.then(() => this.onExited(proc));
@@ -263,7 +301,7 @@ export class PluginProcess implements PluginHost {
       }
       case "setb": {
         const updates = this.setDecoder.decode(m);
-        if (typeof updates === "string") this.log.warn(`setPv batch ignored: ${updates}`);
+        if (typeof updates === "string") this.badBatches.note(updates);
         else this.events.onSet(updates);
         break;
       }
@@ -293,9 +331,11 @@ export class PluginProcess implements PluginHost {
 
   private checkBeat(): void {
     if (this.ended || !this.proc) return;
-    if (this.cgroup?.hitLimit()) {
-      // A fork failed at pids.max: a process/thread loop. End it rather than let it spin on EAGAIN.
-      this.killReason = `process limit (${this.opts.limits.processes}) reached`;
+    const hit = this.cgroup?.hitLimit() ?? null;
+    if (hit !== null) {
+      // A fork failed at pids.max (a process/thread loop: end it rather than let it spin on
+      // EAGAIN), or the memory cgroup's OOM killer took one of its processes (maybe not the host).
+      this.killReason = this.limitReason(hit);
       this.log.error(this.killReason);
       this.proc.kill("SIGKILL");
       return;
@@ -311,9 +351,20 @@ export class PluginProcess implements PluginHost {
     }
   }
 
+  /** MESSAGE for a cgroup limit the plugin hit. */
+  private limitReason(hit: "processes" | "memory"): string {
+    const { limits } = this.opts;
+    return hit === "memory"
+      ? `memory limit (${limits.memoryMiB} MiB) reached (cgroup)`
+      : `process limit (${limits.processes}) reached`;
+  }
+
   private onExited(proc: Subprocess): void {
+    // The OOM killer may have taken the host itself before the watchdog looked.
+    const hit = this.killReason === null ? (this.cgroup?.hitLimit() ?? null) : null;
     const reason =
       this.killReason ??
+      (hit !== null ? this.limitReason(hit) : null) ??
       exitReason(
         proc.exitCode,
         proc.signalCode === null ? null : String(proc.signalCode),
@@ -334,6 +385,7 @@ export class PluginProcess implements PluginHost {
     const first = !this.ended;
     this.ended = true;
     clearInterval(this.watchdog);
+    this.badBatches.flush();
     this.failPending("the plugin's process ended");
     this.readyReject(new Error("the plugin's process ended before it was ready"));
     if (!first && this.home === null) return;
@@ -342,7 +394,7 @@ export class PluginProcess implements PluginHost {
     this.home = null;
     const cgroup = this.cgroup;
     this.cgroup = null;
-    if (first) PluginProcess.live--;
+    if (first && this.counted) PluginProcess.live--;
     void (async () => {
       // The cgroup holds everything the plugin started; the /proc walk covers hosts without one.
       cgroup?.destroy();
@@ -368,7 +420,7 @@ export class PluginProcess implements PluginHost {
       );
     });
     try {
-      await Promise.race([this.ready, timeout]);
+      await Promise.race([Promise.all([this.ready, this.bound]), timeout]);
     } catch (e) {
       const tail = this.stderrTail.trim().split("\n").slice(-2).join("; ");
       throw new Error(

@@ -8,6 +8,7 @@ import { appendFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { reapStaleCgroups } from "./cgroup.ts";
+import { alive } from "./proc.ts";
 
 interface ProcEntry {
   ppid: number;
@@ -104,15 +105,6 @@ export function recordHost(runDir: string, pid: number): void {
     appendFileSync(join(runDir, "hosts"), `${pid}\n`);
   } catch {
     // Best effort: the boot scan then misses only this host's leftovers.
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -32,6 +32,8 @@ export interface SandboxConfig {
   gid: number | null;
   /** Extra variables passed to plugin processes (names only; values from the server's env). */
   passEnv: string[];
+  /** Keep one plugin process started ahead of need for the next add (spare.ts). */
+  spare: boolean;
 }
 
 /** Smallest RLIMIT_DATA a plugin process starts under (measured, docs/benchmarks.md). */
@@ -71,6 +73,7 @@ export function defaultSandboxConfig(): SandboxConfig {
     uid: DEFAULT_PLUGIN_UID,
     gid: DEFAULT_PLUGIN_UID,
     passEnv: [],
+    spare: true,
   };
 }
 
@@ -151,6 +154,11 @@ export interface HostArgs {
   home: string;
   /** The pids cgroup the host joins first (cgroup.ts); null: RLIMIT_NPROC instead. */
   cgroup: string | null;
+  /**
+   * The memory cgroup (cgroup.ts), joined by the shell wrapper before Bun starts so that all of
+   * the process's memory is charged to it (and again by the host, for a start without a shell).
+   */
+  memoryCgroup: string | null;
 }
 
 /** The hidden subcommand of the executable that runs one plugin (src/main.ts dispatches it). */
@@ -182,14 +190,21 @@ export function runtimeDirs(): string[] {
 /**
  * argv that re-executes this same program in plugin-host mode. The memory limit is set by
  * `/bin/sh -c 'ulimit -d …; exec …'` because it must hold before Bun starts (a limit set later
- * is below what the engine already reserved, and the next allocation aborts); every other limit is
- * set by the host itself. Without /bin/sh the host runs without the memory limit (logged).
+ * is below what the engine already reserved, and the next allocation aborts); the shell also joins
+ * the memory cgroup first (a process's memory is charged where it was allocated). Every other
+ * limit is set by the host itself. Without /bin/sh the host runs without the memory rlimit
+ * (logged) and joins the memory cgroup itself, late.
  */
 export function hostArgv(args: HostArgs, shell: string | null): string[] {
   const cmd = [...selfCommand(), HOST_COMMAND, JSON.stringify(args)];
   if (!shell) return cmd;
   const kib = args.limits.memoryMiB * 1024;
-  return [shell, "-c", `ulimit -d ${kib} && exec "$@"`, "iocmng-plugin", ...cmd];
+  const limit = `ulimit -d ${kib} && exec "$@"`;
+  if (args.memoryCgroup === null) return [shell, "-c", limit, "iocmng-plugin", ...cmd];
+  // The path goes as an argument, never into the script text.
+  const join = `echo $$ > "$1" || { echo "cannot join the memory cgroup" >&2; exit 78; }; shift`;
+  const procs = `${args.memoryCgroup}/cgroup.procs`;
+  return [shell, "-c", `${join}; ${limit}`, "iocmng-plugin", procs, ...cmd];
 }
 
 /** /bin/sh when present (our image ships dash for git), else null. */

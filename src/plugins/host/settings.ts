@@ -66,7 +66,9 @@ function parseNames(v: unknown, where: string, fail: Fail): string[] {
 export function parseSandbox(v: unknown, where: string, fail: Fail): SandboxConfig {
   const cfg = defaultSandboxConfig();
   if (v === null || v === undefined) return cfg;
-  if (!isObject(v)) throw fail(where, "a mapping (limits, max_limits, uid, gid, pass_env)", v);
+  if (!isObject(v)) {
+    throw fail(where, "a mapping (limits, max_limits, uid, gid, pass_env, spare)", v);
+  }
   for (const [k, raw] of Object.entries(v)) {
     const path = `${where}.${k}`;
     if (k === "limits") Object.assign(cfg.limits, parseLimits(raw, path, fail));
@@ -74,7 +76,10 @@ export function parseSandbox(v: unknown, where: string, fail: Fail): SandboxConf
     else if (k === "uid") cfg.uid = parseId(raw, path, fail);
     else if (k === "gid") cfg.gid = parseId(raw, path, fail);
     else if (k === "pass_env") cfg.passEnv = parseNames(raw, path, fail);
-    else throw fail(path, "one of limits, max_limits, uid, gid, pass_env", k);
+    else if (k === "spare") {
+      if (typeof raw !== "boolean") throw fail(path, "true or false", raw);
+      cfg.spare = raw;
+    } else throw fail(path, "one of limits, max_limits, uid, gid, pass_env, spare", k);
   }
   // A uid without a gid (or the reverse) would run plugins with root's group.
   if ((cfg.uid === null) !== (cfg.gid === null)) {

@@ -14,6 +14,7 @@ import { DEFAULT_HOST_TIMINGS, type HostEvents, type PluginHost } from "../host.
 import { checkInsideClone, entryFiles } from "../loader.ts";
 import type { LoadedPlugin } from "../plugin.ts";
 import { StepError, type Steps } from "../report.ts";
+import { startRequest } from "../start-request.ts";
 import type { PipelineStep } from "../types.ts";
 import {
   type PipelineContext,
@@ -235,30 +236,8 @@ export const start: PipelineStepDef = {
   async run(ctx) {
     const server = requireSet(ctx.server ?? undefined, "server");
     const p = requireSet(ctx.plugin, "plugin");
-    const { config: cfg } = server;
-    const enabled = p.kind === "task" ? p.pvs.get("ENABLE")?.pv.value !== 0 : true;
-    const sr = await p.host.request(
-      {
-        t: "start",
-        name: p.name,
-        kind: p.kind,
-        prefix: p.prefix,
-        parameters: p.parameters,
-        mode: p.mode,
-        interval: p.interval,
-        enabled,
-        pvs: server.bridge.hostPvs(p),
-        services: {
-          beamlineValues: cfg.beamlineValues,
-          beamline: cfg.beamline,
-          namespace: cfg.namespace,
-          devices: !cfg.disableDevices,
-        },
-        initTimeoutMs: ctx.timings.initTimeoutMs,
-        ...(p.declarative ? { declarative: p.declarative } : {}),
-      },
-      ctx.timings.initTimeoutMs + 2000,
-    );
+    const req = startRequest(p, server.config, server.bridge.hostPvs(p), ctx.timings.initTimeoutMs);
+    const sr = await p.host.request(req, ctx.timings.initTimeoutMs + 2000);
     if (!sr.ok && ctx.source.from === "disk" && !server.isShuttingDown()) {
       // Boot (or a restart's rollback): keep the plugin visible in ERROR with the reason, so an
       // operator sees why (e.g. hardware offline) and can restart or delete it, instead of it
@@ -271,7 +250,7 @@ export const start: PipelineStepDef = {
       return;
     }
     if (!sr.ok) ctx.steps.fail("start", sr.message);
-    ctx.steps.ok("start", startedLine(p, enabled));
+    ctx.steps.ok("start", startedLine(p, req.enabled));
     if (server.isShuttingDown()) ctx.steps.fail("start", "server is shutting down");
     server.register(p);
     ctx.log.info({ kind: p.kind, prefix: p.prefix }, `${p.kind} ${p.name} loaded`);

@@ -217,7 +217,7 @@ function readType(
   }
 }
 
-/** Writes a full type description (the cache is never used on send: always legal). */
+/** Writes a full type description (always legal; TypeSendCache writes the short forms). */
 export function encodeType(w: Writer, t: TypeDesc | null): void {
   if (!t) {
     w.u8(TypeCode.NULL);
@@ -234,6 +234,40 @@ export function encodeType(w: Writer, t: TypeDesc | null): void {
     }
   } else if (t.code === TypeCode.STRUCT_ARRAY || t.code === TypeCode.UNION_ARRAY) {
     encodeType(w, t.element ?? null);
+  }
+}
+
+/**
+ * The send side of the introspection cache, one per connection: the first time a structure or
+ * union goes out it is `0xFD key` + its description, afterwards `0xFE key` alone (as pvAccessCPP
+ * servers send; pvxs and pvAccessCPP clients keep the table). Types are keyed by identity, so pass
+ * only long-lived shared descriptions (the server's normative types); at most `maxKeys` are
+ * remembered, later ones go out in full.
+ */
+export class TypeSendCache {
+  private readonly keys = new Map<TypeDesc, number>();
+  constructor(readonly maxKeys = 64) {}
+
+  write(w: Writer, t: TypeDesc | null): void {
+    if (!t || (t.code !== TypeCode.STRUCT && t.code !== TypeCode.UNION)) {
+      encodeType(w, t);
+      return;
+    }
+    const key = this.keys.get(t);
+    if (key !== undefined) {
+      w.u8(0xfe).u16(key);
+      return;
+    }
+    if (this.keys.size < this.maxKeys) {
+      const k = this.keys.size + 1;
+      this.keys.set(t, k);
+      w.u8(0xfd).u16(k);
+    }
+    encodeType(w, t);
+  }
+
+  get size(): number {
+    return this.keys.size;
   }
 }
 

@@ -39,6 +39,16 @@ export interface PvaServerConfig {
   maxMonitorQueue: number;
   /** Writes one connection may have waiting for their handlers. */
   maxPendingWritesPerConnection: number;
+  /**
+   * Send the normative types through the introspection cache (`0xFD` once, then `0xFE key`), as
+   * pvAccessCPP servers do; false sends full descriptions every time, as softIocPVX does.
+   */
+  typeCache: boolean;
+  /**
+   * Answer RPC on the built-in `server` PV as pvxs servers do (`pvxlist host:port` lists the
+   * channel names, `pvxlist -i` names the server); false refuses the channel like any unknown name.
+   */
+  serverPv: boolean;
 }
 
 export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
@@ -58,6 +68,8 @@ export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
   maxBufferedBytesPerPeer: 256 * 1024 * 1024,
   maxMonitorQueue: 1024,
   maxPendingWritesPerConnection: 4096,
+  typeCache: true,
+  serverPv: true,
 });
 
 export class PvaConfigError extends Error {
@@ -121,8 +133,8 @@ function seconds(name: string, raw: string): number {
  * Reads EPICS_PVAS_SERVER_PORT (else EPICS_PVA_SERVER_PORT), EPICS_PVAS_BROADCAST_PORT (else
  * EPICS_PVA_BROADCAST_PORT), EPICS_PVAS_INTF_ADDR_LIST, EPICS_PVAS_BEACON_ADDR_LIST (else
  * EPICS_PVA_ADDR_LIST), EPICS_PVAS_AUTO_BEACON_ADDR_LIST (else EPICS_PVA_AUTO_ADDR_LIST),
- * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST and
- * EPICS_PVA_CONN_TMO.
+ * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST,
+ * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE and IOCMNG_PVA_SERVER_PV (YES/NO).
  */
 export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   const c: Partial<PvaServerConfig> = {};
@@ -142,6 +154,10 @@ export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   if (ign) c.ignoreAddrs = ipList(ign.name, ign.value);
   const tmo = pick(env, "EPICS_PVA_CONN_TMO");
   if (tmo) c.connTimeout = seconds(tmo.name, tmo.value);
+  const tc = pick(env, "IOCMNG_PVA_TYPE_CACHE");
+  if (tc) c.typeCache = yesNo(tc.name, tc.value);
+  const spv = pick(env, "IOCMNG_PVA_SERVER_PV");
+  if (spv) c.serverPv = yesNo(spv.name, spv.value);
   return c;
 }
 
@@ -167,6 +183,11 @@ export function resolvePvaConfig(partial: Partial<PvaServerConfig> = {}): PvaSer
   for (const k of ["beaconPeriod", "connTimeout"] as const) {
     if (!(c[k] > 0) || !Number.isFinite(c[k])) {
       throw new PvaConfigError(`PVA config ${k}: expected seconds > 0, got ${c[k]}`);
+    }
+  }
+  for (const k of ["typeCache", "serverPv"] as const) {
+    if (typeof c[k] !== "boolean") {
+      throw new PvaConfigError(`PVA config ${k}: expected true or false, got ${c[k]}`);
     }
   }
   for (const ip of [...c.intfAddrs, ...c.ignoreAddrs]) {

@@ -12,7 +12,7 @@ import { Cmd } from "../codec/header.ts";
 import { beginOpReply, endMessage } from "../codec/messages.ts";
 import type { StructValue } from "../codec/values.ts";
 import type { Channel, Connection } from "./connection.ts";
-import { changedBits, encodedUpdate, type NtShape, ntValue } from "./nt.ts";
+import { changedBits, encodedUpdate, fullSelection, type NtShape, ntValue } from "./nt.ts";
 
 interface Update {
   /** May be a shared, cached set (changedBits) until a squash needs its own copy. */
@@ -49,11 +49,12 @@ export class MonitorOp {
     return this.queue.length;
   }
 
-  /** START: a full update (every selected field), then changes as they come. */
+  /** START: a full update (every selected field that has a value), then changes as they come. */
   start(): void {
     if (this.closed || this.running) return;
     this.running = true;
-    this.enqueue(this.select.clone(), ntValue(this.pv));
+    const full = fullSelection(this.shape, this.pv, this.select, this.selectsAll);
+    this.enqueue(full, ntValue(this.pv), !this.selectsAll);
     this.unsub = this.pv.subscribe(this.onEvent);
   }
 

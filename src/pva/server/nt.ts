@@ -95,6 +95,15 @@ export interface NtShape {
   alarm: BitSet;
   time: BitSet;
   property: BitSet;
+  /**
+   * What a full update (a GET, a monitor's first update) sends of a PV without alarm limits: the
+   * leaves that have a value in the source. `control.minStep` never has one, and `valueAlarm`'s
+   * `active`, severities and hysteresis only carry one when alarm limits are set (`fullAlarm`).
+   * Leaving the rest clear is what softIocPVX does, and clients print or store only set fields.
+   */
+  full: BitSet;
+  /** The same for a PV with alarm limits (or a hysteresis) set. */
+  fullAlarm: BitSet;
   /** Bit of the field a PUT writes (value, or value.index for NTEnum). */
   valueBit: number;
   /** Bit of the `value` member (NTEnum: the enum_t structure). */
@@ -112,13 +121,34 @@ function shape(type: TypeDesc, isEnum: boolean): NtShape {
     }
     return b.and(all);
   };
+  const minus = (a: BitSet, b: BitSet) => {
+    const out = a.clone();
+    for (const i of b.toArray()) out.bytes[i >> 3] = (out.bytes[i >> 3] ?? 0) & ~(1 << (i & 7));
+    return out;
+  };
+  const never = group("control.minStep");
+  const alarmConfig = group(
+    "valueAlarm.active",
+    "valueAlarm.lowAlarmSeverity",
+    "valueAlarm.lowWarningSeverity",
+    "valueAlarm.highWarningSeverity",
+    "valueAlarm.highAlarmSeverity",
+    "valueAlarm.hysteresis",
+  );
+  const fullAlarm = minus(all, never);
   return {
     type,
     all,
     value: group(isEnum ? "value.index" : "value"),
     alarm: group("alarm"),
     time: group("timeStamp"),
-    property: group("display", "control", "valueAlarm", ...(isEnum ? ["value.choices"] : [])),
+    // A metadata change sends alarmConfig too: limits may just have been removed (active false).
+    property: minus(
+      group("display", "control", "valueAlarm", ...(isEnum ? ["value.choices"] : [])),
+      never,
+    ),
+    full: minus(fullAlarm, alarmConfig),
+    fullAlarm,
     valueBit: lookup(type, isEnum ? "value.index" : "value")?.bit ?? 1,
     valueMemberBit: 1,
     isEnum,
@@ -167,6 +197,28 @@ export function ntShape(pv: Pv): NtShape {
   }
   shapes.set(key, s);
   return s;
+}
+
+/** The leaves a full update of `pv` sends (shared sets: do not modify). */
+export function fullBits(s: NtShape, pv: Pv): BitSet {
+  const a = pv.meta.alarm;
+  if (a === undefined) return s.full;
+  const set =
+    a.hihi !== undefined ||
+    a.high !== undefined ||
+    a.low !== undefined ||
+    a.lolo !== undefined ||
+    a.hyst !== undefined;
+  return set ? s.fullAlarm : s.full;
+}
+
+/**
+ * `select` restricted to what a full update of `pv` sends. `selectsAll` (the usual request) returns
+ * the shared set itself, so monitors' first updates share their encoding.
+ */
+export function fullSelection(s: NtShape, pv: Pv, select: BitSet, selectsAll: boolean): BitSet {
+  const full = fullBits(s, pv);
+  return selectsAll ? full : select.and(full);
 }
 
 const changedCache = new WeakMap<NtShape, BitSet[]>();

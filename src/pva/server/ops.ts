@@ -14,7 +14,7 @@ import { decodeBitsAndPartial, decodeValue, encodePartial, encodeValue } from ".
 import { errorStatus, OK, type Reader, type Status } from "../codec/wire.ts";
 import type { Channel, Connection } from "./connection.ts";
 import { MonitorOp } from "./monitor.ts";
-import { type NtShape, ntShape, ntValue, putValue } from "./nt.ts";
+import { fullSelection, type NtShape, ntShape, ntValue, putValue } from "./nt.ts";
 import { resultTypeValue, rpcArgs } from "./rpc.ts";
 
 /** GET, PUT, PUT_GET or RPC state; MONITOR has its own class. */
@@ -25,6 +25,8 @@ export interface SimpleOp {
   shape: NtShape | null;
   /** Leaves the client selected. */
   select: BitSet;
+  /** The selection is every leaf (the usual request): replies use the shared full sets. */
+  selectsAll: boolean;
   busy: boolean;
 }
 
@@ -89,7 +91,8 @@ function init(c: Connection, cmd: number, sid: number, ioid: number, sub: number
   const reqType = decodeType(r, c.typeCache);
   const req = parsePvRequest(reqType, reqType ? decodeValue(r, reqType, c.typeCache) : null);
   if (cmd === Cmd.RPC) {
-    addOp(c, ch, { cmd, ioid, channel: ch, shape: null, select: new BitSet(), busy: false });
+    const select = new BitSet();
+    addOp(c, ch, { cmd, ioid, channel: ch, shape: null, select, selectsAll: false, busy: false });
     reply(c, cmd, ioid, sub, OK);
     return;
   }
@@ -119,12 +122,15 @@ function init(c: Connection, cmd: number, sid: number, ioid: number, sub: number
     let window = sub & Sub.ACK && r.remaining >= 4 ? r.u32() : queueSize;
     if (window <= 0) window = queueSize;
     op = new MonitorOp(c, ioid, ch, ch.pv, shape, select, queueSize, pipeline, window);
-  } else op = { cmd, ioid, channel: ch, shape, select, busy: false };
+  } else {
+    const selectsAll = select.key() === shape.all.key();
+    op = { cmd, ioid, channel: ch, shape, select, selectsAll, busy: false };
+  }
   addOp(c, ch, op);
   // A pipelined MONITOR INIT (0x88) is answered as a plain INIT (0x08), as pvxs does.
   const p = beginOpReply(c.out, cmd, ioid, cmd === Cmd.MONITOR ? sub & ~Sub.ACK : sub, OK);
-  encodeType(c.out, shape.type);
-  if (cmd === Cmd.PUT_GET) encodeType(c.out, shape.type);
+  c.writeType(shape.type);
+  if (cmd === Cmd.PUT_GET) c.writeType(shape.type);
   endMessage(c.out, p);
 }
 
@@ -144,13 +150,14 @@ export function opClosed(_c: Connection, op: Op): void {
   if (op instanceof MonitorOp) op.close();
 }
 
-/** Writes ioid, sub, OK, the selected bits and their values. */
+/** Writes ioid, sub, OK, the selected bits that have a value, and their values. */
 function dataReply(c: Connection, op: SimpleOp, cmd: number, sub: number): void {
   const pv = op.channel.pv;
   if (!pv || !op.shape) return;
   const p = beginOpReply(c.out, cmd, op.ioid, sub, OK);
-  op.select.encode(c.out);
-  encodePartial(c.out, op.shape.type, ntValue(pv), op.select);
+  const bits = fullSelection(op.shape, pv, op.select, op.selectsAll);
+  bits.encode(c.out);
+  encodePartial(c.out, op.shape.type, ntValue(pv), bits);
   endMessage(c.out, p);
 }
 
@@ -261,7 +268,7 @@ function putGetExec(c: Connection, op: SimpleOp, sub: number, r: Reader): void {
 function rpcExec(c: Connection, op: SimpleOp, sub: number, r: Reader): void {
   const t = decodeType(r, c.typeCache);
   const value = t ? decodeValue(r, t, c.typeCache) : null;
-  const handler = c.srv.rpc.get(op.channel.name);
+  const handler = c.srv.rpcHandler(op.channel.name);
   const send = (s: Status, result?: { type: TypeDesc; value: unknown }) => {
     if (c.closed || c.ops.get(op.ioid) !== op) return;
     const p = beginOpReply(c.out, Cmd.RPC, op.ioid, sub, s);
@@ -320,7 +327,7 @@ function getField(c: Connection, r: Reader): void {
   // pvxs ignores the sub-field and returns the whole type; pvAccessCPP returns the sub-field's.
   const hit = sub === "" ? { type } : lookup(type, sub);
   c.out.status(hit ? OK : errorStatus(`No field ${sub}`));
-  if (hit) encodeType(c.out, hit.type);
+  if (hit) c.writeType(hit.type);
   endMessage(c.out, p);
 }
 

@@ -12,8 +12,9 @@ import type { PvSource } from "../../pv/source.ts";
 import { type PvaServerConfig, resolvePvaConfig } from "./config.ts";
 import { Connection, type ConnHost, type ConnSocketData, type PvaCounters } from "./connection.ts";
 import { MonitorOp } from "./monitor.ts";
-import { RpcRegistry } from "./rpc.ts";
+import { type RpcHandler, RpcRegistry } from "./rpc.ts";
 import { SearchThread } from "./search-thread.ts";
+import { SERVER_PV, serverPvHandler } from "./server-pv.ts";
 import { broadcastAddresses, resolveDests } from "./udp.ts";
 
 export interface PvaServerStats extends PvaCounters {
@@ -64,6 +65,8 @@ export class PvaServer implements ConnHost {
   /** Peers whose buffered-bytes refusal was logged (once until their last connection closes). */
   private readonly bytesRefusedIps = new Set<string>();
   private connectionsRefused = 0;
+  /** The built-in `server` PV (server-pv.ts), null when config.serverPv is off. */
+  private readonly serverPv: RpcHandler | null;
   private offRpc: (() => void) | null = null;
   private state: "new" | "running" | "stopped" = "new";
 
@@ -73,12 +76,17 @@ export class PvaServer implements ConnHost {
     config?: Partial<PvaServerConfig>;
     rpc?: RpcRegistry;
     access?: AccessPolicy | null;
+    /** What the `server` PV's op=info reports as version (pvxlist -i). */
+    version?: string;
   }) {
     this.source = opts.source;
     this.logger = opts.logger.child({ component: "pva-server" });
     this.config = resolvePvaConfig(opts.config);
     this.rpc = opts.rpc ?? new RpcRegistry();
     this.access = opts.access ?? null;
+    this.serverPv = this.config.serverPv
+      ? serverPvHandler(() => this.channelNames(), opts.version ?? `iocmng (Bun ${Bun.version})`)
+      : null;
   }
 
   get tcpPort(): number {
@@ -155,6 +163,19 @@ export class PvaServer implements ConnHost {
 
   lookupPv(name: string): Pv | undefined {
     return this.source.get(name);
+  }
+
+  rpcHandler(name: string): RpcHandler | undefined {
+    const h = this.rpc.get(name);
+    if (h || name !== SERVER_PV || !this.serverPv || this.source.has(name)) return h;
+    // A PV or RPC of that name takes precedence; the built-in is never answered by search.
+    return this.serverPv;
+  }
+
+  /** Every channel name served: PVs, then RPC names (the `server` PV's `op=channels`). */
+  private *channelNames(): Iterable<string> {
+    yield* this.source.names();
+    yield* this.rpc.names();
   }
 
   claim(channels: Array<{ id: number; name: string }>): number[] {
@@ -273,7 +294,6 @@ export class PvaServer implements ConnHost {
     // A fresh object: the listener's default `data` is shared by every socket it accepts.
     s.data = { conn: c };
     this.conns.add(c);
-    s.timeout(this.config.connTimeout);
     // Replies are small and each one unblocks the client's next step: no Nagle delay.
     s.setNoDelay(true);
     c.start();

@@ -7,6 +7,7 @@ import { api, formatValue, type PvData, pvws, severityClass } from "./client.ts"
 import { DisplayPreview } from "./display-preview.tsx";
 import { usePoll, usePvs } from "./hooks.ts";
 import type { ConsolePlugin } from "./plugins-page.tsx";
+import { DataTable } from "./table.tsx";
 
 interface PluginPv {
   name: string;
@@ -110,46 +111,33 @@ function PvInput({ pv, d }: { pv: PluginPv; d: PvData | undefined }) {
   );
 }
 
+const PV_COLUMNS = ["PV", "Value", "Units", "Severity", "Limits", "Write"];
+
 function PvTable({ pvs }: { pvs: PluginPv[] }) {
   const live = usePvs(pvs.map((p) => p.fullName));
   return (
-    <div class="table-wrap">
-      <table class="pvs">
-        <caption class="sr-only">Process variables, live</caption>
-        <thead>
-          <tr>
-            <th scope="col">PV</th>
-            <th scope="col">Value</th>
-            <th scope="col">Units</th>
-            <th scope="col">Severity</th>
-            <th scope="col">Limits</th>
-            <th scope="col">Write</th>
+    <DataTable class="pvs" caption="Process variables, live" columns={PV_COLUMNS}>
+      {pvs.map((pv) => {
+        const d = live[pv.fullName];
+        return (
+          <tr key={pv.fullName} data-pv={pv.name}>
+            <th scope="row" title={pv.fullName}>
+              {pv.name}
+              <div class="sub">{pv.fullName}</div>
+            </th>
+            <td class={`value ${severityClass(d)}`} data-field="value">
+              {formatValue(d)}
+            </td>
+            <td>{d?.units ?? ""}</td>
+            <td>{d?.connected === false ? "DISCONNECTED" : (d?.severity ?? "")}</td>
+            <td class="limits">{limits(d)}</td>
+            <td>
+              <PvInput pv={pv} d={d} />
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {pvs.map((pv) => {
-            const d = live[pv.fullName];
-            return (
-              <tr key={pv.fullName} data-pv={pv.name}>
-                <th scope="row" title={pv.fullName}>
-                  {pv.name}
-                  <div class="sub">{pv.fullName}</div>
-                </th>
-                <td class={`value ${severityClass(d)}`} data-field="value">
-                  {formatValue(d)}
-                </td>
-                <td>{d?.units ?? ""}</td>
-                <td>{d?.connected === false ? "DISCONNECTED" : (d?.severity ?? "")}</td>
-                <td class="limits">{limits(d)}</td>
-                <td>
-                  <PvInput pv={pv} d={d} />
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
+        );
+      })}
+    </DataTable>
   );
 }
 

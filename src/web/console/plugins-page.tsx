@@ -1,6 +1,7 @@
 /** The plugin list: one row per plugin, STATUS/MESSAGE/CYCLE_COUNT live over PVWS. */
 import { formatValue, type PvData, severityClass } from "./client.ts";
 import { usePoll, usePvs } from "./hooks.ts";
+import { DataTable } from "./table.tsx";
 
 export interface ConsolePlugin {
   name: string;
@@ -89,6 +90,18 @@ function Row({ p, live }: { p: ConsolePlugin; live: Record<string, PvData> }) {
   );
 }
 
+const PLUGIN_COLUMNS = [
+  "Name",
+  "Kind",
+  "Mode",
+  "STATUS",
+  "MESSAGE",
+  "CYCLE_COUNT",
+  "Last error",
+  "Resources",
+  "Live",
+];
+
 export function PluginsPage() {
   const { data } = usePoll<{ plugins: ConsolePlugin[]; resources: Resources }>(
     "/console/plugins",
@@ -122,29 +135,11 @@ export function PluginsPage() {
       ) : plugins.length === 0 ? (
         <p class="empty">No plugins loaded. Add one from a git repository.</p>
       ) : (
-        <div class="table-wrap">
-          <table class="plugins">
-            <caption class="sr-only">Loaded plugins, live</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Mode</th>
-                <th scope="col">STATUS</th>
-                <th scope="col">MESSAGE</th>
-                <th scope="col">CYCLE_COUNT</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Resources</th>
-                <th scope="col">Live</th>
-              </tr>
-            </thead>
-            <tbody>
-              {plugins.map((p) => (
-                <Row key={p.name} p={p} live={live} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable class="plugins" caption="Loaded plugins, live" columns={PLUGIN_COLUMNS}>
+          {plugins.map((p) => (
+            <Row key={p.name} p={p} live={live} />
+          ))}
+        </DataTable>
       )}
     </section>
   );

@@ -3,6 +3,10 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { loopbackEpicsEnv } from "../../helpers/loopback-env.ts";
+import { waitFor } from "../../helpers/poll.ts";
+
+export { waitFor };
 
 const ROOT = resolve(import.meta.dir, "../../..");
 
@@ -93,15 +97,7 @@ export async function startProcess(
     IOCMNG_PLUGINS_DIR: dirs.pluginsDir,
     IOCMNG_LOG_LEVEL: "debug",
     IOCMNG_LOG_PRETTY: "0",
-    EPICS_CAS_SERVER_PORT: String(caPort),
-    EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",
-    // pvAccess (on by default) kept on loopback too, on random ports.
-    EPICS_PVAS_INTF_ADDR_LIST: "127.0.0.1",
-    EPICS_PVAS_SERVER_PORT: "0",
-    EPICS_PVAS_BROADCAST_PORT: "0",
-    EPICS_PVAS_AUTO_BEACON_ADDR_LIST: "NO",
-    EPICS_CAS_AUTO_BEACON_ADDR_LIST: "NO",
-    EPICS_CAS_BEACON_ADDR_LIST: `127.0.0.1:${beaconPort}`,
+    ...loopbackEpicsEnv(caPort, beaconPort),
     ...opts.env,
   };
   const proc = Bun.spawn([process.execPath, "src/main.ts", "serve"], {
@@ -186,25 +182,4 @@ export async function spawnServer(
       return await proc.exited;
     },
   };
-}
-
-/** Polls `check` until it returns a non-undefined value or `timeoutMs` passes (then throws). */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await Bun.sleep(100);
-  }
 }
