@@ -13,7 +13,12 @@ import { Circuit } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
 import { FlushScheduler } from "./flush.ts";
-import type { CaCounters, CircuitHost, CircuitSocketData } from "./host.ts";
+import {
+  type CaCounters,
+  type CircuitHost,
+  type CircuitSocketData,
+  newCaCounters,
+} from "./host.ts";
 import { NameIndex } from "./names.ts";
 import { SearchThread } from "./search-thread.ts";
 import {
@@ -50,14 +55,7 @@ export class CaServer implements CircuitHost {
   readonly config: CaServerConfig;
   /** Access security and the audit trail; null = each PV's own rights, no audit. */
   readonly access: AccessPolicy | null;
-  readonly counters: CaCounters = {
-    requests: 0,
-    updatesSent: 0,
-    updatesCoalesced: 0,
-    bytesSent: 0,
-    circuitsDropped: 0,
-    internalErrors: 0,
-  };
+  readonly counters: CaCounters = newCaCounters();
   private _tcpPort = 0;
   private _udpPort = 0;
   private listeners: TCPSocketListener<CircuitSocketData>[] = [];
