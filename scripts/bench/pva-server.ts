@@ -213,6 +213,7 @@ async function benchConnect(): Promise<void> {
 async function benchLatency(): Promise<void> {
   const rounds = 2000;
   const blocks = 4;
+  const WARMUP = Number(process.env.PVA_BENCH_WARMUP ?? 1000);
   // Both servers up at once and the rounds alternated in blocks, after a warm-up on each: run one
   // after the other, the first server measured also paid for this client's JIT warm-up (its p99).
   const sides: { s: Srv; c: PvaClient; sid: number; ioid: number; times: number[] }[] = [];
@@ -230,7 +231,7 @@ async function benchLatency(): Promise<void> {
     await side.c.reply(Cmd.GET, side.ioid);
     if (keep) side.times.push((performance.now() - t0) * 1000);
   };
-  for (const side of sides) for (let i = 0; i < 1000; i++) await round(side, false);
+  for (const side of sides) for (let i = 0; i < WARMUP; i++) await round(side, false);
   for (let b = 0; b < blocks; b++)
     for (const side of sides) for (let i = 0; i < rounds / blocks; i++) await round(side, true);
   for (const { s, c, times } of sides) {
