@@ -148,6 +148,7 @@ try {
     await updater.remove();
   }
   const totals = new Map<string, number[]>();
+  const steady = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
     for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
       const s = await startIocmng(inst, argvOf(side), envOf(side));
@@ -170,8 +171,23 @@ try {
         const key = side;
         totals.set(key, [...(totals.get(key) ?? []), sum]);
         console.log(
-          `${key}: PSS ${mb(sum)} MB = ${parts.join(" + ")}; CPU in 2 s: server ${cpu.server.toFixed(2)} s, plugins ${cpu.plugins.toFixed(2)} s; load ${load()}`,
+          `${key}: PSS ${mb(sum)} MB = ${parts.join(" + ")}; ready ${s.readyMs.toFixed(0)} ms; CPU in 2 s: server ${cpu.server.toFixed(2)} s, plugins ${cpu.plugins.toFixed(2)} s; load ${load()}`,
         );
+        // Later: the total again every 5 s up to 40 s after ready. The plugins' and the server's
+        // own collections catch up within ~10-20 s, so an early reading alone flatters a knob
+        // that only collects sooner.
+        const later: string[] = [];
+        const laterSums: number[] = [];
+        for (let t = 10; t <= 40; t += 5) {
+          await Bun.sleep(5000);
+          let tot = 0;
+          for (const pid of processTree(s.pid)) tot += processMemory(pid)?.pss ?? 0;
+          later.push(mb(tot));
+          laterSums.push(tot);
+        }
+        const mean = laterSums.reduce((a, b) => a + b, 0) / laterSums.length;
+        steady.set(key, [...(steady.get(key) ?? []), mean]);
+        console.log(`${key}: total PSS at 10, 15 … 40 s: ${later.join(" ")} MB (mean ${mb(mean)})`);
         // PRODUCT_MEM_HOLD=<s>: time to look at /proc/<pid>/smaps by hand before the stop.
         const hold = Number(process.env.PRODUCT_MEM_HOLD ?? 0);
         if (hold > 0) {
@@ -183,6 +199,8 @@ try {
       }
     }
   }
+  for (const [k, v] of steady)
+    console.log(`${k}: mean total PSS 10-40 s ${v.map(mb).join(", ")} MB`);
   for (const [k, v] of totals) console.log(`${k}: total PSS ${v.map(mb).join(", ")} MB`);
 } finally {
   rmSync(work, { recursive: true, force: true });
