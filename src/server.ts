@@ -277,18 +277,7 @@ export async function startServer(
     stopping ??= runAll(cleanups, logger).finally(() => uninstallSignals());
     return stopping;
   };
-  if (opts.signals) {
-    const uninstallStop = installSignalHandlers(
-      { stop },
-      logger,
-      opts.signals === true ? {} : opts.signals,
-    );
-    const uninstallHup = runtime.access.installSighup();
-    uninstallSignals = () => {
-      uninstallStop();
-      uninstallHup();
-    };
-  }
+  if (opts.signals) uninstallSignals = wireSignals(opts.signals, stop, runtime, logger);
   try {
     await controller.restore();
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
@@ -327,6 +316,21 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/** SIGTERM/SIGINT stop the server, SIGHUP reloads access security; returns the uninstaller. */
+function wireSignals(
+  signals: Exclude<StartOptions["signals"], false | undefined>,
+  stop: () => Promise<void>,
+  runtime: Runtime,
+  logger: Logger,
+): () => void {
+  const uninstallStop = installSignalHandlers({ stop }, logger, signals === true ? {} : signals);
+  const uninstallHup = runtime.access.installSighup();
+  return () => {
+    uninstallStop();
+    uninstallHup();
+  };
 }
 
 /** Runs every cleanup in order; one failing does not skip the others. */

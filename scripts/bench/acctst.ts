@@ -111,8 +111,10 @@ async function run(name: string, start: () => Promise<Target>): Promise<void> {
     EPICS_CA_SERVER_PORT: String(t.port),
   };
   const t0 = performance.now();
-  // Line-buffered, so each step's progress line can be timed.
-  const cmd = ["stdbuf", "-oL", join(BIN, "acctst"), PV, "0"];
+  // Line-buffered, so each step's progress line can be timed. ACCTST_STEPS=1 raises acctst's
+  // interest level to 2: it then prints every step's name and its own time in seconds.
+  const level = process.env.ACCTST_STEPS === "1" ? "2" : "0";
+  const cmd = ["stdbuf", "-oL", join(BIN, "acctst"), PV, level];
   const proc = Bun.spawn(cmd, { env, stdout: "pipe", stderr: "pipe" });
   let forced = false;
   let out = "";

@@ -2,7 +2,8 @@
  * CA server benchmarks with the C load client (../shared/bench/cabench.c, linked against libca),
  * the same instrument as the softIoc reference figures, and our write-path client
  * (scripts/bench/caputget.c, also on libca). Run: `bun scripts/bench/ca-server.ts
- * [connect|latency|fanout|maxrate|memory|putget|burst ...]` (default: all). putget and burst run
+ * [connect|latency|fanout|maxrate|memory|putget|burst|subput|clearput ...]` (default: all).
+ * putget, burst, subput and clearput run
  * against softIoc too when EPICS Base is built at $EPICS_BASE (default /work/ref/epics-base). Each server runs in its own process
  * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
  * Prints one line per figure. Keep runs short: the machine may be shared.
@@ -242,7 +243,11 @@ async function benchMemory(): Promise<void> {
 }
 
 /** softIoc serving an `ao` record BENCH:IN on a free loopback port, when EPICS Base is built. */
-async function startSoftIoc(): Promise<{ port: number; stop(): Promise<void> } | null> {
+async function startSoftIoc(): Promise<{
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+} | null> {
   if (!existsSync(SOFTIOC)) return null;
   const dir = mkdtempSync(join(tmpdir(), "bench-ioc-"));
   writeFileSync(join(dir, "in.db"), 'record(ao, "BENCH:IN") {}\n');
@@ -262,6 +267,7 @@ async function startSoftIoc(): Promise<{ port: number; stop(): Promise<void> } |
   });
   await Bun.sleep(1000);
   return {
+    pid: ioc.pid,
     port,
     async stop() {
       ioc.kill();
@@ -286,17 +292,48 @@ async function benchPutGet(): Promise<void> {
   console.log(`put+get round trip, plugin input PV: iocmng ${ours}  [softIoc ao: ${ref}]`);
 }
 
-/** 10,000 puts back to back to one plugin-like input PV, then a get: time, final value, refusals. */
+/**
+ * 10,000 puts back to back to one plugin-like input PV, then a get: time, final value, refusals.
+ * Three bursts on one server: the first meets a server whose write path JSC has not compiled yet.
+ */
 async function benchBurst(): Promise<void> {
+  const three = async (port: number) => {
+    const runs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      runs.push(await runClient(CAPUTGET, port, ["burst", "BENCH:IN", "10000"]));
+    }
+    return runs.map((r) => r.replace(/^burst 10000: /, "")).join(" | ");
+  };
   const s = await startServer(1);
-  const ours = await runClient(CAPUTGET, s.port, ["burst", "BENCH:IN", "10000"]);
+  const ours = await three(s.port);
   await s.stop();
   const ioc = await startSoftIoc();
-  const ref = ioc
-    ? await runClient(CAPUTGET, ioc.port, ["burst", "BENCH:IN", "10000"])
-    : "not built";
+  const ref = ioc ? await three(ioc.port) : "not built";
   await ioc?.stop();
-  console.log(`10,000-write burst: iocmng ${ours}  [softIoc ao: ${ref}]`);
+  console.log(`10,000-write burst, 3 on one server: iocmng ${ours}  [softIoc ao: ${ref}]`);
+}
+
+/**
+ * acctst's write-traffic steps in isolation (caputget.c `subput` / `clearput`, 400 rounds: round i
+ * subscribes DBR_GR_FLOAT, gets, puts i values, cancels or clears), on iocmng's plugin-like input
+ * then softIoc's `ao`: client wall time and server CPU of each.
+ */
+async function benchTraffic(mode: "subput" | "clearput"): Promise<void> {
+  const rounds = process.env.CA_BENCH_ROUNDS ?? "400";
+  const s = await startServer(1);
+  const c0 = cpuSeconds(s.pid);
+  const ours = await runClient(CAPUTGET, s.port, [mode, "BENCH:IN", rounds]);
+  const cpu = cpuSeconds(s.pid) - c0;
+  await s.stop();
+  const ioc = await startSoftIoc();
+  let ref = "not built";
+  if (ioc) {
+    const r0 = cpuSeconds(ioc.pid);
+    ref = await runClient(CAPUTGET, ioc.port, [mode, "BENCH:IN", rounds]);
+    ref += `, server CPU ${(cpuSeconds(ioc.pid) - r0).toFixed(2)} s`;
+    await ioc.stop();
+  }
+  console.log(`${mode}: iocmng ${ours}, server CPU ${cpu.toFixed(2)} s  [softIoc ao: ${ref}]`);
 }
 
 const all: Record<string, () => Promise<void>> = {
@@ -307,6 +344,8 @@ const all: Record<string, () => Promise<void>> = {
   memory: benchMemory,
   putget: benchPutGet,
   burst: benchBurst,
+  subput: () => benchTraffic("subput"),
+  clearput: () => benchTraffic("clearput"),
 };
 buildClient();
 const which = process.argv.slice(2);

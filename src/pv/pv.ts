@@ -15,6 +15,7 @@ import {
   type WriteContext,
   type WriteHandler,
 } from "./types.ts";
+import { checkInputSize, checkWritable, refused, WriteQueue, type WriteWaiter } from "./writes.ts";
 
 // The limits live with the spec checks; re-exported here for the modules that import them from pv.ts.
 export {
@@ -29,6 +30,9 @@ export {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const NO_OPTIONS: PostOptions = Object.freeze({});
+const FORCED: PostOptions = Object.freeze({ force: true });
+const NO_ALARM = Object.freeze({ status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM });
 
 // Sub-millisecond wall clock: the monotonic clock plus an offset re-anchored to Date.now()
 // whenever they drift more than 1 ms apart (NTP steps and slews), without BigInt on the hot path.
@@ -259,9 +263,13 @@ export class Pv {
    * given, applies the MDEL/ADEL deadbands and notifies listeners with the DBE bits triggered.
    * Typed arrays of the native type are kept by reference: do not mutate them after posting.
    */
-  post(input: unknown, opts: PostOptions = {}): void {
+  post(input: unknown, opts: PostOptions = NO_OPTIONS): void {
     if (this.removed) return;
-    const value = this.normalize(input);
+    this.postValue(this.normalize(input), opts);
+  }
+
+  private postValue(value: PvValue, opts: PostOptions): void {
+    if (this.removed) return;
     const prev = this._state;
     let status: AlarmStatus;
     let severity: Severity;
@@ -322,128 +330,55 @@ export class Pv {
    * `write` for servers that care when it completes: null when the write completed before
    * returning (no handler, or a handler that answered synchronously: the value is posted), else a
    * promise of the handler's answer. A refusal throws PvWriteError (or rejects the promise).
-   * Protocol servers use it to answer a write in the same tick when nothing is pending.
-   *
-   * Writes may overlap: each one's handler is called at once (a plugin's Worker then receives
-   * them back to back and answers them in order), but they complete in the order they began, and
-   * a write posts its value only if nothing was posted between the previous write's completion and
-   * its own answer (the handler's own post, e.g. a clamped value, wins).
+   * Writes may overlap and complete in the order they began (writes.ts).
    */
   beginWrite(input: unknown, ctx: WriteContext = {}): Promise<void> | null {
+    const w = new PromiseWaiter();
+    if (!this.startWrite(input, ctx, w)) {
+      if (w.result !== null) throw w.result;
+      return null;
+    }
+    return w.promise();
+  }
+
+  /**
+   * `beginWrite` without promises, for protocol servers taking writes by the hundred thousand:
+   * false when the write completed or was refused before returning (`waiter` was told), true
+   * when it is pending (`waiter` is told later, after every write to this PV that began before).
+   */
+  startWrite(input: unknown, ctx: WriteContext, waiter: WriteWaiter): boolean {
+    let value: PvValue;
+    try {
+      value = this.checkWrite(input);
+    } catch (e) {
+      waiter.writeCompleted(e instanceof PvWriteError ? e : refused(e));
+      return false;
+    }
+    this.writes ??= new WriteQueue(this);
+    return this.writes.start(value, ctx, waiter);
+  }
+
+  // Pending client writes, created with the first write.
+  private writes: WriteQueue | null = null;
+
+  // The checks of every client write; the value normalized.
+  private checkWrite(input: unknown): PvValue {
     if (this.removed) throw new PvWriteError(`${this.name}: PV was removed`, "rejected");
     if (!this.writable) throw new PvWriteError(`${this.name} is read-only`, "readonly");
-    this.checkInputSize(input);
+    checkInputSize(this, input);
     let value: PvValue;
     try {
       value = this.normalize(input);
     } catch (e) {
       throw new PvWriteError((e as Error).message, "type");
     }
-    this.checkWritable(value);
-    const turn = this.writeTail;
-    const before = this.generation;
-    let answer: void | Promise<void>;
-    try {
-      answer = this.writeHandler?.(value, ctx);
-    } catch (e) {
-      if (turn === null) throw refused(e);
-      answer = Promise.reject(e);
-    }
-    if (!(answer instanceof Promise) && turn === null) {
-      this.writeAccepted(value, before);
-      return null;
-    }
-    const answered = answer instanceof Promise ? answer : Promise.resolve();
-    // Awaited below, possibly after the previous write: keep an early rejection from being
-    // reported as unhandled meanwhile.
-    answered.catch(() => {});
-    const done = this.completeWrite(value, before, turn, answered);
-    const tail: Promise<void> = done.then(
-      () => this.writeSettled(tail),
-      () => this.writeSettled(tail),
-    );
-    this.writeTail = tail;
-    return done;
+    checkWritable(this, value);
+    return value;
   }
 
-  // Pending client writes, oldest first: each completes after the one before it.
-  private writeTail: Promise<void> | null = null;
-
-  private async completeWrite(
-    value: PvValue,
-    before: number,
-    turn: Promise<void> | null,
-    answered: Promise<void>,
-  ): Promise<void> {
-    let start = before;
-    if (turn !== null) {
-      await turn;
-      start = this.generation;
-    }
-    try {
-      await answered;
-    } catch (e) {
-      throw refused(e);
-    }
-    this.writeAccepted(value, start);
-  }
-
-  private writeSettled(tail: Promise<void>): void {
-    if (this.writeTail === tail) this.writeTail = null;
-  }
-
-  // The handler may have posted a value of its own (e.g. a clamped setpoint): keep that one.
-  private writeAccepted(value: PvValue, generationBefore: number): void {
-    if (this.generation === generationBefore && !this.removed) this.post(value, { force: true });
-  }
-
-  /**
-   * A client's value must fit the PV, on every path alike: a string of at most 39 bytes (40 with
-   * the NUL, DBR_STRING's size), at most `count` elements. normalize() would cut the rest off
-   * silently, which libca never lets a CA client do (it refuses a put longer than the channel).
-   */
-  private checkInputSize(input: unknown): void {
-    const charArray = this.kind === "char" && this.count > 1;
-    if (typeof input === "string" && (this.kind === "string" || charArray)) {
-      const bytes = encoder.encode(input).length;
-      const max = charArray ? this.count - 1 : MAX_STRING_BYTES;
-      if (bytes > max) {
-        throw new PvWriteError(
-          `${this.name}: string of ${bytes} bytes, at most ${max} fit`,
-          "range",
-        );
-      }
-    } else if (isArrayLike(input) && input.length > this.count) {
-      throw new PvWriteError(
-        `${this.name}: ${input.length} elements, at most ${this.count} fit`,
-        "range",
-      );
-    }
-  }
-
-  private checkWritable(value: PvValue): void {
-    const m = this._meta;
-    if (m.finiteOnly && typeof value !== "string") checkFinite(this.name, value);
-    if (this.kind === "enum" && typeof value === "number") {
-      const n = m.states?.length ?? 0;
-      if (n > 0 && value >= n) {
-        throw new PvWriteError(
-          `${this.name}: enum index ${value} out of range 0..${n - 1}`,
-          "range",
-        );
-      }
-    }
-    const lo = m.controlLow;
-    const hi = m.controlHigh;
-    // EPICS ignores DRVL/DRVH when both are equal (unset); we do the same.
-    if (lo === undefined || hi === undefined || lo === hi) {
-      if (lo !== undefined && hi === undefined)
-        checkRange(this.name, value, lo, Number.POSITIVE_INFINITY);
-      if (hi !== undefined && lo === undefined)
-        checkRange(this.name, value, Number.NEGATIVE_INFINITY, hi);
-      return;
-    }
-    checkRange(this.name, value, lo, hi);
+  /** @internal A client's written value (normalized already) posted by the write queue. */
+  postWritten(value: PvValue): void {
+    this.postValue(value, FORCED);
   }
 
   private computeAlarm(value: PvValue): { status: AlarmStatus; severity: Severity } {
@@ -451,12 +386,11 @@ export class Pv {
     if (this.kind === "enum" && typeof value === "number" && m.stateSeverity) {
       const sev = m.stateSeverity[value] ?? Severity.NO_ALARM;
       if (sev !== Severity.NO_ALARM) return { status: AlarmStatus.STATE, severity: sev };
-      return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
+      return NO_ALARM;
     }
     const a = m.alarm;
-    if (!a || typeof value !== "number" || Number.isNaN(value)) {
-      return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
-    }
+    // The common case (no limits) shares one result: a post allocates no alarm object.
+    if (!a || typeof value !== "number" || Number.isNaN(value)) return NO_ALARM;
     const hyst = a.hyst ?? 0;
     const last = this.lastAlarmLimit;
     const check = (
@@ -480,7 +414,7 @@ export class Pv {
       check(a.low, false, a.lsv ?? Severity.MINOR, AlarmStatus.LOW);
     if (r) return r;
     this.lastAlarmLimit = Number.NaN;
-    return { status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM };
+    return NO_ALARM;
   }
 
   private emit(mask: number): void {
@@ -510,35 +444,29 @@ export class Pv {
   }
 }
 
-function refused(e: unknown): PvWriteError {
-  const reason = e instanceof Error ? e.message : String(e);
-  return new PvWriteError(reason || "write refused", "rejected");
-}
-
 function exceeds(v: number, last: number, deadband: number): boolean {
   if (deadband < 0) return true;
   if (Number.isNaN(v) || Number.isNaN(last)) return !(Number.isNaN(v) && Number.isNaN(last));
   return Math.abs(v - last) > deadband;
 }
 
-function checkFinite(name: string, value: PvValue): void {
-  const bad = (x: number) => {
-    if (!Number.isFinite(x))
-      throw new PvWriteError(`${name}: ${x} is not a finite number`, "range");
-  };
-  if (typeof value === "number") bad(value);
-  else if (typeof value === "object") for (const x of value) bad(x);
-}
-
-function checkRange(name: string, value: PvValue, lo: number, hi: number): void {
-  // A PV with drive limits takes finite numbers only: NaN compares false with both limits and
-  // would otherwise pass, and ±Infinity would pass a one-sided limit.
-  checkFinite(name, value);
-  const check = (x: number) => {
-    if (x < lo || x > hi) {
-      throw new PvWriteError(`${name}: ${x} outside drive limits [${lo}, ${hi}]`, "range");
+// beginWrite's adapter from the waiter form to a promise (made only when the write is pending).
+class PromiseWaiter implements WriteWaiter {
+  result: PvWriteError | null = null;
+  private done = false;
+  private settle: ((error: PvWriteError | null) => void) | null = null;
+  writeCompleted(error: PvWriteError | null): void {
+    if (this.settle !== null) this.settle(error);
+    else {
+      this.done = true;
+      this.result = error;
     }
-  };
-  if (typeof value === "number") check(value);
-  else if (typeof value === "object") for (const x of value) check(x);
+  }
+  promise(): Promise<void> {
+    // Told already (cannot happen through startWrite's contract, but a promise must settle).
+    if (this.done) return this.result === null ? Promise.resolve() : Promise.reject(this.result);
+    return new Promise<void>((resolve, reject) => {
+      this.settle = (error) => (error === null ? resolve() : reject(error));
+    });
+  }
 }

@@ -13,7 +13,7 @@
  *   (`subscribe(listener)`: the listener gets the DBE bits of each update; one listener per PV
  *   per server, fanned out by the server), and **write with completion** (`beginWrite`: null when
  *   the write completed at once, else a promise of the plugin's answer; `write` is the same as a
- *   plain promise). A write refused by the plugin rejects with PvWriteError, whose `reason` is
+ *   plain promise; `startWrite` tells a waiter object instead, allocating no promise). A write refused by the plugin rejects with PvWriteError, whose `reason` is
  *   fit for the operator.
  *
  * Ordering is the server's business: a server that must answer a read after a write with the

@@ -117,6 +117,94 @@ describe("Pv model", () => {
     expect(plain.value).toBe(3);
   });
 
+  test("startWrite: the waiter is told once, synchronously when nothing is pending", () => {
+    const reg = new PvRegistry();
+    const told: Array<PvWriteError | null> = [];
+    const waiter = { writeCompleted: (e: PvWriteError | null) => told.push(e) };
+    const plain = reg.add({
+      name: "T:SW",
+      kind: "double",
+      writable: true,
+      meta: { controlLow: 0, controlHigh: 10 },
+    });
+    expect(plain.startWrite(4, {}, waiter)).toBe(false);
+    expect(told).toEqual([null]);
+    expect(plain.value).toBe(4);
+    expect(plain.startWrite(11, {}, waiter)).toBe(false); // drive limits
+    expect(told[1]).toBeInstanceOf(PvWriteError);
+    expect(told[1]?.code).toBe("range");
+    const ro = reg.add({ name: "T:SWR", kind: "double" });
+    expect(ro.startWrite(1, {}, waiter)).toBe(false);
+    expect(told[2]?.code).toBe("readonly");
+    const thrower = reg.add({ name: "T:SWT", kind: "double", writable: true }, () => {
+      throw new Error("no");
+    });
+    expect(thrower.startWrite(1, {}, waiter)).toBe(false);
+    expect(told[3]?.message).toBe("no");
+    expect(thrower.value).toBe(0);
+    expect(told).toHaveLength(4);
+  });
+
+  test("startWrite: pending writes complete in order, failures and synchronous answers in their turn", async () => {
+    const reg = new PvRegistry();
+    const answers: Array<{ ok: () => void; no: (e: Error) => void }> = [];
+    let mode: "async" | "throw" | "sync" = "async";
+    const pv = reg.add({ name: "T:SWO", kind: "double", writable: true }, () => {
+      if (mode === "throw") throw new Error("refused in the handler");
+      if (mode === "sync") return;
+      return new Promise<void>((ok, no) => answers.push({ ok, no }));
+    });
+    const done: string[] = [];
+    const waiter = (tag: string) => ({
+      writeCompleted: (e: PvWriteError | null) => {
+        done.push(`${tag}:${e === null ? "ok" : e.message}`);
+        done.push(`${tag} value ${pv.value}`);
+      },
+    });
+    expect(pv.startWrite(1, {}, waiter("a"))).toBe(true);
+    expect(pv.startWrite(2, {}, waiter("b"))).toBe(true);
+    mode = "throw";
+    expect(pv.startWrite(3, {}, waiter("c"))).toBe(true); // refused, but after a and b
+    mode = "sync";
+    expect(pv.startWrite(4, {}, waiter("d"))).toBe(true); // answered, but after c
+    mode = "async";
+    expect(pv.startWrite(5, {}, waiter("e"))).toBe(true);
+    answers[2]?.ok(); // e answers first …
+    answers[1]?.no(new Error("b refused"));
+    await Bun.sleep(1);
+    expect(done).toEqual([]); // … but nothing completes before a
+    answers[0]?.ok();
+    await Bun.sleep(1);
+    expect(done).toEqual([
+      "a:ok",
+      "a value 1",
+      "b:b refused",
+      "b value 1",
+      "c:refused in the handler",
+      "c value 1",
+      "d:ok",
+      "d value 4",
+      "e:ok",
+      "e value 5",
+    ]);
+  });
+
+  test("startWrite: 10,000 writes answered one event-loop turn later all complete, in order", async () => {
+    const reg = new PvRegistry();
+    const pv = reg.add(
+      { name: "T:SWB", kind: "long", writable: true },
+      () => new Promise<void>((ok) => setImmediate(ok)),
+    );
+    const seen: number[] = [];
+    const waiter = { writeCompleted: () => seen.push(pv.value as number) };
+    for (let i = 0; i < 10_000; i++) pv.startWrite(i, {}, waiter);
+    while (seen.length < 10_000) await Bun.sleep(5);
+    expect(seen.every((v, i) => v === i)).toBe(true);
+    // The same through the promise form, after the pooled records were reused.
+    await Promise.all([pv.write(7), pv.write(8)]);
+    expect(pv.value).toBe(8);
+  });
+
   test("arrays clamp to count, strings to 39 bytes, bad input is refused", () => {
     const reg = new PvRegistry();
     const arr = reg.add({ name: "T:ARR", kind: "double", count: 3 });

@@ -5,7 +5,7 @@
  * These are the issue's generous bounds, not performance figures (those are in scripts/bench/).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { COUNTER_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
@@ -17,6 +17,7 @@ import {
   waitFor,
 } from "../e2e/lib/server.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
+import { processesWith } from "../helpers/procs.ts";
 import {
   BUFFER_HOG,
   EXITER,
@@ -87,20 +88,6 @@ async function goodCycles(): Promise<number> {
 async function info(name: string): Promise<Record<string, unknown>> {
   const r = await srv.api("GET", `/tasks/${name}`);
   return ((r.body.value ?? r.body) as Record<string, unknown>) ?? {};
-}
-
-/** Processes whose command line contains `text` (plugin hosts carry their name in argv). */
-function processesWith(text: string): number[] {
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      if (readFileSync(`/proc/${n}/cmdline`, "latin1").includes(text)) out.push(Number(n));
-    } catch {
-      // Gone.
-    }
-  }
-  return out;
 }
 
 /**

@@ -5,11 +5,12 @@
  * Skipped (with the reason) where this host gives us no writable memory cgroup.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupBases } from "../../src/plugins/host/cgroup.ts";
 import { defaultSandboxConfig } from "../../src/plugins/host/sandbox.ts";
 import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
+import { processesWith } from "../helpers/procs.ts";
 import {
   destroyEnv,
   type Env,
@@ -51,20 +52,6 @@ afterAll(async () => {
   if (env !== undefined) await destroyEnv(env);
   for (const r of repos) await r.cleanup();
 });
-
-/** Processes whose command line contains `text`. */
-function processesWith(text: string): number[] {
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      if (readFileSync(`/proc/${n}/cmdline`, "latin1").includes(text)) out.push(Number(n));
-    } catch {
-      // Gone.
-    }
-  }
-  return out;
-}
 
 /** Plugin cgroups of this process under the memory base (one per live plugin process). */
 function pluginCgroups(): string[] {

@@ -4,11 +4,12 @@
  * served PVs agree. A value written with put-completion just before the kill is back.
  */
 import { afterAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { COUNTER_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
 import { makeDirs, type ServerDirs, spawnServer, waitFor } from "../e2e/lib/server.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
+import { processesWith } from "../helpers/procs.ts";
 
 const repos: TestRepo[] = [];
 let dirs: ServerDirs | undefined;
@@ -16,19 +17,6 @@ afterAll(async () => {
   await Promise.all(repos.map((r) => r.remove()));
   await dirs?.remove();
 });
-
-function processesWith(text: string): number[] {
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      if (readFileSync(`/proc/${n}/cmdline`, "latin1").includes(text)) out.push(Number(n));
-    } catch {
-      // Gone.
-    }
-  }
-  return out;
-}
 
 /** A task that starts a long `sleep` (tagged) in initialize(): a process of the plugin's own. */
 const KID_TASK = (tag: string) => ({

@@ -143,6 +143,35 @@ export function decodePut(
   return { value: out };
 }
 
+// Scratch for reading one big-endian number out of a message where it lies (no view per write).
+const scratch = new Uint8Array(8);
+const scratchView = new DataView(scratch.buffer);
+
+/**
+ * decodePut's answer for the common write — one element of a plain numeric DBR type (SHORT,
+ * FLOAT, ENUM, CHAR, LONG, DOUBLE) to a numeric scalar (double, long or char) — read in place
+ * from `bytes` at `off` (`size` payload bytes): the value, or null when the write is not of that
+ * form (decodePut then answers it, errors included). Allocates nothing.
+ */
+export function decodePlainScalarAt(
+  dbrType: number,
+  count: number,
+  bytes: Uint8Array,
+  off: number,
+  size: number,
+  target: PutTarget,
+): number | null {
+  if (count !== 1 || target.count !== 1 || dbrType < DBR.SHORT || dbrType > DBR.DOUBLE) {
+    return null;
+  }
+  const kind = target.kind;
+  if (kind !== "double" && kind !== "long" && kind !== "char") return null;
+  const esize = ELEM_SIZE[dbrType] as number;
+  if (size < esize) return null;
+  for (let i = 0; i < esize; i++) scratch[i] = bytes[off + i] as number;
+  return castTo(kind, readNumber(scratchView, 0, dbrType));
+}
+
 // A numeric element, parsing strings; a string result is the failure message.
 function elementNumber(
   payload: Uint8Array,

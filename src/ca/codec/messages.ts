@@ -312,3 +312,16 @@ export function encodeReadSync(h: CaHeader): Uint8Array {
 export function encodeBeacon(tcpPort: number, beaconId: number): Uint8Array {
   return encodeMessage(CMD.RSRV_IS_UP, CA_MINOR_VERSION, tcpPort, beaconId, 0);
 }
+
+/** The given messages back to back in one buffer (a datagram or a segment of several). */
+export function concatMessages(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

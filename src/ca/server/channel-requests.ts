@@ -4,7 +4,7 @@
  * names, channel creation, flow control); this file keeps what one channel's requests mean.
  */
 import type { Logger } from "pino";
-import { DBE, type WriteContext } from "../../pv/types.ts";
+import { DBE, type PvValue, type PvWriteError, type WriteContext } from "../../pv/types.ts";
 import { ACCESS, CMD, ECA } from "../codec/constants.ts";
 import { dbrPayloadSize, isValidDbrType } from "../codec/dbr-layout.ts";
 import type { CaHeader } from "../codec/header.ts";
@@ -16,7 +16,15 @@ import type { FanoutSubscription } from "./fanout.ts";
 import type { CaCounters } from "./host.ts";
 import type { Replies } from "./replies.ts";
 import type { SendQueue } from "./send-queue.ts";
-import { decodeWrite, startWrite } from "./writes.ts";
+import {
+  type ChannelWrite,
+  decodeWrite,
+  decodeWriteAt,
+  releaseWrite,
+  takeWrite,
+  type WriteOwner,
+  writeStatus,
+} from "./writes.ts";
 
 /** What channel requests need of their circuit. */
 export interface ChannelCircuit {
@@ -40,11 +48,13 @@ export interface ChannelCircuit {
   queueUpdate(sub: FanoutSubscription): void;
   sendError(cid: number, eca: number, h: CaHeader, ext: boolean, text: string): void;
   cidForSid(h: CaHeader): number;
+  /** A bug handling request `h` (counted, logged, the circuit dropped). */
+  failed(h: CaHeader, e: unknown): void;
 }
 
 const NO_READ_ACCESS = { error: ECA.NORDACCESS } as const;
 
-export class ChannelRequests {
+export class ChannelRequests implements WriteOwner {
   constructor(
     private readonly c: ChannelCircuit,
     private readonly config: CaServerConfig,
@@ -83,54 +93,87 @@ export class ChannelRequests {
   }
 
   /**
-   * WRITE / WRITE_NOTIFY on `ch`. A refusal is answered at once; otherwise the write starts (after
-   * earlier ones on the PV, which it completes after) and the circuit is told when it settles, so
-   * the channel's waiting requests run after it, in order.
+   * WRITE / WRITE_NOTIFY on `ch`, its payload at bytes[off, off + h.payloadSize). A refusal is
+   * answered at once; otherwise the write starts (after earlier ones on the PV, which it completes
+   * after) and the circuit is told when it settles, so the channel's waiting requests run after
+   * it, in order.
    */
-  write(ch: Channel, h: CaHeader, payload: Uint8Array, ext: boolean, notify: boolean): void {
-    if (!(ch.rights & ACCESS.WRITE) && ch.pv.writable) {
+  write(ch: Channel, h: CaHeader, bytes: Uint8Array, off: number, ext: boolean, notify: boolean) {
+    const pv = ch.pv;
+    if (!(ch.rights & ACCESS.WRITE) && pv.writable) {
       // Refused by access security, as rsrv does before looking at the value; decoded only so
       // the audit trail shows what was attempted.
-      const tried = decodeWrite(ch.pv, h, payload, notify);
+      const tried = decodeWrite(pv, h, bytes.subarray(off, off + h.payloadSize), notify);
       const value = "error" in tried ? undefined : tried.value;
-      this.c.access.record(ch.pv, value, ch.pv.value, "denied", "no write access");
-      this.writeDone(ch, h, ext, notify, ECA.NOWTACCESS, `write access denied: ${ch.pv.name}`);
+      this.c.access.record(pv, value, pv.value, "denied", "no write access");
+      this.writeDone(ch, h, ext, notify, ECA.NOWTACCESS, `write access denied: ${pv.name}`);
       return;
     }
-    const dec = decodeWrite(ch.pv, h, payload, notify);
-    if ("error" in dec) {
-      this.c.log.debug({ pv: ch.pv.name, reason: dec.message }, "CA put refused");
+    const dec = decodeWriteAt(pv, h, bytes, off, notify);
+    let value: PvValue;
+    if (typeof dec === "number") value = dec;
+    else if ("error" in dec) {
+      this.c.log.debug({ pv: pv.name, reason: dec.message }, "CA put refused");
       const result = dec.error === ECA.NOWTACCESS ? "denied" : "failed";
-      this.c.access.record(ch.pv, undefined, ch.pv.value, result, dec.message);
+      this.c.access.record(pv, undefined, pv.value, result, dec.message);
       this.writeDone(ch, h, ext, notify, dec.error, dec.message);
       return;
+    } else value = dec.value;
+    // The record copies the header: the reader reuses its own for the next message.
+    const w = takeWrite(this, ch, h, ext, notify, value);
+    const generation = pv.generation;
+    if (pv.startWrite(value, this.writeContext(notify), w)) {
+      w.sync = false;
+      // A handler that posted before answering made the value visible: reads need not wait.
+      w.visible = pv.generation !== generation;
+      this.c.writeStarted(ch, w.visible);
     }
-    // The request header is the reader's reused object: keep a copy for the async completion.
-    const req: CaHeader = { ...h };
-    const ctx: WriteContext = { user: this.c.user, host: this.c.host, peer: this.c.peer, notify };
-    const generation = ch.pv.generation;
-    // The value before the write (the channel's earlier writes have settled: they run one at a time).
-    const old = ch.pv.value;
-    let sync = true;
-    let visible = false;
-    const pending = startWrite(ch.pv, dec.value, ctx, (eca, reason) => {
-      const result = reason === null ? "ok" : "failed";
-      this.c.access.record(ch.pv, dec.value, old, result, reason ?? undefined);
+    // Otherwise the write completed inside startWrite and `w` is back in its pool.
+  }
+
+  /** A write's outcome (the PV's WriteWaiter, through the write's record). */
+  writeCompleted(w: ChannelWrite, error: PvWriteError | null): void {
+    const ch = w.ch as Channel;
+    try {
+      const reason = error === null ? null : error.message;
+      this.c.access.record(
+        ch.pv,
+        w.value,
+        w.old,
+        reason === null ? "ok" : "failed",
+        reason ?? undefined,
+      );
       if (reason !== null) {
         const who = { pv: ch.pv.name, user: this.c.user, host: this.c.host, reason };
         this.c.log.info(who, "CA put failed");
       }
-      if (this.c.closed || !ch.alive) return;
-      this.writeDone(ch, req, ext, notify, eca, reason);
-      if (!sync) this.c.writeSettled(ch, visible);
-    });
-    sync = false;
-    if (pending) {
-      // A handler that posted before answering made the value visible: reads need not wait.
-      visible = ch.pv.generation !== generation;
-      this.c.writeStarted(ch, visible);
+      if (!this.c.closed && ch.alive) {
+        this.writeDone(ch, w.h, w.ext, w.notify, writeStatus(error), reason);
+        if (!w.sync) this.c.writeSettled(ch, w.visible);
+      }
+    } catch (e) {
+      // Called from the PV's write queue: a bug here must not stop the PV's later completions.
+      this.c.failed(w.h, e);
+    } finally {
+      releaseWrite(w);
     }
   }
+
+  // The context handed to the PV's handler: one per circuit and kind (the circuit's names are
+  // fixed once it has a channel, as rsrv fixes them), not one per write.
+  private writeContext(notify: boolean): WriteContext {
+    const c = this.c;
+    let ctx = notify ? this.ctxNotify : this.ctxPlain;
+    if (ctx === null || ctx.user !== c.user || ctx.host !== c.host) {
+      ctx = Object.freeze({ user: c.user, host: c.host, peer: c.peer, notify });
+      if (notify) this.ctxNotify = ctx;
+      else this.ctxPlain = ctx;
+    }
+    return ctx;
+  }
+
+  private ctxNotify: WriteContext | null = null;
+  private ctxPlain: WriteContext | null = null;
 
   // A write's outcome: WRITE_NOTIFY answers always, a plain WRITE only with an ERROR on failure.
   private writeDone(

@@ -5,33 +5,28 @@
  */
 import type { Socket } from "bun";
 import type { Logger } from "pino";
-import { ACCESS, CMD, CMD_NAME, ECA } from "../codec/constants.ts";
-import { nativeDbrType } from "../codec/dbr-encode.ts";
+import { CMD, CMD_NAME, ECA } from "../codec/constants.ts";
 import type { CaHeader } from "../codec/header.ts";
 import {
   encodeClearChannelReply,
   encodeEcho,
-  encodeNotFound,
   encodeReadSync,
-  encodeSearchReply,
   encodeServerDisconn,
   encodeVersion,
 } from "../codec/messages.ts";
 import {
-  createChanCid,
   createChanMinor,
   namesChannelBySid,
   requestSid,
-  searchId,
-  searchWantsNotFound,
   versionMinor,
   versionPriority,
 } from "../codec/requests.ts";
 import { MessageReader, READ } from "../codec/stream.ts";
 import { CircuitAccess } from "./access.ts";
 import { type Channel, ChannelTable, type Subscription } from "./channel.ts";
+import { createChan, recheckAccess, tcpSearch } from "./channel-open.ts";
 import { ChannelRequests } from "./channel-requests.ts";
-import type { FanoutSubscription, PvEntry, SubscriptionSink } from "./fanout.ts";
+import type { FanoutSubscription, SubscriptionSink } from "./fanout.ts";
 import type { CircuitHost, CircuitSocketData } from "./host.ts";
 import { WaitingRequests } from "./ordering.ts";
 import { Replies } from "./replies.ts";
@@ -172,6 +167,11 @@ export class Circuit implements SubscriptionSink {
     }
   }
 
+  /** A bug handling request `h`: counted, logged, and the circuit dropped. */
+  failed(h: CaHeader, e: unknown): void {
+    this.handlerFailed(h, e);
+  }
+
   private handlerFailed(h: CaHeader, e: unknown): void {
     this.srv.counters.internalErrors++;
     this.log.error({ err: e, command: h.command }, "CA request handler failed");
@@ -285,7 +285,7 @@ export class Circuit implements SubscriptionSink {
         this.onChannelRequest(h, bytes, off, ext);
         return;
       case CMD.SEARCH:
-        this.onTcpSearch(h, bytes.subarray(off, end));
+        tcpSearch(this, h, bytes.subarray(off, end));
         return;
       case CMD.EVENTS_OFF:
         this.eventsOff = true;
@@ -353,72 +353,17 @@ export class Circuit implements SubscriptionSink {
     else this.host = name;
   }
 
-  // The name is read in place from `bytes` at `off` (payloadSize bytes): no payload view.
+  // The name is read in place from `bytes` at `off` (channel-open.ts).
   private onCreateChan(h: CaHeader, bytes: Uint8Array, off: number): void {
     if (h.payloadSize <= 1) return; // rsrv ignores empty names silently
     const minor = createChanMinor(h);
     if (!this.versionSeen && minor >= 4 && minor <= 0xffff) this.setClientMinor(minor);
-    const cid = createChanCid(h);
-    const stop = off + h.payloadSize;
-    let nul = bytes.indexOf(0, off);
-    if (nul < 0 || nul > stop) nul = stop;
-    const len = nul - off;
-    const cfg = this.srv.config;
-    if (len > cfg.maxNameLength) {
-      this.warnOnce("name", `PV name of ${len} bytes exceeds the limit of ${cfg.maxNameLength}`);
-    }
-    const entry =
-      len === 0 || len > cfg.maxNameLength ? undefined : this.srv.lookup(bytes, off, nul);
-    if (entry !== undefined && this.table.channelCount >= cfg.maxChannelsPerCircuit) {
-      this.warnOnce("channels", `channel limit ${cfg.maxChannelsPerCircuit} per circuit reached`);
-    } else if (entry !== undefined) {
-      this.createChannel(cid, entry);
-      return;
-    }
-    this.q.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0, this.reply.extOk);
+    if (createChan(this, h, bytes, off)) this.anyChannelCreated = true;
   }
 
-  private createChannel(cid: number, entry: PvEntry): void {
-    const pv = entry.pv;
-    const ch = this.table.open(this, cid, entry);
-    this.anyChannelCreated = true;
-    ch.rights = this.access.rightsOf(pv);
-    this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, cid, ch.rights, this.reply.extOk);
-    // Older clients (< 4.9) cannot take the extended header: rsrv clamps the count to 0xFFFE.
-    const count = this.reply.extOk ? pv.count : Math.min(pv.count, 0xfffe);
-    this.q.appendHeader(
-      CMD.CREATE_CHAN,
-      nativeDbrType(pv.kind),
-      count,
-      cid,
-      ch.sid,
-      this.reply.extOk,
-    );
-  }
-
-  /**
-   * Rights may have changed (reload, a CALC input): re-send ACCESS_RIGHTS for each channel whose
-   * rights changed, as rsrv does, and the current value to the monitors of a channel that just
-   * became readable.
-   */
+  /** Access rights may have changed: re-send those that did (channel-open.ts). */
   recheckAccess(): void {
-    if (this.closed) return;
-    let sent = false;
-    for (const ch of this.table.all()) {
-      const r = this.access.rightsOf(ch.pv);
-      if (r === ch.rights) continue;
-      const gainedRead = (r & ACCESS.READ) !== 0 && (ch.rights & ACCESS.READ) === 0;
-      ch.rights = r;
-      this.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, ch.cid, r, this.reply.extOk);
-      sent = true;
-      // Removed subscriptions keep their chNext (channel.ts), so the walk survives a drop.
-      if (gainedRead) {
-        for (let sub = ch.subHead; sub !== null; sub = sub.chNext) {
-          if (sub.alive) this.queueUpdate(sub);
-        }
-      }
-    }
-    if (sent) this.scheduleFlush();
+    if (!this.closed) recheckAccess(this);
   }
 
   // A request about one channel: run now, or wait behind the channel's pending write.
@@ -452,11 +397,9 @@ export class Circuit implements SubscriptionSink {
         this.chan.read(ch, h, ext, false);
         return;
       case CMD.WRITE:
-      case CMD.WRITE_NOTIFY: {
-        const payload = bytes.subarray(off, off + h.payloadSize);
-        this.chan.write(ch, h, payload, ext, h.command === CMD.WRITE_NOTIFY);
+      case CMD.WRITE_NOTIFY:
+        this.chan.write(ch, h, bytes, off, ext, h.command === CMD.WRITE_NOTIFY);
         return;
-      }
       case CMD.EVENT_ADD:
         this.chan.eventAdd(ch, h, bytes, off, ext);
         return;
@@ -509,17 +452,6 @@ export class Circuit implements SubscriptionSink {
     this.socketPaused = pause;
     if (pause) this.socket.pause();
     else this.socket.resume();
-  }
-
-  private onTcpSearch(h: CaHeader, payload: Uint8Array): void {
-    let end = payload.indexOf(0);
-    if (end < 0) end = payload.length;
-    const found =
-      end > 0 &&
-      end <= this.srv.config.maxNameLength &&
-      this.srv.lookup(payload, 0, end) !== undefined;
-    if (found) this.q.append(encodeSearchReply(this.srv.tcpPort, searchId(h)));
-    else if (searchWantsNotFound(h)) this.q.append(encodeNotFound(h));
   }
 
   // ---- replies ---------------------------------------------------------------------------------

@@ -21,6 +21,18 @@ export interface CaCounters {
   internalErrors: number;
 }
 
+/** Counters at zero (a server's own, or the warm-up's private ones). */
+export function newCaCounters(): CaCounters {
+  return {
+    requests: 0,
+    updatesSent: 0,
+    updatesCoalesced: 0,
+    bytesSent: 0,
+    circuitsDropped: 0,
+    internalErrors: 0,
+  };
+}
+
 /** What a circuit needs from its server. */
 export interface CircuitHost {
   readonly config: CaServerConfig;

@@ -8,7 +8,7 @@
  */
 import type dgram from "node:dgram";
 import { CA_MINOR_VERSION, CMD, SEARCH_REPLY } from "../codec/constants.ts";
-import { encodeMessage } from "../codec/messages.ts";
+import { concatMessages, encodeMessage } from "../codec/messages.ts";
 import { NameIndex } from "./names.ts";
 import { SEARCH_COUNTER_SLOTS, SEARCH_REPLIES } from "./search-protocol.ts";
 import { SearchReplySender, SearchResponder } from "./udp.ts";
@@ -54,15 +54,7 @@ export async function warmUpSearch(
         encodeMessage(CMD.SEARCH, SEARCH_REPLY.DONT_REPLY, CA_MINOR_VERSION, i, i, payload),
       );
     }
-    let n = 0;
-    for (const p of parts) n += p.length;
-    const msg = new Uint8Array(n);
-    let o = 0;
-    for (const p of parts) {
-      msg.set(p, o);
-      o += p.length;
-    }
-    built.push(msg);
+    built.push(concatMessages(parts));
   }
   let busy = 0;
   let done = 0;

@@ -12,7 +12,13 @@ import type { PvSource } from "../../pv/source.ts";
 import { Circuit } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
-import type { CaCounters, CircuitHost, CircuitSocketData } from "./host.ts";
+import { FlushScheduler } from "./flush.ts";
+import {
+  type CaCounters,
+  type CircuitHost,
+  type CircuitSocketData,
+  newCaCounters,
+} from "./host.ts";
 import { NameIndex } from "./names.ts";
 import { SearchThread } from "./search-thread.ts";
 import {
@@ -49,14 +55,7 @@ export class CaServer implements CircuitHost {
   readonly config: CaServerConfig;
   /** Access security and the audit trail; null = each PV's own rights, no audit. */
   readonly access: AccessPolicy | null;
-  readonly counters: CaCounters = {
-    requests: 0,
-    updatesSent: 0,
-    updatesCoalesced: 0,
-    bytesSent: 0,
-    circuitsDropped: 0,
-    internalErrors: 0,
-  };
+  readonly counters: CaCounters = newCaCounters();
   private _tcpPort = 0;
   private _udpPort = 0;
   private listeners: TCPSocketListener<CircuitSocketData>[] = [];
@@ -72,8 +71,7 @@ export class CaServer implements CircuitHost {
   private readonly byName = new NameIndex<PvEntry>();
   /** PVs with at least one open channel. */
   private inUse = 0;
-  private dirty: Circuit[] = [];
-  private flushQueued = false;
+  private readonly flusher = new FlushScheduler<Circuit>();
   private unwatch: (() => void) | null = null;
   private unwatchAccess: (() => void) | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
@@ -211,14 +209,9 @@ export class CaServer implements CircuitHost {
     for (const c of this.circuits) c.recheckAccess();
   }
 
-  /** @internal Flushes the circuit at the end of this tick, with every other dirty circuit. */
+  /** @internal Flushes the circuit at the end of this tick or event-loop turn (flush.ts). */
   scheduleFlush(c: Circuit): void {
-    c.flushScheduled = true;
-    this.dirty.push(c);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(this.flushAll);
-    }
+    this.flusher.schedule(c);
   }
 
   /** @internal */
@@ -247,13 +240,6 @@ export class CaServer implements CircuitHost {
 
   private readonly onUse = (inUse: boolean): void => {
     this.inUse += inUse ? 1 : -1;
-  };
-
-  private readonly flushAll = (): void => {
-    this.flushQueued = false;
-    const list = this.dirty;
-    this.dirty = [];
-    for (const c of list) if (c.flushScheduled) c.flush();
   };
 
   private bindAddrs(): string[] {

@@ -21,12 +21,17 @@ import type { Logger } from "pino";
 import { Pv } from "../../pv/pv.ts";
 import { CA_MINOR_VERSION, CMD } from "../codec/constants.ts";
 import { DBR } from "../codec/dbr-layout.ts";
-import { encodeMessage } from "../codec/messages.ts";
+import { concatMessages, encodeMessage } from "../codec/messages.ts";
 import { MessageReader, READ } from "../codec/stream.ts";
 import { Circuit } from "./circuit.ts";
 import { CaConfigError, type CaServerConfig } from "./config.ts";
 import { PvEntry } from "./fanout.ts";
-import type { CaCounters, CircuitHost, CircuitSocketData } from "./host.ts";
+import {
+  type CaCounters,
+  type CircuitHost,
+  type CircuitSocketData,
+  newCaCounters,
+} from "./host.ts";
 import { NameIndex } from "./names.ts";
 
 /** How much synthetic traffic the warm-up runs. */
@@ -79,14 +84,7 @@ export function warmupEnabled(env: Record<string, string | undefined>): boolean 
 
 /** The circuits' host: the server's config, everything else private to the warm-up. */
 class WarmupHost implements CircuitHost {
-  readonly counters: CaCounters = {
-    requests: 0,
-    updatesSent: 0,
-    updatesCoalesced: 0,
-    bytesSent: 0,
-    circuitsDropped: 0,
-    internalErrors: 0,
-  };
+  readonly counters: CaCounters = newCaCounters();
   readonly access = null;
   constructor(
     readonly config: CaServerConfig,
@@ -139,18 +137,6 @@ function nameBytes(s: string): Uint8Array {
   return textEncoder.encode(`${s}\0`);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Feeds `bytes` to the circuit in TCP-like chunks (some messages split across two). */
 function feed(c: Circuit, bytes: Uint8Array): void {
   const CHUNK = 16_000; // not a multiple of 8, so messages straddle chunk boundaries
@@ -199,7 +185,7 @@ export async function warmUpCircuits(
   const creates = pvs.map((pv, cid) =>
     encodeMessage(CMD.CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, nameBytes(pv.name)),
   );
-  const hello = concat([
+  const hello = concatMessages([
     encodeMessage(CMD.VERSION, 0, CA_MINOR_VERSION, 0, 0),
     encodeMessage(CMD.HOST_NAME, 0, 0, 0, 0, nameBytes("warmup")),
     encodeMessage(CMD.CLIENT_NAME, 0, 0, 0, 0, nameBytes("iocmng")),
@@ -213,7 +199,7 @@ export async function warmUpCircuits(
       for (let from = 0; from < n && !cancelled(); from += slice) {
         const parts: Uint8Array[] = [];
         for (let cid = from; cid < Math.min(n, from + slice); cid++) parts.push(msg(cid));
-        timed(() => feed(c, concat(parts)));
+        timed(() => feed(c, concatMessages(parts)));
         await yieldToLoop();
       }
     };
@@ -256,7 +242,7 @@ async function monitorPhase(
     adds.push(encodeMessage(CMD.EVENT_ADD, DBR.TIME_DOUBLE, 1, sid(cid), cid, mask));
     cancels.push(encodeMessage(CMD.EVENT_CANCEL, DBR.TIME_DOUBLE, 1, sid(cid), cid));
   }
-  timed(() => feed(c, concat(adds)));
+  timed(() => feed(c, concatMessages(adds)));
   for (let k = 1; k <= 3; k++) {
     timed(() => {
       for (let i = 0; i < n; i++) pvs[i]?.post(i + k * 0.5);
@@ -264,6 +250,6 @@ async function monitorPhase(
     // Updates are flushed in a microtask, as the server's are.
     await yieldToLoop();
   }
-  timed(() => feed(c, concat(cancels)));
+  timed(() => feed(c, concatMessages(cancels)));
   await yieldToLoop();
 }

@@ -22,12 +22,13 @@ const FORM_CHOICES = [
   "Engineering",
 ];
 
-const alarmT = struct("alarm_t", [
+/** alarm_t and time_t: also in the `server` PV's replies (server-pv.ts). */
+export const alarmT = struct("alarm_t", [
   ["severity", scalar(TypeCode.INT32)],
   ["status", scalar(TypeCode.INT32)],
   ["message", scalar(TypeCode.STRING)],
 ]);
-const timeT = struct("time_t", [
+export const timeT = struct("time_t", [
   ["secondsPastEpoch", scalar(TypeCode.INT64)],
   ["nanoseconds", scalar(TypeCode.INT32)],
   ["userTag", scalar(TypeCode.INT32)],

@@ -5,21 +5,12 @@
  * (`op=info`). Arguments come as an NTURI query or a plain structure, like any RPC here.
  */
 import { scalar, scalarArray, struct, TypeCode, type TypeDesc } from "../codec/types.ts";
+import { alarmT, timeT } from "./nt.ts";
 import type { RpcHandler, RpcResult } from "./rpc.ts";
 
 /** The name pvxs clients ask for. */
 export const SERVER_PV = "server";
 
-const alarmT = struct("alarm_t", [
-  ["severity", scalar(TypeCode.INT32)],
-  ["status", scalar(TypeCode.INT32)],
-  ["message", scalar(TypeCode.STRING)],
-]);
-const timeT = struct("time_t", [
-  ["secondsPastEpoch", scalar(TypeCode.INT64)],
-  ["nanoseconds", scalar(TypeCode.INT32)],
-  ["userTag", scalar(TypeCode.INT32)],
-]);
 /** What pvxs answers `op=channels` with: NTScalarArray of strings, value + alarm + timeStamp. */
 const CHANNELS_T = struct("epics:nt/NTScalarArray:1.0", [
   ["value", scalarArray(TypeCode.STRING)],
