@@ -19,51 +19,18 @@ import { join } from "node:path";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import {
   cpuBetween,
+  doublesPlugin,
   iocmngCommand,
   iocmngInstall,
   processTree,
   startIocmng,
   treeCpu,
+  updaterPlugin,
 } from "./product-sides.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const BINARIES = process.argv.slice(3);
 const HALF = 5000;
-
-const DOUBLES = {
-  "doubles.ts": `import { TaskBase } from "iocmng";
-export default class Doubles extends TaskBase {
-  async initialize() {
-    const first = Number(this.parameters.first ?? 0);
-    const count = Number(this.parameters.count ?? ${HALF});
-    const adds = [];
-    for (let i = first; i < first + count; i++) adds.push(this.addPv("D" + i, { kind: "double", initial: i }));
-    await Promise.all(adds);
-  }
-  execute() {}
-  cleanup() {}
-}
-`,
-  "config.yaml": "parameters:\n  mode: triggered\n",
-};
-const UPDATER = {
-  "updater.ts": `import { TaskBase } from "iocmng";
-export default class Updater extends TaskBase {
-  private tick = 0;
-  async initialize() {
-    const adds = [];
-    for (let i = 0; i < 1000; i++) adds.push(this.addPv("U" + i, { kind: "double", initial: 0 }));
-    await Promise.all(adds);
-  }
-  execute() {
-    this.tick++;
-    for (let i = 0; i < 1000; i++) this.setPv("U" + i, this.tick + i / 1000);
-  }
-  cleanup() {}
-}
-`,
-  "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
-};
 
 interface Mem {
   pss: number;
@@ -126,8 +93,8 @@ try {
     );
   console.log(`product-path memory, ${new Date().toISOString()}, load ${load()}`);
   const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(DOUBLES);
-  const updater = await makeRepo(UPDATER);
+  const doubles = await makeRepo(doublesPlugin(HALF));
+  const updater = await makeRepo(updaterPlugin(1000));
   const first = await startIocmng(inst, argvOf(sides[0] as string));
   try {
     for (const [name, url, parameters] of [

@@ -262,3 +262,47 @@ export function treeMemory(pid: number): {
   }
   return r;
 }
+
+/** The plugin that makes `parameters.count` doubles D<first>..; added twice (biga, bigb). */
+export function doublesPlugin(half: number): Record<string, string> {
+  return {
+    "doubles.ts": `import { TaskBase } from "iocmng";
+// Makes parameters.count double PVs D<first>..D<first+count-1> at load; nothing runs after.
+export default class Doubles extends TaskBase {
+  async initialize() {
+    const first = Number(this.parameters.first ?? 0);
+    const count = Number(this.parameters.count ?? ${half});
+    const adds = [];
+    for (let i = first; i < first + count; i++) adds.push(this.addPv("D" + i, { kind: "double", initial: i }));
+    await Promise.all(adds);
+  }
+  execute() {}
+  cleanup() {}
+}
+`,
+    "config.yaml": "parameters:\n  mode: triggered\n",
+  };
+}
+
+/** The plugin that makes `updating` doubles U0.. and sets every one of them each cycle (10 Hz). */
+export function updaterPlugin(updating: number): Record<string, string> {
+  return {
+    "updater.ts": `import { TaskBase } from "iocmng";
+// Makes ${updating} double PVs U0..U${updating - 1} and sets every one of them each cycle (10 Hz).
+export default class Updater extends TaskBase {
+  private tick = 0;
+  async initialize() {
+    const adds = [];
+    for (let i = 0; i < ${updating}; i++) adds.push(this.addPv("U" + i, { kind: "double", initial: 0 }));
+    await Promise.all(adds);
+  }
+  execute() {
+    this.tick++;
+    for (let i = 0; i < ${updating}; i++) this.setPv("U" + i, this.tick + i / 1000);
+  }
+  cleanup() {}
+}
+`,
+    "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
+  };
+}

@@ -31,6 +31,7 @@ import { dirname, join } from "node:path";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import {
   cpuBetween,
+  doublesPlugin,
   iocmngCommand,
   iocmngInstall,
   type Side,
@@ -40,6 +41,7 @@ import {
   startSoftIoc,
   treeCpu,
   treeMemory,
+  updaterPlugin,
 } from "./product-sides.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -51,44 +53,6 @@ const AB = process.env.PRODUCT_AB_WARMUP === "1";
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-product-bench-"));
 const CLIENT = join(work, "product-client");
-
-const DOUBLES_PLUGIN = {
-  "doubles.ts": `import { TaskBase } from "iocmng";
-// Makes parameters.count double PVs D<first>..D<first+count-1> at load; nothing runs after.
-export default class Doubles extends TaskBase {
-  async initialize() {
-    const first = Number(this.parameters.first ?? 0);
-    const count = Number(this.parameters.count ?? ${HALF});
-    const adds = [];
-    for (let i = first; i < first + count; i++) adds.push(this.addPv("D" + i, { kind: "double", initial: i }));
-    await Promise.all(adds);
-  }
-  execute() {}
-  cleanup() {}
-}
-`,
-  "config.yaml": "parameters:\n  mode: triggered\n",
-};
-
-const UPDATER_PLUGIN = {
-  "updater.ts": `import { TaskBase } from "iocmng";
-// Makes ${UPDATING} double PVs U0..U${UPDATING - 1} and sets every one of them each cycle (10 Hz).
-export default class Updater extends TaskBase {
-  private tick = 0;
-  async initialize() {
-    const adds = [];
-    for (let i = 0; i < ${UPDATING}; i++) adds.push(this.addPv("U" + i, { kind: "double", initial: 0 }));
-    await Promise.all(adds);
-  }
-  execute() {
-    this.tick++;
-    for (let i = 0; i < ${UPDATING}; i++) this.setPv("U" + i, this.tick + i / 1000);
-  }
-  cleanup() {}
-}
-`,
-  "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
-};
 
 const stormNames = [
   ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGA:D${i}`),
@@ -247,8 +211,8 @@ async function measure(s: Side, f: Figures, full: boolean): Promise<void> {
 /** Adds the three plugins over REST to a first start of iocmng, then stops it. */
 async function install(argv: string[]): Promise<Awaited<ReturnType<typeof iocmngInstall>>> {
   const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(DOUBLES_PLUGIN);
-  const updater = await makeRepo(UPDATER_PLUGIN);
+  const doubles = await makeRepo(doublesPlugin(HALF));
+  const updater = await makeRepo(updaterPlugin(UPDATING));
   const s = await startIocmng(inst, argv);
   try {
     const adds: Array<[string, string, Record<string, number>]> = [
