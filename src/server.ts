@@ -76,28 +76,7 @@ export async function buildRuntime(
     registry,
     logger,
   );
-  let ca: CaServer | null = null;
-  if (opts.caConfig !== false) {
-    const caConfig: CaServerConfig = {
-      ...caServerConfigFromEnv(opts.env ?? process.env),
-      ...opts.caConfig,
-    };
-    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
-    try {
-      await ca.start();
-    } catch (e) {
-      access.close();
-      throw e;
-    }
-  }
-  let pva: PvaServer | null = null;
-  try {
-    pva = await startPva(registry, logger, opts, access.policy);
-  } catch (e) {
-    await ca?.stop();
-    access.close();
-    throw e;
-  }
+  const { ca, pva } = await startProtocols(registry, logger, opts, access);
   let state: StateStore;
   let controller: PluginController;
   try {
@@ -130,6 +109,41 @@ export async function buildRuntime(
       logger,
     );
   return { registry, ca, pva, state, controller, access, stop };
+}
+
+/**
+ * Starts the CA and the pvAccess servers side by side: each waits for its search thread to boot
+ * and bind, and waiting for both at once shortens the start (docs/benchmarks.md, cold start). If
+ * either fails, the other is stopped and access security closed; CA's error is the one thrown
+ * when both fail, as when they started one after the other.
+ */
+async function startProtocols(
+  registry: PvRegistry,
+  logger: Logger,
+  opts: RuntimeOptions,
+  access: AccessRuntime,
+): Promise<{ ca: CaServer | null; pva: PvaServer | null }> {
+  let ca: CaServer | null = null;
+  if (opts.caConfig !== false) {
+    const caConfig: CaServerConfig = {
+      ...caServerConfigFromEnv(opts.env ?? process.env),
+      ...opts.caConfig,
+    };
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+  }
+  const [caStarted, pvaStarted] = await Promise.allSettled([
+    ca?.start(),
+    startPva(registry, logger, opts, access.policy),
+  ]);
+  if (caStarted.status === "fulfilled" && pvaStarted.status === "fulfilled") {
+    return { ca, pva: pvaStarted.value };
+  }
+  if (caStarted.status === "fulfilled") await ca?.stop();
+  if (pvaStarted.status === "fulfilled") await pvaStarted.value?.stop();
+  access.close();
+  throw caStarted.status === "rejected"
+    ? caStarted.reason
+    : (pvaStarted as PromiseRejectedResult).reason;
 }
 
 /** The pvAccess server next to CA (docs/pva.md), unless turned off. */
@@ -256,13 +270,6 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
-  // Compile the CA hot paths while the plugins are restored, before the first client storm.
-  if (warmup) {
-    ca.warmUp().then(
-      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
-    );
-  }
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);
@@ -302,6 +309,15 @@ export async function startServer(
       { tcpPort: ca.tcpPort, udpPort: ca.udpPort },
       `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
     );
+    // Compile the CA hot paths before the first client storm, but only once REST listens: its
+    // first slices would otherwise delay the start (docs/benchmarks.md, cold start). It yields to
+    // the first real client anyway.
+    if (warmup) {
+      ca.warmUp().then(
+        (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+        (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+      );
+    }
 
     return {
       httpPort,
