@@ -286,7 +286,20 @@ export async function startServer(
   };
   if (opts.signals) uninstallSignals = wireSignals(opts.signals, stop, runtime, logger);
   try {
-    await controller.restore();
+    // The CA warm-up runs in the idle time of a plugin restore when there is one (the first storm
+    // after a restart meets compiled code), else once REST listens: with nothing to restore, its
+    // slices would only delay the start (docs/benchmarks.md, cold start). It yields to the first
+    // real client either way.
+    let warming = false;
+    const startWarmup = () => {
+      if (!warmup || warming || stopping !== null) return;
+      warming = true;
+      ca.warmUp().then(
+        (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+        (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+      );
+    };
+    await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
     await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
@@ -309,15 +322,7 @@ export async function startServer(
       { tcpPort: ca.tcpPort, udpPort: ca.udpPort },
       `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
     );
-    // Compile the CA hot paths before the first client storm, but only once REST listens: its
-    // first slices would otherwise delay the start (docs/benchmarks.md, cold start). It yields to
-    // the first real client anyway.
-    if (warmup) {
-      ca.warmUp().then(
-        (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-        (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
-      );
-    }
+    startWarmup();
 
     return {
       httpPort,
