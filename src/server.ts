@@ -301,6 +301,7 @@ export async function startServer(
     };
     await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    if (compat.env.pluginsConfig !== null) startWarmup();
     await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
