@@ -288,17 +288,8 @@ export async function startServer(
   try {
     // The CA warm-up runs in the idle time of a plugin restore when there is one (the first storm
     // after a restart meets compiled code), else once REST listens: with nothing to restore, its
-    // slices would only delay the start (docs/benchmarks.md, cold start). It yields to the first
-    // real client either way.
-    let warming = false;
-    const startWarmup = () => {
-      if (!warmup || warming || stopping !== null) return;
-      warming = true;
-      ca.warmUp().then(
-        (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-        (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
-      );
-    };
+    // slices would only delay the start (docs/benchmarks.md, cold start).
+    const startWarmup = warmupOnce(warmup, ca, logger, () => stopping !== null);
     await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
     if (compat.env.pluginsConfig !== null) startWarmup();
@@ -338,6 +329,27 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/**
+ * Starts the CA warm-up on the first call (none when disabled or stopping); it yields to the first
+ * real client and logs what it did.
+ */
+function warmupOnce(
+  enabled: boolean,
+  ca: CaServer,
+  logger: Logger,
+  stopping: () => boolean,
+): () => void {
+  let started = !enabled;
+  return () => {
+    if (started || stopping()) return;
+    started = true;
+    ca.warmUp().then(
+      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+    );
+  };
 }
 
 /** SIGTERM/SIGINT stop the server, SIGHUP reloads access security; returns the uninstaller. */
