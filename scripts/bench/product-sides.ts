@@ -35,6 +35,10 @@ export interface Side {
 
 /** How iocmng is started: the compiled binary when present, else from sources. */
 export function iocmngCommand(): { argv: string[]; what: string } {
+  // PRODUCT_IOCMNG: another command line (words split on spaces), e.g. a kept copy of an older
+  // binary for a before/after comparison, or `bun --cpu-prof src/main.ts` to profile the server.
+  const custom = process.env.PRODUCT_IOCMNG?.trim();
+  if (custom) return { argv: [...custom.split(/\s+/), "serve"], what: `PRODUCT_IOCMNG=${custom}` };
   if (existsSync(BINARY)) {
     const fresh = isUpToDate();
     return {

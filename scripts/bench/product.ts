@@ -27,7 +27,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import {
   cpuBetween,
@@ -163,7 +163,29 @@ async function latency(s: Side, f: Figures): Promise<void> {
     );
     f.p50.push(Number(m?.[1]));
     f.p99.push(Number(m?.[2]));
+    if (process.env.PRODUCT_LATENCY_AB === "1" && s.name === "iocmng") await pausedLatency(s);
   }
+}
+
+/**
+ * PRODUCT_LATENCY_AB=1: after each get run on iocmng, one more with the updater paused (its
+ * ENABLE PV set to 0 over CA, back to 1 after), to show what its 10 Hz batches cost the gets.
+ */
+async function pausedLatency(s: Side): Promise<void> {
+  const caput = join(dirname(SOFTIOC), "caput");
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    EPICS_CA_ADDR_LIST: "127.0.0.1",
+    EPICS_CA_AUTO_ADDR_LIST: "NO",
+    EPICS_CA_SERVER_PORT: String(s.caPort),
+  };
+  const put = (v: string) =>
+    Bun.spawnSync([caput, "-t", "BENCH:UPD:ENABLE", v], { env }).exitCode === 0;
+  if (!put("0")) throw new Error("caput BENCH:UPD:ENABLE 0 failed");
+  await Bun.sleep(300);
+  const out = await client(s.caPort, "latency", stormNames[0] as string, "2000");
+  put("1");
+  console.log(`  iocmng gets with the updater paused: ${out}`);
 }
 
 /** 5 clients on the 1,000 updating PVs for 8 s; CPU of the whole process tree over 5 s inside. */
