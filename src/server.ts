@@ -76,28 +76,7 @@ export async function buildRuntime(
     registry,
     logger,
   );
-  let ca: CaServer | null = null;
-  if (opts.caConfig !== false) {
-    const caConfig: CaServerConfig = {
-      ...caServerConfigFromEnv(opts.env ?? process.env),
-      ...opts.caConfig,
-    };
-    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
-    try {
-      await ca.start();
-    } catch (e) {
-      access.close();
-      throw e;
-    }
-  }
-  let pva: PvaServer | null = null;
-  try {
-    pva = await startPva(registry, logger, opts, access.policy);
-  } catch (e) {
-    await ca?.stop();
-    access.close();
-    throw e;
-  }
+  const { ca, pva } = await startProtocols(registry, logger, opts, access);
   let state: StateStore;
   let controller: PluginController;
   try {
@@ -130,6 +109,41 @@ export async function buildRuntime(
       logger,
     );
   return { registry, ca, pva, state, controller, access, stop };
+}
+
+/**
+ * Starts the CA and the pvAccess servers side by side: each waits for its search thread to boot
+ * and bind, and waiting for both at once shortens the start (docs/benchmarks.md, cold start). If
+ * either fails, the other is stopped and access security closed; CA's error is the one thrown
+ * when both fail, as when they started one after the other.
+ */
+async function startProtocols(
+  registry: PvRegistry,
+  logger: Logger,
+  opts: RuntimeOptions,
+  access: AccessRuntime,
+): Promise<{ ca: CaServer | null; pva: PvaServer | null }> {
+  let ca: CaServer | null = null;
+  if (opts.caConfig !== false) {
+    const caConfig: CaServerConfig = {
+      ...caServerConfigFromEnv(opts.env ?? process.env),
+      ...opts.caConfig,
+    };
+    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+  }
+  const [caStarted, pvaStarted] = await Promise.allSettled([
+    ca?.start(),
+    startPva(registry, logger, opts, access.policy),
+  ]);
+  if (caStarted.status === "fulfilled" && pvaStarted.status === "fulfilled") {
+    return { ca, pva: pvaStarted.value };
+  }
+  if (caStarted.status === "fulfilled") await ca?.stop();
+  if (pvaStarted.status === "fulfilled") await pvaStarted.value?.stop();
+  access.close();
+  throw caStarted.status === "rejected"
+    ? caStarted.reason
+    : (pvaStarted as PromiseRejectedResult).reason;
 }
 
 /** The pvAccess server next to CA (docs/pva.md), unless turned off. */
@@ -256,13 +270,6 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
-  // Compile the CA hot paths while the plugins are restored, before the first client storm.
-  if (warmup) {
-    ca.warmUp().then(
-      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
-    );
-  }
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);
@@ -279,8 +286,13 @@ export async function startServer(
   };
   if (opts.signals) uninstallSignals = wireSignals(opts.signals, stop, runtime, logger);
   try {
-    await controller.restore();
+    // The CA warm-up runs in the idle time of a plugin restore when there is one (the first storm
+    // after a restart meets compiled code), else once REST listens: with nothing to restore, its
+    // slices would only delay the start (docs/benchmarks.md, cold start).
+    const startWarmup = warmupOnce(warmup, ca, logger, () => stopping !== null);
+    await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
+    if (compat.env.pluginsConfig !== null) startWarmup();
     await compat.loadBootList();
     // A signal during the restore already stopped everything: do not start listening.
     if (stopping !== null) {
@@ -302,6 +314,7 @@ export async function startServer(
       { tcpPort: ca.tcpPort, udpPort: ca.udpPort },
       `Channel Access server on TCP ${ca.tcpPort}, UDP ${ca.udpPort}`,
     );
+    startWarmup();
 
     return {
       httpPort,
@@ -316,6 +329,27 @@ export async function startServer(
     await stop();
     throw e;
   }
+}
+
+/**
+ * Starts the CA warm-up on the first call (none when disabled or stopping); it yields to the first
+ * real client and logs what it did.
+ */
+function warmupOnce(
+  enabled: boolean,
+  ca: CaServer,
+  logger: Logger,
+  stopping: () => boolean,
+): () => void {
+  let started = !enabled;
+  return () => {
+    if (started || stopping()) return;
+    started = true;
+    ca.warmUp().then(
+      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+    );
+  };
 }
 
 /** SIGTERM/SIGINT stop the server, SIGHUP reloads access security; returns the uninstaller. */

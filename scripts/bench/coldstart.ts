@@ -3,6 +3,8 @@
  * Cold start, idle memory and size of iocmng.
  *
  *   bun scripts/bench/coldstart.ts [runs]        (default 10 runs per variant)
+ *   bun scripts/bench/coldstart.ts runs OTHER...  (dist/iocmng against other binaries, e.g. a
+ *                                                  copy of an older build: starts alternate)
  *
  * Cold start = process spawn → REST `GET /api/v1/health` answers 200 AND the CA server answers a
  * CA VERSION exchange on its TCP port (both polled every 2 ms). Measured for the compiled binary
@@ -10,7 +12,7 @@
  * 2 s after ready with no plugin loaded. Prints the figures; docs/benchmarks.md records them.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { serverEnv } from "../../test/binary/serve-process.ts";
 import { BINARY, buildBinary } from "../build.ts";
@@ -18,9 +20,11 @@ import { BINARY, buildBinary } from "../build.ts";
 const ROOT = join(import.meta.dir, "..", "..");
 const runs = Number(process.argv[2] ?? 10);
 if (!Number.isInteger(runs) || runs < 1 || runs > 1000) {
-  console.error("usage: bun scripts/bench/coldstart.ts [runs 1..1000]");
+  console.error("usage: bun scripts/bench/coldstart.ts [runs 1..1000] [other binary...]");
   process.exit(2);
 }
+/** Other builds to compare with, started in turn with dist/iocmng (load changes are shared). */
+const others = process.argv.slice(3);
 
 /** A CA VERSION request (command 0, minor version 13): the server answers with its own VERSION. */
 const CA_VERSION = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -103,7 +107,29 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+/** Alternates `serve` starts of dist/iocmng and `others`, one start each per round. */
+async function alternate(): Promise<void> {
+  const bins = [BINARY, ...others];
+  const times = new Map<string, number[]>(bins.map((b) => [b, []]));
+  for (const b of bins) await once([b, "serve"], false); // warm the page cache once
+  for (let i = 0; i < runs; i++) {
+    for (const b of bins) times.get(b)?.push((await once([b, "serve"], false)).ms);
+  }
+  for (const [b, t] of times) {
+    t.sort((x, y) => x - y);
+    console.log(
+      `${b.padEnd(40)} cold start p50 ${pct(t, 50).toFixed(1)} ms  p90 ${pct(t, 90).toFixed(1)} ms  min ${t[0]?.toFixed(1)} ms  max ${t.at(-1)?.toFixed(1)} ms`,
+    );
+  }
+}
+
 await buildBinary({ quiet: true });
+if (others.length > 0) {
+  console.log(`iocmng cold start, alternated: ${runs} runs each, load ${loadavg().join(" ")}`);
+  await alternate();
+  console.log(`load ${loadavg().join(" ")}`);
+  process.exit(0);
+}
 const variants: Array<[string, string[]]> = [
   ["binary (dist/iocmng serve)", [BINARY, "serve"]],
   ["sources (bun src/main.ts serve)", [process.execPath, join(ROOT, "src/main.ts"), "serve"]],

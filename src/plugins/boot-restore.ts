@@ -24,6 +24,8 @@ export interface BootRestoreContext {
   find: (name: string) => LoadedPlugin | undefined;
   add: (d: DeclaredPlugin) => Promise<OpResult<unknown>>;
   remove: (kind: "task" | "job", name: string) => Promise<OpResult>;
+  /** Called once, before the first plugin is restored or added, when there is any. */
+  onPlugins?: () => void;
 }
 
 /** Boot: plugins from state (on-disk clones, no network) then those declared in config. */
@@ -35,6 +37,7 @@ export async function bootRestore(ctx: BootRestoreContext): Promise<void> {
   for (const w of warnings) ctx.log.warn(w);
   // Not after a damaged state file: its plugins' clones are still the operator's way back.
   if (warnings.length === 0) await removeOrphanClones(ctx.config.pluginsDir, plugins, ctx.log);
+  if (plugins.length > 0 || ctx.config.plugins.length > 0) ctx.onPlugins?.();
   // A few at a time: boot is mostly waiting on host start-up and imports.
   const queue = [...plugins];
   const lanes = Array.from({ length: Math.min(RESTORE_CONCURRENCY, queue.length) }, async () => {

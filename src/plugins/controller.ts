@@ -431,9 +431,13 @@ export class PluginController {
     }
   }
 
-  /** Boot: plugins from state (on-disk clones, no network) then those declared in config. */
-  async restore(): Promise<void> {
+  /**
+   * Boot: plugins from state (on-disk clones, no network) then those declared in config.
+   * `onPlugins` is called before the first of them, if there is any (the server's CA warm-up).
+   */
+  async restore(opts: { onPlugins?: () => void } = {}): Promise<void> {
     await bootRestore({
+      ...opts,
       config: this.deps.config,
       state: this.deps.state,
       log: this.log,

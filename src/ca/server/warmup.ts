@@ -145,15 +145,24 @@ function feed(c: Circuit, bytes: Uint8Array): void {
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
-/** The synthetic PVs and their server entries (in no registry). */
-function syntheticPvs(n: number): { pvs: Pv[]; index: NameIndex<PvEntry> } {
+/** The synthetic PVs and their server entries (in no registry), made in slices. */
+async function syntheticPvs(
+  n: number,
+  slice: number,
+  timed: (f: () => void) => void,
+): Promise<{ pvs: Pv[]; index: NameIndex<PvEntry> }> {
   const index = new NameIndex<PvEntry>();
   const pvs: Pv[] = [];
   const onUse = () => {};
-  for (let i = 0; i < n; i++) {
-    const pv = new Pv({ name: `IOCMNG:WARMUP:D${i}`, kind: "double", initial: i });
-    pvs.push(pv);
-    index.set(pv.name, new PvEntry(pv, onUse));
+  for (let from = 0; from < n; from += slice) {
+    timed(() => {
+      for (let i = from; i < Math.min(n, from + slice); i++) {
+        const pv = new Pv({ name: `IOCMNG:WARMUP:D${i}`, kind: "double", initial: i });
+        pvs.push(pv);
+        index.set(pv.name, new PvEntry(pv, onUse));
+      }
+    });
+    await yieldToLoop();
   }
   return { pvs, index };
 }
@@ -179,12 +188,22 @@ export async function warmUpCircuits(
     f();
     busy += performance.now() - s;
   };
-  const { pvs, index } = syntheticPvs(channels);
+  // Nothing runs before the first yield: the server starts the warm-up right after REST listens,
+  // and the first health check must not wait for the synthetic PVs (cold start).
+  await yieldToLoop();
+  const { pvs, index } = await syntheticPvs(channels, slice, timed);
   const host = new WarmupHost(config, logger.child({}, { level: "silent" }), tcpPort, index);
   const sock = new SinkSocket();
-  const creates = pvs.map((pv, cid) =>
-    encodeMessage(CMD.CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, nameBytes(pv.name)),
-  );
+  const creates: Uint8Array[] = [];
+  for (let from = 0; from < channels; from += slice) {
+    timed(() => {
+      for (let cid = from; cid < Math.min(channels, from + slice); cid++) {
+        const name = nameBytes((pvs[cid] as Pv).name);
+        creates.push(encodeMessage(CMD.CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, name));
+      }
+    });
+    await yieldToLoop();
+  }
   const hello = concatMessages([
     encodeMessage(CMD.VERSION, 0, CA_MINOR_VERSION, 0, 0),
     encodeMessage(CMD.HOST_NAME, 0, 0, 0, 0, nameBytes("warmup")),

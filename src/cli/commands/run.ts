@@ -7,9 +7,7 @@ import { snapshotDir } from "../../common/snapshot.ts";
 import { writePvList } from "../../compat/pvlist.ts";
 import { parseParams as parseParamList, pluginDirFor } from "../../compat/run-options.ts";
 import type { ServerConfig } from "../../config.ts";
-import { createRootLogger } from "../../log.ts";
-import { validatePluginSource } from "../../plugins/validate.ts";
-import { buildRuntime, type Runtime } from "../../server.ts";
+import type { Runtime } from "../../server.ts";
 import { listFlag, stringFlag } from "../args.ts";
 import type { CliContext, Command } from "../command.ts";
 import { loadCliConfig } from "../config.ts";
@@ -66,6 +64,8 @@ async function runPlugin(
   ctx: CliContext,
   once: boolean,
 ): Promise<number> {
+  // Loaded here, not at the top: the CLI evaluates only the modules of the command it runs.
+  const { validatePluginSource } = await import("../../plugins/validate.ts");
   const report = await validatePluginSource({
     dir,
     ...(opts.path !== undefined ? { path: opts.path } : {}),
@@ -76,6 +76,10 @@ async function runPlugin(
     for (const s of report.steps) ctx.err(`  ${s.ok ? "ok  " : "FAIL"} ${s.step}: ${s.message}`);
     throw new CliError(`invalid plugin: ${failureLine(report)}`);
   }
+  const [{ createRootLogger }, { buildRuntime }] = await Promise.all([
+    import("../../log.ts"),
+    import("../../server.ts"),
+  ]);
   const work = mkdtempSync(join(tmpdir(), "iocmng-run-"));
   const log = createRootLogger(config.logLevel);
   const cfg: ServerConfig = {

@@ -1,5 +1,3 @@
-import { createRootLogger } from "../../log.ts";
-import { startServer } from "../../server.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { loadCliConfig } from "../config.ts";
@@ -30,6 +28,11 @@ export const serveCommand: Command = {
       if (v !== undefined) env[variable] = v;
     }
     const config = loadCliConfig(env);
+    // Loaded here, not at the top: `iocmng --version` or `validate` does not evaluate the server.
+    const [{ createRootLogger }, { startServer }] = await Promise.all([
+      import("../../log.ts"),
+      import("../../server.ts"),
+    ]);
     const log = createRootLogger(config.logLevel);
     // Signal handlers go in before the plugins are restored: SIGTERM during a slow boot exits 0.
     await startServer(config, log, { env, signals: true });

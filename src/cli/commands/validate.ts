@@ -1,4 +1,3 @@
-import { validatePluginSource } from "../../plugins/validate.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { EXIT, UsageError } from "../errors.ts";
@@ -31,6 +30,8 @@ export const validateCommand: Command = {
       throw new UsageError("--branch applies to git URLs only");
     }
     const kindFlag = stringFlag(args, "kind");
+    // Loaded here, not at the top: the CLI evaluates only the modules of the command it runs.
+    const { validatePluginSource } = await import("../../plugins/validate.ts");
     const report = await validatePluginSource({
       ...source,
       ...(stringFlag(args, "path") !== undefined ? { path: stringFlag(args, "path") } : {}),
