@@ -50,6 +50,26 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** Validates the plugin source (printing each failed step) and returns its kind. */
+async function validatedKind(
+  dir: string,
+  opts: { path?: string; kind?: "task" | "job" },
+  ctx: CliContext,
+): Promise<"task" | "job"> {
+  // Loaded here, not at the top: the CLI evaluates only the modules of the command it runs.
+  const { validatePluginSource } = await import("../../plugins/validate.ts");
+  const report = await validatePluginSource({
+    dir,
+    ...(opts.path !== undefined ? { path: opts.path } : {}),
+    ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
+  });
+  if (!report.ok) {
+    for (const s of report.steps) ctx.err(`  ${s.ok ? "ok  " : "FAIL"} ${s.step}: ${s.message}`);
+    throw new CliError(`invalid plugin: ${failureLine(report)}`);
+  }
+  return report.kind;
+}
+
 async function runPlugin(
   dir: string,
   opts: {
@@ -64,18 +84,7 @@ async function runPlugin(
   ctx: CliContext,
   once: boolean,
 ): Promise<number> {
-  // Loaded here, not at the top: the CLI evaluates only the modules of the command it runs.
-  const { validatePluginSource } = await import("../../plugins/validate.ts");
-  const report = await validatePluginSource({
-    dir,
-    ...(opts.path !== undefined ? { path: opts.path } : {}),
-    ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
-  });
-  const kind = report.kind;
-  if (!report.ok) {
-    for (const s of report.steps) ctx.err(`  ${s.ok ? "ok  " : "FAIL"} ${s.step}: ${s.message}`);
-    throw new CliError(`invalid plugin: ${failureLine(report)}`);
-  }
+  const kind = await validatedKind(dir, opts, ctx);
   const [{ createRootLogger }, { buildRuntime }] = await Promise.all([
     import("../../log.ts"),
     import("../../server.ts"),

@@ -33,14 +33,5 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+/** Concatenates byte arrays (the codec's own helper, under the name the tests use). */
+export { concatMessages as concat } from "../../../src/ca/codec/messages.ts";
