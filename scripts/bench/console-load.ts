@@ -12,7 +12,8 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
+import { launchChromium } from "../../test/helpers/browser.ts";
 import { isUpToDate } from "../build.ts";
 
 const runs = Number(process.argv[2] ?? 3);
@@ -50,18 +51,7 @@ for (let i = 0; ; i++) {
   await Bun.sleep(100);
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--headless",
-  ],
-});
+const browser = await launchChromium();
 
 /** Navigates and waits for `ready`; returns ms and bytes transferred. */
 async function load(page: Page, url: string, ready: string, reload = false) {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { COUNTER_TASK, DIAG_JOB, FAILING, GATED_TASK } from "../e2e/lib/plugins.ts";
 import { py } from "../e2e/lib/pyepics.ts";
 import {
@@ -17,6 +17,7 @@ import {
   spawnServer,
   waitFor,
 } from "../e2e/lib/server.ts";
+import { launchChromium } from "../helpers/browser.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
 
 const SHOTS = resolve(import.meta.dir, "../../.test-results/console");
@@ -61,18 +62,7 @@ beforeAll(async () => {
     auth,
   );
   expect(r.status).toBe(201);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--headless",
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   // Closed network: anything not addressed to this server is refused and recorded.
   await context.route("**/*", (route) => {
