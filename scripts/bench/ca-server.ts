@@ -11,6 +11,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { median, runCaClient } from "./ca-client.ts";
 
 const CABENCH = process.env.CABENCH ?? "/tmp/cabench";
 const CABENCH_SRC = "/work/shared/bench/cabench.c";
@@ -103,35 +104,9 @@ async function startServer(count: number): Promise<ServerProc> {
   };
 }
 
-function clientEnv(port: number): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    EPICS_CA_ADDR_LIST: "127.0.0.1",
-    EPICS_CA_AUTO_ADDR_LIST: "NO",
-    EPICS_CA_SERVER_PORT: String(port),
-  };
-}
-
 async function cabench(port: number, ...args: string[]): Promise<string> {
-  return runClient(CABENCH, port, args);
+  return runCaClient(CABENCH, port, args);
 }
-
-async function runClient(bin: string, port: number, args: string[]): Promise<string> {
-  const p = Bun.spawn([bin, ...args], {
-    env: clientEnv(port),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  if (code !== 0) throw new Error(`${bin} ${args.join(" ")} failed (${code}): ${err}`);
-  return out.trim();
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * Connect storm on one fresh server: the first runs show JIT warm-up (with
@@ -282,11 +257,11 @@ async function startSoftIoc(): Promise<{
  */
 async function benchPutGet(): Promise<void> {
   const s = await startServer(1);
-  const ours = await runClient(CAPUTGET, s.port, ["putget", "BENCH:IN", "2000"]);
+  const ours = await runCaClient(CAPUTGET, s.port, ["putget", "BENCH:IN", "2000"]);
   await s.stop();
   const ioc = await startSoftIoc();
   const ref = ioc
-    ? await runClient(CAPUTGET, ioc.port, ["putget", "BENCH:IN", "2000"])
+    ? await runCaClient(CAPUTGET, ioc.port, ["putget", "BENCH:IN", "2000"])
     : "not built";
   await ioc?.stop();
   console.log(`put+get round trip, plugin input PV: iocmng ${ours}  [softIoc ao: ${ref}]`);
@@ -300,7 +275,7 @@ async function benchBurst(): Promise<void> {
   const three = async (port: number) => {
     const runs: string[] = [];
     for (let i = 0; i < 3; i++) {
-      runs.push(await runClient(CAPUTGET, port, ["burst", "BENCH:IN", "10000"]));
+      runs.push(await runCaClient(CAPUTGET, port, ["burst", "BENCH:IN", "10000"]));
     }
     return runs.map((r) => r.replace(/^burst 10000: /, "")).join(" | ");
   };
@@ -322,14 +297,14 @@ async function benchTraffic(mode: "subput" | "clearput"): Promise<void> {
   const rounds = process.env.CA_BENCH_ROUNDS ?? "400";
   const s = await startServer(1);
   const c0 = cpuSeconds(s.pid);
-  const ours = await runClient(CAPUTGET, s.port, [mode, "BENCH:IN", rounds]);
+  const ours = await runCaClient(CAPUTGET, s.port, [mode, "BENCH:IN", rounds]);
   const cpu = cpuSeconds(s.pid) - c0;
   await s.stop();
   const ioc = await startSoftIoc();
   let ref = "not built";
   if (ioc) {
     const r0 = cpuSeconds(ioc.pid);
-    ref = await runClient(CAPUTGET, ioc.port, [mode, "BENCH:IN", rounds]);
+    ref = await runCaClient(CAPUTGET, ioc.port, [mode, "BENCH:IN", rounds]);
     ref += `, server CPU ${(cpuSeconds(ioc.pid) - r0).toFixed(2)} s`;
     await ioc.stop();
   }

@@ -29,6 +29,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
+import { median, runCaClient } from "./ca-client.ts";
 import {
   cpuBetween,
   doublesPlugin,
@@ -65,23 +66,7 @@ writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
 writeFileSync(UPD_FILE, `${updatingNames.join("\n")}\n`);
 
 async function client(port: number, ...args: string[]): Promise<string> {
-  const p = Bun.spawn([CLIENT, ...args], {
-    env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      EPICS_CA_ADDR_LIST: "127.0.0.1",
-      EPICS_CA_AUTO_ADDR_LIST: "NO",
-      EPICS_CA_SERVER_PORT: String(port),
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-    p.exited,
-  ]);
-  if (code !== 0) throw new Error(`product-client ${args.join(" ")} failed (${code}): ${err}`);
-  return out.trim();
+  return runCaClient(CLIENT, port, args);
 }
 
 async function storm(port: number): Promise<number> {
@@ -89,7 +74,6 @@ async function storm(port: number): Promise<number> {
   return Number(/: ([\d.]+) s/.exec(out)?.[1]);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const load = () =>
   loadavg()
     .map((l) => l.toFixed(2))

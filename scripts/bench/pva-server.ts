@@ -13,6 +13,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cmd } from "../../src/pva/codec/index.ts";
 import { PvaClient } from "../../test/helpers/pva-client.ts";
+import { median } from "./ca-client.ts";
 
 const PVXS_BIN = process.env.PVXS_BIN ?? "/work/ref/pvxs/bin/linux-x86_64";
 const TICK = 100; // clock ticks per second (getconf CLK_TCK)
@@ -36,8 +37,6 @@ function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? 0) / 1024;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function startOurs(count: number, withCa = false): Promise<Srv> {
   // PVA_BENCH_PROF=<dir> profiles our server process (bun --cpu-prof) for the whole run.
