@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import { requestRealtime } from "../../common/realtime.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -110,10 +111,29 @@ export class PvaServer implements ConnHost {
     this.offRpc = this.rpc.onChange((name, added) => {
       if (!added) this.dropRpcChannels(name);
     });
+    this.raisePriority();
     this.logger.info(
       { tcpPort: this._tcpPort, udpPort: this._udpPort },
       `pvAccess server on TCP ${this._tcpPort}, UDP ${this._udpPort}`,
     );
+  }
+
+  /**
+   * config.rtPriority: this (the main) thread at SCHED_FIFO, as EPICS servers run when permitted.
+   * After the search thread started; threads created later start at normal priority anyway.
+   */
+  private raisePriority(): void {
+    const want = this.config.rtPriority;
+    if (want <= 0) return;
+    const rt = requestRealtime(want);
+    if (rt.state === "fifo") {
+      this.logger.info({ priority: rt.priority }, "pvAccess server thread at SCHED_FIFO");
+    } else if (rt.state === "refused") {
+      this.logger.warn(
+        { priority: rt.priority, errno: rt.errno },
+        "real-time priority refused by the OS (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO); serving at normal priority",
+      );
+    }
   }
 
   async stop(): Promise<void> {
