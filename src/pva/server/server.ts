@@ -17,6 +17,7 @@ import { type RpcHandler, RpcRegistry } from "./rpc.ts";
 import { SearchThread } from "./search-thread.ts";
 import { SERVER_PV, serverPvHandler } from "./server-pv.ts";
 import { broadcastAddresses, resolveDests } from "./udp.ts";
+import { type PvaWarmupOptions, type PvaWarmupReport, warmUpPva } from "./warmup.ts";
 
 export interface PvaServerStats extends PvaCounters {
   connections: number;
@@ -145,6 +146,19 @@ export class PvaServer implements ConnHost {
     this.listeners = [];
     await this.search?.stop();
     this.search = null;
+  }
+
+  /**
+   * Runs the connection hot paths on synthetic traffic so JSC compiles them before clients lean on
+   * them (warmup.ts); the product calls it after start, next to the CA warm-up. Touches nothing
+   * clients or stats() see; ends early when the server stops.
+   */
+  warmUp(opts: PvaWarmupOptions = {}): Promise<PvaWarmupReport> {
+    const stopped = () => this.state !== "running";
+    return warmUpPva(this.config, this.logger, {
+      ...opts,
+      cancelled: () => stopped() || (opts.cancelled?.() ?? false),
+    });
   }
 
   /** @internal Tests: ends the search thread as a crash would (it is started again). */
