@@ -4,11 +4,13 @@
  *
  * softIocPVX is not part of the repository: build pvxs (and EPICS Base) outside it and point
  * PVXS_BIN at its bin/linux-x86_64 (default /work/ref/pvxs/bin/linux-x86_64). The clients are pvxs's
- * own `pvxget` for the connect storm (the same binary against both servers) and our test client
- * (test/helpers/pva-client.ts) in this process for the round trips and the monitor fan-out. Each server runs in its own process; server CPU is
- * utime+stime from /proc/<pid>/stat over the measuring window. Runs are short: the machine is shared.
+ * own `pvxget` for the connect storm (the same binary against both servers), a small C client
+ * (pva-get-client.c, built with gcc into /tmp) for the GET round trips, and our test client
+ * (test/helpers/pva-client.ts) in this process for the monitor fan-out. Each server runs in its
+ * own process; server CPU is utime+stime from /proc/<pid>/stat over the measuring window. Runs are
+ * short: the machine is shared.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cmd } from "../../src/pva/codec/index.ts";
@@ -242,16 +244,71 @@ async function benchConnect(): Promise<void> {
   for (const s of servers) await s.stop();
 }
 
+const GET_CLIENT = process.env.PVA_GET_CLIENT ?? "/tmp/pva-get-client";
+
+/** Builds scripts/bench/pva-get-client.c once (gcc, no libraries). */
+function buildGetClient(): void {
+  if (existsSync(GET_CLIENT)) return;
+  const src = join(import.meta.dir, "pva-get-client.c");
+  const r = Bun.spawnSync(["gcc", "-O2", "-o", GET_CLIENT, src]);
+  if (r.exitCode !== 0) throw new Error(`building ${GET_CLIENT} failed: ${r.stderr.toString()}`);
+}
+
+/**
+ * Round-trip times (µs) of `rounds` GETs on each server, alternated one GET per server per round
+ * after `warmup` unmeasured ones on each. By default with the C client (pva-get-client.c): a Bun
+ * client's own JIT, GC and helper threads were a good part of the tail it measured, on both servers
+ * alike (PVA_BENCH_CLIENT=bun measures with our test client as before).
+ */
+async function getTimes(servers: Srv[], rounds: number, warmup: number): Promise<number[][]> {
+  if (process.env.PVA_BENCH_CLIENT !== "bun") {
+    buildGetClient();
+    const ports = servers.map((s) => String(s.tcp));
+    const p = Bun.spawn([GET_CLIENT, String(warmup), String(rounds), ...ports], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const out = await new Response(p.stdout).text();
+    if ((await p.exited) !== 0) throw new Error("pva-get-client failed");
+    return out
+      .trim()
+      .split("\n")
+      .map((line) => line.split(" ").slice(3).map(Number));
+  }
+  const sides: { c: PvaClient; sid: number; ioid: number; times: number[] }[] = [];
+  for (const s of servers) {
+    const c = await PvaClient.connect(s.tcp);
+    const { sid } = await c.channel("BENCH:LAT");
+    const ioid = c.ioid();
+    await c.init(Cmd.GET, sid, ioid);
+    sides.push({ c, sid, ioid, times: [] });
+  }
+  const round = async (side: (typeof sides)[number], keep: boolean): Promise<void> => {
+    const t0 = performance.now();
+    side.c.send(Cmd.GET, (w) => w.u32(side.sid).u32(side.ioid).u8(0));
+    await side.c.reply(Cmd.GET, side.ioid);
+    if (keep) side.times.push((performance.now() - t0) * 1000);
+  };
+  for (const side of sides) for (let i = 0; i < warmup; i++) await round(side, false);
+  for (let i = 0; i < rounds; i++) for (const side of sides) await round(side, true);
+  for (const side of sides) side.c.close();
+  return sides.map((side) => side.times);
+}
+
 /**
  * Sequential GET round trips on one operation (INIT once, EXEC repeated). iocmng runs with the
  * reference's scheduling: softIocPVX's TCP thread is SCHED_FIFO when permitted (EPICS does that as
  * root), so ours gets IOCMNG_RT_PRIORITY at the same priority then; a third side, iocmng at normal
  * priority, shows what that is worth in the same run (docs/pva.md §Scheduling).
  * PVA_BENCH_RT=<n> forces our priority (0 = normal, and no third side).
+ *
+ * All servers are up at once and the GETs alternated one by one, so a burst of load from elsewhere
+ * on the machine hits every side alike (with blocks of 500 GETs per side, as before, a burst landed
+ * on one side's block: p99s of the same server swung 0.3-2.6 ms between invocations at load 3).
  */
 async function benchLatency(): Promise<void> {
   const rounds = 2000;
-  const WARMUP = Number(process.env.PVA_BENCH_WARMUP ?? 1000);
+  const warmup = Number(process.env.PVA_BENCH_WARMUP ?? 1000);
   const ref = await startReference(10);
   const refSched = schedOf(ref.pid);
   const forced = process.env.PVA_BENCH_RT;
@@ -262,39 +319,19 @@ async function benchLatency(): Promise<void> {
     servers.push({ ...normal, name: "iocmng (normal priority)" });
   }
   servers.push(ref);
-  // All servers up at once and the GETs alternated one by one (one on each server per round),
-  // after a warm-up on each, so a burst of load from elsewhere on the machine hits every side alike.
-  // (Blocks of 500 GETs per side, as before, let a burst land on one side's block: p99s of the same
-  // server swung 0.3-2.6 ms between invocations at load 3.) Run one after the other, the first
-  // server measured also paid for this client's JIT warm-up (its p99).
-  const sides: { s: Srv; c: PvaClient; sid: number; ioid: number; times: number[] }[] = [];
-  for (const s of servers) {
-    const c = await PvaClient.connect(s.tcp);
-    const { sid } = await c.channel("BENCH:LAT");
-    const ioid = c.ioid();
-    await c.init(Cmd.GET, sid, ioid);
-    sides.push({ s, c, sid, ioid, times: [] });
-  }
-  const round = async (side: (typeof sides)[number], keep: boolean): Promise<void> => {
-    const t0 = performance.now();
-    side.c.send(Cmd.GET, (w) => w.u32(side.sid).u32(side.ioid).u8(0));
-    await side.c.reply(Cmd.GET, side.ioid);
-    if (keep) side.times.push((performance.now() - t0) * 1000);
-  };
   const load0 = loadavg()[0] ?? 0;
-  for (const side of sides) for (let i = 0; i < WARMUP; i++) await round(side, false);
-  for (let i = 0; i < rounds; i++) for (const side of sides) await round(side, true);
+  const all = await getTimes(servers, rounds, warmup);
+  const client = process.env.PVA_BENCH_CLIENT === "bun" ? "Bun test client" : "C client";
   const p99s: number[] = [];
-  for (const { s, c, times } of sides) {
-    times.sort((a, b) => a - b);
+  for (const [k, s] of servers.entries()) {
+    const times = (all[k] ?? []).sort((a, b) => a - b);
     const p = (q: number) => times[Math.floor(times.length * q)] ?? 0;
     p99s.push(p(0.99));
     console.log(
-      `GET round trip x${rounds} (alternated): ${s.name} [${schedOf(s.pid).label}] p50 ${p(0.5).toFixed(1)} µs, p99 ${p(0.99).toFixed(1)} µs`,
+      `GET round trip x${rounds} (alternated, ${client}): ${s.name} [${schedOf(s.pid).label}] p50 ${p(0.5).toFixed(1)} µs, p99 ${p(0.99).toFixed(1)} µs`,
     );
-    c.close();
-    await s.stop();
   }
+  for (const s of servers) await s.stop();
   console.log(
     `GET round trip p99 iocmng / softIocPVX ${((p99s[0] ?? 0) / (p99s[p99s.length - 1] ?? 1)).toFixed(2)}x; load average ${load0.toFixed(1)} -> ${(loadavg()[0] ?? 0).toFixed(1)}`,
   );
