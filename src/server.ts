@@ -18,6 +18,7 @@ import {
   PvaServer,
   type PvaServerConfig,
   pvaServerConfigFromEnv,
+  pvaWarmupEnabled,
 } from "./pva/server/index.ts";
 import { serveHttp } from "./server-http.ts";
 import { StateStore } from "./state/index.ts";
@@ -262,6 +263,7 @@ export async function startServer(
   const logs = new LogRings();
   // Read before anything starts: a bad value stops the start with the variable's name.
   const warmup = warmupEnabled(opts.env ?? process.env);
+  const pvaWarmup = pvaWarmupEnabled(opts.env ?? process.env);
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     logs,
@@ -289,7 +291,13 @@ export async function startServer(
     // The CA warm-up runs in the idle time of a plugin restore when there is one (the first storm
     // after a restart meets compiled code), else once REST listens: with nothing to restore, its
     // slices would only delay the start (docs/benchmarks.md, cold start).
-    const startWarmup = warmupOnce(warmup, ca, logger, () => stopping !== null);
+    const startWarmup = warmupOnce(
+      { ca: warmup, pva: pvaWarmup },
+      ca,
+      runtime.pva,
+      logger,
+      () => stopping !== null,
+    );
     await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
     if (compat.env.pluginsConfig !== null) startWarmup();
@@ -332,22 +340,41 @@ export async function startServer(
 }
 
 /**
- * Starts the CA warm-up on the first call (none when disabled or stopping); it yields to the first
- * real client and logs what it did.
+ * Starts the CA warm-up, then the PVA one (src/pva/server/warmup.ts), on the first call (none when
+ * disabled or stopping); they yield to the first real clients and log what they did. One after the
+ * other: together they would only compete for the same thread.
  */
 function warmupOnce(
-  enabled: boolean,
+  enabled: { ca: boolean; pva: boolean },
   ca: CaServer,
+  pva: PvaServer | null,
   logger: Logger,
   stopping: () => boolean,
 ): () => void {
-  let started = !enabled;
+  let started = !enabled.ca && !(enabled.pva && pva);
+  const warmPva = () => {
+    if (!enabled.pva || !pva || stopping()) return;
+    pva.warmUp().then(
+      (r) => logger.info({ ...r }, "PVA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "PVA warm-up failed"),
+    );
+  };
   return () => {
     if (started || stopping()) return;
     started = true;
+    if (!enabled.ca) {
+      warmPva();
+      return;
+    }
     ca.warmUp().then(
-      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+      (r) => {
+        logger.info({ ...r }, "CA hot paths warmed up");
+        warmPva();
+      },
+      (e: unknown) => {
+        logger.warn({ err: errorMessage(e) }, "CA warm-up failed");
+        warmPva();
+      },
     );
   };
 }
