@@ -3,6 +3,7 @@ import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { warmupEnabled } from "./ca/server/warmup.ts";
 import { errorMessage } from "./common/errors.ts";
+import { raiseServingThread, rtPriorityFromEnv } from "./common/realtime.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
@@ -161,7 +162,8 @@ async function startPva(
   const pva = new PvaServer({
     source: registry,
     logger,
-    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    // The thread's priority is startServer's to set, once for CA, PVA and REST (StartOptions).
+    config: { ...pvaServerConfigFromEnv(env), rtPriority: 0, ...opts.pvaConfig },
     access,
     version: `iocmng ${VERSION} (Bun ${Bun.version})`,
   });
@@ -212,6 +214,12 @@ export interface StartOptions {
    * `true` for the process defaults; an object to inject the exit and grace time (tests).
    */
   signals?: boolean | { exit?: (code: number) => void; graceMs?: number };
+  /**
+   * SCHED_FIFO priority for this process's main thread, which serves CA, PVA and REST (0 = normal
+   * scheduling; default: IOCMNG_RT_PRIORITY, else 0). `iocmng serve` passes DEFAULT_RT_PRIORITY
+   * when the variable is unset (src/common/realtime.ts, docs/ca-server.md §Scheduling).
+   */
+  rtPriority?: number;
 }
 
 /** Thrown by {@link startServer} when a signal (or `stop`) arrived before the server was up. */
@@ -264,6 +272,7 @@ export async function startServer(
   // Read before anything starts: a bad value stops the start with the variable's name.
   const warmup = warmupEnabled(opts.env ?? process.env);
   const pvaWarmup = pvaWarmupEnabled(opts.env ?? process.env);
+  const rtPriority = opts.rtPriority ?? rtPriorityFromEnv(opts.env ?? process.env) ?? 0;
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     logs,
@@ -272,6 +281,9 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  // After the search threads started (they stay at normal priority), before the warm-up and the
+  // restore; plugin processes never inherit it (SCHED_RESET_ON_FORK).
+  raiseServingThread(rtPriority, logger, "CA/PVA server");
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);

@@ -11,6 +11,7 @@
  * makes every thread and process created afterwards (Workers, JSC helpers started later, plugin
  * hosts) start at SCHED_OTHER, so a plugin can never inherit a real-time priority.
  */
+import type { Logger } from "pino";
 import { getScheduler, SCHED_FIFO, SCHED_RESET_ON_FORK, setScheduler } from "../../ffi/libc.ts";
 
 /** What the last request did: granted, refused by the OS (errno), or not asked (0). */
@@ -20,6 +21,15 @@ export type RealtimeState =
   | { state: "refused"; priority: number; errno: number };
 
 let current: RealtimeState = { state: "off" };
+
+/**
+ * What `iocmng serve` asks for when IOCMNG_RT_PRIORITY is unset: the priority softIocPVX's TCP
+ * thread runs at. Only the process's main thread gets it; a host that does not permit it (no root,
+ * CAP_SYS_NICE or RLIMIT_RTPRIO, e.g. most containers) serves at normal priority, as an EPICS IOC
+ * does. The library default (startServer, PvaServer) stays 0 so a test runner's thread is never
+ * raised by accident.
+ */
+export const DEFAULT_RT_PRIORITY = 18;
 
 /** Largest priority accepted (SCHED_FIFO's range is 1..99). */
 export const MAX_RT_PRIORITY = 99;
@@ -59,4 +69,22 @@ export function requestRealtime(priority: number): RealtimeState {
 export function currentPolicy(): number {
   const p = getScheduler();
   return p < 0 ? p : p & ~SCHED_RESET_ON_FORK;
+}
+
+/**
+ * {@link requestRealtime} and one log line saying what the OS answered (`what` names the caller);
+ * nothing when `priority` is 0.
+ */
+export function raiseServingThread(priority: number, logger: Logger, what: string): RealtimeState {
+  if (priority <= 0) return current;
+  const rt = requestRealtime(priority);
+  if (rt.state === "fifo") {
+    logger.info({ priority: rt.priority }, `${what} thread at SCHED_FIFO`);
+  } else if (rt.state === "refused") {
+    logger.info(
+      { priority: rt.priority, errno: rt.errno },
+      "real-time priority refused by the OS (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO); serving at normal priority",
+    );
+  }
+  return rt;
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
-import { requestRealtime } from "../../common/realtime.ts";
+import { raiseServingThread } from "../../common/realtime.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -124,17 +124,7 @@ export class PvaServer implements ConnHost {
    * After the search thread started; threads created later start at normal priority anyway.
    */
   private raisePriority(): void {
-    const want = this.config.rtPriority;
-    if (want <= 0) return;
-    const rt = requestRealtime(want);
-    if (rt.state === "fifo") {
-      this.logger.info({ priority: rt.priority }, "pvAccess server thread at SCHED_FIFO");
-    } else if (rt.state === "refused") {
-      this.logger.warn(
-        { priority: rt.priority, errno: rt.errno },
-        "real-time priority refused by the OS (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO); serving at normal priority",
-      );
-    }
+    raiseServingThread(this.config.rtPriority, this.logger, "pvAccess server");
   }
 
   async stop(): Promise<void> {
