@@ -257,6 +257,51 @@ describe("primitives", () => {
     }
   });
 
+  test("64-bit integers, signed and unsigned, match a DataView in both byte orders", () => {
+    // Safe integers go out as two 32-bit halves, the rest through BigInt: both must give the bytes
+    // DataView's BigInt writes give, including negative numbers and the halves' boundaries.
+    const signed = [0, 1, -1, 2 ** 31, -(2 ** 31), 2 ** 32, -(2 ** 32) - 1, 1_796_443_902, -7.9];
+    const big = [2 ** 53 - 1, -(2 ** 53) + 1, 2 ** 60, -(2 ** 62)];
+    for (const le of [true, false]) {
+      for (const v of [...signed, ...big]) {
+        const w = new Writer(8, le).i64(v);
+        const ref = new DataView(new ArrayBuffer(8));
+        ref.setBigInt64(0, BigInt(Math.trunc(v)), le);
+        expect([...w.bytes()]).toEqual([...new Uint8Array(ref.buffer)]);
+        if (Number.isSafeInteger(Math.trunc(v)))
+          expect(new Reader(w.bytes(), le).i64()).toBe(Math.trunc(v));
+      }
+      for (const v of [0, 1, 2 ** 32 + 5, 2 ** 53 - 1, 2 ** 63, -5, Number.NaN]) {
+        const w = new Writer(8, le).u64(v);
+        const ref = new DataView(new ArrayBuffer(8));
+        ref.setBigUint64(0, BigInt(Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0), le);
+        expect([...w.bytes()]).toEqual([...new Uint8Array(ref.buffer)]);
+      }
+    }
+  });
+
+  test("strings: ASCII, non-ASCII after ASCII, and both Size forms", () => {
+    for (const s of [
+      "a",
+      "Default",
+      "dégrée µs",
+      "abc\u00e9",
+      "x".repeat(253),
+      "y".repeat(254),
+      `${"z".repeat(300)}é`,
+    ]) {
+      const w = new Writer(4, true).u8(7).string(s).u8(9);
+      const bytes = new TextEncoder().encode(s);
+      const r = new Reader(w.bytes(), true);
+      expect(r.u8()).toBe(7);
+      expect(r.string()).toBe(s);
+      expect(r.u8()).toBe(9);
+      // The Size form follows the UTF-8 length: one byte below 0xFE, else 0xFE + int32.
+      expect(w.bytes()[1]).toBe(Math.min(bytes.length, 0xfe));
+      expect(w.pos).toBe(2 + bytes.length + (bytes.length < 0xfe ? 1 : 5));
+    }
+  });
+
   test("bitsets in both byte orders", () => {
     for (const le of [true, false]) {
       const b = BitSet.of(1, 3, 4, 5, 7, 8, 9, 63, 64, 70);

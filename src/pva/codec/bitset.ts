@@ -94,13 +94,16 @@ export class BitSet {
     w.size(n);
     const words = n >> 3;
     const p = w.ensure(n);
-    if (w.le) w.buf.set(this.bytes.subarray(0, n), p);
+    // Byte by byte (sets are a few bytes): a subarray per encode was a heap object per reply.
+    const b = this.bytes;
+    const out = w.buf;
+    if (w.le) for (let i = 0; i < n; i++) out[p + i] = b[i] as number;
     else {
       // Big-endian: each whole 64-bit word is byte-reversed; the tail bytes stay in order.
       for (let k = 0; k < words; k++) {
-        for (let j = 0; j < 8; j++) w.buf[p + k * 8 + j] = this.bytes[k * 8 + 7 - j] ?? 0;
+        for (let j = 0; j < 8; j++) out[p + k * 8 + j] = b[k * 8 + 7 - j] ?? 0;
       }
-      w.buf.set(this.bytes.subarray(words * 8, n), p + words * 8);
+      for (let i = words * 8; i < n; i++) out[p + i] = b[i] as number;
     }
   }
 

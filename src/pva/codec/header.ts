@@ -175,7 +175,7 @@ export class Framer {
     while (buf.length - off >= HEADER_SIZE) {
       const h = decodeHeader(buf, off);
       if (h.control) {
-        out.push({ ...msgBase(h), payload: EMPTY });
+        out.push(messageOf(h, h.size, EMPTY));
         off += HEADER_SIZE;
         continue;
       }
@@ -203,7 +203,7 @@ export class Framer {
     if (h.segment === 0) {
       if (this.segCommand >= 0)
         throw new PvaDecodeError("unsegmented message inside a segment run");
-      return { ...msgBase(h), payload };
+      return messageOf(h, h.size, payload);
     }
     if (h.segment === Flag.SEG_FIRST) {
       if (this.segCommand >= 0) throw new PvaDecodeError("segment run started twice");
@@ -226,14 +226,15 @@ export class Framer {
     this.segCommand = -1;
     this.segParts = [];
     this.segBytes = 0;
-    return { ...msgBase(h), size: joined.length, payload: joined };
+    return messageOf(h, joined.length, joined);
   }
 }
 
 const EMPTY = new Uint8Array(0);
 
-function msgBase(h: Header): Omit<Message, "payload"> {
-  return { command: h.command, flags: h.flags, le: h.le, control: h.control, size: h.size };
+/** One object of one shape per message (a spread made two, of a shape JSC had to build). */
+function messageOf(h: Header, size: number, payload: Uint8Array): Message {
+  return { command: h.command, flags: h.flags, le: h.le, control: h.control, size, payload };
 }
 
 /**
@@ -248,10 +249,7 @@ export function splitDatagram(b: Uint8Array): Message[] {
     const size = h.control ? 0 : h.size;
     if (off + HEADER_SIZE + size > b.length) throw new PvaDecodeError("truncated datagram");
     if (!h.control && h.segment === 0) {
-      out.push({
-        ...msgBase(h),
-        payload: b.subarray(off + HEADER_SIZE, off + HEADER_SIZE + size),
-      });
+      out.push(messageOf(h, h.size, b.subarray(off + HEADER_SIZE, off + HEADER_SIZE + size)));
     }
     off += HEADER_SIZE + size;
   }

@@ -229,15 +229,27 @@ export class Writer {
     return this;
   }
   i64(v: number): this {
+    const n = Math.trunc(Number.isFinite(v) ? v : 0);
     const p = this.ensure(8);
-    this.view.setBigInt64(p, BigInt(Math.trunc(Number.isFinite(v) ? v : 0)), this.le);
+    // Safe integers (timestamps, counters) as two 32-bit halves: a BigInt per field was one heap
+    // object per timestamp in every GET reply and monitor update.
+    if (Number.isSafeInteger(n)) this.halves(p, n);
+    else this.view.setBigInt64(p, BigInt(n), this.le);
     return this;
   }
   u64(v: number): this {
     const n = Number.isFinite(v) && v > 0 ? Math.trunc(v) : 0;
     const p = this.ensure(8);
-    this.view.setBigUint64(p, BigInt(n), this.le);
+    if (Number.isSafeInteger(n)) this.halves(p, n);
+    else this.view.setBigUint64(p, BigInt(n), this.le);
     return this;
+  }
+  /** A safe integer at p as 64-bit two's complement (high half fits an int32 below 2^53). */
+  private halves(p: number, n: number): void {
+    const hi = Math.floor(n / 4294967296);
+    const lo = n - hi * 4294967296;
+    this.view.setUint32(this.le ? p : p + 4, lo, this.le);
+    this.view.setInt32(this.le ? p + 4 : p, hi, this.le);
   }
   f32(v: number): this {
     const p = this.ensure(4);
@@ -264,8 +276,25 @@ export class Writer {
   }
 
   string(s: string): this {
-    if (s.length === 0) return this.u8(0);
-    // ASCII fast path: most names and ids are ASCII, and encodeInto avoids a temporary.
+    const len = s.length;
+    if (len === 0) return this.u8(0);
+    // ASCII fast path, byte by byte: most strings sent (field names, ids, the display form's
+    // choices in every GET reply) are short ASCII, and encodeInto allocates a view and a result.
+    if (len < 0xfe) {
+      const p = this.ensure(1 + len);
+      const b = this.buf;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p + 1 + i] = c;
+      }
+      if (i === len) {
+        b[p] = len;
+        return this;
+      }
+      this.pos = p;
+    }
     const p = this.pos;
     this.ensure(5 + s.length * 3);
     const { written } = enc.encodeInto(s, this.buf.subarray(p + 5));
