@@ -7,6 +7,7 @@ import { afterEach, expect, test } from "bun:test";
 import pino from "pino";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
+import { pvaWarmupEnabled } from "../../src/pva/server/warmup.ts";
 import { PvaClient } from "../helpers/pva-client.ts";
 
 const servers: PvaServer[] = [];
@@ -63,4 +64,14 @@ test("stopping the server ends the warm-up early", async () => {
   const r = await running;
   expect(r.cancelled).toBe(true);
   expect(r.gets).toBeLessThan(10_000_000);
+});
+
+test("IOCMNG_PVA_WARMUP: on unless 0/no/false/off, a typo names the variable", () => {
+  expect(pvaWarmupEnabled({})).toBe(true);
+  expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "" })).toBe(true);
+  expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "YES" })).toBe(true);
+  for (const off of ["0", "no", "False", "OFF"]) {
+    expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: off })).toBe(false);
+  }
+  expect(() => pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "maybe" })).toThrow(/IOCMNG_PVA_WARMUP/);
 });
