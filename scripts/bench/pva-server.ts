@@ -10,7 +10,14 @@
  * own process; server CPU is utime+stime from /proc/<pid>/stat over the measuring window. Runs are
  * short: the machine is shared.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cmd } from "../../src/pva/codec/index.ts";
@@ -246,10 +253,10 @@ async function benchConnect(): Promise<void> {
 
 const GET_CLIENT = process.env.PVA_GET_CLIENT ?? "/tmp/pva-get-client";
 
-/** Builds scripts/bench/pva-get-client.c once (gcc, no libraries). */
+/** Builds scripts/bench/pva-get-client.c (gcc, no libraries) when missing or older than the source. */
 function buildGetClient(): void {
-  if (existsSync(GET_CLIENT)) return;
   const src = join(import.meta.dir, "pva-get-client.c");
+  if (existsSync(GET_CLIENT) && statSync(GET_CLIENT).mtimeMs >= statSync(src).mtimeMs) return;
   const r = Bun.spawnSync(["gcc", "-O2", "-o", GET_CLIENT, src]);
   if (r.exitCode !== 0) throw new Error(`building ${GET_CLIENT} failed: ${r.stderr.toString()}`);
 }
