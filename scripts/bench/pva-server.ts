@@ -315,7 +315,10 @@ async function getTimes(servers: Srv[], rounds: number, warmup: number): Promise
  */
 async function benchLatency(): Promise<void> {
   const rounds = 2000;
-  const warmup = Number(process.env.PVA_BENCH_WARMUP ?? 1000);
+  // 20,000 GETs per side before measuring: without the (opt-in) PVA warm-up JSC compiles the GET
+  // path over the first ~15,000 GETs (docs/pva.md §Scheduling); a server that has served traffic
+  // for a while is past that, and so is softIocPVX's page-cache-warm state.
+  const warmup = Number(process.env.PVA_BENCH_WARMUP ?? 20_000);
   const ref = await startReference(10);
   const refSched = schedOf(ref.pid);
   const forced = process.env.PVA_BENCH_RT;

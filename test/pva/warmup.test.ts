@@ -67,8 +67,9 @@ test("stopping the server ends the warm-up early", async () => {
 });
 
 test("IOCMNG_PVA_WARMUP: on unless 0/no/false/off, a typo names the variable", () => {
-  expect(pvaWarmupEnabled({})).toBe(true);
-  expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "" })).toBe(true);
+  // Off unless asked for (memory; docs/pva.md §Scheduling).
+  expect(pvaWarmupEnabled({})).toBe(false);
+  expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "" })).toBe(false);
   expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: "YES" })).toBe(true);
   for (const off of ["0", "no", "False", "OFF"]) {
     expect(pvaWarmupEnabled({ IOCMNG_PVA_WARMUP: off })).toBe(false);

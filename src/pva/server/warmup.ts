@@ -64,13 +64,16 @@ export interface PvaWarmupReport {
 const DEFAULTS = { gets: 10_000, rounds: 3, pauseMs: 50, updates: 2_000, slice: 500 };
 
 /**
- * Whether the product runs the PVA warm-up: IOCMNG_PVA_WARMUP unset or empty (on), 1/yes/true/on
- * or 0/no/false/off (any case). Anything else throws naming the variable.
+ * Whether the product runs the PVA warm-up: IOCMNG_PVA_WARMUP unset or empty (off), 1/yes/true/on
+ * or 0/no/false/off (any case). Anything else throws naming the variable. Off by default, unlike
+ * the CA warm-up: its ~7 MB of compiled code is memory an IOC nobody reads over PVA would carry for
+ * nothing (the server's memory with 11,000 PVs is the tightest product target), and no client meets
+ * a PVA "storm" after a restart the way every CA client reconnects at once (docs/pva.md §Scheduling).
  */
 export function pvaWarmupEnabled(env: Record<string, string | undefined>): boolean {
   const v = (env.IOCMNG_PVA_WARMUP ?? "").trim().toLowerCase();
-  if (v === "" || ["1", "yes", "true", "on"].includes(v)) return true;
-  if (["0", "no", "false", "off"].includes(v)) return false;
+  if (["1", "yes", "true", "on"].includes(v)) return true;
+  if (v === "" || ["0", "no", "false", "off"].includes(v)) return false;
   throw new Error(
     `IOCMNG_PVA_WARMUP=${JSON.stringify(env.IOCMNG_PVA_WARMUP)}: expected yes/no, true/false, on/off or 1/0`,
   );
