@@ -106,6 +106,16 @@ export function flush(): void {
   send(batch);
 }
 
+/** The first PV names, for an error: a plugin with 10,000 PVs must not build a 70 KB message. */
+function knownNames(): string {
+  const first: string[] = [];
+  for (const n of pvs.keys()) {
+    if (first.length === 20) return `${first.join(", ")} … ${pvs.size} in all`;
+    first.push(n);
+  }
+  return first.join(", ");
+}
+
 function copyValue(v: PvInput): unknown {
   if (Array.isArray(v)) return [...v];
   if (ArrayBuffer.isView(v)) return (v as Float64Array | Int32Array | Uint8Array).slice();
@@ -125,7 +135,7 @@ function localValue(info: WorkerPvInfo, v: PvInput): unknown {
 export const host: SdkHost = {
   setPv(name: string, value: PvInput, alarm?: PvAlarm): void {
     const info = pvs.get(name);
-    if (!info) throw new Error(`unknown PV "${name}" (known: ${[...pvs.keys()].join(", ")})`);
+    if (!info) throw new Error(`unknown PV "${name}" (known: ${knownNames()})`);
     // Checked here, synchronously, so the plugin sees its mistake where it made it (a value that
     // cannot cross postMessage would otherwise fail later and take the whole batch with it).
     const t = typeof value;
