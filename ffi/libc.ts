@@ -1,7 +1,8 @@
 /**
  * The few libc calls the plugin sandbox needs and Bun does not expose: prctl (non-dumpable,
  * parent-death signal, no-new-privs, child subreaper), setrlimit, setpriority and the uid/gid
- * switch. Loaded lazily (dlopen on first use) so importing this file costs nothing; every function
+ * switch; and sched_setscheduler for the servers' real-time priority (src/common/realtime.ts).
+ * Loaded lazily (dlopen on first use) so importing this file costs nothing; every function
  * returns an errno-style result instead of throwing, because the callers decide what is fatal.
  *
  * Constants are the Linux x86_64/aarch64 values (linux/prctl.h, asm-generic/resource.h).
@@ -29,6 +30,10 @@ const symbols = {
   getppid: { args: [], returns: i32 },
   // int execvpe(const char *file, char *const argv[], char *const envp[]);
   execvpe: { args: [pointer, pointer, pointer], returns: i32 },
+  // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);
+  sched_setscheduler: { args: [i32, i32, pointer], returns: i32 },
+  // int sched_getscheduler(pid_t pid);
+  sched_getscheduler: { args: [i32], returns: i32 },
   // int *__errno_location(void);
   __errno_location: { args: [], returns: pointer },
 } as const;
@@ -117,6 +122,26 @@ export function getrlimit(resource: number): [bigint, bigint] | null {
 /** setpriority(PRIO_PROCESS, 0, nice): the nice value of this process (0..19 for a plugin). */
 export function setNice(nice: number): Errno {
   return call((l) => l.symbols.setpriority(0, 0, nice));
+}
+
+export const SCHED_OTHER = 0;
+export const SCHED_FIFO = 1;
+/** Or'ed into a policy: threads and processes created afterwards start at SCHED_OTHER, nice 0. */
+export const SCHED_RESET_ON_FORK = 0x4000_0000;
+
+/**
+ * sched_setscheduler(0, policy, {priority}) on the calling thread only (Linux applies the policy
+ * per thread; pid 0 is the caller). EPERM without CAP_SYS_NICE or a large enough RLIMIT_RTPRIO.
+ */
+export function setScheduler(policy: number, priority: number): Errno {
+  const param = new Int32Array([priority]);
+  return call((l) => l.symbols.sched_setscheduler(0, policy, ptr(param)));
+}
+
+/** The calling thread's policy (SCHED_RESET_ON_FORK included when set), or -1. */
+export function getScheduler(): number {
+  const l = libc();
+  return l ? l.symbols.sched_getscheduler(0) : -1;
 }
 
 /**

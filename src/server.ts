@@ -3,6 +3,7 @@ import { type AccessRuntime, startAccess } from "./access/runtime.ts";
 import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/server/index.ts";
 import { warmupEnabled } from "./ca/server/warmup.ts";
 import { errorMessage } from "./common/errors.ts";
+import { raiseServingThread, rtPriorityFromEnv } from "./common/realtime.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
@@ -18,6 +19,7 @@ import {
   PvaServer,
   type PvaServerConfig,
   pvaServerConfigFromEnv,
+  pvaWarmupEnabled,
 } from "./pva/server/index.ts";
 import { serveHttp } from "./server-http.ts";
 import { StateStore } from "./state/index.ts";
@@ -160,7 +162,8 @@ async function startPva(
   const pva = new PvaServer({
     source: registry,
     logger,
-    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
+    // The thread's priority is startServer's to set, once for CA, PVA and REST (StartOptions).
+    config: { ...pvaServerConfigFromEnv(env), rtPriority: 0, ...opts.pvaConfig },
     access,
     version: `iocmng ${VERSION} (Bun ${Bun.version})`,
   });
@@ -211,6 +214,12 @@ export interface StartOptions {
    * `true` for the process defaults; an object to inject the exit and grace time (tests).
    */
   signals?: boolean | { exit?: (code: number) => void; graceMs?: number };
+  /**
+   * SCHED_FIFO priority for this process's main thread, which serves CA, PVA and REST (0 = normal
+   * scheduling; default: IOCMNG_RT_PRIORITY, else 0). `iocmng serve` passes DEFAULT_RT_PRIORITY
+   * when the variable is unset (src/common/realtime.ts, docs/ca-server.md §Scheduling).
+   */
+  rtPriority?: number;
 }
 
 /** Thrown by {@link startServer} when a signal (or `stop`) arrived before the server was up. */
@@ -262,6 +271,8 @@ export async function startServer(
   const logs = new LogRings();
   // Read before anything starts: a bad value stops the start with the variable's name.
   const warmup = warmupEnabled(opts.env ?? process.env);
+  const pvaWarmup = pvaWarmupEnabled(opts.env ?? process.env);
+  const rtPriority = opts.rtPriority ?? rtPriorityFromEnv(opts.env ?? process.env) ?? 0;
   const runtime = await buildRuntime(config, logger, {
     env: opts.env ?? process.env,
     logs,
@@ -270,6 +281,9 @@ export async function startServer(
   });
   const { controller, registry } = runtime;
   const ca = runtime.ca as CaServer;
+  // After the search threads started (they stay at normal priority), before the warm-up and the
+  // restore; plugin processes never inherit it (SCHED_RESET_ON_FORK).
+  raiseServingThread(rtPriority, logger, "CA/PVA server");
   let compat: CompatWiring;
   try {
     compat = compatWiring(config, controller, opts.env ?? process.env, logger);
@@ -289,7 +303,13 @@ export async function startServer(
     // The CA warm-up runs in the idle time of a plugin restore when there is one (the first storm
     // after a restart meets compiled code), else once REST listens: with nothing to restore, its
     // slices would only delay the start (docs/benchmarks.md, cold start).
-    const startWarmup = warmupOnce(warmup, ca, logger, () => stopping !== null);
+    const startWarmup = warmupOnce(
+      { ca: warmup, pva: pvaWarmup },
+      ca,
+      runtime.pva,
+      logger,
+      () => stopping !== null,
+    );
     await controller.restore({ onPlugins: startWarmup });
     // IOCMNG_PLUGINS_CONFIG (2.7.9's plugins.yaml): what the state did not bring back, in order.
     if (compat.env.pluginsConfig !== null) startWarmup();
@@ -332,22 +352,41 @@ export async function startServer(
 }
 
 /**
- * Starts the CA warm-up on the first call (none when disabled or stopping); it yields to the first
- * real client and logs what it did.
+ * Starts the CA warm-up, then the PVA one (src/pva/server/warmup.ts), on the first call (none when
+ * disabled or stopping); they yield to the first real clients and log what they did. One after the
+ * other: together they would only compete for the same thread.
  */
 function warmupOnce(
-  enabled: boolean,
+  enabled: { ca: boolean; pva: boolean },
   ca: CaServer,
+  pva: PvaServer | null,
   logger: Logger,
   stopping: () => boolean,
 ): () => void {
-  let started = !enabled;
+  let started = !enabled.ca && !(enabled.pva && pva);
+  const warmPva = () => {
+    if (!enabled.pva || !pva || stopping()) return;
+    pva.warmUp().then(
+      (r) => logger.info({ ...r }, "PVA hot paths warmed up"),
+      (e: unknown) => logger.warn({ err: errorMessage(e) }, "PVA warm-up failed"),
+    );
+  };
   return () => {
     if (started || stopping()) return;
     started = true;
+    if (!enabled.ca) {
+      warmPva();
+      return;
+    }
     ca.warmUp().then(
-      (r) => logger.info({ ...r }, "CA hot paths warmed up"),
-      (e: unknown) => logger.warn({ err: errorMessage(e) }, "CA warm-up failed"),
+      (r) => {
+        logger.info({ ...r }, "CA hot paths warmed up");
+        warmPva();
+      },
+      (e: unknown) => {
+        logger.warn({ err: errorMessage(e) }, "CA warm-up failed");
+        warmPva();
+      },
     );
   };
 }

@@ -1,6 +1,6 @@
 /**
- * CA server benchmarks with the C load client (../shared/bench/cabench.c, linked against libca),
- * the same instrument as the softIoc reference figures, and our write-path client
+ * CA server benchmarks with the C load client scripts/bench/product-client.c (linked against
+ * Debian's libca; the same client product.ts runs against iocmng and softIoc), and our write-path client
  * (scripts/bench/caputget.c, also on libca). Run: `bun scripts/bench/ca-server.ts
  * [connect|latency|fanout|maxrate|memory|putget|burst|subput|clearput ...]` (default: all).
  * putget, burst, subput and clearput run
@@ -8,13 +8,14 @@
  * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
  * Prints one line per figure. Keep runs short: the machine may be shared.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { median, runCaClient } from "./ca-client.ts";
 
-const CABENCH = process.env.CABENCH ?? "/tmp/cabench";
-const CABENCH_SRC = "/work/shared/bench/cabench.c";
+// Built per run (the source may change between runs; it compiles in well under a second).
+const work = mkdtempSync(join(tmpdir(), "ca-bench-"));
+const CLIENT = join(work, "product-client");
 const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 
@@ -34,7 +35,7 @@ function buildClient(): void {
     const r = Bun.spawnSync(["gcc", "-O2", "-o", out, src, LIBCA]);
     if (r.exitCode !== 0) throw new Error(`building ${out} failed: ${r.stderr.toString()}`);
   };
-  build(CABENCH, CABENCH_SRC);
+  build(CLIENT, join(import.meta.dir, "product-client.c"));
   build(CAPUTGET, join(import.meta.dir, "caputget.c"));
 }
 
@@ -104,8 +105,25 @@ async function startServer(count: number): Promise<ServerProc> {
   };
 }
 
-async function cabench(port: number, ...args: string[]): Promise<string> {
-  return runCaClient(CABENCH, port, args);
+/**
+ * The load client on `count` PVs named `${prefix}0…` (the bench server's names), or in latency
+ * mode on the one PV `prefix`. The client reads names from a file, so the file is written once
+ * per name set.
+ */
+async function cabench(port: number, mode: string, prefix: string, count: string, secs?: string) {
+  if (mode === "latency") return runCaClient(CLIENT, port, [mode, prefix, count]);
+  const file = join(work, `${prefix.replace(/\W/g, "_")}-${count}.txt`);
+  if (!existsSync(file)) {
+    const names = Array.from({ length: Number(count) }, (_, i) => `${prefix}${i}`);
+    writeFileSync(file, `${names.join("\n")}\n`);
+  }
+  return runCaClient(CLIENT, port, [mode, file, secs ?? "_"]);
+}
+
+/** Updates per second from the client's monitor line ("updates U in S s"). */
+function updateRate(out: string): number {
+  const m = /updates (\d+) in ([\d.]+) s/.exec(out);
+  return Number(m?.[1]) / Number(m?.[2]);
 }
 
 /**
@@ -119,7 +137,7 @@ async function benchConnect(): Promise<void> {
   const totals: number[] = [];
   for (let i = 0; i < 12; i++) {
     const out = await cabench(s.port, "connect", "BENCH:D", "10000");
-    totals.push(Number(/connect\+get: ([\d.]+) s/.exec(out)?.[1]));
+    totals.push(Number(/connect\+get \d+: ([\d.]+) s/.exec(out)?.[1]));
   }
   const warm = totals.slice(3);
   console.log(
@@ -158,7 +176,7 @@ async function benchFanout(): Promise<void> {
   const runs = Array.from({ length: clients }, () =>
     cabench(s.port, "monitor", "BENCH:D", String(n), String(secs)),
   );
-  // Clients connect and settle (~1 s in cabench); measure a window inside their run.
+  // Clients connect and settle (1 s in the client); measure a window inside their run.
   await Bun.sleep(3000);
   const c0 = cpuSeconds(s.pid);
   const st0 = await s.cmd("stats");
@@ -168,7 +186,7 @@ async function benchFanout(): Promise<void> {
   const st1 = await s.cmd("stats");
   const dt = (performance.now() - t0) / 1000;
   const outs = await Promise.all(runs);
-  const rates = outs.map((o) => Number(/([\d.]+) updates\/s/.exec(o)?.[1]));
+  const rates = outs.map(updateRate);
   const delivered = (st1.updatesSent ?? 0) - (st0.updatesSent ?? 0);
   const cpu = c1 - c0;
   console.log(
@@ -330,3 +348,4 @@ for (const name of which.length > 0 ? which : Object.keys(all)) {
   if (!f) throw new Error(`unknown benchmark ${name}; choose from ${Object.keys(all).join(", ")}`);
   await f();
 }
+rmSync(work, { recursive: true, force: true });

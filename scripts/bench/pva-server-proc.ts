@@ -1,7 +1,11 @@
 /**
  * Benchmark server process (spawned by scripts/bench/pva-server.ts, not run by hand): serves N
  * double PVs `BENCH:D0..N-1` plus `BENCH:LAT` over pvAccess on random loopback ports (and over CA
- * too with `--ca`, for the both-protocols memory figure) and prints `READY <tcp> <udp>`. Commands on
+ * too with `--ca`, for the both-protocols memory figure) and prints `READY <tcp> <udp>`. The server
+ * takes iocmng's own settings from the environment as the product does (IOCMNG_PVA_TYPE_CACHE,
+ * IOCMNG_PVA_SERVER_PV, IOCMNG_RT_PRIORITY), not the EPICS address ones, and runs the PVA warm-up
+ * the product runs after its start (IOCMNG_PVA_WARMUP=NO skips it) before READY, so clients meet
+ * the server as they would a product that has been up a second. Commands on
  * stdin, one per line, answered with one JSON line:
  *   stats             → PvaServer.stats() plus rss and cpu (µs) of this process
  *   update <n> <hz>   → posts new values to the first n PVs at hz (0 stops)
@@ -11,7 +15,9 @@
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
+import { pvaServerConfigFromEnv } from "../../src/pva/server/config.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
+import { pvaWarmupEnabled } from "../../src/pva/server/warmup.ts";
 import { benchPvs, Poster, posterCommands, serveCommands } from "./proc-lib.ts";
 
 const count = Number(process.argv[2] ?? 1000);
@@ -19,12 +25,22 @@ const withCa = process.argv.includes("--ca");
 const registry = new PvRegistry();
 const poster = new Poster(benchPvs(registry, count, "BENCH:D"));
 const logger = pino({ level: "warn" });
+const { typeCache, serverPv, rtPriority } = pvaServerConfigFromEnv(process.env);
 const server = new PvaServer({
   source: registry,
   logger,
-  config: { serverPort: 0, broadcastPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false },
+  config: {
+    ...(typeCache !== undefined ? { typeCache } : {}),
+    ...(serverPv !== undefined ? { serverPv } : {}),
+    ...(rtPriority !== undefined ? { rtPriority } : {}),
+    serverPort: 0,
+    broadcastPort: 0,
+    intfAddrs: ["127.0.0.1"],
+    autoBeaconAddrList: false,
+  },
 });
 await server.start();
+if (pvaWarmupEnabled(process.env)) await server.warmUp();
 const ca = withCa
   ? new CaServer({
       registry,

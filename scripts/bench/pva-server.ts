@@ -8,7 +8,7 @@
  * (test/helpers/pva-client.ts) in this process for the round trips and the monitor fan-out. Each server runs in its own process; server CPU is
  * utime+stime from /proc/<pid>/stat over the measuring window. Runs are short: the machine is shared.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cmd } from "../../src/pva/codec/index.ts";
@@ -38,13 +38,47 @@ function rssMb(pid: number): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
-async function startOurs(count: number, withCa = false): Promise<Srv> {
+/**
+ * The scheduling of the thread of `pid` that serves PVA TCP: pvxs's `PVXTCP` (not PVXCTCP, its
+ * client side), our main thread. "FIFO 18 (PVXTCP)" or "OTHER". EPICS runs its server threads
+ * SCHED_FIFO when permitted (root), so softIocPVX's usually is.
+ */
+function schedOf(pid: number): { policy: number; priority: number; label: string } {
+  let best = { policy: 0, priority: 0, label: "OTHER" };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const priority = Number(f[37]); // field 40 rt_priority, 41 policy (proc(5))
+    const policy = Number(f[38]);
+    if (policy === 1 && /^(PVXTCP|bun|iocmng)$/.test(name) && priority > best.priority) {
+      best = { policy, priority, label: `FIFO ${priority} (${name})` };
+    }
+  }
+  return best;
+}
+
+async function startOurs(
+  count: number,
+  withCa = false,
+  env: Record<string, string> = {},
+): Promise<Srv> {
   // PVA_BENCH_PROF=<dir> profiles our server process (bun --cpu-prof) for the whole run.
   const prof = process.env.PVA_BENCH_PROF;
   const args = ["bun", ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
   args.push("scripts/bench/pva-server-proc.ts", String(count));
   if (withCa) args.push("--ca");
-  const proc = Bun.spawn(args, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn(args, {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, ...env },
+  });
   const reader = proc.stdout.getReader();
   let buf = "";
   const nextLine = async (): Promise<string> => {
@@ -208,16 +242,33 @@ async function benchConnect(): Promise<void> {
   for (const s of servers) await s.stop();
 }
 
-/** Sequential GET round trips on one operation (INIT once, EXEC repeated). */
+/**
+ * Sequential GET round trips on one operation (INIT once, EXEC repeated). iocmng runs with the
+ * reference's scheduling: softIocPVX's TCP thread is SCHED_FIFO when permitted (EPICS does that as
+ * root), so ours gets IOCMNG_RT_PRIORITY at the same priority then; a third side, iocmng at normal
+ * priority, shows what that is worth in the same run (docs/pva.md §Scheduling).
+ * PVA_BENCH_RT=<n> forces our priority (0 = normal, and no third side).
+ */
 async function benchLatency(): Promise<void> {
   const rounds = 2000;
-  const blocks = 4;
   const WARMUP = Number(process.env.PVA_BENCH_WARMUP ?? 1000);
-  // Both servers up at once and the rounds alternated in blocks, after a warm-up on each: run one
-  // after the other, the first server measured also paid for this client's JIT warm-up (its p99).
+  const ref = await startReference(10);
+  const refSched = schedOf(ref.pid);
+  const forced = process.env.PVA_BENCH_RT;
+  const rt = forced !== undefined ? Number(forced) : refSched.policy === 1 ? refSched.priority : 0;
+  const servers: Srv[] = [await startOurs(10, false, { IOCMNG_RT_PRIORITY: String(rt) })];
+  if (rt > 0 && forced === undefined) {
+    const normal = await startOurs(10, false, { IOCMNG_RT_PRIORITY: "0" });
+    servers.push({ ...normal, name: "iocmng (normal priority)" });
+  }
+  servers.push(ref);
+  // All servers up at once and the GETs alternated one by one (one on each server per round),
+  // after a warm-up on each, so a burst of load from elsewhere on the machine hits every side alike.
+  // (Blocks of 500 GETs per side, as before, let a burst land on one side's block: p99s of the same
+  // server swung 0.3-2.6 ms between invocations at load 3.) Run one after the other, the first
+  // server measured also paid for this client's JIT warm-up (its p99).
   const sides: { s: Srv; c: PvaClient; sid: number; ioid: number; times: number[] }[] = [];
-  for (const start of [() => startOurs(10), () => startReference(10)]) {
-    const s = await start();
+  for (const s of servers) {
     const c = await PvaClient.connect(s.tcp);
     const { sid } = await c.channel("BENCH:LAT");
     const ioid = c.ioid();
@@ -230,18 +281,23 @@ async function benchLatency(): Promise<void> {
     await side.c.reply(Cmd.GET, side.ioid);
     if (keep) side.times.push((performance.now() - t0) * 1000);
   };
+  const load0 = loadavg()[0] ?? 0;
   for (const side of sides) for (let i = 0; i < WARMUP; i++) await round(side, false);
-  for (let b = 0; b < blocks; b++)
-    for (const side of sides) for (let i = 0; i < rounds / blocks; i++) await round(side, true);
+  for (let i = 0; i < rounds; i++) for (const side of sides) await round(side, true);
+  const p99s: number[] = [];
   for (const { s, c, times } of sides) {
     times.sort((a, b) => a - b);
-    const p = (q: number) => (times[Math.floor(times.length * q)] ?? 0).toFixed(1);
+    const p = (q: number) => times[Math.floor(times.length * q)] ?? 0;
+    p99s.push(p(0.99));
     console.log(
-      `GET round trip x${rounds} (${blocks} alternated blocks): ${s.name} p50 ${p(0.5)} µs, p99 ${p(0.99)} µs`,
+      `GET round trip x${rounds} (alternated): ${s.name} [${schedOf(s.pid).label}] p50 ${p(0.5).toFixed(1)} µs, p99 ${p(0.99).toFixed(1)} µs`,
     );
     c.close();
     await s.stop();
   }
+  console.log(
+    `GET round trip p99 iocmng / softIocPVX ${((p99s[0] ?? 0) / (p99s[p99s.length - 1] ?? 1)).toFixed(2)}x; load average ${load0.toFixed(1)} -> ${(loadavg()[0] ?? 0).toFixed(1)}`,
+  );
 }
 
 /** One client monitoring `n` PVs on one connection; counts the updates it receives. */

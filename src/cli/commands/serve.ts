@@ -29,13 +29,17 @@ export const serveCommand: Command = {
     }
     const config = loadCliConfig(env);
     // Loaded here, not at the top: `iocmng --version` or `validate` does not evaluate the server.
-    const [{ createRootLogger }, { startServer }] = await Promise.all([
-      import("../../log.ts"),
-      import("../../server.ts"),
-    ]);
+    const [{ createRootLogger }, { startServer }, { DEFAULT_RT_PRIORITY, rtPriorityFromEnv }] =
+      await Promise.all([
+        import("../../log.ts"),
+        import("../../server.ts"),
+        import("../../common/realtime.ts"),
+      ]);
+    // As an EPICS IOC: the serving thread at a real-time priority where the host permits it.
+    const rtPriority = rtPriorityFromEnv(env) ?? DEFAULT_RT_PRIORITY;
     const log = createRootLogger(config.logLevel);
     // Signal handlers go in before the plugins are restored: SIGTERM during a slow boot exits 0.
-    await startServer(config, log, { env, signals: true });
+    await startServer(config, log, { env, signals: true, rtPriority });
     // Serve until a signal handler exits the process.
     return await new Promise<number>(() => {});
   },

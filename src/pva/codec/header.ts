@@ -79,11 +79,18 @@ export function decodeHeader(b: Uint8Array, off = 0): Header {
   if (b[off + 1] === 0) throw new PvaDecodeError("protocol version 0");
   const flags = b[off + 2] ?? 0;
   const le = (flags & Flag.BIG_ENDIAN) === 0;
-  const view = new DataView(b.buffer, b.byteOffset + off + 4, 4);
+  // The size from the bytes, not a DataView: that would make JSC allocate the chunk's ArrayBuffer.
+  const s0 = b[off + 4] ?? 0;
+  const s1 = b[off + 5] ?? 0;
+  const s2 = b[off + 6] ?? 0;
+  const s3 = b[off + 7] ?? 0;
+  const size =
+    (le ? s0 | (s1 << 8) | (s2 << 16) | (s3 << 24) : (s0 << 24) | (s1 << 16) | (s2 << 8) | s3) >>>
+    0;
   return {
     flags,
     command: b[off + 3] ?? 0,
-    size: view.getUint32(0, le),
+    size,
     le,
     control: (flags & Flag.CONTROL) !== 0,
     server: (flags & Flag.SERVER) !== 0,

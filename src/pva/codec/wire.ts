@@ -16,9 +16,17 @@ export class PvaDecodeError extends Error {
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 const enc = new TextEncoder();
 
-/** Reads one payload; `le` is the byte order given by that message's header flag. */
+/**
+ * Reads one payload; `le` is the byte order given by that message's header flag.
+ *
+ * Integers up to 32 bits are read from the bytes directly and the DataView is made only for 64-bit
+ * and float fields: a DataView needs the payload's ArrayBuffer, and asking a small typed array
+ * (the framer's copy of each payload) for it makes JSC allocate one out of line. For every request
+ * that showed up as memory the GC and JSC's block warm-up thread then worked on, on the CPUs the
+ * GET round trip needs (docs/pva.md §Scheduling).
+ */
 export class Reader {
-  readonly view: DataView;
+  private dv: DataView | null = null;
   pos: number;
   constructor(
     readonly bytes: Uint8Array,
@@ -26,8 +34,12 @@ export class Reader {
     start = 0,
     readonly end = bytes.length,
   ) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = start;
+  }
+
+  get view(): DataView {
+    this.dv ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    return this.dv;
   }
 
   get remaining(): number {
@@ -44,22 +56,34 @@ export class Reader {
   }
 
   u8(): number {
-    return this.view.getUint8(this.need(1));
+    return this.bytes[this.need(1)] as number;
   }
   i8(): number {
-    return this.view.getInt8(this.need(1));
+    return ((this.bytes[this.need(1)] as number) << 24) >> 24;
   }
   u16(): number {
-    return this.view.getUint16(this.need(2), this.le);
+    const p = this.need(2);
+    const b = this.bytes;
+    const a0 = b[p] as number;
+    const a1 = b[p + 1] as number;
+    return this.le ? a0 | (a1 << 8) : (a0 << 8) | a1;
   }
   i16(): number {
-    return this.view.getInt16(this.need(2), this.le);
+    return (this.u16() << 16) >> 16;
   }
   u32(): number {
-    return this.view.getUint32(this.need(4), this.le);
+    return this.i32() >>> 0;
   }
   i32(): number {
-    return this.view.getInt32(this.need(4), this.le);
+    const p = this.need(4);
+    const b = this.bytes;
+    const a0 = b[p] as number;
+    const a1 = b[p + 1] as number;
+    const a2 = b[p + 2] as number;
+    const a3 = b[p + 3] as number;
+    return this.le
+      ? a0 | (a1 << 8) | (a2 << 16) | (a3 << 24)
+      : (a0 << 24) | (a1 << 16) | (a2 << 8) | a3;
   }
   /** int64 as a number (exact up to 2^53, which covers timestamps and counters). */
   i64(): number {

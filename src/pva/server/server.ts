@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import { raiseServingThread } from "../../common/realtime.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -16,6 +17,7 @@ import { type RpcHandler, RpcRegistry } from "./rpc.ts";
 import { SearchThread } from "./search-thread.ts";
 import { SERVER_PV, serverPvHandler } from "./server-pv.ts";
 import { broadcastAddresses, resolveDests } from "./udp.ts";
+import { type PvaWarmupOptions, type PvaWarmupReport, warmUpPva } from "./warmup.ts";
 
 export interface PvaServerStats extends PvaCounters {
   connections: number;
@@ -110,10 +112,19 @@ export class PvaServer implements ConnHost {
     this.offRpc = this.rpc.onChange((name, added) => {
       if (!added) this.dropRpcChannels(name);
     });
+    this.raisePriority();
     this.logger.info(
       { tcpPort: this._tcpPort, udpPort: this._udpPort },
       `pvAccess server on TCP ${this._tcpPort}, UDP ${this._udpPort}`,
     );
+  }
+
+  /**
+   * config.rtPriority: this (the main) thread at SCHED_FIFO, as EPICS servers run when permitted.
+   * After the search thread started; threads created later start at normal priority anyway.
+   */
+  private raisePriority(): void {
+    raiseServingThread(this.config.rtPriority, this.logger, "pvAccess server");
   }
 
   async stop(): Promise<void> {
@@ -125,6 +136,19 @@ export class PvaServer implements ConnHost {
     this.listeners = [];
     await this.search?.stop();
     this.search = null;
+  }
+
+  /**
+   * Runs the connection hot paths on synthetic traffic so JSC compiles them before clients lean on
+   * them (warmup.ts); the product calls it after start, next to the CA warm-up. Touches nothing
+   * clients or stats() see; ends early when the server stops.
+   */
+  warmUp(opts: PvaWarmupOptions = {}): Promise<PvaWarmupReport> {
+    const stopped = () => this.state !== "running";
+    return warmUpPva(this.config, this.logger, {
+      ...opts,
+      cancelled: () => stopped() || (opts.cancelled?.() ?? false),
+    });
   }
 
   /** @internal Tests: ends the search thread as a crash would (it is started again). */
