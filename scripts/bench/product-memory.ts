@@ -1,8 +1,8 @@
 #!/usr/bin/env bun
 /**
  * Memory of the product path alone (figure (e) of product.ts, with a breakdown): iocmng with the
- * same three plugins added over REST (10,000 doubles in two plugins, 1,000 updated at 10 Hz by a
- * third), restarted `rounds` times; each time, 4 s after /health answers, the PSS of the server
+ * same plugins added over REST (10,000 doubles in one plugin, 1,000 updated at 10 Hz by a second),
+ * restarted `rounds` times; each time, 4 s after /health answers, the PSS of the server
  * and of each plugin process (the spare included) from /proc/<pid>/smaps, split into what is the
  * process's own (anonymous: JS heap, malloc, JIT code) and what is mapped from files (the
  * executable, shared between processes, so its PSS is a fraction of its RSS).
@@ -16,21 +16,18 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import {
+  addProductPlugins,
   cpuBetween,
-  doublesPlugin,
   iocmngCommand,
   iocmngInstall,
   processTree,
   startIocmng,
   treeCpu,
-  updaterPlugin,
 } from "./product-sides.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const BINARIES = process.argv.slice(3);
-const HALF = 5000;
 
 interface Mem {
   pss: number;
@@ -93,26 +90,11 @@ try {
     );
   console.log(`product-path memory, ${new Date().toISOString()}, load ${load()}`);
   const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(doublesPlugin(HALF));
-  const updater = await makeRepo(updaterPlugin(1000));
   const first = await startIocmng(inst, argvOf(sides[0] as string));
   try {
-    for (const [name, url, parameters] of [
-      ["biga", doubles.url, { first: 0, count: HALF }],
-      ["bigb", doubles.url, { first: HALF, count: HALF }],
-      ["upd", updater.url, {}],
-    ] as const) {
-      const r = await fetch(`${inst.base}/tasks`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name, git_url: url, parameters }),
-      });
-      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
-    }
+    await addProductPlugins(inst.base);
   } finally {
     await first.stop();
-    await doubles.remove();
-    await updater.remove();
   }
   const totals = new Map<string, number[]>();
   const steady = new Map<string, number[]>();

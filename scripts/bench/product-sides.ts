@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freeTcpPort, freeUdpPort } from "../../test/e2e/lib/server.ts";
+import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import { BINARY, isUpToDate } from "../build.ts";
 
 const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
@@ -263,7 +264,42 @@ export function treeMemory(pid: number): {
   return r;
 }
 
-/** The plugin that makes `parameters.count` doubles D<first>..; added twice (biga, bigb). */
+/** The static doubles one plugin makes (`big`, D0..D9999) and the PVs the updater sets at 10 Hz. */
+export const DOUBLES = 10_000;
+export const UPDATING = 1000;
+
+/**
+ * Adds the product path's plugins over REST to a running iocmng (`base`: its /api/v1 URL): `big`
+ * makes the 10,000 doubles (one plugin may make 10,000 PVs of its own, its default PVs aside),
+ * `upd` the 1,000 updated at 10 Hz through setPv. Resolves with the PV count of each.
+ */
+export async function addProductPlugins(base: string): Promise<Array<[string, number]>> {
+  const doubles = await makeRepo(doublesPlugin(DOUBLES));
+  const updater = await makeRepo(updaterPlugin(UPDATING));
+  const out: Array<[string, number]> = [];
+  try {
+    const adds: Array<[string, string, Record<string, number>]> = [
+      ["big", doubles.url, { first: 0, count: DOUBLES }],
+      ["upd", updater.url, {}],
+    ];
+    for (const [name, url, parameters] of adds) {
+      const r = await fetch(`${base}/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, git_url: url, parameters }),
+      });
+      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
+      const info = (await r.json()) as { plugin?: { pvs?: unknown[] } };
+      out.push([name, info.plugin?.pvs?.length ?? Number.NaN]);
+    }
+  } finally {
+    await doubles.remove();
+    await updater.remove();
+  }
+  return out;
+}
+
+/** The plugin that makes `parameters.count` doubles D<first>.. (`big`: all 10,000). */
 export function doublesPlugin(half: number): Record<string, string> {
   return {
     "doubles.ts": `import { TaskBase } from "iocmng";

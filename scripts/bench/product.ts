@@ -6,10 +6,9 @@
  *
  * iocmng is started as a user starts it (`dist/iocmng serve` when `bun run build` made it, else
  * `bun src/main.ts serve`; the first line says which) with a fresh state dir on loopback ports.
- * Over REST it gets two plugins from a git repository this script creates that make 5,000 double
- * PVs each with `addPv` (10,000 doubles; one plugin may hold at most 10,000 PVs *including* its
- * default PVs, so one plugin cannot make all 10,000), and a plugin that updates 1,000 PVs at 10 Hz
- * through `setPv`. Then, `rounds` times, each side is restarted (iocmng restores its plugins at
+ * Over REST it gets a plugin from a git repository this script creates that makes 10,000 double
+ * PVs with `addPv` (one plugin may make 10,000 PVs of its own, besides the default PVs the server
+ * makes for it), and a plugin that updates 1,000 PVs at 10 Hz through `setPv`. Then, `rounds` times, each side is restarted (iocmng restores its plugins at
  * boot) and measured with the same libca client (scripts/bench/product-client.c):
  *   (a) the first connect + get storm of the 10,000 doubles, as soon as the server is ready
  *       (iocmng: /health answers, which it does only once the plugins are restored; softIoc: iocInit
@@ -28,11 +27,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import { median, runCaClient } from "./ca-client.ts";
 import {
+  addProductPlugins,
   cpuBetween,
-  doublesPlugin,
+  DOUBLES,
   iocmngCommand,
   iocmngInstall,
   type Side,
@@ -42,23 +41,18 @@ import {
   startSoftIoc,
   treeCpu,
   treeMemory,
-  updaterPlugin,
+  UPDATING,
 } from "./product-sides.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
-const HALF = 5000;
-const UPDATING = 1000;
 const FANOUT_CLIENTS = 5;
 const AB = process.env.PRODUCT_AB_WARMUP === "1";
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-product-bench-"));
 const CLIENT = join(work, "product-client");
 
-const stormNames = [
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGA:D${i}`),
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGB:D${HALF + i}`),
-];
+const stormNames = Array.from({ length: DOUBLES }, (_, i) => `BENCH:BIG:D${i}`);
 const updatingNames = Array.from({ length: UPDATING }, (_, i) => `BENCH:UPD:U${i}`);
 const STORM_FILE = join(work, "storm.txt");
 const UPD_FILE = join(work, "updating.txt");
@@ -192,32 +186,16 @@ async function measure(s: Side, f: Figures, full: boolean): Promise<void> {
   f.mem = treeMemory(s.pid);
 }
 
-/** Adds the three plugins over REST to a first start of iocmng, then stops it. */
+/** Adds the plugins over REST to a first start of iocmng, then stops it. */
 async function install(argv: string[]): Promise<Awaited<ReturnType<typeof iocmngInstall>>> {
   const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(doublesPlugin(HALF));
-  const updater = await makeRepo(updaterPlugin(UPDATING));
   const s = await startIocmng(inst, argv);
   try {
-    const adds: Array<[string, string, Record<string, number>]> = [
-      ["biga", doubles.url, { first: 0, count: HALF }],
-      ["bigb", doubles.url, { first: HALF, count: HALF }],
-      ["upd", updater.url, {}],
-    ];
-    for (const [name, url, parameters] of adds) {
-      const r = await fetch(`${inst.base}/tasks`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name, git_url: url, parameters }),
-      });
-      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
-      const info = (await r.json()) as { plugin?: { pvs?: unknown[] } };
-      console.log(`  added ${name} over REST: ${info.plugin?.pvs?.length ?? "?"} PVs`);
+    for (const [name, n] of await addProductPlugins(inst.base)) {
+      console.log(`  added ${name} over REST: ${n} PVs`);
     }
   } finally {
     await s.stop();
-    await doubles.remove();
-    await updater.remove();
   }
   return inst;
 }

@@ -19,13 +19,30 @@ import {
 } from "../pv/types.ts";
 import type { PvDefinition } from "../sdk/host.ts";
 import type { StateStore } from "../state/index.ts";
+import { defaultPvNames } from "./config.ts";
 import { PV_NAME_RE } from "./config-schema.ts";
 import type { HostEvents } from "./host.ts";
 import type { LoadedPlugin, PluginPv } from "./plugin.ts";
 import type { SetUpdate, WorkerPvInfo } from "./protocol.ts";
 
-/** Most PVs one plugin may have (declared plus addPv): a runaway addPv loop stops here. */
+/**
+ * Most PVs of its own one plugin may have (declared in config.yaml plus addPv; the default PVs
+ * the server makes for every plugin — STATUS, MESSAGE, ENABLE… — do not count): a runaway addPv
+ * loop stops here, and a plugin can still make the 10,000 PVs a site may ask of one IOC.
+ */
 export const MAX_PVS_PER_PLUGIN = 10_000;
+
+/** PVs of `p` that count against {@link MAX_PVS_PER_PLUGIN}: all but the server-made defaults. */
+export function ownPvCount(p: LoadedPlugin): number {
+  let defaults = 0;
+  for (const name of defaultPvNames(p.kind)) {
+    const pp = p.pvs.get(name);
+    // A name the kind does not get by default (a continuous task's RUN, say) that the plugin
+    // added itself is its own.
+    if (pp !== undefined && pp.runtime !== true) defaults++;
+  }
+  return p.pvs.size - defaults;
+}
 
 /** Longest MESSAGE (EPICS string). */
 const MESSAGE_MAX = 39;
@@ -215,8 +232,10 @@ export class PvBridge {
       return prior.pv.value;
     }
     if (prior) throw new Error(`PV "${name}" already exists`);
-    if (p.pvs.size >= MAX_PVS_PER_PLUGIN) {
-      throw new Error(`too many PVs: a plugin may have at most ${MAX_PVS_PER_PLUGIN}`);
+    if (ownPvCount(p) >= MAX_PVS_PER_PLUGIN) {
+      throw new Error(
+        `too many PVs: a plugin may have at most ${MAX_PVS_PER_PLUGIN} of its own (declared plus addPv; ${name} refused)`,
+      );
     }
     if (!isPlainObject(def)) throw new Error("addPv: definition must be an object");
     const spec: PvSpec = {

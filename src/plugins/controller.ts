@@ -107,6 +107,8 @@ export class PluginController {
   private readonly stopSignal = new AbortController();
   /** The pre-started plugin process of the next add (none with a caller's host factory). */
   private readonly spares: SpareHost | null;
+  /** restore() finished: adds from now on want a spare. */
+  private booted = false;
   private readonly hostFactory: PluginHostFactory;
 
   constructor(private readonly deps: ControllerDeps) {
@@ -115,7 +117,7 @@ export class PluginController {
     const sandbox = deps.config.sandbox ?? defaultSandboxConfig();
     this.spares =
       deps.hostFactory === undefined && sandbox.spare
-        ? new SpareHost(this.log, sandbox, () => this.tokenEnvNames())
+        ? new SpareHost(this.log, sandbox, () => this.tokenEnvNames(), this.timings.spareIdleMs)
         : null;
     this.hostFactory =
       deps.hostFactory ?? (this.spares ? withSpares(this.spares) : defaultHostFactory);
@@ -158,6 +160,8 @@ export class PluginController {
       busy: (k) => this.busy.has(k),
     });
     if (refused) return refused;
+    // A spare process for this add (taken once cloned) and the next ones (ends when adds stop).
+    if (this.booted) this.spares?.fill();
     const key = req.name.toLowerCase();
     let pat = req.pat;
     if (pat === undefined && req.pat_env) pat = process.env[req.pat_env];
@@ -447,8 +451,8 @@ export class PluginController {
       add: (d) => this.add(d),
       remove: (kind, name) => this.remove(kind, name),
     });
-    // Booted: the next add's process starts now, not when the add comes.
-    this.spares?.fill();
+    // From now on an add starts the spare; the restore starts none (no idle process; spare.ts).
+    this.booted = true;
   }
 
   /** A running plugin's process ended by itself: restart it later, or quarantine it. */

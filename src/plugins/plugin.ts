@@ -26,6 +26,8 @@ export interface RuntimeTimings extends RestartTimings {
   cloneTimeoutMs: number;
   /** Dependency installation. */
   installTimeoutMs: number;
+  /** A spare process no add asked for this long ends (default: spare.ts's SPARE_IDLE_MS). */
+  spareIdleMs?: number;
 }
 
 /** Defaults: removal completes within 2 s (1.2 s for cleanup, then terminate). */

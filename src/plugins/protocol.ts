@@ -6,6 +6,9 @@
 import type { LogLevel, PluginContext, PvDefinition } from "../sdk/host.ts";
 import type { SetBatch } from "./set-batch.ts";
 
+/** Most addPv calls in one `addPv` message (the server refuses a larger batch whole). */
+export const MAX_ADD_BATCH = 500;
+
 /** What the worker knows about each PV: enough to validate names and map enum state names. */
 export interface WorkerPvInfo {
   kind: string;
@@ -45,7 +48,7 @@ export type ToWorker =
   /** `parameters`: overlaid on the job's own for this run only (an RPC call's arguments). */
   | { t: "runJob"; id: number; parameters?: Record<string, unknown> }
   | { t: "stop"; id: number; cleanupTimeoutMs: number }
-  /** Reply to a worker request (addPv). */
+  /** Reply to a worker request (an addPv batch). */
   | { t: "reply"; id: number; ok: boolean; message: string; data?: unknown };
 
 /** Worker → main. */
@@ -54,7 +57,11 @@ export type FromWorker =
   | { t: "reply"; id: number; ok: boolean; message: string; step?: string; data?: unknown }
   /** Batched setPv updates in columns (src/plugins/set-batch.ts). */
   | SetBatch
-  | { t: "addPv"; id: number; name: string; def: PvDefinition }
+  /**
+   * addPv calls in order (at most MAX_ADD_BATCH, worker-pvs.ts); the reply's `data` has one
+   * [true, current value] or [false, reason] per call.
+   */
+  | { t: "addPv"; id: number; items: Array<[name: string, def: PvDefinition]> }
   | {
       t: "log";
       level: LogLevel;

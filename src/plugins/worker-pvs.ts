@@ -4,8 +4,8 @@
  */
 import { format } from "node:util";
 import { errorMessage } from "../common/errors.ts";
-import type { LogLevel, PvAlarm, PvDefinition, PvInput, SdkHost } from "../sdk/host.ts";
-import type { SetUpdate, WorkerPvInfo } from "./protocol.ts";
+import type { LogLevel, PvAlarm, PvDefinition, PvInput, PvKindName, SdkHost } from "../sdk/host.ts";
+import { MAX_ADD_BATCH, type SetUpdate, type WorkerPvInfo } from "./protocol.ts";
 import { SetEncoder } from "./set-batch.ts";
 import { log, send } from "./worker-log.ts";
 
@@ -16,11 +16,81 @@ const pending = new Map<string, SetUpdate>();
 const encoder = new SetEncoder();
 let flushScheduled = false;
 let nextRequestId = 1;
-/** addPv calls waiting for the main thread's reply, by request id. */
+/** addPv batches waiting for the main thread's reply, by request id. */
 export const requests = new Map<
   number,
   { resolve: (data: unknown) => void; reject: (e: Error) => void }
 >();
+
+/** An addPv call not answered yet. */
+interface QueuedAdd {
+  name: string;
+  def: PvDefinition;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+/**
+ * addPv calls travel in batches (protocol.ts, `addPv`), one batch in flight at a time: a plugin
+ * adding 10,000 PVs at once sends 20 messages, not 10,000, and neither side's IPC buffers grow to
+ * hold them all (measured: 3.5 MB more memory kept in the plugin process for 10,000 PVs added in
+ * one go as single messages; docs/benchmarks.md, "Product-path memory").
+ */
+const addQueue: QueuedAdd[] = [];
+let addInFlight = false;
+let addScheduled = false;
+
+/** Sends the next batch of queued addPv calls unless one is already waiting for its reply. */
+function sendAdds(): void {
+  addScheduled = false;
+  if (addInFlight || addQueue.length === 0) return;
+  const batch = addQueue.splice(0, MAX_ADD_BATCH);
+  const id = nextRequestId++;
+  addInFlight = true;
+  const done = (): void => {
+    addInFlight = false;
+    sendAdds();
+  };
+  requests.set(id, {
+    resolve: (data: unknown) => {
+      settleAdds(batch, Array.isArray(data) ? data : []);
+      done();
+    },
+    reject: (e: Error) => {
+      for (const a of batch) a.reject(e);
+      done();
+    },
+  });
+  // PV updates made before these addPv calls reach the server first, as before batching.
+  flush();
+  send({ t: "addPv", id, items: batch.map((a) => [a.name, a.def]) });
+}
+
+const KINDS = new Map<string, string>(
+  (["double", "long", "string", "enum", "char"] satisfies PvKindName[]).map((k) => [k, k]),
+);
+
+/** Each call of `batch` resolves or rejects with its own outcome ([true, value] / [false, why]). */
+function settleAdds(batch: QueuedAdd[], results: unknown[]): void {
+  for (let i = 0; i < batch.length; i++) {
+    const a = batch[i] as QueuedAdd;
+    const r = results[i];
+    if (!Array.isArray(r) || r[0] !== true) {
+      const why = Array.isArray(r) && typeof r[1] === "string" ? r[1] : "addPv: no answer";
+      a.reject(new Error(why));
+      continue;
+    }
+    const def = a.def;
+    pvs.set(a.name, {
+      // The copy's kind is a string of its own per PV: one shared string per kind instead.
+      kind: KINDS.get(def.kind) ?? def.kind,
+      count: def.count ?? 1,
+      writable: def.writable ?? false,
+      ...(def.meta?.states ? { states: def.meta.states } : {}),
+      value: r[1] ?? def.initial ?? (def.kind === "string" ? "" : 0),
+    });
+    a.resolve();
+  }
+}
 
 /** True while an update of PV `name` waits to be sent. */
 export function hasPendingUpdate(name: string): boolean {
@@ -34,6 +104,16 @@ export function flush(): void {
   const batch = encoder.encode(pending.values(), pending.size);
   pending.clear();
   send(batch);
+}
+
+/** The first PV names, for an error: a plugin with 10,000 PVs must not build a 70 KB message. */
+function knownNames(): string {
+  const first: string[] = [];
+  for (const n of pvs.keys()) {
+    if (first.length === 20) return `${first.join(", ")} … ${pvs.size} in all`;
+    first.push(n);
+  }
+  return first.join(", ");
 }
 
 function copyValue(v: PvInput): unknown {
@@ -55,7 +135,7 @@ function localValue(info: WorkerPvInfo, v: PvInput): unknown {
 export const host: SdkHost = {
   setPv(name: string, value: PvInput, alarm?: PvAlarm): void {
     const info = pvs.get(name);
-    if (!info) throw new Error(`unknown PV "${name}" (known: ${[...pvs.keys()].join(", ")})`);
+    if (!info) throw new Error(`unknown PV "${name}" (known: ${knownNames()})`);
     // Checked here, synchronously, so the plugin sees its mistake where it made it (a value that
     // cannot cross postMessage would otherwise fail later and take the whole batch with it).
     const t = typeof value;
@@ -95,23 +175,23 @@ export const host: SdkHost = {
   },
   addPv(name: string, def: PvDefinition): Promise<void> {
     if (pvs.has(name)) return Promise.reject(new Error(`PV "${name}" already exists`));
-    const id = nextRequestId++;
-    flush();
-    send({ t: "addPv", id, name, def });
+    // A copy taken now, as sending at once did: the plugin may change its object afterwards, and
+    // a definition that cannot cross the pipe fails here, alone, not the batch it would travel in.
+    let copy: PvDefinition;
+    try {
+      copy = structuredClone(def);
+    } catch (e) {
+      return Promise.reject(
+        new TypeError(`addPv("${name}"): the definition cannot be sent: ${errorMessage(e)}`),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
-      requests.set(id, {
-        resolve: (current: unknown) => {
-          pvs.set(name, {
-            kind: def.kind,
-            count: def.count ?? 1,
-            writable: def.writable ?? false,
-            ...(def.meta?.states ? { states: def.meta.states } : {}),
-            value: current ?? def.initial ?? (def.kind === "string" ? "" : 0),
-          });
-          resolve();
-        },
-        reject,
-      });
+      addQueue.push({ name, def: copy, resolve, reject });
+      // The calls of this turn go together (a loop of addPv, then Promise.all).
+      if (!addScheduled && !addInFlight) {
+        addScheduled = true;
+        queueMicrotask(sendAdds);
+      }
     });
   },
   log(level: LogLevel, bindings: Record<string, unknown>, args: unknown[]): void {

@@ -33,6 +33,9 @@ const decoder = new TextDecoder();
 const NO_OPTIONS: PostOptions = Object.freeze({});
 const FORCED: PostOptions = Object.freeze({ force: true });
 const NO_ALARM = Object.freeze({ status: AlarmStatus.NO_ALARM, severity: Severity.NO_ALARM });
+// The metadata of every PV made without any (most addPv PVs): one shared frozen object instead of
+// one per PV (72 B each; docs/benchmarks.md, "Product-path memory").
+const NO_META: Readonly<PvMeta> = Object.freeze({});
 
 // Sub-millisecond wall clock: the monotonic clock plus an offset re-anchored to Date.now()
 // whenever they drift more than 1 ms apart (NTP steps and slews), without BigInt on the hot path.
@@ -48,6 +51,20 @@ export function now(): Timestamp {
   }
   const sec = Math.floor(ms / 1000);
   return { sec, nsec: Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6)) };
+}
+
+// PVs created within the same millisecond (a plugin's addPv batch, a restore) share one creation
+// timestamp object: timestamps are never mutated, and one {sec, nsec} per PV costs 32 B for
+// nothing (docs/benchmarks.md, "Product-path memory").
+let creationMs = -1;
+let creationStamp: Timestamp = { sec: 0, nsec: 0 };
+function creationTime(): Timestamp {
+  const ms = Math.floor(performance.now());
+  if (ms !== creationMs) {
+    creationMs = ms;
+    creationStamp = now();
+  }
+  return creationStamp;
 }
 
 /** Truncates a string to at most `max` UTF-8 bytes without splitting a character. */
@@ -103,8 +120,10 @@ export class Pv {
 
   private _meta: Readonly<PvMeta>;
   private _state: PvState;
-  private readonly listeners = new Set<PvListener>();
-  private readonly removalListeners = new Set<() => void>();
+  // Created with the first listener: most PVs of a large IOC are never monitored, and two empty
+  // Sets per PV cost ~80 B (docs/benchmarks.md, "Product-path memory").
+  private listeners: Set<PvListener> | null = null;
+  private removalListeners: Set<() => void> | null = null;
   // Last values that triggered DBE_VALUE / DBE_LOG, for the MDEL/ADEL deadbands.
   private lastMonitored: number;
   private lastArchived: number;
@@ -119,13 +138,14 @@ export class Pv {
     this.writable = spec.writable ?? false;
     this.asg = spec.asg;
     this.writeHandler = handler;
-    this._meta = Object.freeze({ ...(spec.meta ?? {}) });
+    const meta = spec.meta;
+    this._meta = meta === undefined || isEmpty(meta) ? NO_META : Object.freeze({ ...meta });
     const value = this.normalize(spec.initial ?? defaultValue(this.kind, this.count));
     this._state = {
       value,
       status: AlarmStatus.NO_ALARM,
       severity: Severity.NO_ALARM,
-      timestamp: now(),
+      timestamp: creationTime(),
     };
     const alarm = this.computeAlarm(value);
     this._state.status = alarm.status;
@@ -163,8 +183,10 @@ export class Pv {
 
   /** Registers an update listener; returns the function that removes it. */
   subscribe(listener: PvListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.listeners ??= new Set();
+    const set = this.listeners;
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
   /** Registers a callback run once when this PV is removed from its registry. */
@@ -173,13 +195,15 @@ export class Pv {
       cb();
       return () => {};
     }
-    this.removalListeners.add(cb);
-    return () => this.removalListeners.delete(cb);
+    this.removalListeners ??= new Set();
+    const set = this.removalListeners;
+    set.add(cb);
+    return () => set.delete(cb);
   }
 
   /** Number of update listeners (for diagnostics and tests). */
   get listenerCount(): number {
-    return this.listeners.size;
+    return this.listeners?.size ?? 0;
   }
 
   /**
@@ -418,7 +442,9 @@ export class Pv {
   }
 
   private emit(mask: number): void {
-    for (const l of this.listeners) {
+    const ls = this.listeners;
+    if (ls === null) return;
+    for (const l of ls) {
       try {
         l(mask);
       } catch {
@@ -431,9 +457,9 @@ export class Pv {
   dispose(): void {
     if (this.removed) return;
     this.removed = true;
-    this.listeners.clear();
-    const cbs = [...this.removalListeners];
-    this.removalListeners.clear();
+    this.listeners?.clear();
+    const cbs = [...(this.removalListeners ?? [])];
+    this.removalListeners?.clear();
     for (const cb of cbs) {
       try {
         cb();
@@ -442,6 +468,11 @@ export class Pv {
       }
     }
   }
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 function exceeds(v: number, last: number, deadband: number): boolean {

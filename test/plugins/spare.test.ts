@@ -1,6 +1,7 @@
 /**
- * The spare plugin process (src/plugins/host/spare.ts): an add with the default limits runs in the
- * process started ahead of it and a new spare replaces it; other limits get a process of their own;
+ * The spare plugin process (src/plugins/host/spare.ts): none at boot; an add starts one and runs in
+ * it, and a new spare started behind it serves the next add; a spare no add asked for lately ends
+ * until the next add; other limits get a process of their own;
  * a killed spare is replaced and harms nobody; a plugin cannot read the spare's environment or
  * memory; a spare started before a variable became hidden is never handed out; `spare: false`
  * starts none. Real plugins from real git repositories, real processes.
@@ -82,13 +83,21 @@ function uidOf(pid: number): number {
   return Number(m?.[1]);
 }
 
-test("an add takes the spare, runs in it, and a new spare replaces it", async () => {
+/** Whether the log shows a spare process started (at any time). */
+const anySpare = (e: Env): boolean =>
+  lines(e).some((l) => l.plugin === "(spare)" && l.msg === "plugin process started");
+
+test("no spare at boot; an add starts one and runs in it; the next spare serves the next add", async () => {
   const e = await env();
   await e.controller.restore();
-  const spare = await waitFor(() => sparePid(e), "the spare after boot");
+  // An IOC that only restored its plugins keeps no idle process.
+  expect(anySpare(e)).toBe(false);
   const r = await repo(fixtureRepo("counter"));
   expect((await e.controller.add({ name: "a", kind: "task", git_url: r.url })).ok).toBe(true);
-  expect(hostOf(e, "a")).toEqual({ pid: spare, spare: true });
+  // The add started the spare before cloning and took it once its clone was there.
+  const first = hostOf(e, "a");
+  expect(first?.spare).toBe(true);
+  const spare = first?.pid as number;
   expect(e.controller.pidOf("a")).toBe(spare);
   // It runs the plugin, confined as any plugin process (uid 65534 when the tests run as root).
   const c = Number(pvValue(e, "TEST:A:CYCLE_COUNT"));
@@ -96,16 +105,45 @@ test("an add takes the spare, runs in it, and a new spare replaces it", async ()
   if (process.getuid?.() === 0) expect(uidOf(spare)).toBe(65534);
   const next = await waitFor(() => sparePid(e), "the next spare");
   expect(next).not.toBe(spare);
-  // Removing the plugin ends the process it took; the new spare stays.
+  // The following add runs in the spare started behind the first.
+  expect((await e.controller.add({ name: "b", kind: "task", git_url: r.url })).ok).toBe(true);
+  expect(hostOf(e, "b")).toEqual({ pid: next, spare: true });
+  const third = await waitFor(() => sparePid(e), "a third spare");
+  // Removing a plugin ends the process it took; the new spare stays.
   expect((await e.controller.remove("task", "a")).ok).toBe(true);
   await waitFor(() => !alive(spare), "the taken spare to end with its plugin");
-  expect(alive(next)).toBe(true);
+  expect(alive(third)).toBe(true);
+});
+
+test("a spare no add asked for within the idle time ends; the next add starts one again", async () => {
+  const e = await env({ timings: { spareIdleMs: 500 } });
+  await e.controller.restore();
+  const r = await repo(fixtureRepo("counter"));
+  expect((await e.controller.add({ name: "one", kind: "task", git_url: r.url })).ok).toBe(true);
+  // The spare left unused (the one behind the add; the add's own if the add took longer than the
+  // idle time) is ended, and none replaces it.
+  const idle = await waitFor(
+    () => lines(e).find((l) => l.msg === "spare plugin process retired: no add")?.pid,
+    "the idle spare to be retired",
+  );
+  expect(lines(e).some((l) => l.plugin === "(spare)" && l.pid === idle)).toBe(true);
+  await waitFor(() => !alive(idle), "the retired spare's process to end");
+  expect(sparePid(e)).toBeUndefined();
+  // The plugin that took the first spare is untouched.
+  expect(e.controller.get("task", "one")?.status).toBe("RUN");
+  // The next add starts a spare again and runs in it.
+  expect((await e.controller.add({ name: "two", kind: "task", git_url: r.url })).ok).toBe(true);
+  const two = hostOf(e, "two");
+  expect(two?.spare).toBe(true);
+  expect(two?.pid).not.toBe(idle);
 });
 
 test("a plugin asking for other limits gets a process of its own; the spare stays", async () => {
   const e = await env();
   await e.controller.restore();
-  const spare = await waitFor(() => sparePid(e), "the spare after boot");
+  const first = await repo(fixtureRepo("counter"));
+  expect((await e.controller.add({ name: "a", kind: "task", git_url: first.url })).ok).toBe(true);
+  const spare = await waitFor(() => sparePid(e), "the spare behind the first add");
   const files = await fixtureFiles("counter");
   files["config.yaml"] = `limits:\n  memory_mib: 640\n${files["config.yaml"]}`;
   const r = await repo(createRepo({ files }));
@@ -119,7 +157,9 @@ test("a plugin asking for other limits gets a process of its own; the spare stay
 test("a killed spare harms nobody: it is replaced, and adds work meanwhile", async () => {
   const e = await env();
   await e.controller.restore();
-  const spare = await waitFor(() => sparePid(e), "the spare after boot");
+  const first = await repo(fixtureRepo("counter"));
+  expect((await e.controller.add({ name: "a", kind: "task", git_url: first.url })).ok).toBe(true);
+  const spare = await waitFor(() => sparePid(e), "the spare behind the first add");
   process.kill(spare, "SIGKILL");
   await waitFor(
     () => lines(e).some((l) => l.msg === "spare plugin process ended unused: replacing it"),
@@ -149,7 +189,6 @@ test("a killed spare harms nobody: it is replaced, and adds work meanwhile", asy
 test("a plugin can read neither the environment nor the memory of the spare", async () => {
   const e = await env();
   await e.controller.restore();
-  await waitFor(() => sparePid(e), "the spare after boot");
   const r = await repo(
     createRepo({
       files: {

@@ -67,3 +67,22 @@ test("one PV set 100000 times in a turn: one update, the latest, order of the ot
   ]);
   expect(host.getPv("A")).toBe(99_999);
 });
+
+test("setPv on an unknown PV names a few known ones, not all of a large plugin's", () => {
+  for (let i = 0; i < 5000; i++) {
+    pvs.set(`X${i}`, { kind: "double", count: 1, writable: false, value: 0 });
+  }
+  try {
+    let message = "";
+    try {
+      host.setPv("NOPE", 1);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toStartWith('unknown PV "NOPE" (known: A, B, C, S, X0');
+    expect(message).toEndWith(`… ${pvs.size} in all)`);
+    expect(message.length).toBeLessThan(300);
+  } finally {
+    for (let i = 0; i < 5000; i++) pvs.delete(`X${i}`);
+  }
+});

@@ -22,6 +22,7 @@ import type {
 } from "../host.ts";
 import type { FromWorker, ToWorker } from "../protocol.ts";
 import { SetDecoder } from "../set-batch.ts";
+import { applyAddBatch } from "./add-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { exitReason } from "./exit.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
@@ -306,15 +307,12 @@ export class PluginProcess implements PluginHost {
         break;
       }
       case "addPv":
-        this.events.onAddPv(m.name, m.def).then(
-          (value) => this.post({ t: "reply", id: m.id, ok: true, message: "created", data: value }),
-          (err: unknown) =>
-            this.post({
-              t: "reply",
-              id: m.id,
-              ok: false,
-              message: err instanceof Error ? err.message : String(err),
-            }),
+        void applyAddBatch(m.items, this.events).then((r) =>
+          this.post(
+            typeof r === "string"
+              ? { t: "reply", id: m.id, ok: false, message: r }
+              : { t: "reply", id: m.id, ok: true, message: "created", data: r },
+          ),
         );
         break;
       case "log": {

@@ -7,6 +7,11 @@
  * could not learn from a process of its own: a spare serves one plugin and is never given back.
  * A spare that dies (killed by another plugin of the same uid, say) is simply replaced, later and
  * later if it keeps dying. `sandbox.spare: false` turns this off (docs/security.md).
+ *
+ * A spare costs an idle IOC a process (~9 MB PSS), so it exists only while adds come: the first
+ * add after boot starts one ({@link SpareHost.fill}; that add takes it, still starting, and the
+ * next one starts behind it for the following adds), and a spare no add asked for during
+ * `idleMs` is ended until the next add. A boot restore starts none.
  */
 import type { Logger } from "pino";
 import {
@@ -21,6 +26,9 @@ import { defaultSandboxConfig, effectiveLimits, pluginEnv, type SandboxConfig } 
 
 /** Longest wait before replacing a spare that keeps dying. */
 const MAX_RETRY_MS = 60_000;
+
+/** How long a spare is kept after the last add that asked for one. */
+export const SPARE_IDLE_MS = 60_000;
 
 /** What must be equal for a spare to stand in for a plugin's own process. */
 function shape(sandbox: SandboxConfig, limits = effectiveLimits(sandbox, undefined)): string {
@@ -43,6 +51,10 @@ export class SpareHost {
   /** The environment the spare started with (envNow). */
   private spareEnv = "";
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Ends the spare `idleMs` after the last fill() (the last add that asked for one). */
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Adds came within `idleMs`: keep a spare (and replace it when taken or dead). */
+  private wanted = false;
   /** Spares that died unused since one was last handed out (each waits longer to be replaced). */
   private deaths = 0;
   private closed = false;
@@ -53,6 +65,7 @@ export class SpareHost {
     private readonly sandbox: SandboxConfig,
     /** Variables hidden from plugins right now (every pat_env name known). */
     private readonly hiddenEnv: () => readonly string[],
+    private readonly idleMs = SPARE_IDLE_MS,
   ) {
     this.shape = shape(sandbox);
   }
@@ -62,9 +75,35 @@ export class SpareHost {
     return this.spare?.pid ?? null;
   }
 
-  /** Starts a spare unless one is there or due. */
+  /**
+   * An add is coming: starts a spare unless one is there or due, and keeps one ready (replaced
+   * when taken or dead) until `idleMs` pass without another fill().
+   */
   fill(): void {
-    if (this.closed || this.spare !== null || this.timer !== null) return;
+    if (this.closed) return;
+    this.wanted = true;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.retire(), this.idleMs);
+    this.idleTimer.unref?.();
+    this.start();
+  }
+
+  /** No add for `idleMs`: the spare ends and is not replaced until the next fill(). */
+  private retire(): void {
+    this.idleTimer = null;
+    this.wanted = false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const s = this.spare;
+    this.spare = null;
+    if (s === null) return;
+    this.log.debug({ pid: s.pid, idleMs: this.idleMs }, "spare plugin process retired: no add");
+    s.terminate();
+  }
+
+  /** Starts a spare if one is wanted and none is there or due. */
+  private start(): void {
+    if (this.closed || !this.wanted || this.spare !== null || this.timer !== null) return;
     const log = this.log.child({ plugin: "(spare)" });
     const events: HostEvents = {
       onSet: () => {},
@@ -99,7 +138,7 @@ export class SpareHost {
     this.log.warn({ reason, retryMs: delay }, "spare plugin process ended unused: replacing it");
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.fill();
+      this.start();
     }, delay);
     this.timer.unref?.();
   }
@@ -111,8 +150,8 @@ export class SpareHost {
    */
   take(o: HostOptions): PluginHost | null {
     const spare = this.spare;
-    // None: not filled yet (only a booted server fills: `iocmng run` never needs one), or dead
-    // and due for replacement.
+    // None: no add asked for one yet or lately (only adds on a booted server fill: a boot restore
+    // and `iocmng run` never need one), or dead and due for replacement.
     if (this.closed || spare === null) return null;
     const sandbox = o.sandbox ?? defaultSandboxConfig();
     if (shape(sandbox, o.limits ?? effectiveLimits(sandbox, undefined)) !== this.shape) {
@@ -137,7 +176,7 @@ export class SpareHost {
       hiddenEnv: o.hiddenEnv,
       codeDirs: o.codeDirs,
     });
-    this.fill();
+    this.start();
     return spare;
   }
 
@@ -145,7 +184,7 @@ export class SpareHost {
     const s = this.spare;
     this.spare = null;
     s?.terminate();
-    this.fill();
+    this.start();
   }
 
   /** Ends the spare for good (server shutdown). */
@@ -153,6 +192,8 @@ export class SpareHost {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     this.spare?.terminate();
     this.spare = null;
   }
