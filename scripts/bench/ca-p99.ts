@@ -7,7 +7,8 @@
  *
  *   bun scripts/bench/ca-p99.ts [rounds=3] [variant…]
  *
- * Variants: `iocmng` (as a user starts it), `softIoc`, and `iocmng+ENV=VALUE[,ENV=VALUE]` for an
+ * Variants: `iocmng` (as a user starts it), `softIoc`, `softIoc-nort` (softIoc without the
+ * real-time priorities it takes as root, see NO_RT below), and `iocmng+ENV=VALUE[,ENV=VALUE]` for an
  * iocmng started with extra environment (e.g. `iocmng+IOCMNG_DISABLE_PVA=1`; `IOCMNG_BIN=<path>` runs
  * another binary, e.g. a copy of dist/iocmng kept from before a change). Default: `iocmng
  * softIoc`. Each round restarts each variant (order alternating), waits 2 s for the boot work to
@@ -45,6 +46,11 @@ const GETS = 2000;
 const SAMPLES_DIR = process.env.CA_P99_SAMPLES;
 // CA_P99_LATE=S: S seconds after the storms, 3 more get runs (is the tail a just-started effect?).
 const LATE_S = Number(process.env.CA_P99_LATE ?? 0);
+// softIoc-nort: softIoc without CAP_SYS_NICE. As root (this machine's benches run as root) EPICS
+// gives its threads SCHED_FIFO priorities (CAS-TCP 16, CAS-UDP 12, scan-0.1 65, a circuit's
+// CAS-client thread …), so its CA replies preempt every ordinary process; without the capability
+// (any non-root IOC without RLIMIT_RTPRIO) they run SCHED_OTHER like iocmng's main thread.
+const NO_RT = ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", "--"];
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-ca-p99-"));
 const CLIENT = join(work, "product-client");
@@ -186,7 +192,9 @@ async function main(): Promise<void> {
       const s =
         v === "softIoc"
           ? await startSoftIoc(dbFile)
-          : await startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
+          : v === "softIoc-nort"
+            ? await startSoftIoc(dbFile, NO_RT)
+            : await startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
       try {
         await measure(s, `${v}-r${r}`, figures.get(v) as Figures);
       } finally {
@@ -196,11 +204,12 @@ async function main(): Promise<void> {
   }
   console.log(`\nSummary, medians over rounds (load ${load()}):`);
   const ref = figures.get("softIoc");
+  const noRt = figures.get("softIoc-nort");
   for (const [v, f] of figures) {
     const rel = (a: number[], b: number[] | undefined) =>
       b && b.length > 0 ? ` (${(median(a) / median(b)).toFixed(2)}×)` : "";
     console.log(
-      `  ${v.padEnd(28)} get p50 ${median(f.p50).toFixed(1)} µs${rel(f.p50, ref?.p50)}, p99 ${median(f.p99).toFixed(0)} µs${rel(f.p99, ref?.p99)}; warm storm ${median(f.warm).toFixed(4)} s${rel(f.warm, ref?.warm)}, server CPU ${median(f.warmCpu).toFixed(0)} ms${rel(f.warmCpu, ref?.warmCpu)}${f.lateP99.length > 0 ? `; p99 ${LATE_S} s later ${median(f.lateP99).toFixed(0)} µs${rel(f.lateP99, ref?.lateP99)}` : ""}`,
+      `  ${v.padEnd(28)} get p50 ${median(f.p50).toFixed(1)} µs${rel(f.p50, ref?.p50)}, p99 ${median(f.p99).toFixed(0)} µs${rel(f.p99, ref?.p99)}; warm storm ${median(f.warm).toFixed(4)} s${rel(f.warm, ref?.warm)}, server CPU ${median(f.warmCpu).toFixed(0)} ms${rel(f.warmCpu, ref?.warmCpu)}${noRt && f !== noRt ? ` | vs softIoc-nort: p99 ${rel(f.p99, noRt.p99)}, warm storm ${rel(f.warm, noRt.warm)}` : ""}${f.lateP99.length > 0 ? `; p99 ${LATE_S} s later ${median(f.lateP99).toFixed(0)} µs${rel(f.lateP99, ref?.lateP99)}` : ""}`,
     );
   }
 }

@@ -44,6 +44,12 @@ export interface CaServerConfig {
   maxPendingWritesPerCircuit: number;
   /** Unsent reply bytes a circuit may accumulate before it is dropped (monitors coalesce instead). */
   maxQueuedBytesPerCircuit: number;
+  /**
+   * SCHED_FIFO priority the main thread and the search thread take at start when the process may
+   * (src/common/realtime.ts); 0 = ordinary scheduling. `iocmng serve` sets it from
+   * IOCMNG_RT_PRIORITY (default 20, rsrv's); a CaServer made directly (tests) stays ordinary.
+   */
+  realtimePriority: number;
 }
 
 /** Defaults: rsrv's where it has one, otherwise bounds generous enough for archivers and gateways. */
@@ -65,6 +71,7 @@ export const DEFAULT_CA_CONFIG: Readonly<CaServerConfig> = Object.freeze({
   maxPayloadBytes: 64 * 1024 * 1024,
   maxPendingWritesPerCircuit: 4096,
   maxQueuedBytesPerCircuit: 256 * 1024 * 1024,
+  realtimePriority: 0,
 });
 
 /** A configuration value is invalid; the message names the variable or field. */
@@ -221,6 +228,7 @@ export function resolveCaConfig(partial: Partial<CaServerConfig> = {}): CaServer
   intField("maxPayloadBytes", 16, 2 ** 31);
   intField("maxPendingWritesPerCircuit", 1, 2 ** 31);
   intField("maxQueuedBytesPerCircuit", 65536, 2 ** 40);
+  intField("realtimePriority", 0, 99);
   if (!(c.beaconPeriod > 0) || !Number.isFinite(c.beaconPeriod)) {
     throw new CaConfigError(`CA config beaconPeriod: expected seconds > 0, got ${c.beaconPeriod}`);
   }

@@ -23,6 +23,8 @@ export type ToSearchThread =
       maxNameLength: number;
       /** SharedArrayBuffer behind the counters (SEARCH_COUNTER_SLOTS doubles). */
       counters: SharedArrayBuffer;
+      /** SCHED_FIFO priority for this thread (0: ordinary), as the server's main thread. */
+      realtimePriority: number;
     })
   | {
       t: "bind";

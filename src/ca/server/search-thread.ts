@@ -34,7 +34,12 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
   /** Starts the thread with the registry's names and follows the registry from now on. */
   constructor(
     private readonly registry: PvSource,
-    private readonly opts: { ignoreAddrs: string[]; maxNameLength: number },
+    private readonly opts: {
+      ignoreAddrs: string[];
+      maxNameLength: number;
+      /** SCHED_FIFO priority the thread takes (0: none), src/common/realtime.ts. */
+      realtimePriority?: number;
+    },
     log: Logger,
   ) {
     super("CA", SEARCH_COUNTER_SLOTS, "searches are not answered", log);
@@ -79,8 +84,8 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
   }
 
   protected init(mirror: NameMirrorInit, counters: SharedArrayBuffer): ToSearchThread {
-    const { ignoreAddrs, maxNameLength } = this.opts;
-    return { t: "init", ...mirror, ignoreAddrs, maxNameLength, counters };
+    const { ignoreAddrs, maxNameLength, realtimePriority = 0 } = this.opts;
+    return { t: "init", ...mirror, ignoreAddrs, maxNameLength, counters, realtimePriority };
   }
 
   /** A replacement binds the same addresses and advertises the TCP port of the moment. */

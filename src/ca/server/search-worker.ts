@@ -12,6 +12,7 @@
  */
 import type dgram from "node:dgram";
 import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
+import { enterRealtime } from "../../common/realtime.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import { NameIndex } from "./names.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
@@ -135,6 +136,12 @@ self.onmessage = (e: MessageEvent<ToSearchThread>) => {
       maxNameLength = m.maxNameLength;
       counters = new Float64Array(m.counters);
       mirror = new NameMirror(m, applyBatch);
+      if (m.realtimePriority > 0) {
+        // Searches answered as rsrv's CAS-UDP thread answers them: ahead of ordinary processes.
+        enterRealtime(m.realtimePriority).then((why) => {
+          if (why !== null) log("debug", "CA search thread not real-time", { why });
+        });
+      }
       break;
     case "bind":
       tcpPort = m.tcpPort;

@@ -6,6 +6,7 @@
 import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import { enterRealtime } from "../../common/realtime.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -117,6 +118,7 @@ export class CaServer implements CircuitHost {
       throw e;
     }
     await this.startBeacons();
+    await this.enterRealtime();
     if (this.stopRequested()) {
       // stop() ran while the beacon addresses were resolved: undo what was started since.
       this.beacons?.stop();
@@ -128,6 +130,15 @@ export class CaServer implements CircuitHost {
       { tcpPort: this._tcpPort, udpPort: this._udpPort, interfaces: this.bindAddrs() },
       "CA server listening",
     );
+  }
+
+  /** The main thread SCHED_FIFO when configured and permitted (src/common/realtime.ts). */
+  private async enterRealtime(): Promise<void> {
+    const priority = this.config.realtimePriority;
+    if (priority === 0) return;
+    const why = await enterRealtime(priority);
+    if (why === null) this.logger.info({ priority }, "CA server threads real-time (SCHED_FIFO)");
+    else this.logger.info({ priority }, `CA server threads not real-time: ${why}`);
   }
 
   // A method, not an inline test: TypeScript would keep start()'s narrowing of `state` across the
@@ -320,7 +331,11 @@ export class CaServer implements CircuitHost {
     if (this.search === null) {
       this.search = new SearchThread(
         this.registry,
-        { ignoreAddrs: [...cfg.ignoreAddrs], maxNameLength: cfg.maxNameLength },
+        {
+          ignoreAddrs: [...cfg.ignoreAddrs],
+          maxNameLength: cfg.maxNameLength,
+          realtimePriority: cfg.realtimePriority,
+        },
         this.logger,
       );
     }

@@ -1,3 +1,4 @@
+import { rtPriorityFromEnv } from "../../common/realtime.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { loadCliConfig } from "../config.ts";
@@ -28,6 +29,10 @@ export const serveCommand: Command = {
       if (v !== undefined) env[variable] = v;
     }
     const config = loadCliConfig(env);
+    // CA threads SCHED_FIFO as rsrv's when permitted (src/common/realtime.ts); a bad value stops
+    // the start here, naming the variable. Only `serve`: a server built in-process (tests) stays
+    // ordinary.
+    const realtimePriority = rtPriorityFromEnv(env);
     // Loaded here, not at the top: `iocmng --version` or `validate` does not evaluate the server.
     const [{ createRootLogger }, { startServer }] = await Promise.all([
       import("../../log.ts"),
@@ -35,7 +40,7 @@ export const serveCommand: Command = {
     ]);
     const log = createRootLogger(config.logLevel);
     // Signal handlers go in before the plugins are restored: SIGTERM during a slow boot exits 0.
-    await startServer(config, log, { env, signals: true });
+    await startServer(config, log, { env, signals: true, caConfig: { realtimePriority } });
     // Serve until a signal handler exits the process.
     return await new Promise<number>(() => {});
   },
