@@ -1,6 +1,7 @@
 /**
- * Real-time scheduling for the threads that answer Channel Access (the server's main thread and
- * its search thread), as EPICS gives its CA server threads when the process may have it.
+ * Real-time scheduling, on request (IOCMNG_RT_PRIORITY), for the threads that answer Channel Access
+ * (the server's main thread and its search thread), as EPICS gives its CA server threads whenever
+ * the process may have it.
  *
  * Why: on Linux an EPICS IOC started by root (or with CAP_SYS_NICE / RLIMIT_RTPRIO) runs its
  * threads SCHED_FIFO — softIoc's CAS-TCP at 16, CAS-UDP at 12, a circuit's CAS-client thread at 20,
@@ -9,8 +10,9 @@
  * scavenger, GC, JIT). Traced with `perf sched` on a 2-core machine, the slow gets of
  * scripts/bench/ca-p99.ts were mostly ones where the server's main thread, woken by the request,
  * waited 50 µs–2 ms for a CPU that a plugin process, a helper thread or another session held,
- * while softIoc's thread never waits; and under load softIoc's warm connect storm is ~1.4× slower
- * when it is denied these priorities (docs/ca-server.md, "Scheduling").
+ * while softIoc's thread never waits; and under load softIoc's warm connect storm is ~1.3–1.5×
+ * slower when it is denied these priorities (docs/ca-server.md, "Scheduling"). Whether iocmng
+ * should do the same by default is open (DEFAULT_RT_PRIORITY below).
  *
  * SCHED_RESET_ON_FORK goes with it: whatever the thread starts afterwards — plugin processes
  * (hostile code must never run real-time) and new threads (Workers, GC and JIT helpers) — starts as
@@ -20,14 +22,22 @@
 import { existsSync, readFileSync } from "node:fs";
 import { ConfigError } from "../config-error.ts";
 
-/** rsrv's priority for a circuit's thread (epicsThreadPriorityCAServerLow, 20 of 99). */
-export const DEFAULT_RT_PRIORITY = 20;
+/**
+ * Off unless asked for. Measured on a 2-core machine shared with other work (docs/ca-server.md,
+ * "Scheduling"), neither priority was a clear gain: at 20 (rsrv's circuit threads) the server
+ * preempted a local libca client's own real-time threads on every request and took a few requests
+ * per wake-up — its CPU per 10,000-channel connect storm went from ~35 to 55–75 ms; at 1 (above
+ * every ordinary process, not above such a client) the CPU stayed at ~35 ms and the worst gets
+ * under load improved (p99 median of 30 runs ~670 vs ~870 µs at load 7) but the typical get got
+ * slower (p50 116 vs 80 µs). Worth trying where an IOC shares its host with heavy ordinary work.
+ */
+export const DEFAULT_RT_PRIORITY = 0;
 
 const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;
 const SCHED_RESET_ON_FORK = 0x40000000;
 
-/** IOCMNG_RT_PRIORITY: 1–99 (SCHED_FIFO priority), 0/no/off/false (not real-time); unset: 20. */
+/** IOCMNG_RT_PRIORITY: 1–99 (SCHED_FIFO priority); unset, 0/no/off/false: not real-time. */
 export function rtPriorityFromEnv(env: Record<string, string | undefined>): number {
   const raw = env.IOCMNG_RT_PRIORITY?.trim();
   if (raw === undefined || raw === "") return DEFAULT_RT_PRIORITY;

@@ -47,7 +47,7 @@ export interface CaServerConfig {
   /**
    * SCHED_FIFO priority the main thread and the search thread take at start when the process may
    * (src/common/realtime.ts); 0 = ordinary scheduling. `iocmng serve` sets it from
-   * IOCMNG_RT_PRIORITY (default 20, rsrv's); a CaServer made directly (tests) stays ordinary.
+   * IOCMNG_RT_PRIORITY (default 0); a CaServer made directly (tests) stays ordinary.
    */
   realtimePriority: number;
 }

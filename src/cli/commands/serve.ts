@@ -29,9 +29,9 @@ export const serveCommand: Command = {
       if (v !== undefined) env[variable] = v;
     }
     const config = loadCliConfig(env);
-    // CA threads SCHED_FIFO as rsrv's when permitted (src/common/realtime.ts); a bad value stops
-    // the start here, naming the variable. Only `serve`: a server built in-process (tests) stays
-    // ordinary.
+    // IOCMNG_RT_PRIORITY: CA threads SCHED_FIFO as rsrv's when permitted (src/common/realtime.ts;
+    // off by default); a bad value stops the start here, naming the variable. Only `serve`: a server
+    // built in-process (tests) stays ordinary.
     const realtimePriority = rtPriorityFromEnv(env);
     // Loaded here, not at the top: `iocmng --version` or `validate` does not evaluate the server.
     const [{ createRootLogger }, { startServer }] = await Promise.all([

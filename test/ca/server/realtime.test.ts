@@ -1,8 +1,8 @@
 /**
- * `iocmng serve` runs its CA threads (main thread, CA search thread) SCHED_FIFO as rsrv does when
- * the process may (src/common/realtime.ts), and nothing it starts inherits it: plugin processes
- * (the spare here) and the runtime's other threads stay ordinary. IOCMNG_RT_PRIORITY=0 turns it
- * off; a bad value stops the start naming the variable. Where the test runs without the privilege
+ * With IOCMNG_RT_PRIORITY=N `iocmng serve` runs its CA threads (main thread, CA search thread)
+ * SCHED_FIFO as rsrv does when the process may (src/common/realtime.ts), and nothing it starts
+ * inherits it: plugin processes (the spare here) and the runtime's other threads stay ordinary.
+ * Unset or 0: ordinary scheduling; a bad value stops the start naming the variable. Where the test runs without the privilege
  * (not root, no CAP_SYS_NICE) the server must still start and say why it is not real-time.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -26,10 +26,10 @@ setDefaultTimeout(90_000);
 const SCHED_FIFO = 1;
 
 describe("rtPriorityFromEnv", () => {
-  test("unset or empty: rsrv's 20; 0/no/off/false: off; 1..99 taken as given", () => {
+  test("unset or empty: off (0); 0/no/off/false: off; 1..99 as given", () => {
     expect(rtPriorityFromEnv({})).toBe(DEFAULT_RT_PRIORITY);
-    expect(DEFAULT_RT_PRIORITY).toBe(20);
-    expect(rtPriorityFromEnv({ IOCMNG_RT_PRIORITY: " " })).toBe(20);
+    expect(DEFAULT_RT_PRIORITY).toBe(0);
+    expect(rtPriorityFromEnv({ IOCMNG_RT_PRIORITY: " " })).toBe(0);
     for (const off of ["0", "no", "OFF", "false"])
       expect(rtPriorityFromEnv({ IOCMNG_RT_PRIORITY: off })).toBe(0);
     expect(rtPriorityFromEnv({ IOCMNG_RT_PRIORITY: "1" })).toBe(1);
@@ -83,8 +83,8 @@ describe("iocmng serve", () => {
     await dirs.remove();
   });
 
-  test("CA threads real-time when permitted, the spare plugin process and other threads not", async () => {
-    const s = await spawnServer(dirs);
+  test("IOCMNG_RT_PRIORITY=1: CA threads real-time when permitted, the spare plugin process and other threads not", async () => {
+    const s = await spawnServer(dirs, { env: { IOCMNG_RT_PRIORITY: "1" } });
     try {
       const pid = s.proc.pid;
       // The spare plugin process starts right after the server listens.
@@ -114,13 +114,16 @@ describe("iocmng serve", () => {
     }
   });
 
-  test("IOCMNG_RT_PRIORITY=0: every thread ordinary, nothing logged about it", async () => {
-    const s = await spawnServer(dirs, { env: { IOCMNG_RT_PRIORITY: "0" } });
-    try {
-      expect(threads(s.proc.pid).filter((t) => t.policy !== 0)).toEqual([]);
-      expect(s.output()).not.toContain("real-time");
-    } finally {
-      await s.kill();
+  test("unset or IOCMNG_RT_PRIORITY=0: every thread ordinary, nothing logged about it", async () => {
+    const envs: Array<Record<string, string>> = [{}, { IOCMNG_RT_PRIORITY: "0" }];
+    for (const env of envs) {
+      const s = await spawnServer(dirs, { env });
+      try {
+        expect(threads(s.proc.pid).filter((t) => t.policy !== 0)).toEqual([]);
+        expect(s.output()).not.toContain("real-time");
+      } finally {
+        await s.kill();
+      }
     }
   });
 
