@@ -2,7 +2,8 @@
  * With IOCMNG_RT_PRIORITY=N `iocmng serve` runs its CA threads (main thread, CA search thread)
  * SCHED_FIFO as rsrv does when the process may (src/common/realtime.ts), and nothing it starts
  * inherits it: plugin processes (the spare here) and the runtime's other threads stay ordinary.
- * Unset or 0: ordinary scheduling; a bad value stops the start naming the variable. Where the test runs without the privilege
+ * Unset or 0: ordinary scheduling; a bad value stops the start naming the variable. And a plugin
+ * process's threads all take the sandbox's nice value (per thread on Linux). Where the test runs without the privilege
  * (not root, no CAP_SYS_NICE) the server must still start and say why it is not real-time.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -13,6 +14,7 @@ import {
   threadPolicy,
 } from "../../../src/common/realtime.ts";
 import { ConfigError } from "../../../src/config-error.ts";
+import { DEFAULT_LIMITS } from "../../../src/plugins/host/sandbox.ts";
 import {
   makeDirs,
   type ServerDirs,
@@ -124,6 +126,26 @@ describe("iocmng serve", () => {
       } finally {
         await s.kill();
       }
+    }
+  });
+
+  test("a plugin process runs every thread at the sandbox's nice, not only its main thread", async () => {
+    const s = await spawnServer(dirs);
+    try {
+      const spare = await waitFor("a plugin process (the spare)", () => children(s.proc.pid).at(0));
+      // Its runtime's threads (allocator scavenger, JIT workers…) exist before the sandbox sets
+      // the nice value; on Linux it is per thread, so each one must have been set.
+      const nices = await waitFor("the spare confined", () => {
+        const n = readdirSync(`/proc/${spare}/task`).map((t) => {
+          const stat = readFileSync(`/proc/${spare}/task/${t}/stat`, "utf8");
+          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+        });
+        return n.some((x) => x === DEFAULT_LIMITS.nice) ? n : undefined;
+      });
+      expect(nices.length).toBeGreaterThan(1);
+      expect(new Set(nices)).toEqual(new Set([DEFAULT_LIMITS.nice]));
+    } finally {
+      await s.kill();
     }
   });
 
