@@ -28,7 +28,7 @@ import { ConfigError } from "../config-error.ts";
  * preempted a local libca client's own real-time threads on every request and took a few requests
  * per wake-up — its CPU per 10,000-channel connect storm went from ~35 to 55–75 ms; at 1 (above
  * every ordinary process, not above such a client) the CPU stayed at ~35 ms and the worst gets
- * under load improved (p99 median of 30 runs ~670 vs ~870 µs at load 7) but the typical get got
+ * under load improved (p99 median of 30 runs 718 vs 865 µs at load 7) but the typical get got
  * slower (p50 116 vs 80 µs). Worth trying where an IOC shares its host with heavy ordinary work.
  */
 export const DEFAULT_RT_PRIORITY = 0;

@@ -24,7 +24,6 @@ import type { FromWorker, ToWorker } from "../protocol.ts";
 import { SetDecoder } from "../set-batch.ts";
 import { PluginCgroup } from "./cgroup.ts";
 import { exitReason } from "./exit.ts";
-import { MessageGate } from "./message-gate.ts";
 import { killTree, recordHost, sessionMembers } from "./reap.ts";
 import { runRoot } from "./run-root.ts";
 import {
@@ -101,11 +100,6 @@ export class PluginProcess implements PluginHost {
   /** Work due before the plugin's code may load (an adopted spare: its clone made readable). */
   private bound: Promise<void> = Promise.resolve();
   private watchdog: ReturnType<typeof setInterval>;
-  // In order, big setPv batches in slices (message-gate.ts: CA gets wait less behind them).
-  private readonly gate = new MessageGate<FromWorker>(
-    (m) => this.onMessage(m),
-    (u) => this.events.onSet(u),
-  );
   private readonly ready: Promise<void>;
   private readyResolve: () => void = () => {};
   private readyReject: (e: Error) => void = () => {};
@@ -247,7 +241,7 @@ export class PluginProcess implements PluginHost {
       // A process group (and session) of its own: a kill of the group reaches what it started.
       detached: true,
       serialization: "advanced",
-      ipc: (m: FromWorker) => this.gate.deliver(m),
+      ipc: (m: FromWorker) => this.onMessage(m),
     });
     this.proc = proc;
     recordHost(root, proc.pid);
@@ -308,7 +302,7 @@ export class PluginProcess implements PluginHost {
       case "setb": {
         const updates = this.setDecoder.decode(m);
         if (typeof updates === "string") this.badBatches.note(updates);
-        else this.gate.applySet(updates);
+        else this.events.onSet(updates);
         break;
       }
       case "addPv":
