@@ -7,7 +7,8 @@
  * (not root, no CAP_SYS_NICE) the server must still start and say why it is not real-time.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   DEFAULT_RT_PRIORITY,
   rtPriorityFromEnv,
@@ -78,15 +79,20 @@ function mayRealtime(): boolean {
 
 describe("iocmng serve", () => {
   let dirs: ServerDirs;
+  // The spare plugin process is what these tests look at: asked for explicitly, whatever the default.
+  let spareOn: Record<string, string>;
   beforeAll(async () => {
     dirs = await makeDirs();
+    const file = join(dirs.root, "spare.yaml");
+    writeFileSync(file, "sandbox:\n  spare: true\n");
+    spareOn = { IOCMNG_CONFIG: file };
   });
   afterAll(async () => {
     await dirs.remove();
   });
 
   test("IOCMNG_RT_PRIORITY=1: CA threads real-time when permitted, the spare plugin process and other threads not", async () => {
-    const s = await spawnServer(dirs, { env: { IOCMNG_RT_PRIORITY: "1" } });
+    const s = await spawnServer(dirs, { env: { ...spareOn, IOCMNG_RT_PRIORITY: "1" } });
     try {
       const pid = s.proc.pid;
       // The spare plugin process starts right after the server listens.
@@ -130,7 +136,7 @@ describe("iocmng serve", () => {
   });
 
   test("a plugin process runs every thread at the sandbox's nice, not only its main thread", async () => {
-    const s = await spawnServer(dirs);
+    const s = await spawnServer(dirs, { env: spareOn });
     try {
       const spare = await waitFor("a plugin process (the spare)", () => children(s.proc.pid).at(0));
       // Its runtime's threads (allocator scavenger, JIT workers…) exist before the sandbox sets
