@@ -7,7 +7,7 @@
  * Constants are the Linux x86_64/aarch64 values (linux/prctl.h, asm-generic/resource.h).
  */
 import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 
 const { i32, u32, u64, ptr: pointer } = FFIType;
 
@@ -133,26 +133,6 @@ export function setNice(nice: number): Errno {
     }
     return rc;
   });
-}
-
-/**
- * setpriority(PRIO_PROCESS, tid, nice) for each thread of this process whose name (comm) is in
- * `names`; the number of threads changed. For the runtime's background threads of the server.
- */
-export function setThreadsNice(names: ReadonlySet<string>, nice: number): number {
-  const l = libc();
-  if (!l) return 0;
-  let n = 0;
-  for (const tid of readdirSync("/proc/self/task")) {
-    let comm: string;
-    try {
-      comm = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
-    } catch {
-      continue; // ended meanwhile
-    }
-    if (names.has(comm) && l.symbols.setpriority(0, Number(tid), nice) === 0) n++;
-  }
-  return n;
 }
 
 /**

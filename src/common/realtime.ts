@@ -95,30 +95,3 @@ export function threadPolicy(pid: number, tid: number = pid): number {
   const m = /^policy\s*:\s*(\d+)/m.exec(readFileSync(file, "utf8"));
   return m ? Number(m[1]) : SCHED_OTHER;
 }
-
-/** The runtime's background threads the CA main thread should never wait behind for a CPU. */
-export const BACKGROUND_THREADS: ReadonlySet<string> = new Set(["mi-scavenger", "JITWorker"]);
-
-/** Their nice value: below the main thread (0), not starved (plugins run at 5). */
-export const BACKGROUND_NICE = 10;
-
-/**
- * Lowers the priority of this process's allocator purge thread (mimalloc's `mi-scavenger`) and
- * JIT compiler threads. Traced with `perf sched` on a quiet 2-core machine (docs/ca-server.md,
- * "Get round-trip tail and scheduling"), those two were what the server's main thread — and the
- * local client's thread waiting for the reply — most often waited behind for a CPU during slow
- * gets: they ran at the main thread's nice 0, so the scheduler shared the CPU with them instead of
- * preempting them. Neither is waited for by the main thread (JIT compiles concurrently; purging
- * returns freed memory to the system), so they only get done a little later under load. GC helper
- * threads are left alone: the main thread does wait for them during a collection. Threads are
- * matched by name; a runtime that names them otherwise is left as it is. Returns how many changed.
- */
-export async function lowerBackgroundThreads(): Promise<number> {
-  if (process.platform !== "linux") return 0;
-  try {
-    const { setThreadsNice } = await import("../../ffi/libc.ts");
-    return setThreadsNice(BACKGROUND_THREADS, BACKGROUND_NICE);
-  } catch {
-    return 0;
-  }
-}

@@ -1,4 +1,4 @@
-import { lowerBackgroundThreads, rtPriorityFromEnv } from "../../common/realtime.ts";
+import { rtPriorityFromEnv } from "../../common/realtime.ts";
 import { stringFlag } from "../args.ts";
 import type { Command } from "../command.ts";
 import { loadCliConfig } from "../config.ts";
@@ -41,14 +41,6 @@ export const serveCommand: Command = {
     const log = createRootLogger(config.logLevel);
     // Signal handlers go in before the plugins are restored: SIGTERM during a slow boot exits 0.
     await startServer(config, log, { env, signals: true, caConfig: { realtimePriority } });
-    // The runtime's allocator-purge and JIT threads below the main thread (realtime.ts); again a
-    // little later for JIT threads started on demand.
-    const lower = () =>
-      lowerBackgroundThreads().then((n) =>
-        log.debug({ threads: n }, "background threads at nice 10"),
-      );
-    await lower();
-    setTimeout(lower, 10_000).unref();
     // Serve until a signal handler exits the process.
     return await new Promise<number>(() => {});
   },

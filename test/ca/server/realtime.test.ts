@@ -10,8 +10,6 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  BACKGROUND_NICE,
-  BACKGROUND_THREADS,
   DEFAULT_RT_PRIORITY,
   rtPriorityFromEnv,
   threadPolicy,
@@ -152,28 +150,6 @@ describe("iocmng serve", () => {
       });
       expect(nices.length).toBeGreaterThan(1);
       expect(new Set(nices)).toEqual(new Set([DEFAULT_LIMITS.nice]));
-    } finally {
-      await s.kill();
-    }
-  });
-
-  test("the server's allocator-purge and JIT threads run below its main thread", async () => {
-    const s = await spawnServer(dirs);
-    try {
-      const pid = s.proc.pid;
-      const niceOf = (tid: number) => {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
-      };
-      const background = await waitFor("the background threads lowered", () => {
-        const bg = threads(pid).filter((t) => BACKGROUND_THREADS.has(t.comm));
-        return bg.length > 0 && bg.every((t) => niceOf(t.tid) === BACKGROUND_NICE) ? bg : undefined;
-      });
-      expect(background.map((t) => t.comm)).toContain("mi-scavenger");
-      expect(niceOf(pid)).toBe(0);
-      // Everything else keeps the main thread's value.
-      for (const t of threads(pid))
-        if (!BACKGROUND_THREADS.has(t.comm)) expect(niceOf(t.tid)).toBe(0);
     } finally {
       await s.kill();
     }
