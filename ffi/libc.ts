@@ -8,6 +8,7 @@
  * Constants are the Linux x86_64/aarch64 values (linux/prctl.h, asm-generic/resource.h).
  */
 import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
+import { existsSync, readdirSync } from "node:fs";
 
 const { i32, u32, u64, ptr: pointer } = FFIType;
 
@@ -119,9 +120,24 @@ export function getrlimit(resource: number): [bigint, bigint] | null {
   return [buf[0] ?? 0n, buf[1] ?? 0n];
 }
 
-/** setpriority(PRIO_PROCESS, 0, nice): the nice value of this process (0..19 for a plugin). */
+/**
+ * The nice value of this process (0..19 for a plugin): setpriority(PRIO_PROCESS, tid, nice) for
+ * each of its threads. On Linux the nice value is per thread and `setpriority(PRIO_PROCESS, 0, …)`
+ * sets the caller's only: the runtime's threads started before (the allocator's scavenger, the JIT
+ * workers) kept nice 0 and, traced with `perf sched`, were what the CA server's main thread most
+ * often waited behind for a CPU (docs/ca-server.md, "Get round-trip tail"). Threads started later
+ * inherit the value.
+ */
 export function setNice(nice: number): Errno {
-  return call((l) => l.symbols.setpriority(0, 0, nice));
+  return call((l) => {
+    let rc = l.symbols.setpriority(0, 0, nice);
+    for (const tid of readdirSync("/proc/self/task")) {
+      // A thread that ended meanwhile (ESRCH) is no failure.
+      if (l.symbols.setpriority(0, Number(tid), nice) !== 0 && existsSync(`/proc/self/task/${tid}`))
+        rc = -1;
+    }
+    return rc;
+  });
 }
 
 export const SCHED_OTHER = 0;

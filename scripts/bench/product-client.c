@@ -5,6 +5,9 @@
  *                         prints "connect+get N: S s" (seconds from the first create to the last
  *                         get reply).
  *   latency PV COUNT      COUNT sequential DBR_DOUBLE gets of one channel; prints p50/p99 in µs.
+ *   samples PV COUNT      the same gets, one line each: "<start, CLOCK_MONOTONIC ns> <round trip
+ *                         ns>", to line slow ones up with what the server did at that moment
+ *                         (strace -tt, perf; scripts/bench/ca-p99.ts).
  *   monitor FILE SECONDS  a DBR_TIME_DOUBLE DBE_VALUE subscription per name; after 1 s to settle,
  *                         counts updates for SECONDS; prints "updates U in S s".
  */
@@ -90,6 +93,24 @@ int main(int argc, char **argv) {
         }
         qsort(us, count, sizeof *us, by_value);
         printf("get p50 %.1f us, p99 %.1f us\n", us[count / 2], us[(int)(count * 0.99)]);
+    } else if (!strcmp(argv[1], "samples")) {
+        int count = atoi(argv[3]);
+        chid id;
+        ca_create_channel(argv[2], NULL, NULL, 0, &id);
+        if (ca_pend_io(10.0) != ECA_NORMAL) { fprintf(stderr, "connect %s failed\n", argv[2]); return 1; }
+        long long *t = calloc(count, sizeof *t), *d = calloc(count, sizeof *d);
+        double v;
+        for (int i = 0; i < count; i++) {
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            ca_array_get(DBR_DOUBLE, 1, id, &v);
+            if (ca_pend_io(5.0) != ECA_NORMAL) { fprintf(stderr, "get timed out\n"); return 1; }
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            t[i] = a.tv_sec * 1000000000LL + a.tv_nsec;
+            d[i] = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+        }
+        /* Printed after the loop: no stdio work between samples. */
+        for (int i = 0; i < count; i++) printf("%lld %lld\n", t[i], d[i]);
     } else if (!strcmp(argv[1], "monitor")) {
         int n;
         char **names = read_names(argv[2], &n);

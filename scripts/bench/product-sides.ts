@@ -153,11 +153,14 @@ export function softIocDb(staticNames: string[], updatingNames: string[]): strin
   return `${out.join("\n")}\n`;
 }
 
-/** Starts softIoc on `dbFile`; ready once it printed the end of iocInit. */
-export async function startSoftIoc(dbFile: string): Promise<Side> {
+/**
+ * Starts softIoc on `dbFile`; ready once it printed the end of iocInit. `prefix`: a command it runs
+ * under, e.g. setpriv dropping CAP_SYS_NICE (as root EPICS runs its threads SCHED_FIFO).
+ */
+export async function startSoftIoc(dbFile: string, prefix: string[] = []): Promise<Side> {
   const caPort = await freeUdpPort();
   const t0 = performance.now();
-  const proc = Bun.spawn([SOFTIOC, "-S", "-d", dbFile], {
+  const proc = Bun.spawn([...prefix, SOFTIOC, "-S", "-d", dbFile], {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       EPICS_CAS_INTF_ADDR_LIST: "127.0.0.1",

@@ -1,5 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
+import { DEFAULT_LIMITS } from "../../src/plugins/host/sandbox.ts";
 import { makeRepo, type TestRepo } from "../helpers/git-e2e.ts";
 import { COUNTER_TASK } from "./lib/plugins.ts";
 import { makeDirs, type ServerDirs, spawnServer, waitFor } from "./lib/server.ts";
@@ -91,6 +92,28 @@ test("serve: the main thread at SCHED_FIFO 18 when permitted, plugins and other 
     // A plugin never runs at a real-time priority, whatever the server got.
     for (const p of plugins) expect(raisedThreads(p)).toEqual([]);
     expect((await srv.api("GET", "/health")).status).toBe(200);
+  } finally {
+    await srv.kill("SIGKILL");
+  }
+}, 120_000);
+
+test("a plugin process runs every thread at the sandbox's nice value, not only its main thread", async () => {
+  const { srv, plugins } = await serverWithPlugin({}, "nicecount");
+  try {
+    // The runtime's threads (allocator scavenger, JIT workers…) exist before the sandbox sets the
+    // nice value, and on Linux it is per thread: each one must have been set (ffi/libc.ts setNice).
+    // Read from the Bun process below the /bin/sh wrapper: the one with more than one thread.
+    const nices = await waitFor("a confined plugin process", () => {
+      for (const pid of plugins) {
+        const n = readdirSync(`/proc/${pid}/task`).map((t) => {
+          const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+        });
+        if (n.length > 1 && n.includes(DEFAULT_LIMITS.nice)) return n;
+      }
+      return undefined;
+    });
+    expect(new Set(nices)).toEqual(new Set([DEFAULT_LIMITS.nice]));
   } finally {
     await srv.kill("SIGKILL");
   }
