@@ -415,8 +415,14 @@ export interface Metrics {
 
 export function createMetrics(deps: MetricsDeps): Metrics {
   const r = new Registry();
-  collectDefaultMetrics({ register: r, prefix: "iocmng_" });
-  // Bun has no libuv event-loop delay monitor: prom-client's lag series read as NaN there.
+  // prom-client samples the event-loop delay with perf_hooks.monitorEventLoopDelay at this
+  // resolution (default 10 ms). Bun implements that with a timer, so the default woke the server's
+  // main thread 100 times a second, idle or not, in the way of the CA/PVA requests it serves (seen
+  // with strace: epoll_pwait2 with a 10 ms timeout in a loop). The lag series are dropped below, so
+  // the monitor only needs to exist: one sample a minute.
+  collectDefaultMetrics({ register: r, prefix: "iocmng_", eventLoopMonitoringPrecision: 60_000 });
+  // The lag and GC-duration series are not kept: Bun's GC has no perf_hooks entries, and a lag
+  // sampled once a minute says nothing.
   for (const m of r.getMetricsAsArray()) {
     if (/eventloop_lag|_gc_duration/.test(m.name)) r.removeSingleMetric(m.name);
   }
