@@ -77,8 +77,17 @@ interface Figures {
   lateP99: number[];
 }
 
+// CA_P99_CLIENT_FIFO=N runs the get client under `chrt -f N`: libca's own threads are real-time as
+// root, but the thread that waits in ca_pend_io is the caller's and ordinary, so on a 2-core host
+// it queues behind whatever else is runnable — the server's plugin processes among them. With it,
+// the client behaves more like one on another machine (a diagnostic; both sides get it alike).
+const CLIENT_FIFO = process.env.CA_P99_CLIENT_FIFO;
+
 async function gets(s: Side, label: string, run: number): Promise<[number, number]> {
-  const out = await runCaClient(CLIENT, s.caPort, ["samples", stormNames[0] as string, `${GETS}`]);
+  const args = ["samples", stormNames[0] as string, `${GETS}`];
+  const out = CLIENT_FIFO
+    ? await runCaClient("chrt", s.caPort, ["-f", CLIENT_FIFO, CLIENT, ...args])
+    : await runCaClient(CLIENT, s.caPort, args);
   if (SAMPLES_DIR) writeFileSync(join(SAMPLES_DIR, `${label}-${run}.txt`), `${out}\n`);
   const us = out
     .split("\n")
