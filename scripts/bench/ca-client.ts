@@ -2,6 +2,16 @@
  * Running a C load client on Debian's libca against a server on loopback, for the CA benches
  * (ca-server.ts, product.ts): the client finds the server only through 127.0.0.1 and its port.
  */
+import { join } from "node:path";
+
+/** Debian's libca, which the C clients link against (no headers needed: they declare what they use). */
+export const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
+
+/** Compiles the C client `src` (a file next to this one) to `out`, linked against libca; throws with gcc's output. */
+export function buildCaClient(out: string, src: string): void {
+  const r = Bun.spawnSync(["gcc", "-O2", "-o", out, join(import.meta.dir, src), LIBCA]);
+  if (r.exitCode !== 0) throw new Error(`building ${src}: ${r.stderr.toString()}`);
+}
 
 /** The environment of a libca client that talks to the server on 127.0.0.1:`port` only. */
 export function caClientEnv(port: number): Record<string, string> {

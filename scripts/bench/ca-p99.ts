@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
-import { median, runCaClient } from "./ca-client.ts";
+import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import {
   doublesPlugin,
   type IocmngInstall,
@@ -40,7 +40,6 @@ import {
 const args = process.argv.slice(2);
 const ROUNDS = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 3;
 const VARIANTS = args.length > 0 ? args : ["iocmng", "softIoc"];
-const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const HALF = 5000;
 const GETS = 2000;
 const SAMPLES_DIR = process.env.CA_P99_SAMPLES;
@@ -171,15 +170,7 @@ function envOf(variant: string): Record<string, string> {
 }
 
 async function main(): Promise<void> {
-  const cc = Bun.spawnSync([
-    "gcc",
-    "-O2",
-    "-o",
-    CLIENT,
-    join(import.meta.dir, "product-client.c"),
-    LIBCA,
-  ]);
-  if (cc.exitCode !== 0) throw new Error(`building product-client: ${cc.stderr.toString()}`);
+  buildCaClient(CLIENT, "product-client.c");
   if (SAMPLES_DIR) mkdirSync(SAMPLES_DIR, { recursive: true });
   const { argv, what } = iocmngCommand();
   console.log(`CA get p99 / warm storm, ${new Date().toISOString()}, Bun ${Bun.version}`);

@@ -11,12 +11,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, runCaClient } from "./ca-client.ts";
+import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 
 // Built per run (the source may change between runs; it compiles in well under a second).
 const work = mkdtempSync(join(tmpdir(), "ca-bench-"));
 const CLIENT = join(work, "product-client");
-const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 
 interface ServerProc {
@@ -30,13 +29,8 @@ const CAPUTGET = process.env.CAPUTGET ?? "/tmp/caputget";
 const SOFTIOC = join(process.env.EPICS_BASE ?? "/work/ref/epics-base", "bin/linux-x86_64/softIoc");
 
 function buildClient(): void {
-  const build = (out: string, src: string) => {
-    if (existsSync(out)) return;
-    const r = Bun.spawnSync(["gcc", "-O2", "-o", out, src, LIBCA]);
-    if (r.exitCode !== 0) throw new Error(`building ${out} failed: ${r.stderr.toString()}`);
-  };
-  build(CLIENT, join(import.meta.dir, "product-client.c"));
-  build(CAPUTGET, join(import.meta.dir, "caputget.c"));
+  buildCaClient(CLIENT, "product-client.c");
+  if (!existsSync(CAPUTGET)) buildCaClient(CAPUTGET, "caputget.c");
 }
 
 /** utime+stime of a process in seconds. */

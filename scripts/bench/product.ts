@@ -27,7 +27,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { median, runCaClient } from "./ca-client.ts";
+import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import {
   addProductPlugins,
   cpuBetween,
@@ -45,7 +45,6 @@ import {
 } from "./product-sides.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 3);
-const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const FANOUT_CLIENTS = 5;
 const AB = process.env.PRODUCT_AB_WARMUP === "1";
 
@@ -232,15 +231,7 @@ function report(ours: Figures, ref: Figures): void {
 }
 
 async function main(): Promise<void> {
-  const cc = Bun.spawnSync([
-    "gcc",
-    "-O2",
-    "-o",
-    CLIENT,
-    join(import.meta.dir, "product-client.c"),
-    LIBCA,
-  ]);
-  if (cc.exitCode !== 0) throw new Error(`building product-client: ${cc.stderr.toString()}`);
+  buildCaClient(CLIENT, "product-client.c");
   const { argv, what } = iocmngCommand();
   console.log(`product-path CA benchmark, ${new Date().toISOString()}, Bun ${Bun.version}`);
   console.log(

@@ -41,6 +41,19 @@ export interface PvaCounters {
   refusals: number;
 }
 
+/** Counters at zero (the server's, and the warm-up's own, which nobody reads in `stats()`). */
+export function newPvaCounters(): PvaCounters {
+  return {
+    messages: 0,
+    badMessages: 0,
+    updatesSent: 0,
+    updatesSquashed: 0,
+    bytesSent: 0,
+    connectionsDropped: 0,
+    refusals: 0,
+  };
+}
+
 /** What a connection needs of its server. */
 export interface ConnHost {
   readonly config: PvaServerConfig;

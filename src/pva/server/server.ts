@@ -11,7 +11,13 @@ import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { type PvaServerConfig, resolvePvaConfig } from "./config.ts";
-import { Connection, type ConnHost, type ConnSocketData, type PvaCounters } from "./connection.ts";
+import {
+  Connection,
+  type ConnHost,
+  type ConnSocketData,
+  newPvaCounters,
+  type PvaCounters,
+} from "./connection.ts";
 import { MonitorOp } from "./monitor.ts";
 import { type RpcHandler, RpcRegistry } from "./rpc.ts";
 import { SearchThread } from "./search-thread.ts";
@@ -45,15 +51,7 @@ export class PvaServer implements ConnHost {
   readonly access: AccessPolicy | null;
   /** Stable for the life of the server: clients notice a restart by a new GUID. */
   readonly guid = new Uint8Array(randomBytes(12));
-  readonly counters: PvaCounters = {
-    messages: 0,
-    badMessages: 0,
-    updatesSent: 0,
-    updatesSquashed: 0,
-    bytesSent: 0,
-    connectionsDropped: 0,
-    refusals: 0,
-  };
+  readonly counters: PvaCounters = newPvaCounters();
   private _tcpPort = 0;
   private _udpPort = 0;
   private listeners: TCPSocketListener<ConnSocketData>[] = [];

@@ -26,7 +26,13 @@ import { encodeType, struct } from "../codec/types.ts";
 import { encodeValue } from "../codec/values.ts";
 import { Reader, Writer } from "../codec/wire.ts";
 import type { PvaServerConfig } from "./config.ts";
-import { Connection, type ConnHost, type ConnSocketData, type PvaCounters } from "./connection.ts";
+import {
+  Connection,
+  type ConnHost,
+  type ConnSocketData,
+  newPvaCounters,
+  type PvaCounters,
+} from "./connection.ts";
 import { RpcRegistry } from "./rpc.ts";
 
 export interface PvaWarmupOptions {
@@ -100,15 +106,7 @@ class SinkSocket {
 }
 
 function warmupHost(config: PvaServerConfig, pv: Pv): ConnHost {
-  const counters: PvaCounters = {
-    messages: 0,
-    badMessages: 0,
-    updatesSent: 0,
-    updatesSquashed: 0,
-    bytesSent: 0,
-    connectionsDropped: 0,
-    refusals: 0,
-  };
+  const counters: PvaCounters = newPvaCounters();
   return {
     config,
     rpc: new RpcRegistry(),
