@@ -63,16 +63,22 @@ async function serverWithPlugin(env: Record<string, string>, name: string) {
   const d = await makeDirs();
   allDirs.push(d);
   const srv = await spawnServer(d, { env });
-  const r = await makeRepo(COUNTER_TASK);
-  repos.push(r);
-  const add = await srv.api("POST", "/tasks", { name, git_url: r.url });
-  expect(add.status).toBe(201);
-  // The plugin host (and the spare, if one runs): every process below the server.
-  const plugins = await waitFor("the plugin process", () => {
-    const d = descendants(srv.proc.pid);
-    return d.length > 0 ? d : undefined;
-  });
-  return { srv, plugins };
+  try {
+    const r = await makeRepo(COUNTER_TASK);
+    repos.push(r);
+    const add = await srv.api("POST", "/tasks", { name, git_url: r.url });
+    expect(add.status).toBe(201);
+    // The plugin host (and the spare, if one runs): every process below the server.
+    const plugins = await waitFor("the plugin process", () => {
+      const d = descendants(srv.proc.pid);
+      return d.length > 0 ? d : undefined;
+    });
+    return { srv, plugins };
+  } catch (e) {
+    // A failed set-up must not leave a server (and its plugin) running after the test.
+    await srv.kill("SIGKILL");
+    throw e;
+  }
 }
 
 test("serve: the main thread at SCHED_FIFO 18 when permitted, plugins and other threads normal", async () => {
