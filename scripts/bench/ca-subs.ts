@@ -9,17 +9,14 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildCaClient } from "./ca-client.ts";
 
-const LIBCA = "/usr/lib/x86_64-linux-gnu/libca.so.4.13.5";
 const CASUBS = process.env.CASUBS ?? "/tmp/casubs";
 const SOFTIOC = join(process.env.EPICS_BASE ?? "/work/ref/epics-base", "bin/linux-x86_64/softIoc");
 const SERVER_DIR = process.env.SERVER_DIR ?? join(import.meta.dir, "../..");
 const [rounds = "1000", n = "500", reps = "2"] = process.argv.slice(2);
 
-if (!existsSync(CASUBS)) {
-  const r = Bun.spawnSync(["gcc", "-O2", "-o", CASUBS, join(import.meta.dir, "casubs.c"), LIBCA]);
-  if (r.exitCode !== 0) throw new Error(`building ${CASUBS} failed: ${r.stderr.toString()}`);
-}
+if (!existsSync(CASUBS)) buildCaClient(CASUBS, "casubs.c");
 
 /** utime+stime of a process in seconds (clock ticks of 1/100 s, as on Linux x86_64). */
 function cpuSeconds(pid: number): number {

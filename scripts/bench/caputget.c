@@ -1,5 +1,5 @@
 /* Write-path load client for scripts/bench/ca-server.ts, linked against the distribution's libca
- * (no headers needed: the few prototypes are declared here). Modes:
+ * (no -dev headers needed: the prototypes are in libca-decls.h). Modes:
  *   putget PV COUNT   COUNT sequential rounds of ca_put (DBR_DOUBLE, no callback) followed at once
  *                     by ca_get on the same channel; each round checks the get saw the put.
  *                     Prints p50/p99 microseconds and the number of stale reads.
@@ -19,29 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct oldChannelNotify *chid;
-typedef long chtype;
-struct exception_handler_args { void *usr; chid chid; long type; long count; void *addr; long stat; long op; const char *ctx; const char *pFile; unsigned lineNo; };
-int ca_context_create(int preemptive);
-int ca_create_channel(const char *name, void *conn, void *puser, unsigned priority, chid *pid);
-int ca_pend_io(double timeout);
-int ca_array_get(chtype type, unsigned long count, chid id, void *pvalue);
-int ca_array_put(chtype type, unsigned long count, chid id, const void *pvalue);
-int ca_add_exception_event(void (*f)(struct exception_handler_args), void *arg);
-typedef struct oldSubscription *evid;
-struct event_handler_args { void *usr; chid chid; long type; long count; const void *dbr; int status; };
-int ca_add_masked_array_event(chtype type, unsigned long count, chid chan,
-    void (*f)(struct event_handler_args), void *arg, double p, double n, double t, evid *id, long mask);
-int ca_clear_subscription(evid id);
-int ca_clear_channel(chid id);
-int ca_flush_io(void);
-void ca_context_destroy(void);
+#include "libca-decls.h"
 int usleep(unsigned us);
-#define DBR_FLOAT 2
-#define DBR_GR_FLOAT 23
-const char *ca_message(long status);
-#define ECA_NORMAL 1
-#define DBR_DOUBLE 6
 
 static long exceptions;
 static long updates;

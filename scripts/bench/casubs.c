@@ -1,4 +1,4 @@
-/* Subscription-churn load client (libca from the distribution; prototypes declared here), the
+/* Subscription-churn load client (libca from the distribution; prototypes in libca-decls.h), the
  * shape of acctst's multiSubscrDestroyNoLateCallbackTest:
  *   casubs PV ROUNDS N   ROUNDS rounds of: N DBR_GR_FLOAT subscriptions added, flush, wait for
  *                        the first one's first update, all N cancelled. Prints seconds and
@@ -9,19 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct oldChannelNotify *chid;
-typedef struct oldSubscription *evid;
-typedef long chtype;
-struct event_handler_args { void *usr; chid chid; long type; long count; const void *dbr; int status; };
-int ca_context_create(int preemptive);
-int ca_create_channel(const char *name, void *conn, void *puser, unsigned priority, chid *pid);
-int ca_pend_io(double timeout);
-int ca_flush_io(void);
-int ca_add_masked_array_event(chtype type, unsigned long count, chid chan,
-    void (*f)(struct event_handler_args), void *arg, double p, double n, double t, evid *id, long mask);
-int ca_clear_subscription(evid id);
-#define ECA_NORMAL 1
-#define DBR_GR_FLOAT 23
+#include "libca-decls.h"
 
 static volatile int first;
 static void on_update(struct event_handler_args a) { if (a.usr) first = 1; }

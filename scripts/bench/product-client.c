@@ -1,5 +1,5 @@
-/* Load client of scripts/bench/product.ts, linked against the distribution's libca (no headers
- * needed: the few prototypes it uses are declared below). The channel names come from a file, one
+/* Load client of scripts/bench/product.ts, linked against the distribution's libca (no -dev
+ * headers needed: the prototypes are in libca-decls.h). The channel names come from a file, one
  * per line, so the same list can be run against iocmng (PVs of several plugins) and softIoc.
  *   connect FILE          create a channel per name, wait for all, then one DBR_DOUBLE get each;
  *                         prints "connect+get N: S s" (seconds from the first create to the last
@@ -17,23 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct oldChannelNotify *chid;
-typedef struct oldSubscription *evid;
-typedef long chtype;
-struct event_handler_args { void *usr; chid chid; long type; long count; const void *dbr; int status; };
-int ca_context_create(int preemptive);
-int ca_create_channel(const char *name, void *conn, void *puser, unsigned priority, chid *pid);
-int ca_pend_io(double timeout);
-int ca_pend_event(double timeout);
-int ca_flush_io(void);
-int ca_array_get(chtype type, unsigned long count, chid id, void *pvalue);
-int ca_create_subscription(chtype type, unsigned long count, chid id, long mask,
-    void (*f)(struct event_handler_args), void *arg, evid *pev);
-const char *ca_message(long status);
-#define ECA_NORMAL 1
-#define DBR_DOUBLE 6
-#define DBR_TIME_DOUBLE 20
-#define DBE_VALUE 1
+#include "libca-decls.h"
 
 static atomic_long seen;
 static void on_update(struct event_handler_args a) { (void)a; atomic_fetch_add(&seen, 1); }
