@@ -7,8 +7,9 @@
  * starts none. Real plugins from real git repositories, real processes.
  */
 import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import pino from "pino";
+import { alive } from "../../src/plugins/host/proc.ts";
 import { defaultSandboxConfig } from "../../src/plugins/host/sandbox.ts";
 import { SpareHost } from "../../src/plugins/host/spare.ts";
 import { DEFAULT_HOST_TIMINGS, type HostEvents } from "../../src/plugins/host.ts";
@@ -53,8 +54,6 @@ function lines(e: Env): Line[] {
   return e.logs.map((l) => JSON.parse(l) as Line);
 }
 
-const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
-
 /** The pid of the current spare (started, alive, not handed out), from the debug log. */
 function sparePid(e: Env): number | undefined {
   const all = lines(e);
@@ -86,6 +85,15 @@ function uidOf(pid: number): number {
 /** Whether the log shows a spare process started (at any time). */
 const anySpare = (e: Env): boolean =>
   lines(e).some((l) => l.plugin === "(spare)" && l.msg === "plugin process started");
+
+/** A booted server after its first add ("a", a counter): the spare started behind that add. */
+async function afterFirstAdd(): Promise<{ e: Env; spare: number }> {
+  const e = await env();
+  await e.controller.restore();
+  const first = await repo(fixtureRepo("counter"));
+  expect((await e.controller.add({ name: "a", kind: "task", git_url: first.url })).ok).toBe(true);
+  return { e, spare: await waitFor(() => sparePid(e), "the spare behind the first add") };
+}
 
 test("no spare at boot; an add starts one and runs in it; the next spare serves the next add", async () => {
   const e = await env();
@@ -139,11 +147,7 @@ test("a spare no add asked for within the idle time ends; the next add starts on
 });
 
 test("a plugin asking for other limits gets a process of its own; the spare stays", async () => {
-  const e = await env();
-  await e.controller.restore();
-  const first = await repo(fixtureRepo("counter"));
-  expect((await e.controller.add({ name: "a", kind: "task", git_url: first.url })).ok).toBe(true);
-  const spare = await waitFor(() => sparePid(e), "the spare behind the first add");
+  const { e, spare } = await afterFirstAdd();
   const files = await fixtureFiles("counter");
   files["config.yaml"] = `limits:\n  memory_mib: 640\n${files["config.yaml"]}`;
   const r = await repo(createRepo({ files }));
@@ -155,11 +159,7 @@ test("a plugin asking for other limits gets a process of its own; the spare stay
 });
 
 test("a killed spare harms nobody: it is replaced, and adds work meanwhile", async () => {
-  const e = await env();
-  await e.controller.restore();
-  const first = await repo(fixtureRepo("counter"));
-  expect((await e.controller.add({ name: "a", kind: "task", git_url: first.url })).ok).toBe(true);
-  const spare = await waitFor(() => sparePid(e), "the spare behind the first add");
+  const { e, spare } = await afterFirstAdd();
   process.kill(spare, "SIGKILL");
   await waitFor(
     () => lines(e).some((l) => l.msg === "spare plugin process ended unused: replacing it"),
