@@ -5,21 +5,16 @@
  * batches straight into its pipe gets them refused and creates nothing it should not. Real
  * plugins from real git repositories, in their own processes.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { MAX_ADD_BATCH } from "../../src/plugins/protocol.ts";
-import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
-import { destroyEnv, type Env, makeEnv, pvValue, waitFor } from "./harness.ts";
+import { createRepo } from "../helpers/git-repo.ts";
+import { type Env, fileEnv, pvValue, waitFor } from "./harness.ts";
 
 setDefaultTimeout(60_000);
 
 let env: Env;
-const repos: TestRepo[] = [];
-beforeAll(async () => {
-  env = await makeEnv();
-});
-afterAll(async () => {
-  await destroyEnv(env);
-  for (const r of repos) await r.cleanup();
+const repos = fileEnv((e) => {
+  env = e;
 });
 
 const MANY = MAX_ADD_BATCH * 2 + 7;

@@ -2,6 +2,7 @@
  * Shared setup for plugin runtime tests: a real PvRegistry, StateStore and PluginController over
  * temp directories, fixture plugins turned into real git repos, and bounded polling helpers.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -102,6 +103,24 @@ export async function makeEnv(
     close: () => runtime.stop(),
   };
   return env;
+}
+
+/**
+ * One Env for every test of a file: made before the first test (handed to `set`), destroyed after
+ * the last with the repositories the tests pushed onto the returned array.
+ */
+export function fileEnv(set: (env: Env) => void): TestRepo[] {
+  let env: Env | undefined;
+  const repos: TestRepo[] = [];
+  beforeAll(async () => {
+    env = await makeEnv();
+    set(env);
+  });
+  afterAll(async () => {
+    if (env) await destroyEnv(env);
+    for (const r of repos) await r.cleanup();
+  });
+  return repos;
 }
 
 /** Removes an Env's directories. */

@@ -2,30 +2,16 @@
  * A plugin that blocks its thread, calls process.exit() or leaves unhandled rejections cannot stop
  * the server or other plugins: the watchdog flags it, removal ends it, everything else runs on.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { PluginProcess } from "../../src/plugins/host/process-host.ts";
-import type { TestRepo } from "../helpers/git-repo.ts";
-import {
-  destroyEnv,
-  type Env,
-  fixtureRepo,
-  makeEnv,
-  pvValue,
-  rejectionOf,
-  waitFor,
-} from "./harness.ts";
+import { type Env, fileEnv, fixtureRepo, pvValue, rejectionOf, waitFor } from "./harness.ts";
 
 setDefaultTimeout(60_000);
 
 let env: Env;
-const repos: TestRepo[] = [];
-beforeAll(async () => {
-  env = await makeEnv();
-});
-afterAll(async () => {
-  await destroyEnv(env);
-  for (const r of repos) await r.cleanup();
+const repos = fileEnv((e) => {
+  env = e;
 });
 
 async function add(name: string, fixture: string) {

@@ -3,27 +3,14 @@
  * ENABLE pause/resume, errors in execute(), onPvWrite refusal, addPv, triggered RUN with
  * completion, jobs with results.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { PvWriteError } from "../../src/pv/types.ts";
-import { createRepo, type TestRepo } from "../helpers/git-repo.ts";
-import {
-  destroyEnv,
-  type Env,
-  fixtureRepo,
-  makeEnv,
-  pvValue,
-  rejectionOf,
-  waitFor,
-} from "./harness.ts";
+import { createRepo } from "../helpers/git-repo.ts";
+import { type Env, fileEnv, fixtureRepo, pvValue, rejectionOf, waitFor } from "./harness.ts";
 
 let env: Env;
-const repos: TestRepo[] = [];
-beforeAll(async () => {
-  env = await makeEnv();
-});
-afterAll(async () => {
-  await destroyEnv(env);
-  for (const r of repos) await r.cleanup();
+const repos = fileEnv((e) => {
+  env = e;
 });
 
 async function add(
