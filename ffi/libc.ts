@@ -33,8 +33,6 @@ const symbols = {
   execvpe: { args: [pointer, pointer, pointer], returns: i32 },
   // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);
   sched_setscheduler: { args: [i32, i32, pointer], returns: i32 },
-  // int sched_getscheduler(pid_t pid);
-  sched_getscheduler: { args: [i32], returns: i32 },
   // int *__errno_location(void);
   __errno_location: { args: [], returns: pointer },
 } as const;
@@ -130,7 +128,8 @@ export function getrlimit(resource: number): [bigint, bigint] | null {
  */
 export function setNice(nice: number): Errno {
   return call((l) => {
-    let rc = l.symbols.setpriority(0, 0, nice);
+    // The calling thread is one of /proc/self/task's entries too.
+    let rc = 0;
     for (const tid of readdirSync("/proc/self/task")) {
       // A thread that ended meanwhile (ESRCH) is no failure.
       if (l.symbols.setpriority(0, Number(tid), nice) !== 0 && existsSync(`/proc/self/task/${tid}`))
@@ -140,7 +139,6 @@ export function setNice(nice: number): Errno {
   });
 }
 
-export const SCHED_OTHER = 0;
 export const SCHED_FIFO = 1;
 /** Or'ed into a policy: threads and processes created afterwards start at SCHED_OTHER, nice 0. */
 export const SCHED_RESET_ON_FORK = 0x4000_0000;
@@ -152,12 +150,6 @@ export const SCHED_RESET_ON_FORK = 0x4000_0000;
 export function setScheduler(policy: number, priority: number): Errno {
   const param = new Int32Array([priority]);
   return call((l) => l.symbols.sched_setscheduler(0, policy, ptr(param)));
-}
-
-/** The calling thread's policy (SCHED_RESET_ON_FORK included when set), or -1. */
-export function getScheduler(): number {
-  const l = libc();
-  return l ? l.symbols.sched_getscheduler(0) : -1;
 }
 
 /**

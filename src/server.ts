@@ -162,8 +162,7 @@ async function startPva(
   const pva = new PvaServer({
     source: registry,
     logger,
-    // The thread's priority is startServer's to set, once for CA, PVA and REST (StartOptions).
-    config: { ...pvaServerConfigFromEnv(env), rtPriority: 0, ...opts.pvaConfig },
+    config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
     access,
     version: `iocmng ${VERSION} (Bun ${Bun.version})`,
   });

@@ -14,6 +14,7 @@
  */
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
+import { raiseServingThread, rtPriorityFromEnv } from "../../src/common/realtime.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { pvaServerConfigFromEnv } from "../../src/pva/server/config.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
@@ -25,14 +26,13 @@ const withCa = process.argv.includes("--ca");
 const registry = new PvRegistry();
 const poster = new Poster(benchPvs(registry, count, "BENCH:D"));
 const logger = pino({ level: "warn" });
-const { typeCache, serverPv, rtPriority } = pvaServerConfigFromEnv(process.env);
+const { typeCache, serverPv } = pvaServerConfigFromEnv(process.env);
 const server = new PvaServer({
   source: registry,
   logger,
   config: {
     ...(typeCache !== undefined ? { typeCache } : {}),
     ...(serverPv !== undefined ? { serverPv } : {}),
-    ...(rtPriority !== undefined ? { rtPriority } : {}),
     serverPort: 0,
     broadcastPort: 0,
     intfAddrs: ["127.0.0.1"],
@@ -40,6 +40,8 @@ const server = new PvaServer({
   },
 });
 await server.start();
+// As `iocmng serve` does after its servers start (it defaults to 18; here unset means normal).
+raiseServingThread(rtPriorityFromEnv(process.env) ?? 0, logger, "pvAccess server");
 if (pvaWarmupEnabled(process.env)) await server.warmUp();
 const ca = withCa
   ? new CaServer({

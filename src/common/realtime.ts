@@ -12,7 +12,7 @@
  * hosts) start at SCHED_OTHER, so a plugin can never inherit a real-time priority.
  */
 import type { Logger } from "pino";
-import { getScheduler, SCHED_FIFO, SCHED_RESET_ON_FORK, setScheduler } from "../../ffi/libc.ts";
+import { SCHED_FIFO, SCHED_RESET_ON_FORK, setScheduler } from "../../ffi/libc.ts";
 
 /** What the last request did: granted, refused by the OS (errno), or not asked (0). */
 export type RealtimeState =
@@ -26,8 +26,8 @@ let current: RealtimeState = { state: "off" };
  * What `iocmng serve` asks for when IOCMNG_RT_PRIORITY is unset: the priority softIocPVX's TCP
  * thread runs at. Only the process's main thread gets it; a host that does not permit it (no root,
  * CAP_SYS_NICE or RLIMIT_RTPRIO, e.g. most containers) serves at normal priority, as an EPICS IOC
- * does. The library default (startServer, PvaServer) stays 0 so a test runner's thread is never
- * raised by accident.
+ * does. `startServer` used as a library defaults to 0 so a test runner's thread is never raised
+ * by accident.
  */
 export const DEFAULT_RT_PRIORITY = 18;
 
@@ -57,18 +57,12 @@ export function rtPriorityFromEnv(env: Record<string, string | undefined>): numb
  * servers in one process share the thread). Never throws: a refusal is returned for the caller to
  * log, and the thread goes on at its normal priority.
  */
-export function requestRealtime(priority: number): RealtimeState {
+function requestRealtime(priority: number): RealtimeState {
   if (priority <= 0) return current;
   if (current.state !== "off" && current.priority >= priority) return current;
   const errno = setScheduler(SCHED_FIFO | SCHED_RESET_ON_FORK, priority);
   current = errno === 0 ? { state: "fifo", priority } : { state: "refused", priority, errno };
   return current;
-}
-
-/** The calling thread's policy now (0 OTHER, 1 FIFO, 2 RR; reset-on-fork flag removed), or -1. */
-export function currentPolicy(): number {
-  const p = getScheduler();
-  return p < 0 ? p : p & ~SCHED_RESET_ON_FORK;
 }
 
 /**

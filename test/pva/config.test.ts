@@ -56,17 +56,4 @@ describe("EPICS_PVAS_* configuration", () => {
     expect(() => pvaServerConfigFromEnv({ EPICS_PVAS_BEACON_PERIOD: "-1" })).toThrow(/seconds/);
     expect(() => resolvePvaConfig({ maxMonitorQueue: 1 })).toThrow(/maxMonitorQueue/);
   });
-
-  test("IOCMNG_RT_PRIORITY: off by default, 0/NO off, 1..99 a SCHED_FIFO priority", () => {
-    expect(resolvePvaConfig().rtPriority).toBe(0);
-    expect(pvaServerConfigFromEnv({ IOCMNG_RT_PRIORITY: "18" })).toEqual({ rtPriority: 18 });
-    expect(pvaServerConfigFromEnv({ IOCMNG_RT_PRIORITY: "NO" })).toEqual({ rtPriority: 0 });
-    expect(pvaServerConfigFromEnv({ IOCMNG_RT_PRIORITY: "0" })).toEqual({ rtPriority: 0 });
-    for (const bad of ["100", "-1", "high", "1.5"]) {
-      expect(() => pvaServerConfigFromEnv({ IOCMNG_RT_PRIORITY: bad })).toThrow(
-        /IOCMNG_RT_PRIORITY/,
-      );
-    }
-    expect(() => resolvePvaConfig({ rtPriority: 100 })).toThrow(/rtPriority/);
-  });
 });

@@ -4,7 +4,6 @@
  * deployment typo fails at start instead of serving on the wrong port.
  */
 import { isIPv4 } from "node:net";
-import { MAX_RT_PRIORITY, rtPriorityFromEnv } from "../../common/realtime.ts";
 
 export interface PvaServerConfig {
   /** Preferred TCP port (a free one is used when taken); 0 = any. */
@@ -50,13 +49,6 @@ export interface PvaServerConfig {
    * channel names, `pvxlist -i` names the server); false refuses the channel like any unknown name.
    */
   serverPv: boolean;
-  /**
-   * SCHED_FIFO priority (1..99) for the thread serving the connections, requested at start as EPICS
-   * servers do (softIocPVX's TCP thread runs at FIFO 18 when permitted); 0 = normal scheduling. A
-   * refusal by the OS (no root, CAP_SYS_NICE or RLIMIT_RTPRIO) is logged and the server runs on at
-   * normal priority (src/common/realtime.ts, docs/pva.md §Scheduling).
-   */
-  rtPriority: number;
 }
 
 export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
@@ -78,7 +70,6 @@ export const DEFAULT_PVA_CONFIG: Readonly<PvaServerConfig> = Object.freeze({
   maxPendingWritesPerConnection: 4096,
   typeCache: true,
   serverPv: true,
-  rtPriority: 0,
 });
 
 export class PvaConfigError extends Error {
@@ -143,8 +134,7 @@ function seconds(name: string, raw: string): number {
  * EPICS_PVA_BROADCAST_PORT), EPICS_PVAS_INTF_ADDR_LIST, EPICS_PVAS_BEACON_ADDR_LIST (else
  * EPICS_PVA_ADDR_LIST), EPICS_PVAS_AUTO_BEACON_ADDR_LIST (else EPICS_PVA_AUTO_ADDR_LIST),
  * EPICS_PVAS_BEACON_PERIOD (else EPICS_PVA_BEACON_PERIOD), EPICS_PVAS_IGNORE_ADDR_LIST,
- * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE and IOCMNG_PVA_SERVER_PV (YES/NO) and
- * IOCMNG_RT_PRIORITY (0 or NO = off, 1..99).
+ * EPICS_PVA_CONN_TMO and iocmng's own IOCMNG_PVA_TYPE_CACHE and IOCMNG_PVA_SERVER_PV (YES/NO).
  */
 export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   const c: Partial<PvaServerConfig> = {};
@@ -168,12 +158,6 @@ export function pvaServerConfigFromEnv(env: Env): Partial<PvaServerConfig> {
   if (tc) c.typeCache = yesNo(tc.name, tc.value);
   const spv = pick(env, "IOCMNG_PVA_SERVER_PV");
   if (spv) c.serverPv = yesNo(spv.name, spv.value);
-  try {
-    const rt = rtPriorityFromEnv(env);
-    if (rt !== undefined) c.rtPriority = rt;
-  } catch (e) {
-    throw new PvaConfigError((e as Error).message);
-  }
   return c;
 }
 
@@ -196,7 +180,6 @@ export function resolvePvaConfig(partial: Partial<PvaServerConfig> = {}): PvaSer
   int("maxBufferedBytesPerPeer", 65536, 2 ** 42);
   int("maxMonitorQueue", 2, 1 << 20);
   int("maxPendingWritesPerConnection", 1, 2 ** 31);
-  int("rtPriority", 0, MAX_RT_PRIORITY);
   for (const k of ["beaconPeriod", "connTimeout"] as const) {
     if (!(c[k] > 0) || !Number.isFinite(c[k])) {
       throw new PvaConfigError(`PVA config ${k}: expected seconds > 0, got ${c[k]}`);

@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
-import { raiseServingThread } from "../../common/realtime.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -110,19 +109,10 @@ export class PvaServer implements ConnHost {
     this.offRpc = this.rpc.onChange((name, added) => {
       if (!added) this.dropRpcChannels(name);
     });
-    this.raisePriority();
     this.logger.info(
       { tcpPort: this._tcpPort, udpPort: this._udpPort },
       `pvAccess server on TCP ${this._tcpPort}, UDP ${this._udpPort}`,
     );
-  }
-
-  /**
-   * config.rtPriority: this (the main) thread at SCHED_FIFO, as EPICS servers run when permitted.
-   * After the search thread started; threads created later start at normal priority anyway.
-   */
-  private raisePriority(): void {
-    raiseServingThread(this.config.rtPriority, this.logger, "pvAccess server");
   }
 
   async stop(): Promise<void> {
