@@ -3,6 +3,7 @@
  * calls are applied in order through the host's events (the bridge checks each name and
  * definition: a hostile plugin sends anything), and each gets its own outcome in the one reply.
  */
+import { errorMessage } from "../../common/errors.ts";
 import type { PvDefinition } from "../../sdk/host.ts";
 import type { HostEvents } from "../host.ts";
 import { MAX_ADD_BATCH } from "../protocol.ts";
@@ -22,7 +23,7 @@ export async function applyAddBatch(
     try {
       out.push([true, await events.onAddPv(it[0] as string, it[1] as PvDefinition)]);
     } catch (err) {
-      out.push([false, err instanceof Error ? err.message : String(err)]);
+      out.push([false, errorMessage(err)]);
     }
   }
   return out;
