@@ -363,30 +363,20 @@ function warmupOnce(
   stopping: () => boolean,
 ): () => void {
   let started = !enabled.ca && !(enabled.pva && pva);
-  const warmPva = () => {
-    if (!enabled.pva || !pva || stopping()) return;
-    pva.warmUp().then(
-      (r) => logger.info({ ...r }, "PVA hot paths warmed up"),
-      (e: unknown) => logger.warn({ err: errorMessage(e) }, "PVA warm-up failed"),
-    );
+  const step = async (name: string, run: () => Promise<object>): Promise<void> => {
+    try {
+      logger.info({ ...(await run()) }, `${name} hot paths warmed up`);
+    } catch (e) {
+      logger.warn({ err: errorMessage(e) }, `${name} warm-up failed`);
+    }
   };
   return () => {
     if (started || stopping()) return;
     started = true;
-    if (!enabled.ca) {
-      warmPva();
-      return;
-    }
-    ca.warmUp().then(
-      (r) => {
-        logger.info({ ...r }, "CA hot paths warmed up");
-        warmPva();
-      },
-      (e: unknown) => {
-        logger.warn({ err: errorMessage(e) }, "CA warm-up failed");
-        warmPva();
-      },
-    );
+    void (async () => {
+      if (enabled.ca) await step("CA", () => ca.warmUp());
+      if (enabled.pva && pva && !stopping()) await step("PVA", () => pva.warmUp());
+    })();
   };
 }
 
