@@ -18,17 +18,21 @@ export const BINARY = join(ROOT, "dist", "iocmng");
 const STAMP = `${BINARY}.inputs-sha256`;
 
 /**
- * Every entrypoint bundled into the executable, by its name inside the binary. The CA search thread
- * is started with `new Worker(new URL("./search-worker.ts", import.meta.url))`; Bun embeds a worker
- * only when its file is an additional entrypoint, and inside the binary that URL resolves against
- * the main bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/search-worker.js`. So all
- * entrypoints are built from one-line wrappers that sit side by side (see writeEntries). The PVA
- * search thread is started the same way from "./pva-search-worker.ts". Plugins
+ * Every entrypoint bundled into the executable, by its name inside the binary. The search Worker
+ * is started with `new Worker(new URL("./search-thread-worker.ts", import.meta.url))`; Bun embeds a
+ * worker only when its file is an additional entrypoint, and inside the binary that URL resolves
+ * against the main bundle (`/$bunfs/root/iocmng`), i.e. to `/$bunfs/root/search-thread-worker.js`.
+ * So all entrypoints are built from one-line wrappers that sit side by side (see writeEntries). The
+ * Worker loads the CA and PVA search sessions the same way, with `import()` of
+ * `new URL("./search-worker.ts" or "./pva-search-worker.ts", import.meta.url)`. Plugins
  * need no entrypoint: they run in processes of their own, the same executable re-executed with the
  * hidden `__plugin-host` subcommand.
  */
 export const ENTRYPOINTS: Record<string, string> = {
   "main.ts": "src/main.ts",
+  // The search Worker (src/common/search-worker.ts starts it) and the protocols' session
+  // modules it loads by URL, each server's search thread (docs/ca-server.md, docs/pva.md).
+  "search-thread-worker.ts": "src/common/search-thread-worker.ts",
   "search-worker.ts": "src/ca/server/search-worker.ts",
   "pva-search-worker.ts": "src/pva/server/pva-search-worker.ts",
   // Loaded by URL from src/main.ts, so a plugin process does not instantiate the server's bundle.

@@ -4,6 +4,7 @@ import { CaServer, type CaServerConfig, caServerConfigFromEnv } from "./ca/serve
 import { warmupEnabled } from "./ca/server/warmup.ts";
 import { errorMessage } from "./common/errors.ts";
 import { raiseServingThread, rtPriorityFromEnv } from "./common/realtime.ts";
+import { SearchWorker } from "./common/search-worker.ts";
 import { type CompatWiring, compatWiring } from "./compat/wiring.ts";
 import type { ServerConfig } from "./config.ts";
 import { PluginController } from "./plugins/controller.ts";
@@ -115,9 +116,11 @@ export async function buildRuntime(
 
 /**
  * Starts the CA and the pvAccess servers side by side: each waits for its search thread to boot
- * and bind, and waiting for both at once shortens the start (docs/benchmarks.md, cold start). If
- * either fails, the other is stopped and access security closed; CA's error is the one thrown
- * when both fail, as when they started one after the other.
+ * and bind, and waiting for both at once shortens the start (docs/benchmarks.md, cold start). Both
+ * search threads run in one search Worker (src/common/search-worker.ts): one JS engine instead of
+ * two (docs/benchmarks.md, "Product-path memory"). If either fails, the other is stopped and access
+ * security closed; CA's error is the one thrown when both fail, as when they started one after the
+ * other.
  */
 async function startProtocols(
   registry: PvRegistry,
@@ -126,16 +129,23 @@ async function startProtocols(
   access: AccessRuntime,
 ): Promise<{ ca: CaServer | null; pva: PvaServer | null }> {
   let ca: CaServer | null = null;
+  const searchWorker = new SearchWorker(logger);
   if (opts.caConfig !== false) {
     const caConfig: CaServerConfig = {
       ...caServerConfigFromEnv(opts.env ?? process.env),
       ...opts.caConfig,
     };
-    ca = new CaServer({ registry, logger, config: caConfig, access: access.policy });
+    ca = new CaServer({
+      registry,
+      logger,
+      config: caConfig,
+      access: access.policy,
+      searchWorker,
+    });
   }
   const [caStarted, pvaStarted] = await Promise.allSettled([
     ca?.start(),
-    startPva(registry, logger, opts, access.policy),
+    startPva(registry, logger, opts, access.policy, searchWorker),
   ]);
   if (caStarted.status === "fulfilled" && pvaStarted.status === "fulfilled") {
     return { ca, pva: pvaStarted.value };
@@ -154,6 +164,7 @@ async function startPva(
   logger: Logger,
   opts: RuntimeOptions,
   access: AccessPolicy,
+  searchWorker: SearchWorker,
 ): Promise<PvaServer | null> {
   const env = opts.env ?? process.env;
   if (opts.pvaConfig === false || /^(1|true|yes|on)$/i.test(env.IOCMNG_DISABLE_PVA ?? ""))
@@ -165,6 +176,7 @@ async function startPva(
     config: { ...pvaServerConfigFromEnv(env), ...opts.pvaConfig },
     access,
     version: `iocmng ${VERSION} (Bun ${Bun.version})`,
+    searchWorker,
   });
   await pva.start();
   return pva;

@@ -5,7 +5,9 @@
  * restarted `rounds` times; each time, 4 s after /health answers, the PSS of the server
  * and of each plugin process (the spare included) from /proc/<pid>/smaps, split into what is the
  * process's own (anonymous: JS heap, malloc, JIT code) and what is mapped from files (the
- * executable, shared between processes, so its PSS is a fraction of its RSS).
+ * executable, shared between processes, so its PSS is a fraction of its RSS). Then the total every
+ * 5 s from 10 to 40 s after ready, its mean, and the mean of the server's anonymous memory over the
+ * same readings (what a server-side change moves, without the plugins' GC swings).
  *
  *   bun scripts/bench/product-memory.ts [rounds=3] [binary ...]
  *
@@ -98,6 +100,7 @@ try {
   }
   const totals = new Map<string, number[]>();
   const steady = new Map<string, number[]>();
+  const serverSteady = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
     for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
       const s = await startIocmng(inst, argvOf(side), envOf(side));
@@ -127,16 +130,27 @@ try {
         // that only collects sooner.
         const later: string[] = [];
         const laterSums: number[] = [];
+        let serverAnon = 0;
         for (let t = 10; t <= 40; t += 5) {
           await Bun.sleep(5000);
           let tot = 0;
-          for (const pid of processTree(s.pid)) tot += processMemory(pid)?.pss ?? 0;
+          for (const pid of processTree(s.pid)) {
+            const m = processMemory(pid);
+            tot += m?.pss ?? 0;
+            if (pid === s.pid) serverAnon += m?.anon ?? 0;
+          }
           later.push(mb(tot));
           laterSums.push(tot);
         }
         const mean = laterSums.reduce((a, b) => a + b, 0) / laterSums.length;
         steady.set(key, [...(steady.get(key) ?? []), mean]);
-        console.log(`${key}: total PSS at 10, 15 … 40 s: ${later.join(" ")} MB (mean ${mb(mean)})`);
+        // The server's own (anonymous) memory over the same readings: what a server-side change
+        // moves, without the plugin processes' GC swings in the total.
+        const anonMean = serverAnon / laterSums.length;
+        serverSteady.set(key, [...(serverSteady.get(key) ?? []), anonMean]);
+        console.log(
+          `${key}: total PSS at 10, 15 … 40 s: ${later.join(" ")} MB (mean ${mb(mean)}; server anon mean ${mb(anonMean)})`,
+        );
         // PRODUCT_MEM_HOLD=<s>: time to look at /proc/<pid>/smaps by hand before the stop.
         const hold = Number(process.env.PRODUCT_MEM_HOLD ?? 0);
         if (hold > 0) {
@@ -151,6 +165,8 @@ try {
   for (const [k, v] of steady)
     console.log(`${k}: mean total PSS 10-40 s ${v.map(mb).join(", ")} MB`);
   for (const [k, v] of totals) console.log(`${k}: total PSS ${v.map(mb).join(", ")} MB`);
+  for (const [k, v] of serverSteady)
+    console.log(`${k}: server anonymous, mean 10-40 s ${v.map(mb).join(", ")} MB`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

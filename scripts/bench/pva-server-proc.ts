@@ -15,6 +15,7 @@
 import pino from "pino";
 import { CaServer } from "../../src/ca/server/index.ts";
 import { raiseServingThread, rtPriorityFromEnv } from "../../src/common/realtime.ts";
+import { SearchWorker } from "../../src/common/search-worker.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { pvaServerConfigFromEnv } from "../../src/pva/server/config.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
@@ -27,9 +28,12 @@ const registry = new PvRegistry();
 const poster = new Poster(benchPvs(registry, count, "BENCH:D"));
 const logger = pino({ level: "warn" });
 const { typeCache, serverPv } = pvaServerConfigFromEnv(process.env);
+// With --ca both servers' search threads share one Worker, as in `iocmng serve` (src/server.ts).
+const searchWorker = new SearchWorker(logger);
 const server = new PvaServer({
   source: registry,
   logger,
+  searchWorker,
   config: {
     ...(typeCache !== undefined ? { typeCache } : {}),
     ...(serverPv !== undefined ? { serverPv } : {}),
@@ -48,6 +52,7 @@ const ca = withCa
       registry,
       logger,
       config: { serverPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false },
+      searchWorker,
     })
   : null;
 await ca?.start();

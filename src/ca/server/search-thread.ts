@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
+import type { SearchWorker } from "../../common/search-worker.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 
@@ -31,13 +32,17 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
   private binding: SearchBinding | null = null;
   private tcpPort = 0;
 
-  /** Starts the thread with the registry's names and follows the registry from now on. */
+  /**
+   * Starts the thread with the registry's names and follows the registry from now on; in
+   * `worker` when given (shared with the PVA server), else in a Worker of its own.
+   */
   constructor(
     private readonly registry: PvSource,
     private readonly opts: { ignoreAddrs: string[]; maxNameLength: number },
     log: Logger,
+    worker?: SearchWorker,
   ) {
-    super("CA", SEARCH_COUNTER_SLOTS, "searches are not answered", log);
+    super("CA", SEARCH_COUNTER_SLOTS, "searches are not answered", log, worker);
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
     this.start([
       registry.onAdd((pv) => this.queue(`+${pv.name}`)),
@@ -70,8 +75,8 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
     return { ...this.searchCounts(), repliesDropped: this.counters[REPLIES_DROPPED] ?? 0 };
   }
 
-  protected spawnWorker(): Worker {
-    return new Worker(new URL("./search-worker.ts", import.meta.url), { smol: true });
+  protected sessionModule(): string {
+    return new URL("./search-worker.ts", import.meta.url).href;
   }
 
   protected snapshot(): string[] {

@@ -6,6 +6,7 @@
 import type dgram from "node:dgram";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import type { SearchWorker } from "../../common/search-worker.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -63,6 +64,8 @@ export class CaServer implements CircuitHost {
   private beacons: Beacons | null = null;
   /** Answers UDP searches on a thread of its own (search-worker.ts). */
   private search: SearchThread | null = null;
+  /** The search Worker to run that thread in, when shared with another server. */
+  private readonly searchWorker: SearchWorker | undefined;
   private readonly circuits = new Set<Circuit>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
@@ -82,8 +85,11 @@ export class CaServer implements CircuitHost {
     logger: Logger;
     config?: Partial<CaServerConfig>;
     access?: AccessPolicy | null;
+    /** Run the search thread in this Worker (shared with the PVA server); none: one of its own. */
+    searchWorker?: SearchWorker;
   }) {
     this.registry = opts.registry;
+    this.searchWorker = opts.searchWorker;
     this.access = opts.access ?? null;
     this.logger = opts.logger.child({ component: "ca-server" });
     this.config = resolveCaConfig(opts.config);
@@ -322,6 +328,7 @@ export class CaServer implements CircuitHost {
         this.registry,
         { ignoreAddrs: [...cfg.ignoreAddrs], maxNameLength: cfg.maxNameLength },
         this.logger,
+        this.searchWorker,
       );
     }
     const addrs = [...this.bindAddrs()];

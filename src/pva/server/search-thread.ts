@@ -8,6 +8,7 @@
 import type { Logger } from "pino";
 import type { NameMirrorInit } from "../../common/name-mirror.ts";
 import { SearchThreadHost } from "../../common/search-thread-host.ts";
+import type { SearchWorker } from "../../common/search-worker.ts";
 import type { PvSource } from "../../pv/source.ts";
 import type { RpcRegistry } from "./rpc.ts";
 import { BEACONS_SENT, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
@@ -25,14 +26,18 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
   private binding: SearchBinding | null = null;
   private readonly rpcNames = new Set<string>();
 
-  /** Starts the thread with the current names and follows the source and the RPC registry. */
+  /**
+   * Starts the thread with the current names and follows the source and the RPC registry; in
+   * `worker` when given (shared with the CA server), else in a Worker of its own.
+   */
   constructor(
     private readonly source: PvSource,
     private readonly rpc: RpcRegistry,
     private readonly opts: { guid: Uint8Array; ignoreAddrs: string[] },
     log: Logger,
+    worker?: SearchWorker,
   ) {
-    super("PVA", SEARCH_COUNTER_SLOTS, "UDP searches are not answered", log);
+    super("PVA", SEARCH_COUNTER_SLOTS, "UDP searches are not answered", log, worker);
     for (const n of rpc.names()) this.rpcNames.add(n);
     // Subscribe and snapshot in one synchronous step: no change can fall between the two.
     this.start([
@@ -64,8 +69,8 @@ export class SearchThread extends SearchThreadHost<ToSearchThread> {
     return { ...this.searchCounts(), beaconsSent: this.counters[BEACONS_SENT] ?? 0 };
   }
 
-  protected spawnWorker(): Worker {
-    return new Worker(new URL("./pva-search-worker.ts", import.meta.url), { smol: true });
+  protected sessionModule(): string {
+    return new URL("./pva-search-worker.ts", import.meta.url).href;
   }
 
   protected snapshot(): string[] {

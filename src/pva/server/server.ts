@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "pino";
+import type { SearchWorker } from "../../common/search-worker.ts";
 import type { AccessPolicy } from "../../pv/access.ts";
 import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
@@ -56,6 +57,8 @@ export class PvaServer implements ConnHost {
   private listeners: TCPSocketListener<ConnSocketData>[] = [];
   /** UDP search, fan-out and beacons, on a thread of their own (search-thread.ts). */
   private search: SearchThread | null = null;
+  /** The search Worker to run that thread in, when shared with another server. */
+  private readonly searchWorker: SearchWorker | undefined;
   private readonly conns = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
   private readonly refusedIps = new Set<string>();
@@ -77,8 +80,11 @@ export class PvaServer implements ConnHost {
     access?: AccessPolicy | null;
     /** What the `server` PV's op=info reports as version (pvxlist -i). */
     version?: string;
+    /** Run the search thread in this Worker (shared with the CA server); none: one of its own. */
+    searchWorker?: SearchWorker;
   }) {
     this.source = opts.source;
+    this.searchWorker = opts.searchWorker;
     this.logger = opts.logger.child({ component: "pva-server" });
     this.config = resolvePvaConfig(opts.config);
     this.rpc = opts.rpc ?? new RpcRegistry();
@@ -279,6 +285,7 @@ export class PvaServer implements ConnHost {
       this.rpc,
       { guid: this.guid, ignoreAddrs: this.config.ignoreAddrs },
       this.logger,
+      this.searchWorker,
     );
     this._udpPort = await this.search.bind({
       addrs: this.bindAddrs(),
