@@ -17,7 +17,6 @@ import {
   writeSearchReply,
   writeUdpVersion,
 } from "../codec/messages.ts";
-import type { NameIndex } from "./names.ts";
 import {
   BAD_DATAGRAMS,
   SEARCH_COUNTER_SLOTS,
@@ -31,7 +30,8 @@ export class SearchResponder {
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly names: NameIndex<unknown>,
+    /** The served names, matched where they lie in the datagram (NameSet, src/common/name-set.ts). */
+    private readonly names: { has(bytes: Uint8Array, start: number, end: number): boolean },
     private readonly tcpPort: () => number,
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,

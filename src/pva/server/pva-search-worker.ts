@@ -14,6 +14,7 @@
  */
 import type dgram from "node:dgram";
 import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
+import { NameSet } from "../../common/name-set.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
 import {
   BAD_DATAGRAMS,
@@ -43,8 +44,8 @@ export function attachSearchSession(port: MessagePort): void {
 
 /** One PVA server's UDP sockets, beacons, names and counters in the search Worker. */
 class PvaSearchSession {
-  /** Name → how many servers of it (a PV and an RPC handler may share a name). */
-  private readonly names = new Map<string, number>();
+  /** Served names, counted (a PV and an RPC handler may share a name); UTF-8, as on the wire. */
+  private readonly names = new NameSet("utf8");
   private counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
   /** Keeps `names` in step with the served names (src/common/name-mirror.ts); set by "init". */
   private mirror: NameMirror | null = null;
@@ -59,7 +60,7 @@ class PvaSearchSession {
       // Changes posted before this datagram arrived are applied first (name-mirror.ts).
       this.mirror?.sync();
       const ids: number[] = [];
-      for (const c of channels) if (this.names.has(c.name)) ids.push(c.id);
+      for (const c of channels) if (this.names.hasName(c.name)) ids.push(c.id);
       return ids;
     },
     stats: this.stats,
@@ -228,13 +229,9 @@ class PvaSearchSession {
 
   /** One batch of name changes: "+NAME" one more server of the name, "-NAME" one fewer. */
   private readonly applyBatch = (ops: NameOps): void => {
-    const names = this.names;
     for (const op of ops) {
-      const name = op.slice(1);
-      const n = names.get(name) ?? 0;
-      if (op.charCodeAt(0) === 43 /* + */) names.set(name, n + 1);
-      else if (n <= 1) names.delete(name);
-      else names.set(name, n - 1);
+      if (op.charCodeAt(0) === 43 /* + */) this.names.add(op.slice(1));
+      else this.names.remove(op.slice(1));
     }
   };
 }
