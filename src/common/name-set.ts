@@ -93,16 +93,19 @@ export class NameSet {
 
   /** Encodes `name` into `scratch`; its length, or -1 if it can never match. */
   private encode(name: string): number {
-    if (this.encoding === "utf8") {
-      if (!name.isWellFormed()) return -1;
-      if (name.length * 3 > this.scratch.length) this.scratch = new Uint8Array(name.length * 3);
-      return this.encoder.encodeInto(name, this.scratch).written;
-    }
-    if (name.length > this.scratch.length) this.scratch = new Uint8Array(name.length * 2);
+    const utf8 = this.encoding === "utf8";
+    if (name.length * 3 > this.scratch.length) this.scratch = new Uint8Array(name.length * 3);
     const s = this.scratch;
+    // One byte per char in both encodings up to 0x7F (PV names almost always), and in latin1 up
+    // to 0xFF; this loop is the PVA search's per-name cost, so the encoder only sees the rest.
+    const oneByte = utf8 ? 0x7f : 0xff;
     for (let i = 0; i < name.length; i++) {
       const c = name.charCodeAt(i);
-      if (c > 0xff) return -1;
+      if (c > oneByte) {
+        if (!utf8) return -1;
+        if (!name.isWellFormed()) return -1;
+        return this.encoder.encodeInto(name, s).written;
+      }
       s[i] = c;
     }
     return name.length;
