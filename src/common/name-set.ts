@@ -34,7 +34,12 @@ export class NameSet {
   private table = new Int32Array(64);
   private live = 0;
   private removed = 0;
-  private scratch = new Uint8Array(256);
+  /**
+   * Where a name is encoded for add/remove/hasName. A Buffer, as node:dgram hands the CA search
+   * its datagrams: `find` and `hashBytes` then see one array type, and their compiled code is not
+   * thrown away when a search follows a name change (or the warm-up) on the other type.
+   */
+  private scratch: Uint8Array = Buffer.alloc(256);
   private readonly encoder = new TextEncoder();
 
   constructor(private readonly encoding: NameEncoding) {}
@@ -94,7 +99,7 @@ export class NameSet {
   /** Encodes `name` into `scratch`; its length, or -1 if it can never match. */
   private encode(name: string): number {
     const utf8 = this.encoding === "utf8";
-    if (name.length * 3 > this.scratch.length) this.scratch = new Uint8Array(name.length * 3);
+    if (name.length * 3 > this.scratch.length) this.scratch = Buffer.alloc(name.length * 3);
     const s = this.scratch;
     // One byte per char in both encodings up to 0x7F (PV names almost always), and in latin1 up
     // to 0xFF; this loop is the PVA search's per-name cost, so the encoder only sees the rest.
