@@ -1,10 +1,10 @@
 /**
  * A counted set of names kept as bytes in one buffer: the search threads' mirror of the served
  * names (src/ca/server/search-worker.ts, src/pva/server/pva-search-worker.ts). A Map of 11,000
- * name strings costs each search session ~1.4 MB of JS heap (a string, a map entry, and for CA a
- * slot object per name); here a name costs its bytes plus a 12-byte record header and a 4-byte
- * table slot or two, ~0.5 MB for the same names (docs/benchmarks.md, "Product-path memory, step
- * by step").
+ * name strings costs each search session ~1.1–1.4 MB of JS heap (a string, a map entry, and for
+ * CA a slot object per name); here a name costs its bytes plus a 12-byte record header and a
+ * 4-byte table slot or two, ~0.5 MB for the same names (docs/benchmarks.md, "Product-path memory,
+ * step by step").
  *
  * Names are matched by their encoded bytes: "latin1" for CA (one byte per char, as the CA server
  * decodes names everywhere; a name with a char above 0xFF can never match, so it is not kept),
