@@ -17,7 +17,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   addProductPlugins,
   cpuBetween,
@@ -81,8 +81,13 @@ const work = mkdtempSync(join(tmpdir(), "iocmng-product-mem-"));
 try {
   // A side is `binary` or `binary+VAR=value+…` (extra environment of the server).
   const sides = BINARIES.length > 0 ? BINARIES : [iocmngCommand().argv.join(" ")];
-  const argvOf = (side: string) =>
-    (side.split("+")[0] as string).split(" ").concat(BINARIES.length > 0 ? ["serve"] : []);
+  // A binary given relative to here (dist/iocmng) is found from the server's own directory.
+  const argvOf = (side: string) => {
+    const argv = (side.split("+")[0] as string).split(" ");
+    if (BINARIES.length === 0) return argv;
+    const bin = argv[0] as string;
+    return [bin.includes("/") ? resolve(bin) : bin, ...argv.slice(1), "serve"];
+  };
   const envOf = (side: string) =>
     Object.fromEntries(
       side
