@@ -54,7 +54,9 @@ export async function warmUpSearch(
         encodeMessage(CMD.SEARCH, SEARCH_REPLY.DONT_REPLY, CA_MINOR_VERSION, i, i, payload),
       );
     }
-    built.push(concatMessages(parts));
+    // A Buffer, as node:dgram delivers datagrams: code compiled on plain Uint8Arrays guards on
+    // their type and was thrown away at the first real search (docs/ca-server.md, warm-up).
+    built.push(Buffer.from(concatMessages(parts)));
   }
   let busy = 0;
   let done = 0;
