@@ -1,0 +1,211 @@
+#!/usr/bin/env bun
+/**
+ * Where a warm connect storm's server CPU goes, per thread: the product path's plugins (two making
+ * 5,000 doubles each, an updater setting 1,000 PVs at 10 Hz, as ca-p99.ts), one storm to warm up,
+ * then STORMS storms (connect + get of the 10,000 doubles, scripts/bench/product-client.c), each
+ * bracketed by readings of /proc/<pid>/task/<tid>/schedstat (run time in ns, unlike the 10 ms
+ * ticks of /proc/<pid>/stat). Threads are grouped by name (`comm`); the idle CPU of an equal time
+ * without a storm is measured the same way and printed beside it, so what a storm adds is seen
+ * apart from what the server does anyway (the updater's batches, the allocator's purge thread).
+ *
+ *   bun scripts/bench/product-storm.ts [storms=10] [variant…]
+ *
+ * Variants as ca-p99.ts: `iocmng`, `softIoc`, `iocmng+ENV=VALUE[,…]` (`IOCMNG_BIN=<path>` runs
+ * another binary, e.g. a copy kept from before a change). Default: `iocmng softIoc`.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeRepo } from "../../test/helpers/git-e2e.ts";
+import { buildCaClient, median, runCaClient } from "./ca-client.ts";
+import {
+  doublesPlugin,
+  type IocmngInstall,
+  iocmngCommand,
+  iocmngInstall,
+  type Side,
+  softIocDb,
+  startIocmng,
+  startSoftIoc,
+  updaterPlugin,
+} from "./product-sides.ts";
+
+const args = process.argv.slice(2);
+const STORMS = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 10;
+const VARIANTS = args.length > 0 ? args : ["iocmng", "softIoc"];
+const HALF = 5000;
+
+const work = mkdtempSync(join(tmpdir(), "iocmng-storm-"));
+const CLIENT = join(work, "product-client");
+const stormNames = [
+  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGA:D${i}`),
+  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGB:D${HALF + i}`),
+];
+const updatingNames = Array.from({ length: 1000 }, (_, i) => `BENCH:UPD:U${i}`);
+const STORM_FILE = join(work, "storm.txt");
+writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+/** Run time (ns) of each thread of `pid`, summed by thread name. */
+function threadTimes(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      // Numbered pools (e.g. Heap Helper / JITWorker instances) share one row.
+      const key = name.replace(/\d+$/, "#");
+      out.set(key, (out.get(key) ?? 0) + ns);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+/** utime + stime of the whole process in seconds (/proc/<pid>/stat, 10 ms ticks). */
+function processCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function diff(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const d = new Map<string, number>();
+  for (const [k, v] of b) d.set(k, v - (a.get(k) ?? 0));
+  return d;
+}
+
+async function install(argv: string[]): Promise<IocmngInstall> {
+  const inst = await iocmngInstall(work, "BENCH");
+  const doubles = await makeRepo(doublesPlugin(HALF));
+  const updater = await makeRepo(updaterPlugin(updatingNames.length));
+  const s = await startIocmng(inst, argv);
+  try {
+    const adds: Array<[string, string, Record<string, number>]> = [
+      ["biga", doubles.url, { first: 0, count: HALF }],
+      ["bigb", doubles.url, { first: HALF, count: HALF }],
+      ["upd", updater.url, {}],
+    ];
+    for (const [name, url, parameters] of adds) {
+      const r = await fetch(`${inst.base}/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, git_url: url, parameters }),
+      });
+      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
+    }
+  } finally {
+    await s.stop();
+    await doubles.remove();
+    await updater.remove();
+  }
+  return inst;
+}
+
+function envOf(variant: string): Record<string, string> {
+  const plus = variant.indexOf("+");
+  if (plus < 0) return {};
+  const env: Record<string, string> = {};
+  for (const kv of variant.slice(plus + 1).split(",")) {
+    const eq = kv.indexOf("=");
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
+async function measure(s: Side, label: string): Promise<void> {
+  await Bun.sleep(2000);
+  // The first storm after the start (what the boot's warm-up prepares for), then the warm ones.
+  const f0 = threadTimes(s.pid);
+  const first = await runCaClient(CLIENT, s.caPort, ["connect", STORM_FILE, "_"]);
+  let firstMs = 0;
+  for (const v of diff(f0, threadTimes(s.pid)).values()) firstMs += v / 1e6;
+  const per = new Map<string, number[]>();
+  const idle = new Map<string, number[]>();
+  const walls: number[] = [];
+  let procCpu = 0;
+  for (let i = 0; i < STORMS; i++) {
+    const p0 = processCpu(s.pid);
+    const t0 = threadTimes(s.pid);
+    const w0 = performance.now();
+    const out = await runCaClient(CLIENT, s.caPort, ["connect", STORM_FILE, "_"]);
+    const wall = performance.now() - w0;
+    const t1 = threadTimes(s.pid);
+    const pd = processCpu(s.pid) - p0;
+    procCpu += pd;
+    let live = 0;
+    for (const v of diff(t0, t1).values()) live += v / 1e6;
+    if (process.env.STORM_VERBOSE) {
+      const top = [...diff(t0, t1)]
+        .filter(([, v]) => v >= 5e5)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${(v / 1e6).toFixed(1)}`)
+        .join(", ");
+      console.log(
+        `    storm ${i}: ${out}; threads ${live.toFixed(1)} ms (${top}), process ${(pd * 1000).toFixed(0)} ms`,
+      );
+    }
+    walls.push(Number(/: ([\d.]+) s/.exec(out)?.[1]));
+    for (const [k, v] of diff(t0, t1)) per.set(k, [...(per.get(k) ?? []), v / 1e6]);
+    // The same span of time with no client: what the server spends anyway.
+    await Bun.sleep(wall);
+    for (const [k, v] of diff(t1, threadTimes(s.pid)))
+      idle.set(k, [...(idle.get(k) ?? []), v / 1e6]);
+  }
+  const rows = [...per.entries()]
+    .map(([k, v]) => [k, median(v), median(idle.get(k) ?? [0])] as const)
+    .filter(([, a, b]) => a >= 0.05 || b >= 0.05)
+    .sort((x, y) => y[1] - x[1]);
+  const sum = (i: 1 | 2) => rows.reduce((t, r) => t + r[i], 0);
+  console.log(`${label} first storm: ${first}, server threads ${firstMs.toFixed(1)} ms`);
+  console.log(
+    `${label} pid ${s.pid}: storm median ${median(walls).toFixed(4)} s (${walls.map((w) => w.toFixed(4)).join(" ")}), load ${load()}`,
+  );
+  console.log(
+    `  ${"thread".padEnd(22)} storm ms  idle ms (medians per storm / per equal idle span)`,
+  );
+  for (const [k, a, b] of rows)
+    console.log(`  ${k.padEnd(22)} ${a.toFixed(2).padStart(8)} ${b.toFixed(2).padStart(8)}`);
+  console.log(
+    `  ${"sum of medians".padEnd(22)} ${sum(1).toFixed(2).padStart(8)} ${sum(2).toFixed(2).padStart(8)}`,
+  );
+  // The process's own account (exited threads included; 10 ms units, so a mean over the storms).
+  console.log(
+    `  process CPU per storm (/proc/<pid>/stat, mean): ${((procCpu / STORMS) * 1000).toFixed(1)} ms`,
+  );
+}
+
+async function main(): Promise<void> {
+  buildCaClient(CLIENT, "product-client.c");
+  const { argv, what } = iocmngCommand();
+  console.log(`warm storm per thread, ${new Date().toISOString()}, Bun ${Bun.version}`);
+  console.log(`iocmng: ${what}; variants ${VARIANTS.join(", ")}; ${STORMS} storms; load ${load()}`);
+  const inst = await install(argv);
+  const dbFile = join(work, "bench.db");
+  writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
+  for (const v of VARIANTS) {
+    const env = envOf(v);
+    const bin = env.IOCMNG_BIN;
+    delete env.IOCMNG_BIN;
+    const s =
+      v === "softIoc"
+        ? await startSoftIoc(dbFile)
+        : await startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
+    try {
+      await measure(s, v);
+    } finally {
+      await s.stop();
+    }
+  }
+}
+
+try {
+  await main();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
