@@ -187,16 +187,22 @@ function cstrArray(bufs: Buffer[]): BigUint64Array {
 }
 
 /**
- * Replaces this process with `argv[0]` (looked up in PATH) and environment `env`. Returns only on
- * failure, with the errno. Open file descriptors without close-on-exec stay open in the new program.
+ * Replaces this process with `file` (default `argv[0]`; looked up in PATH unless it has a `/`),
+ * arguments `argv` and environment `env`. Returns only on failure, with the errno. Open file
+ * descriptors without close-on-exec stay open in the new program.
  */
-export function execvpe(argv: readonly string[], env: Record<string, string>): Errno {
+export function execvpe(
+  argv: readonly string[],
+  env: Record<string, string>,
+  file: string | undefined = argv[0],
+): Errno {
   const l = libc();
-  if (!l || argv.length === 0) return -1;
+  if (!l || argv.length === 0 || file === undefined) return -1;
+  const fileBuf = cstr(file);
   const argBufs = argv.map(cstr);
   const envBufs = Object.entries(env).map(([k, v]) => cstr(`${k}=${v}`));
   const a = cstrArray(argBufs);
   const e = cstrArray(envBufs);
-  l.symbols.execvpe(ptr(argBufs[0] as Buffer), ptr(a), ptr(e));
+  l.symbols.execvpe(ptr(fileBuf), ptr(a), ptr(e));
   return errno(l);
 }

@@ -24,6 +24,17 @@ if (process.argv[2] === "__exec") {
   )) as typeof import("./plugins/host/entry.ts");
   await runPluginHost(process.argv.slice(3));
 } else {
+  const first = process.argv[2];
+  if (
+    first === undefined ||
+    first === "serve" ||
+    (first.startsWith("-") && !/^-(v|h|-version|-help)$/.test(first))
+  ) {
+    // The server (`serve`, also when named by flags only: src/cli/index.ts) runs with the
+    // allocator settings of src/common/allocator.ts, which mimalloc reads only at process start.
+    const { reexecWithAllocatorEnv } = await import("./common/allocator.ts");
+    reexecWithAllocatorEnv();
+  }
   // Non-dumpable: processes of the same uid (a plugin, when the server does not run as root) can
   // read neither /proc/<pid>/environ (the API token, pat_env variables) nor /proc/<pid>/mem (a PAT
   // held in memory during a clone), and cannot ptrace it. Also means: no core dumps.

@@ -9,6 +9,11 @@
  * (test/helpers/pva-client.ts) in this process for the monitor fan-out. Each server runs in its
  * own process; server CPU is utime+stime from /proc/<pid>/stat over the measuring window. Runs are
  * short: the machine is shared.
+ *
+ * GET round trip knobs: PVA_BENCH_GETS (measured GETs per side, default 2,000; 20,000 for a steadier
+ * p99), PVA_BENCH_B_ENV="K=V …" (a second iocmng side at the same priority with that environment,
+ * for an A/B of a runtime setting), PVA_BENCH_DUMP=<prefix> (every round trip, in order, to
+ * <prefix>.<side>).
  */
 import {
   existsSync,
@@ -314,7 +319,9 @@ async function getTimes(servers: Srv[], rounds: number, warmup: number): Promise
  * on one side's block: p99s of the same server swung 0.3-2.6 ms between invocations at load 3).
  */
 async function benchLatency(): Promise<void> {
-  const rounds = 2000;
+  // 2,000 measured GETs per side by default: its p99 is the 20th slowest, so one burst of load
+  // elsewhere moves it; PVA_BENCH_GETS=20000 gives a steadier tail for release figures.
+  const rounds = Number(process.env.PVA_BENCH_GETS ?? 2000);
   // 20,000 GETs per side before measuring: without the (opt-in) PVA warm-up JSC compiles the GET
   // path over the first ~15,000 GETs (docs/pva.md §Scheduling); a server that has served traffic
   // for a while is past that, and so is softIocPVX's page-cache-warm state.
@@ -324,7 +331,15 @@ async function benchLatency(): Promise<void> {
   const forced = process.env.PVA_BENCH_RT;
   const rt = forced !== undefined ? Number(forced) : refSched.policy === 1 ? refSched.priority : 0;
   const servers: Srv[] = [await startOurs(10, false, { IOCMNG_RT_PRIORITY: String(rt) })];
-  if (rt > 0 && forced === undefined) {
+  // PVA_BENCH_B_ENV="K=V K2=V2": the second side is iocmng at the same priority with that
+  // environment added (an A/B of a runtime setting in one alternated run) instead of iocmng at
+  // normal priority.
+  const bEnv = process.env.PVA_BENCH_B_ENV;
+  if (bEnv) {
+    const extra = Object.fromEntries(bEnv.split(" ").map((kv) => kv.split("=", 2)));
+    const b = await startOurs(10, false, { IOCMNG_RT_PRIORITY: String(rt), ...extra });
+    servers.push({ ...b, name: `iocmng (${bEnv})` });
+  } else if (rt > 0 && forced === undefined) {
     const normal = await startOurs(10, false, { IOCMNG_RT_PRIORITY: "0" });
     servers.push({ ...normal, name: "iocmng (normal priority)" });
   }
@@ -334,9 +349,12 @@ async function benchLatency(): Promise<void> {
   const client = process.env.PVA_BENCH_CLIENT === "bun" ? "Bun test client" : "C client";
   const p99s: number[] = [];
   for (const [k, s] of servers.entries()) {
+    if (process.env.PVA_BENCH_DUMP)
+      writeFileSync(`${process.env.PVA_BENCH_DUMP}.${k}`, (all[k] ?? []).join("\n"));
     const times = (all[k] ?? []).sort((a, b) => a - b);
     const p = (q: number) => times[Math.floor(times.length * q)] ?? 0;
     p99s.push(p(0.99));
+
     console.log(
       `GET round trip x${rounds} (alternated, ${client}): ${s.name} [${schedOf(s.pid).label}] p50 ${p(0.5).toFixed(1)} µs, p99 ${p(0.99).toFixed(1)} µs`,
     );

@@ -1,0 +1,63 @@
+import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { ALLOCATOR_ENV, allocatorReexecEnv } from "../../src/common/allocator.ts";
+import { makeDirs, type ServerDirs, spawnServer } from "./lib/server.ts";
+
+/**
+ * `iocmng serve` re-executes itself once, at start, with mimalloc's purge delay set
+ * (src/common/allocator.ts): same pid, same arguments, the user's own value kept. Checked on a real
+ * server from /proc and from mimalloc's own report of its options (MIMALLOC_VERBOSE).
+ */
+const allDirs: ServerDirs[] = [];
+afterAll(async () => {
+  await Promise.all(allDirs.map((d) => d.remove()));
+});
+
+function environOf(pid: number): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const kv of readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) m.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  return m;
+}
+
+async function serveWith(env: Record<string, string>) {
+  const d = await makeDirs();
+  allDirs.push(d);
+  return await spawnServer(d, { env: { MIMALLOC_VERBOSE: "1", ...env } });
+}
+
+test("serve runs with mimalloc's purge delay at 1 s, in the process it was started as", async () => {
+  const srv = await serveWith({});
+  try {
+    // The pid Bun.spawn returned is the serving process: the re-exec kept it.
+    const env = environOf(srv.proc.pid);
+    expect(env.get("MIMALLOC_PURGE_DELAY")).toBe("1000");
+    // mimalloc printed its options twice (before and after the exec); the last word is the new one.
+    const delays = [...srv.output().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
+    expect(delays.at(-1)).toBe("1000");
+    expect(delays).toContain("100");
+    const health = await srv.api("GET", "/health");
+    expect(health.status).toBe(200);
+  } finally {
+    await srv.kill();
+  }
+});
+
+test("a purge delay the user set is kept and the server starts once", async () => {
+  const srv = await serveWith({ MIMALLOC_PURGE_DELAY: "250" });
+  try {
+    expect(environOf(srv.proc.pid).get("MIMALLOC_PURGE_DELAY")).toBe("250");
+    const delays = [...srv.output().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
+    expect(delays).toEqual(["250"]);
+  } finally {
+    await srv.kill();
+  }
+});
+
+test("allocatorReexecEnv adds only what is missing and keeps the rest of the environment", () => {
+  const env = allocatorReexecEnv({ PATH: "/bin", UNSET: undefined });
+  expect(env).toEqual({ PATH: "/bin", ...ALLOCATOR_ENV });
+  expect(allocatorReexecEnv({ PATH: "/bin", MIMALLOC_PURGE_DELAY: "" })).toBeNull();
+});
