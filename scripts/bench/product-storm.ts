@@ -128,6 +128,8 @@ async function measure(s: Side, label: string): Promise<void> {
   const per = new Map<string, number[]>();
   const idle = new Map<string, number[]>();
   const walls: number[] = [];
+  const connects: number[] = [];
+  const getsPhase: number[] = [];
   let procCpu = 0;
   for (let i = 0; i < STORMS; i++) {
     const p0 = processCpu(s.pid);
@@ -151,6 +153,9 @@ async function measure(s: Side, label: string): Promise<void> {
       );
     }
     walls.push(Number(/: ([\d.]+) s/.exec(out)?.[1]));
+    const phases = /connect ([\d.]+) s, get ([\d.]+) s/.exec(out);
+    connects.push(Number(phases?.[1]));
+    getsPhase.push(Number(phases?.[2]));
     for (const [k, v] of diff(t0, t1)) per.set(k, [...(per.get(k) ?? []), v / 1e6]);
     // The same span of time with no client: what the server spends anyway.
     await Bun.sleep(wall);
@@ -164,7 +169,7 @@ async function measure(s: Side, label: string): Promise<void> {
   const sum = (i: 1 | 2) => rows.reduce((t, r) => t + r[i], 0);
   console.log(`${label} first storm: ${first}, server threads ${firstMs.toFixed(1)} ms`);
   console.log(
-    `${label} pid ${s.pid}: storm median ${median(walls).toFixed(4)} s (${walls.map((w) => w.toFixed(4)).join(" ")}), load ${load()}`,
+    `${label} pid ${s.pid}: storm median ${median(walls).toFixed(4)} s (${walls.map((w) => w.toFixed(4)).join(" ")}; connect phase ${median(connects).toFixed(4)} s, get phase ${median(getsPhase).toFixed(4)} s), load ${load()}`,
   );
   console.log(
     `  ${"thread".padEnd(22)} storm ms  idle ms (medians per storm / per equal idle span)`,
