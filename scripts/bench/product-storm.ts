@@ -4,7 +4,9 @@
  * 5,000 doubles each, an updater setting 1,000 PVs at 10 Hz, as ca-p99.ts), one storm to warm up,
  * then STORMS storms (connect + get of the 10,000 doubles, scripts/bench/product-client.c), each
  * bracketed by readings of /proc/<pid>/task/<tid>/schedstat (run time in ns, unlike the 10 ms
- * ticks of /proc/<pid>/stat). Threads are grouped by name (`comm`); the idle CPU of an equal time
+ * ticks of /proc/<pid>/stat; but a thread that ended meanwhile is missing from them, as softIoc's
+ * per-circuit CAS-client thread may be once its client left: the process line, from
+ * /proc/<pid>/stat, counts it). Threads are grouped by name (`comm`); the idle CPU of an equal time
  * without a storm is measured the same way and printed beside it, so what a storm adds is seen
  * apart from what the server does anyway (the updater's batches, the allocator's purge thread).
  *
@@ -122,9 +124,11 @@ async function measure(s: Side, label: string): Promise<void> {
   await Bun.sleep(2000);
   // The first storm after the start (what the boot's warm-up prepares for), then the warm ones.
   const f0 = threadTimes(s.pid);
+  const fp0 = processCpu(s.pid);
   const first = await runCaClient(CLIENT, s.caPort, ["connect", STORM_FILE, "_"]);
   let firstMs = 0;
   for (const v of diff(f0, threadTimes(s.pid)).values()) firstMs += v / 1e6;
+  const firstProc = (processCpu(s.pid) - fp0) * 1000;
   const per = new Map<string, number[]>();
   const idle = new Map<string, number[]>();
   const walls: number[] = [];
@@ -167,7 +171,9 @@ async function measure(s: Side, label: string): Promise<void> {
     .filter(([, a, b]) => a >= 0.05 || b >= 0.05)
     .sort((x, y) => y[1] - x[1]);
   const sum = (i: 1 | 2) => rows.reduce((t, r) => t + r[i], 0);
-  console.log(`${label} first storm: ${first}, server threads ${firstMs.toFixed(1)} ms`);
+  console.log(
+    `${label} first storm: ${first}, server threads ${firstMs.toFixed(1)} ms, process ${firstProc.toFixed(0)} ms`,
+  );
   console.log(
     `${label} pid ${s.pid}: storm median ${median(walls).toFixed(4)} s (${walls.map((w) => w.toFixed(4)).join(" ")}; connect phase ${median(connects).toFixed(4)} s, get phase ${median(getsPhase).toFixed(4)} s), load ${load()}`,
   );
