@@ -8,9 +8,11 @@
  * (scripts/bench/ca-server-proc.ts) so its CPU can be read from /proc/<pid>/stat (utime+stime).
  * Prints one line per figure. Keep runs short: the machine may be shared.
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ALLOCATOR_ENV } from "../../src/common/allocator.ts";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 
 // Built per run (the source may change between runs; it compiles in well under a second).
@@ -54,6 +56,8 @@ async function startServer(count: number): Promise<ServerProc> {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
+    // The allocator settings `iocmng serve` runs with (src/common/allocator.ts), unless set here.
+    env: { ...ALLOCATOR_ENV, ...process.env },
   });
   const reader = proc.stdout.getReader();
   let buf = "";

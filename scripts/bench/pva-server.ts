@@ -15,6 +15,7 @@
  * for an A/B of a runtime setting), PVA_BENCH_DUMP=<prefix> (every round trip, in order, to
  * <prefix>.<side>).
  */
+
 import {
   existsSync,
   mkdtempSync,
@@ -25,6 +26,7 @@ import {
 } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { ALLOCATOR_ENV } from "../../src/common/allocator.ts";
 import { Cmd } from "../../src/pva/codec/index.ts";
 import { PvaClient } from "../../test/helpers/pva-client.ts";
 import { median } from "./ca-client.ts";
@@ -91,7 +93,8 @@ async function startOurs(
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
-    env: { ...process.env, ...env },
+    // The allocator settings `iocmng serve` runs with (src/common/allocator.ts), unless set here.
+    env: { ...ALLOCATOR_ENV, ...process.env, ...env },
   });
   const reader = proc.stdout.getReader();
   let buf = "";

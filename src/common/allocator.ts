@@ -8,11 +8,31 @@
  * after the last one: the serving thread takes a page fault to get each back, and the scavenger
  * thread runs on a CPU the clients need. At 1 s the pages of a busy server stay; an idle one still
  * returns them a second later (docs/benchmarks.md, "Allocator purge delay").
+ *
+ * `MIMALLOC_PURGE_HOLES_MIN_INTERVAL`: Bun's mimalloc also gives back the free "holes" inside
+ * partly used pages, at most every 100 ms by default; a plugin's 10 Hz `setPv` batch then costs a
+ * purge and a refault of the same few pages every cycle (strace of the scavenger: the same 12 KiB
+ * `madvise`d every 100 ms). Same 1 s.
  */
 import { readFileSync } from "node:fs";
 import { execvpe } from "../../ffi/libc.ts";
 
-export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: "1000" };
+export const ALLOCATOR_ENV: Readonly<Record<string, string>> = {
+  MIMALLOC_PURGE_DELAY: "1000",
+  MIMALLOC_PURGE_HOLES_MIN_INTERVAL: "1000",
+};
+
+/**
+ * The allocator settings a child Bun process (a plugin) should start with: the server's own value
+ * of each (the user's, or ours after the re-exec), else ours.
+ */
+export function allocatorEnvFor(
+  server: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ALLOCATOR_ENV)) out[k] = server[k] ?? v;
+  return out;
+}
 
 /**
  * The environment `iocmng serve` should re-execute itself with, or null when nothing is missing:

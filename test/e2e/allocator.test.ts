@@ -1,6 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { ALLOCATOR_ENV, allocatorReexecEnv } from "../../src/common/allocator.ts";
+import { ALLOCATOR_ENV, allocatorEnvFor, allocatorReexecEnv } from "../../src/common/allocator.ts";
 import { makeDirs, type ServerDirs, spawnServer } from "./lib/server.ts";
 
 /**
@@ -22,6 +22,13 @@ function environOf(pid: number): Map<string, string> {
   return m;
 }
 
+/** Every value mimalloc reported for `option` (MIMALLOC_VERBOSE), in order. */
+function options(output: string, option: string): string[] {
+  return [...output.matchAll(new RegExp(`option '${option}': (-?\\d+)`, "g"))].map(
+    (m) => m[1] ?? "",
+  );
+}
+
 async function serveWith(env: Record<string, string>) {
   const d = await makeDirs();
   allDirs.push(d);
@@ -34,10 +41,10 @@ test("serve runs with mimalloc's purge delay at 1 s, in the process it was start
     // The pid Bun.spawn returned is the serving process: the re-exec kept it.
     const env = environOf(srv.proc.pid);
     expect(env.get("MIMALLOC_PURGE_DELAY")).toBe("1000");
-    // mimalloc printed its options twice (before and after the exec); the last word is the new one.
-    const delays = [...srv.output().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
-    expect(delays.at(-1)).toBe("1000");
-    expect(delays).toContain("100");
+    expect(env.get("MIMALLOC_PURGE_HOLES_MIN_INTERVAL")).toBe("1000");
+    // mimalloc printed its options twice: its defaults before the exec, ours after it.
+    expect(options(srv.output(), "purge_delay")).toEqual(["100", "1000"]);
+    expect(options(srv.output(), "purge_holes_min_interval")).toEqual(["100", "1000"]);
     const health = await srv.api("GET", "/health");
     expect(health.status).toBe(200);
   } finally {
@@ -45,12 +52,17 @@ test("serve runs with mimalloc's purge delay at 1 s, in the process it was start
   }
 });
 
-test("a purge delay the user set is kept and the server starts once", async () => {
-  const srv = await serveWith({ MIMALLOC_PURGE_DELAY: "250" });
+test("values the user set are kept and the server starts once", async () => {
+  const srv = await serveWith({
+    MIMALLOC_PURGE_DELAY: "250",
+    MIMALLOC_PURGE_HOLES_MIN_INTERVAL: "300",
+  });
   try {
-    expect(environOf(srv.proc.pid).get("MIMALLOC_PURGE_DELAY")).toBe("250");
-    const delays = [...srv.output().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
-    expect(delays).toEqual(["250"]);
+    const env = environOf(srv.proc.pid);
+    expect(env.get("MIMALLOC_PURGE_DELAY")).toBe("250");
+    expect(env.get("MIMALLOC_PURGE_HOLES_MIN_INTERVAL")).toBe("300");
+    expect(options(srv.output(), "purge_delay")).toEqual(["250"]);
+    expect(options(srv.output(), "purge_holes_min_interval")).toEqual(["300"]);
   } finally {
     await srv.kill();
   }
@@ -59,5 +71,16 @@ test("a purge delay the user set is kept and the server starts once", async () =
 test("allocatorReexecEnv adds only what is missing and keeps the rest of the environment", () => {
   const env = allocatorReexecEnv({ PATH: "/bin", UNSET: undefined });
   expect(env).toEqual({ PATH: "/bin", ...ALLOCATOR_ENV });
-  expect(allocatorReexecEnv({ PATH: "/bin", MIMALLOC_PURGE_DELAY: "" })).toBeNull();
+  const partial = allocatorReexecEnv({ PATH: "/bin", MIMALLOC_PURGE_DELAY: "5" });
+  expect(partial).toEqual({ ...ALLOCATOR_ENV, PATH: "/bin", MIMALLOC_PURGE_DELAY: "5" });
+  const all = Object.fromEntries(Object.keys(ALLOCATOR_ENV).map((k) => [k, ""]));
+  expect(allocatorReexecEnv({ PATH: "/bin", ...all })).toBeNull();
+});
+
+test("plugins get the server's allocator values, ours where the server has none", () => {
+  expect(allocatorEnvFor({})).toEqual({ ...ALLOCATOR_ENV });
+  expect(allocatorEnvFor({ MIMALLOC_PURGE_DELAY: "100" })).toEqual({
+    ...ALLOCATOR_ENV,
+    MIMALLOC_PURGE_DELAY: "100",
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * Plugin processes run in Bun's small-heap mode (`--smol` through BUN_OPTIONS, set by pluginEnv in
- * src/plugins/host/sandbox.ts): the plugin's own process reports it, whether it took the spare or
- * was started for it. Real plugin from a real git repository, real processes.
+ * src/plugins/host/sandbox.ts) and with the server's allocator settings (src/common/allocator.ts):
+ * the plugin's own process reports both, whether it took the spare or was started for it. Real plugin from a real git repository, real processes.
  */
 import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { defaultSandboxConfig } from "../../src/plugins/host/sandbox.ts";
@@ -19,7 +19,15 @@ const JOB = `import { JobBase, JobResult } from "iocmng";
 export class Flags extends JobBase {
   initialize(): void {}
   async execute(): Promise<JobResult> {
-    return JobResult.ok({ execArgv: process.execArgv, options: process.env.BUN_OPTIONS ?? null }, "flags");
+    const env = process.env;
+    return JobResult.ok(
+      {
+        execArgv: process.execArgv,
+        options: env.BUN_OPTIONS ?? null,
+        allocator: [env.MIMALLOC_PURGE_DELAY ?? null, env.MIMALLOC_PURGE_HOLES_MIN_INTERVAL ?? null],
+      },
+      "flags",
+    );
   }
 }
 `;
@@ -36,13 +44,22 @@ async function flagsOf(spare: boolean): Promise<unknown> {
   return r.ok ? r.value.data : null;
 }
 
-test("a plugin process started for its plugin runs with --smol", async () => {
-  const data = (await flagsOf(false)) as { execArgv: string[]; options: string };
+interface Flags {
+  execArgv: string[];
+  options: string;
+  allocator: [string | null, string | null];
+}
+
+test("a plugin process started for its plugin runs with --smol and the allocator settings", async () => {
+  const data = (await flagsOf(false)) as Flags;
   expect(data.execArgv).toContain("--smol");
   expect(data.options).toBe("--smol");
+  // src/common/allocator.ts: the test runner has neither variable, so the defaults of ALLOCATOR_ENV.
+  expect(data.allocator).toEqual(["1000", "1000"]);
 });
 
-test("a plugin that takes the spare process runs with --smol", async () => {
-  const data = (await flagsOf(true)) as { execArgv: string[]; options: string };
+test("a plugin that takes the spare process runs with --smol and the allocator settings", async () => {
+  const data = (await flagsOf(true)) as Flags;
   expect(data.execArgv).toContain("--smol");
+  expect(data.allocator).toEqual(["1000", "1000"]);
 });

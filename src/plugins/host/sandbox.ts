@@ -6,6 +6,7 @@
 import { chmod, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { allocatorEnvFor } from "../../common/allocator.ts";
 
 /** Per-plugin resource limits (rlimits of the plugin process). */
 export interface SandboxLimits {
@@ -115,7 +116,8 @@ export const NEVER_PASSED = new Set(["IOCMNG_API_TOKEN", "IOCMNG_GIT_TOKEN"]);
 /**
  * The whole environment of a plugin process: nothing of the server's but EPICS_*, a few locale
  * variables and what the operator lists in `sandbox.pass_env` (minus the API token and every
- * variable named as a `pat_env`), plus HOME/TMPDIR pointing at its private directory.
+ * variable named as a `pat_env`), plus HOME/TMPDIR pointing at its private directory and the
+ * server's allocator settings.
  */
 export function pluginEnv(
   from: Record<string, string | undefined>,
@@ -138,6 +140,9 @@ export function pluginEnv(
   env.PATH = "/usr/local/bin:/usr/bin:/bin";
   env.NO_COLOR = "1";
   env.BUN_JSC_jitMemoryReservationSize = String(JIT_RESERVATION_BYTES);
+  // The server's allocator settings (src/common/allocator.ts): a plugin's periodic work would
+  // otherwise have its scavenger thread give pages back and refault them every cycle.
+  Object.assign(env, allocatorEnvFor(from));
   // Bun's small-heap mode (`--smol`; BUN_OPTIONS reaches the compiled executable too): the JS heap
   // is collected sooner; a few MB less PSS for plugins holding thousands of PVs, no CPU cost we
   // could measure (docs/benchmarks.md, "Plugins in sandboxed processes"). Passed options follow.
