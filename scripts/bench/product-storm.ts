@@ -12,45 +12,36 @@
  *
  *   bun scripts/bench/product-storm.ts [storms=10] [variant…]
  *
- * Variants as ca-p99.ts: `iocmng`, `softIoc`, `iocmng+ENV=VALUE[,…]` (`IOCMNG_BIN=<path>` runs
+ * Variants as ca-p99.ts: `iocmng`, `softIoc`, `softIoc-nort`, `iocmng+ENV=VALUE[,…]` (`IOCMNG_BIN=<path>` runs
  * another binary, e.g. a copy kept from before a change). Default: `iocmng softIoc`.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import {
-  doublesPlugin,
-  type IocmngInstall,
+  installSplit,
   iocmngCommand,
-  iocmngInstall,
+  loadText,
   type Side,
   softIocDb,
-  startIocmng,
-  startSoftIoc,
-  updaterPlugin,
+  splitStormNames,
+  splitUpdatingNames,
+  startVariant,
 } from "./product-sides.ts";
 
 const args = process.argv.slice(2);
 const STORMS = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 10;
 const VARIANTS = args.length > 0 ? args : ["iocmng", "softIoc"];
-const HALF = 5000;
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-storm-"));
 const CLIENT = join(work, "product-client");
-const stormNames = [
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGA:D${i}`),
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGB:D${HALF + i}`),
-];
-const updatingNames = Array.from({ length: 1000 }, (_, i) => `BENCH:UPD:U${i}`);
+const stormNames = splitStormNames;
+const updatingNames = splitUpdatingNames;
 const STORM_FILE = join(work, "storm.txt");
 writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
 
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ");
+const load = loadText;
 
 /** Run time (ns) of each thread of `pid`, summed by thread name. */
 function threadTimes(pid: number): Map<string, number> {
@@ -80,44 +71,6 @@ function diff(a: Map<string, number>, b: Map<string, number>): Map<string, numbe
   const d = new Map<string, number>();
   for (const [k, v] of b) d.set(k, v - (a.get(k) ?? 0));
   return d;
-}
-
-async function install(argv: string[]): Promise<IocmngInstall> {
-  const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(doublesPlugin(HALF));
-  const updater = await makeRepo(updaterPlugin(updatingNames.length));
-  const s = await startIocmng(inst, argv);
-  try {
-    const adds: Array<[string, string, Record<string, number>]> = [
-      ["biga", doubles.url, { first: 0, count: HALF }],
-      ["bigb", doubles.url, { first: HALF, count: HALF }],
-      ["upd", updater.url, {}],
-    ];
-    for (const [name, url, parameters] of adds) {
-      const r = await fetch(`${inst.base}/tasks`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name, git_url: url, parameters }),
-      });
-      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
-    }
-  } finally {
-    await s.stop();
-    await doubles.remove();
-    await updater.remove();
-  }
-  return inst;
-}
-
-function envOf(variant: string): Record<string, string> {
-  const plus = variant.indexOf("+");
-  if (plus < 0) return {};
-  const env: Record<string, string> = {};
-  for (const kv of variant.slice(plus + 1).split(",")) {
-    const eq = kv.indexOf("=");
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
 }
 
 async function measure(s: Side, label: string): Promise<void> {
@@ -196,17 +149,11 @@ async function main(): Promise<void> {
   const { argv, what } = iocmngCommand();
   console.log(`warm storm per thread, ${new Date().toISOString()}, Bun ${Bun.version}`);
   console.log(`iocmng: ${what}; variants ${VARIANTS.join(", ")}; ${STORMS} storms; load ${load()}`);
-  const inst = await install(argv);
+  const inst = await installSplit(work, argv);
   const dbFile = join(work, "bench.db");
   writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
   for (const v of VARIANTS) {
-    const env = envOf(v);
-    const bin = env.IOCMNG_BIN;
-    delete env.IOCMNG_BIN;
-    const s =
-      v === "softIoc"
-        ? await startSoftIoc(dbFile)
-        : await startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
+    const s = await startVariant(v, inst, argv, dbFile);
     try {
       await measure(s, v);
     } finally {
