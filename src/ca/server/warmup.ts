@@ -70,6 +70,8 @@ const SUBSCRIBED = 200;
  */
 const READ_BURST = 3000;
 const READ_BURST_CHUNK = READ_BURST * 16 + 4;
+/** Channels of the primer circuit that runs every request kind once first (see primer()). */
+const PRIMER_CHANNELS = 16;
 const DBE_VALUE_ALARM = 5;
 const textEncoder = new TextEncoder();
 
@@ -211,6 +213,10 @@ export async function warmUpCircuits(
     encodeMessage(CMD.HOST_NAME, 0, 0, 0, 0, nameBytes("warmup")),
     encodeMessage(CMD.CLIENT_NAME, 0, 0, 0, 0, nameBytes("iocmng")),
   ]);
+  if (!cancelled()) {
+    timed(() => primer(host, sock, pvs, hello, creates));
+    await yieldToLoop();
+  }
   let done = 0;
   for (; done < rounds && !cancelled(); done++) {
     sock.reset();
@@ -254,6 +260,47 @@ export async function warmUpCircuits(
     requests: host.counters.requests,
     updatesSent: host.counters.updatesSent,
   };
+}
+
+/**
+ * Every kind of channel request on a few channels, once, before anything is compiled: JSC compiles
+ * the request dispatch (`dispatch`, `runChannelRequest`) once it ran ~1,000 times, which the
+ * rounds' first phase (CREATE_CHAN, READ_NOTIFY) reaches before any EVENT_ADD, EVENT_CANCEL or
+ * CLEAR_CHANNEL ran; the code then treated those cases as never taken, bailed out when the monitor
+ * and clear phases took them and was compiled again, which put off its top tier (FTL) to the first
+ * real storms. Here every case has run while everything is still interpreted.
+ */
+function primer(
+  host: CircuitHub,
+  sock: SinkSocket,
+  pvs: Pv[],
+  hello: Uint8Array,
+  creates: Uint8Array[],
+): void {
+  const n = Math.min(PRIMER_CHANNELS, pvs.length);
+  sock.reset();
+  const c = new Circuit(sock as unknown as ConstructorParameters<typeof Circuit>[0], host);
+  sock.parsing = true;
+  feed(c, concatMessages([hello, ...creates.slice(0, n)]));
+  sock.parsing = false;
+  const sid = (cid: number) => sock.sidOf[cid] ?? 0;
+  const mask = new Uint8Array(16);
+  new DataView(mask.buffer).setUint16(12, DBE_VALUE_ALARM);
+  const parts: Uint8Array[] = [];
+  for (let cid = 0; cid < n; cid++) {
+    parts.push(encodeMessage(CMD.READ_NOTIFY, DBR.DOUBLE, 1, sid(cid), cid));
+    parts.push(encodeMessage(CMD.EVENT_ADD, DBR.TIME_DOUBLE, 1, sid(cid), cid, mask));
+  }
+  feed(c, concatMessages(parts));
+  for (let cid = 0; cid < n; cid++) pvs[cid]?.post(cid + 0.25);
+  c.flush();
+  parts.length = 0;
+  for (let cid = 0; cid < n; cid++) {
+    parts.push(encodeMessage(CMD.EVENT_CANCEL, DBR.TIME_DOUBLE, 1, sid(cid), cid));
+    parts.push(encodeMessage(CMD.CLEAR_CHANNEL, 0, 0, sid(cid), cid));
+  }
+  feed(c, concatMessages(parts));
+  c.onClose();
 }
 
 /** Subscriptions on the first PVs, three posted updates each (the fan-out path), cancelled. */
