@@ -61,7 +61,7 @@ export interface WarmupReport {
 // the product path"): server CPU in the first storm after a restart 110 ms with 6 rounds, 140 ms
 // with 12, 160 ms without (medians of 8 restarts, load 4.5–5.6); 12 rounds cost twice the boot
 // time and were more often cut short by the first client.
-const DEFAULTS = { channels: 2000, rounds: Number(process.env.XW_ROUNDS ?? 6), sliceChannels: 250 };
+const DEFAULTS = { channels: 2000, rounds: 6, sliceChannels: 250 };
 const SUBSCRIBED = 200;
 /**
  * READ_NOTIFYs sent as one chunk per round: their replies (24 bytes each) outgrow the circuit's 64
