@@ -8,7 +8,7 @@
  *   bun scripts/bench/ca-p99.ts [rounds=3] [variant…]
  *
  * Variants: `iocmng` (as a user starts it), `softIoc`, `softIoc-nort` (softIoc without the
- * real-time priorities it takes as root, see NO_RT below), and `iocmng+ENV=VALUE[,ENV=VALUE]` for an
+ * real-time priorities it takes as root: NO_RT in product-sides.ts), and `iocmng+ENV=VALUE[,ENV=VALUE]` for an
  * iocmng started with extra environment (e.g. `iocmng+IOCMNG_DISABLE_PVA=1`; `IOCMNG_BIN=<path>` runs
  * another binary, e.g. a copy of dist/iocmng kept from before a change). Default: `iocmng
  * softIoc`. Each round restarts each variant (order alternating), waits 2 s for the boot work to
@@ -20,51 +20,37 @@
  * slow ones up with `strace -f -tt -T -p <pid>` or `perf sched` of the server (its pid is printed).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import {
-  doublesPlugin,
-  type IocmngInstall,
+  installSplit,
   iocmngCommand,
-  iocmngInstall,
+  loadText,
   type Side,
   softIocDb,
-  startIocmng,
-  startSoftIoc,
+  splitStormNames,
+  splitUpdatingNames,
+  startVariant,
   treeCpu,
-  updaterPlugin,
 } from "./product-sides.ts";
 
 const args = process.argv.slice(2);
 const ROUNDS = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 3;
 const VARIANTS = args.length > 0 ? args : ["iocmng", "softIoc"];
-const HALF = 5000;
 const GETS = 2000;
 const SAMPLES_DIR = process.env.CA_P99_SAMPLES;
 // CA_P99_LATE=S: S seconds after the storms, 3 more get runs (is the tail a just-started effect?).
 const LATE_S = Number(process.env.CA_P99_LATE ?? 0);
-// softIoc-nort: softIoc without CAP_SYS_NICE. As root (this machine's benches run as root) EPICS
-// gives its threads SCHED_FIFO priorities (CAS-TCP 16, CAS-UDP 12, scan-0.1 65, a circuit's
-// CAS-client thread …), so its CA replies preempt every ordinary process; without the capability
-// (any non-root IOC without RLIMIT_RTPRIO) they run SCHED_OTHER like iocmng's main thread.
-const NO_RT = ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", "--"];
 
 const work = mkdtempSync(join(tmpdir(), "iocmng-ca-p99-"));
 const CLIENT = join(work, "product-client");
-const stormNames = [
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGA:D${i}`),
-  ...Array.from({ length: HALF }, (_, i) => `BENCH:BIGB:D${HALF + i}`),
-];
-const updatingNames = Array.from({ length: 1000 }, (_, i) => `BENCH:UPD:U${i}`);
+const stormNames = splitStormNames;
+const updatingNames = splitUpdatingNames;
 const STORM_FILE = join(work, "storm.txt");
 writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
 
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ");
+const load = loadText;
 
 const pct = (sorted: number[], p: number) => sorted[Math.floor(sorted.length * p)] as number;
 
@@ -131,51 +117,13 @@ async function measure(s: Side, label: string, f: Figures): Promise<void> {
   );
 }
 
-async function install(argv: string[]): Promise<IocmngInstall> {
-  const inst = await iocmngInstall(work, "BENCH");
-  const doubles = await makeRepo(doublesPlugin(HALF));
-  const updater = await makeRepo(updaterPlugin(updatingNames.length));
-  const s = await startIocmng(inst, argv);
-  try {
-    const adds: Array<[string, string, Record<string, number>]> = [
-      ["biga", doubles.url, { first: 0, count: HALF }],
-      ["bigb", doubles.url, { first: HALF, count: HALF }],
-      ["upd", updater.url, {}],
-    ];
-    for (const [name, url, parameters] of adds) {
-      const r = await fetch(`${inst.base}/tasks`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name, git_url: url, parameters }),
-      });
-      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
-    }
-  } finally {
-    await s.stop();
-    await doubles.remove();
-    await updater.remove();
-  }
-  return inst;
-}
-
-function envOf(variant: string): Record<string, string> {
-  const plus = variant.indexOf("+");
-  if (plus < 0) return {};
-  const env: Record<string, string> = {};
-  for (const kv of variant.slice(plus + 1).split(",")) {
-    const eq = kv.indexOf("=");
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
-}
-
 async function main(): Promise<void> {
   buildCaClient(CLIENT, "product-client.c");
   if (SAMPLES_DIR) mkdirSync(SAMPLES_DIR, { recursive: true });
   const { argv, what } = iocmngCommand();
   console.log(`CA get p99 / warm storm, ${new Date().toISOString()}, Bun ${Bun.version}`);
   console.log(`iocmng: ${what}; variants ${VARIANTS.join(", ")}; load ${load()}`);
-  const inst = await install(argv);
+  const inst = await installSplit(work, argv);
   const dbFile = join(work, "bench.db");
   writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
   const figures = new Map<string, Figures>(
@@ -185,16 +133,7 @@ async function main(): Promise<void> {
     console.log(`round ${r + 1}/${ROUNDS}`);
     const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
     for (const v of order) {
-      const env = envOf(v);
-      // IOCMNG_BIN=<path> in a variant: another iocmng binary (a kept copy for a before/after).
-      const bin = env.IOCMNG_BIN;
-      delete env.IOCMNG_BIN;
-      const s =
-        v === "softIoc"
-          ? await startSoftIoc(dbFile)
-          : v === "softIoc-nort"
-            ? await startSoftIoc(dbFile, NO_RT)
-            : await startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
+      const s = await startVariant(v, inst, argv, dbFile);
       try {
         await measure(s, `${v}-r${r}`, figures.get(v) as Figures);
       } finally {

@@ -2,8 +2,9 @@
  * headers needed: the prototypes are in libca-decls.h). The channel names come from a file, one
  * per line, so the same list can be run against iocmng (PVs of several plugins) and softIoc.
  *   connect FILE          create a channel per name, wait for all, then one DBR_DOUBLE get each;
- *                         prints "connect+get N: S s" (seconds from the first create to the last
- *                         get reply).
+ *                         prints "connect+get N: S s (connect C s, get G s)" (seconds from the
+ *                         first create to the last get reply; C until every channel connected,
+ *                         G from there to the last get reply).
  *   latency PV COUNT      COUNT sequential DBR_DOUBLE gets of one channel; prints p50/p99 in µs.
  *   samples PV COUNT      the same gets, one line each: "<start, CLOCK_MONOTONIC ns> <round trip
  *                         ns>", to line slow ones up with what the server did at that moment
@@ -58,11 +59,13 @@ int main(int argc, char **argv) {
         char **names = read_names(argv[2], &n);
         double t0 = now();
         chid *ids = create_all(names, n);
+        double t1 = now();
         double *values = calloc(n, sizeof *values);
         for (int i = 0; i < n; i++) ca_array_get(DBR_DOUBLE, 1, ids[i], &values[i]);
         int st = ca_pend_io(30.0);
         if (st != ECA_NORMAL) { fprintf(stderr, "get: %s\n", ca_message(st)); return 1; }
-        printf("connect+get %d: %.4f s\n", n, now() - t0);
+        double t2 = now();
+        printf("connect+get %d: %.4f s (connect %.4f s, get %.4f s)\n", n, t2 - t0, t1 - t0, t2 - t1);
     } else if (!strcmp(argv[1], "latency")) {
         int count = atoi(argv[3]);
         chid id;

@@ -9,6 +9,7 @@
  *   updating ones.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freeTcpPort, freeUdpPort } from "../../test/e2e/lib/server.ts";
@@ -344,4 +345,91 @@ export default class Updater extends TaskBase {
 `,
     "config.yaml": "parameters:\n  mode: continuous\n  interval: 0.1\n",
   };
+}
+
+/**
+ * The layout of ca-p99.ts and product-storm.ts: the 10,000 doubles from two plugins of 5,000
+ * (`biga`, `bigb`) and the updater's 1,000, and the names a storm connects to.
+ */
+export const SPLIT_HALF = 5000;
+export const splitStormNames = [
+  ...Array.from({ length: SPLIT_HALF }, (_, i) => `BENCH:BIGA:D${i}`),
+  ...Array.from({ length: SPLIT_HALF }, (_, i) => `BENCH:BIGB:D${SPLIT_HALF + i}`),
+];
+export const splitUpdatingNames = Array.from({ length: UPDATING }, (_, i) => `BENCH:UPD:U${i}`);
+
+/**
+ * An iocmng installation under `root` with the split layout's plugins added over REST (the
+ * server started with `argv` for that, then stopped: each variant's start restores them).
+ */
+export async function installSplit(root: string, argv: string[]): Promise<IocmngInstall> {
+  const inst = await iocmngInstall(root, "BENCH");
+  const doubles = await makeRepo(doublesPlugin(SPLIT_HALF));
+  const updater = await makeRepo(updaterPlugin(UPDATING));
+  const s = await startIocmng(inst, argv);
+  try {
+    const adds: Array<[string, string, Record<string, number>]> = [
+      ["biga", doubles.url, { first: 0, count: SPLIT_HALF }],
+      ["bigb", doubles.url, { first: SPLIT_HALF, count: SPLIT_HALF }],
+      ["upd", updater.url, {}],
+    ];
+    for (const [name, url, parameters] of adds) {
+      const r = await fetch(`${inst.base}/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, git_url: url, parameters }),
+      });
+      if (r.status !== 201) throw new Error(`adding ${name}: ${r.status} ${await r.text()}`);
+    }
+  } finally {
+    await s.stop();
+    await doubles.remove();
+    await updater.remove();
+  }
+  return inst;
+}
+
+/**
+ * softIoc-nort: softIoc without CAP_SYS_NICE. As root (this machine's benches run as root) EPICS
+ * gives its threads SCHED_FIFO priorities (CAS-TCP 16, CAS-UDP 12, scan-0.1 65, a circuit's
+ * CAS-client thread …), so its CA replies preempt every ordinary process; without the capability
+ * (any non-root IOC without RLIMIT_RTPRIO) they run SCHED_OTHER like iocmng's main thread.
+ */
+const NO_RT = ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", "--"];
+
+/**
+ * Starts one variant of ca-p99.ts / product-storm.ts: `softIoc`, `softIoc-nort` (on `dbFile`), or
+ * `iocmng[+ENV=VALUE,…]` on `inst` (`IOCMNG_BIN=<path>` among them runs that binary instead of
+ * `argv`, e.g. a copy of dist/iocmng kept from before a change).
+ */
+export async function startVariant(
+  v: string,
+  inst: IocmngInstall,
+  argv: string[],
+  dbFile: string,
+): Promise<Side> {
+  if (v === "softIoc") return startSoftIoc(dbFile);
+  if (v === "softIoc-nort") return startSoftIoc(dbFile, NO_RT);
+  const env = variantEnv(v);
+  const bin = env.IOCMNG_BIN;
+  delete env.IOCMNG_BIN;
+  return startIocmng(inst, bin ? [bin, "serve"] : argv, env, v);
+}
+
+/** The load average as "1m 5m 15m", for every figure a bench prints. */
+export const loadText = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+/** The extra environment of a variant `iocmng+ENV=VALUE[,ENV=VALUE]` (none for a plain name). */
+function variantEnv(variant: string): Record<string, string> {
+  const plus = variant.indexOf("+");
+  if (plus < 0) return {};
+  const env: Record<string, string> = {};
+  for (const kv of variant.slice(plus + 1).split(",")) {
+    const eq = kv.indexOf("=");
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
 }

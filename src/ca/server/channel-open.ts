@@ -4,7 +4,6 @@
  * mind. The circuit keeps the connection and dispatch; this file keeps what naming a PV means.
  */
 import { ACCESS, CMD } from "../codec/constants.ts";
-import { nativeDbrType } from "../codec/dbr-encode.ts";
 import type { CaHeader } from "../codec/header.ts";
 import { encodeNotFound, encodeSearchReply } from "../codec/messages.ts";
 import { createChanCid, searchId, searchWantsNotFound } from "../codec/requests.ts";
@@ -34,8 +33,11 @@ export interface OpeningCircuit extends ChannelOwner {
 export function createChan(c: OpeningCircuit, h: CaHeader, bytes: Uint8Array, off: number) {
   const cid = createChanCid(h);
   const stop = off + h.payloadSize;
-  let nul = bytes.indexOf(0, off);
-  if (nul < 0 || nul > stop) nul = stop;
+  // An indexed scan, not bytes.indexOf: `bytes` is a socket chunk (a Buffer, whose indexOf is
+  // Buffer's own) or the reader's own Uint8Array when a message straddled two chunks, and a method
+  // call that meets both keeps the optimised code of this path from settling (docs/ca-server.md).
+  let nul = off;
+  while (nul < stop && bytes[nul] !== 0) nul++;
   const len = nul - off;
   const cfg = c.srv.config;
   if (len > cfg.maxNameLength) {
@@ -52,7 +54,7 @@ export function createChan(c: OpeningCircuit, h: CaHeader, bytes: Uint8Array, of
     c.q.appendHeader(CMD.ACCESS_RIGHTS, 0, 0, cid, ch.rights, extOk);
     // Older clients (< 4.9) cannot take the extended header: rsrv clamps the count to 0xFFFE.
     const count = extOk ? pv.count : Math.min(pv.count, 0xfffe);
-    c.q.appendHeader(CMD.CREATE_CHAN, nativeDbrType(pv.kind), count, cid, ch.sid, extOk);
+    c.q.appendHeader(CMD.CREATE_CHAN, entry.nativeType, count, cid, ch.sid, extOk);
     return true;
   }
   c.q.appendHeader(CMD.CREATE_CH_FAIL, 0, 0, cid, 0, c.reply.extOk);

@@ -6,7 +6,7 @@
  * subscriber's header. Without subscriptions it holds no listener and no cached bytes.
  */
 import type { Pv } from "../../pv/pv.ts";
-import { dbrReplySize, encodeDbr } from "../codec/dbr-encode.ts";
+import { dbrReplySize, encodeDbr, nativeDbrType } from "../codec/dbr-encode.ts";
 
 /** An encoded DBR value ready to send (payload padded to 8), or the ECA status of a failure. */
 export type Encoded = { payload: Uint8Array; count: number } | { error: number };
@@ -56,6 +56,17 @@ export function zeroPayload(dbrType: number, count: number): Uint8Array {
 // so a client asking for many odd counts of a big array cannot make the cache hold many copies.
 const MAX_EXTRA_ENCODINGS = 8;
 
+/**
+ * How many PVs of a server have at least one channel (CaServer.stats' `pvsInUse`). An object the
+ * entries count into rather than a callback they call: the warm-up's entries count into one of
+ * their own, and a callback of its own would be a different function at the same call site, which
+ * the code compiled during the warm-up would have inlined and then thrown away once the warm-up's
+ * callback was collected (docs/ca-server.md, "Warm-up at boot").
+ */
+export class InUseCount {
+  n = 0;
+}
+
 /** Server-side companion of one served Pv. */
 export class PvEntry {
   // The channels on this PV: usually one (a connect storm opens 10,000 PVs once each), so the first
@@ -76,11 +87,20 @@ export class PvEntry {
   // … and a small map for the others.
   private more: Map<number, Encoded> | null = null;
 
+  /**
+   * The PV's native DBR type (CREATE_CHAN's reply), found once: a kind that came from a plugin
+   * process is a string made by the IPC decoder, and a switch on it in every CREATE_CHAN made the
+   * optimised code (compiled on the warm-up's literal kinds) bail out on the first real one.
+   */
+  readonly nativeType: number;
+
   constructor(
     readonly pv: Pv,
-    /** Told when the PV gets its first channel (true) and loses its last one (false). */
-    private readonly onUse: (inUse: boolean) => void,
-  ) {}
+    /** Counts this PV while it has channels (+1 with its first, −1 with its last). */
+    private readonly inUse: InUseCount,
+  ) {
+    this.nativeType = nativeDbrType(pv.kind);
+  }
 
   /**
    * Encodes the PV's current state. While subscriptions exist the result is cached until the PV's
@@ -149,7 +169,7 @@ export class PvEntry {
   addChannel(ch: FanoutChannel): void {
     if (this.channel0 === null && (this.moreChannels === null || this.moreChannels.size === 0)) {
       this.channel0 = ch;
-      this.onUse(true);
+      this.inUse.n++;
       return;
     }
     this.moreChannels ??= new Set();
@@ -167,7 +187,7 @@ export class PvEntry {
     else if (this.moreChannels === null || !this.moreChannels.delete(ch)) return;
     if (this.channelCount === 0) {
       this.detach();
-      this.onUse(false);
+      this.inUse.n--;
     }
   }
 

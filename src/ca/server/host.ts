@@ -7,6 +7,8 @@ import type { AccessPolicy } from "../../pv/access.ts";
 import type { Circuit } from "./circuit.ts";
 import type { CaServerConfig } from "./config.ts";
 import type { PvEntry } from "./fanout.ts";
+import type { FlushScheduler } from "./flush.ts";
+import type { NameIndex } from "./names.ts";
 
 /** Counters shared by all circuits of a server (see CaServer.stats). */
 export interface CaCounters {
@@ -47,6 +49,41 @@ export interface CircuitHost {
   scheduleFlush(c: Circuit): void;
   /** The circuit closed: forget it. */
   circuitClosed(c: Circuit): void;
+}
+
+/**
+ * The one implementation of CircuitHost, for the server's circuits and for the warm-up's alike
+ * (warmup.ts), each with its own counters, names and flushes. One class, so that the code JSC
+ * compiles while the warm-up runs sees the objects real circuits see: with a host class of its
+ * own, the optimised code of the storm paths (CREATE_CHAN and the name lookup first) guarded on
+ * the warm-up's host and was thrown away at the first real request, then recompiled during the
+ * next storms (docs/ca-server.md, "Warm-up at boot").
+ */
+export class CircuitHub implements CircuitHost {
+  /** The TCP port circuits connect to (set once the server listens). */
+  tcpPort = 0;
+
+  constructor(
+    readonly config: CaServerConfig,
+    readonly logger: Logger,
+    readonly counters: CaCounters,
+    readonly access: AccessPolicy | null,
+    private readonly names: NameIndex<PvEntry>,
+    private readonly flusher: FlushScheduler<Circuit>,
+    private readonly closed: (c: Circuit) => void,
+  ) {}
+
+  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
+    return this.names.get(bytes, start, end);
+  }
+
+  scheduleFlush(c: Circuit): void {
+    this.flusher.schedule(c);
+  }
+
+  circuitClosed(c: Circuit): void {
+    this.closed(c);
+  }
 }
 
 /** Socket user data: the circuit attached at `open`. */

@@ -12,14 +12,9 @@ import type { Pv } from "../../pv/pv.ts";
 import type { PvSource } from "../../pv/source.ts";
 import { Circuit } from "./circuit.ts";
 import { type CaServerConfig, resolveCaConfig } from "./config.ts";
-import { PvEntry } from "./fanout.ts";
+import { InUseCount, PvEntry } from "./fanout.ts";
 import { FlushScheduler } from "./flush.ts";
-import {
-  type CaCounters,
-  type CircuitHost,
-  type CircuitSocketData,
-  newCaCounters,
-} from "./host.ts";
+import { type CaCounters, CircuitHub, type CircuitSocketData, newCaCounters } from "./host.ts";
 import { NameIndex } from "./names.ts";
 import { SearchThread } from "./search-thread.ts";
 import {
@@ -50,7 +45,7 @@ export interface CaServerStats extends CaCounters {
 }
 
 /** Native Channel Access server for the PVs of a registry. */
-export class CaServer implements CircuitHost {
+export class CaServer {
   readonly registry: PvSource;
   readonly logger: Logger;
   readonly config: CaServerConfig;
@@ -73,11 +68,13 @@ export class CaServer implements CircuitHost {
   /** Every served PV's entry, found by name bytes (CREATE_CHAN, TCP search). */
   private readonly byName = new NameIndex<PvEntry>();
   /** PVs with at least one open channel. */
-  private inUse = 0;
+  private readonly inUse = new InUseCount();
   private readonly flusher = new FlushScheduler<Circuit>();
   private unwatch: (() => void) | null = null;
   private unwatchAccess: (() => void) | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
+  /** What the circuits see of this server (host.ts). */
+  private readonly hub: CircuitHub;
 
   /** Creates a server; nothing is bound until start(). Throws CaConfigError for a bad config. */
   constructor(opts: {
@@ -93,6 +90,15 @@ export class CaServer implements CircuitHost {
     this.access = opts.access ?? null;
     this.logger = opts.logger.child({ component: "ca-server" });
     this.config = resolveCaConfig(opts.config);
+    this.hub = new CircuitHub(
+      this.config,
+      this.logger,
+      this.counters,
+      this.access,
+      this.byName,
+      this.flusher,
+      (c) => this.circuitClosed(c),
+    );
   }
 
   /** TCP port circuits connect to (advertised in search replies and beacons). */
@@ -171,7 +177,7 @@ export class CaServer implements CircuitHost {
       circuits: this.circuits.size,
       channels,
       subscriptions,
-      pvsInUse: this.inUse,
+      pvsInUse: this.inUse.n,
       queuedBytes,
       ...this.counters,
       circuitsRefused: this.circuitsRefused,
@@ -193,7 +199,7 @@ export class CaServer implements CircuitHost {
   warmUp(opts: WarmupOptions & { searchDatagrams?: number } = {}): Promise<WarmupReport> {
     if (this.state !== "running") throw new Error(`CA server is ${this.state}, not running`);
     this.search?.warmUp(opts.searchDatagrams ?? 1000);
-    return warmUpCircuits(this.config, this.logger, this._tcpPort, {
+    return warmUpCircuits(this.config, this.logger, this._tcpPort, this.access, {
       ...opts,
       cancelled: () =>
         this.state !== "running" || this.circuits.size > 0 || (opts.cancelled?.() ?? false),
@@ -205,23 +211,13 @@ export class CaServer implements CircuitHost {
     this.search?.crashForTest();
   }
 
-  /** @internal The entry of the served PV named by bytes[start, end), if any. */
-  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
-    return this.byName.get(bytes, start, end);
-  }
-
   /** Access rights may have changed: every circuit re-checks its channels. */
   private accessChanged(): void {
     for (const c of this.circuits) c.recheckAccess();
   }
 
-  /** @internal Flushes the circuit at the end of this tick or event-loop turn (flush.ts). */
-  scheduleFlush(c: Circuit): void {
-    this.flusher.schedule(c);
-  }
-
-  /** @internal */
-  circuitClosed(c: Circuit): void {
+  // A circuit closed (through the hub): forget it.
+  private circuitClosed(c: Circuit): void {
     if (!this.circuits.delete(c)) return;
     const n = (this.perIp.get(c.ip) ?? 1) - 1;
     if (n <= 0) {
@@ -233,7 +229,7 @@ export class CaServer implements CircuitHost {
 
   /** Keeps `byName` equal to the registry (snapshot and subscription in one synchronous step). */
   private indexRegistry(): void {
-    const add = (pv: Pv) => this.byName.set(pv.name, new PvEntry(pv, this.onUse));
+    const add = (pv: Pv) => this.byName.set(pv.name, new PvEntry(pv, this.inUse));
     for (const pv of this.registry.values()) add(pv);
     const offAdd = this.registry.onAdd(add);
     // Its channels get SERVER_DISCONN; a PV of the same name added later gets a fresh entry.
@@ -243,10 +239,6 @@ export class CaServer implements CircuitHost {
       offRemove();
     };
   }
-
-  private readonly onUse = (inUse: boolean): void => {
-    this.inUse += inUse ? 1 : -1;
-  };
 
   private bindAddrs(): string[] {
     return this.config.intfAddrs.length > 0 ? this.config.intfAddrs : ["0.0.0.0"];
@@ -274,6 +266,7 @@ export class CaServer implements CircuitHost {
       p = l.port;
     }
     this._tcpPort = p;
+    this.hub.tcpPort = p;
   }
 
   private async bind(): Promise<void> {
@@ -391,7 +384,7 @@ export class CaServer implements CircuitHost {
     this.perIp.set(ip, n + 1);
     s.setNoDelay(true);
     s.setKeepAlive(true);
-    const c = new Circuit(s, this);
+    const c = new Circuit(s, this.hub);
     this.circuits.add(c);
     s.data = { circuit: c };
     this.logger.debug({ peer: c.peer }, "CA circuit opened");

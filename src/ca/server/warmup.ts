@@ -18,6 +18,7 @@
  * thread warms its own path (search-warmup.ts).
  */
 import type { Logger } from "pino";
+import type { AccessPolicy } from "../../pv/access.ts";
 import { Pv } from "../../pv/pv.ts";
 import { CA_MINOR_VERSION, CMD } from "../codec/constants.ts";
 import { DBR } from "../codec/dbr-layout.ts";
@@ -25,13 +26,9 @@ import { concatMessages, encodeMessage } from "../codec/messages.ts";
 import { MessageReader, READ } from "../codec/stream.ts";
 import { Circuit } from "./circuit.ts";
 import { CaConfigError, type CaServerConfig } from "./config.ts";
-import { PvEntry } from "./fanout.ts";
-import {
-  type CaCounters,
-  type CircuitHost,
-  type CircuitSocketData,
-  newCaCounters,
-} from "./host.ts";
+import { InUseCount, PvEntry } from "./fanout.ts";
+import { FlushScheduler } from "./flush.ts";
+import { CircuitHub, type CircuitSocketData, newCaCounters } from "./host.ts";
 import { NameIndex } from "./names.ts";
 
 /** How much synthetic traffic the warm-up runs. */
@@ -66,6 +63,15 @@ export interface WarmupReport {
 // time and were more often cut short by the first client.
 const DEFAULTS = { channels: 2000, rounds: 6, sliceChannels: 250 };
 const SUBSCRIBED = 200;
+/**
+ * READ_NOTIFYs sent as one chunk per round: their replies (24 bytes each) outgrow the circuit's 64
+ * KiB send buffer, as a real storm's read burst does, so the buffer's growth is compiled too;
+ * without it the optimised read path bailed out on every real burst and was recompiled.
+ */
+const READ_BURST = 3000;
+const READ_BURST_CHUNK = READ_BURST * 16 + 4;
+/** Channels of the primer circuit that runs every request kind once first (see primer()). */
+const PRIMER_CHANNELS = 16;
 const DBE_VALUE_ALARM = 5;
 const textEncoder = new TextEncoder();
 
@@ -80,26 +86,6 @@ export function warmupEnabled(env: Record<string, string | undefined>): boolean 
   throw new CaConfigError(
     `IOCMNG_CA_WARMUP=${JSON.stringify(env.IOCMNG_CA_WARMUP)}: expected yes/no, true/false, on/off or 1/0`,
   );
-}
-
-/** The circuits' host: the server's config, everything else private to the warm-up. */
-class WarmupHost implements CircuitHost {
-  readonly counters: CaCounters = newCaCounters();
-  readonly access = null;
-  constructor(
-    readonly config: CaServerConfig,
-    readonly logger: Logger,
-    readonly tcpPort: number,
-    private readonly index: NameIndex<PvEntry>,
-  ) {}
-  lookup(bytes: Uint8Array, start: number, end: number): PvEntry | undefined {
-    return this.index.get(bytes, start, end);
-  }
-  scheduleFlush(c: Circuit): void {
-    c.flushScheduled = true;
-    queueMicrotask(() => c.flush());
-  }
-  circuitClosed(): void {}
 }
 
 /**
@@ -137,10 +123,16 @@ function nameBytes(s: string): Uint8Array {
   return textEncoder.encode(`${s}\0`);
 }
 
-/** Feeds `bytes` to the circuit in TCP-like chunks (some messages split across two). */
-function feed(c: Circuit, bytes: Uint8Array): void {
-  const CHUNK = 16_000; // not a multiple of 8, so messages straddle chunk boundaries
-  for (let o = 0; o < bytes.length; o += CHUNK) c.onData(bytes.subarray(o, o + CHUNK));
+/**
+ * Feeds `bytes` to the circuit in TCP-like chunks (some messages split across two). The chunks
+ * are Buffers, as a Bun socket delivers them: code compiled on plain Uint8Arrays guards on their
+ * type and is thrown away at the first real chunk.
+ */
+// Not a multiple of 8 (every message's size is), so chunk boundaries fall inside messages and the
+// reader's own buffer is used as with real TCP chunks (16,000 never split one).
+function feed(c: Circuit, bytes: Uint8Array, chunk = 16_004): void {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let o = 0; o < buf.length; o += chunk) c.onData(buf.subarray(o, o + chunk));
 }
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -153,13 +145,13 @@ async function syntheticPvs(
 ): Promise<{ pvs: Pv[]; index: NameIndex<PvEntry> }> {
   const index = new NameIndex<PvEntry>();
   const pvs: Pv[] = [];
-  const onUse = () => {};
+  const inUse = new InUseCount();
   for (let from = 0; from < n; from += slice) {
     timed(() => {
       for (let i = from; i < Math.min(n, from + slice); i++) {
         const pv = new Pv({ name: `IOCMNG:WARMUP:D${i}`, kind: "double", initial: i });
         pvs.push(pv);
-        index.set(pv.name, new PvEntry(pv, onUse));
+        index.set(pv.name, new PvEntry(pv, inUse));
       }
     });
     await yieldToLoop();
@@ -175,6 +167,7 @@ export async function warmUpCircuits(
   config: CaServerConfig,
   logger: Logger,
   tcpPort: number,
+  access: AccessPolicy | null,
   opts: WarmupOptions = {},
 ): Promise<WarmupReport> {
   const channels = opts.channels ?? DEFAULTS.channels;
@@ -192,7 +185,18 @@ export async function warmUpCircuits(
   // and the first health check must not wait for the synthetic PVs (cold start).
   await yieldToLoop();
   const { pvs, index } = await syntheticPvs(channels, slice, timed);
-  const host = new WarmupHost(config, logger.child({}, { level: "silent" }), tcpPort, index);
+  // The server's access policy is asked for rights only (the warm-up writes nothing, so nothing
+  // is audited); its own counters, names and flushes keep the server's untouched.
+  const host = new CircuitHub(
+    config,
+    logger.child({}, { level: "silent" }),
+    newCaCounters(),
+    access,
+    index,
+    new FlushScheduler<Circuit>(),
+    () => {},
+  );
+  host.tcpPort = tcpPort;
   const sock = new SinkSocket();
   const creates: Uint8Array[] = [];
   for (let from = 0; from < channels; from += slice) {
@@ -209,6 +213,10 @@ export async function warmUpCircuits(
     encodeMessage(CMD.HOST_NAME, 0, 0, 0, 0, nameBytes("warmup")),
     encodeMessage(CMD.CLIENT_NAME, 0, 0, 0, 0, nameBytes("iocmng")),
   ]);
+  if (!cancelled()) {
+    timed(() => primer(host, sock, pvs, hello, creates));
+    await yieldToLoop();
+  }
   let done = 0;
   for (; done < rounds && !cancelled(); done++) {
     sock.reset();
@@ -228,6 +236,15 @@ export async function warmUpCircuits(
     sock.parsing = false;
     const sid = (cid: number) => sock.sidOf[cid] ?? 0;
     await phase((cid) => encodeMessage(CMD.READ_NOTIFY, DBR.DOUBLE, 1, sid(cid), cid));
+    if (!cancelled()) {
+      const burst: Uint8Array[] = [];
+      for (let i = 0; i < READ_BURST; i++) {
+        const cid = i % channels;
+        burst.push(encodeMessage(CMD.READ_NOTIFY, DBR.DOUBLE, 1, sid(cid), cid));
+      }
+      timed(() => feed(c, concatMessages(burst), READ_BURST_CHUNK));
+      await yieldToLoop();
+    }
     await monitorPhase(c, pvs, sid, timed);
     // Half cleared one by one, the rest with the circuit (a client that exits).
     await phase((cid) => encodeMessage(CMD.CLEAR_CHANNEL, 0, 0, sid(cid), cid), channels / 2);
@@ -243,6 +260,47 @@ export async function warmUpCircuits(
     requests: host.counters.requests,
     updatesSent: host.counters.updatesSent,
   };
+}
+
+/**
+ * Every kind of channel request on a few channels, once, before anything is compiled: JSC compiles
+ * the request dispatch (`dispatch`, `runChannelRequest`) once it ran ~1,000 times, which the
+ * rounds' first phase (CREATE_CHAN, READ_NOTIFY) reaches before any EVENT_ADD, EVENT_CANCEL or
+ * CLEAR_CHANNEL ran; the code then treated those cases as never taken, bailed out when the monitor
+ * and clear phases took them and was compiled again, which put off its top tier (FTL) to the first
+ * real storms. Here every case has run while everything is still interpreted.
+ */
+function primer(
+  host: CircuitHub,
+  sock: SinkSocket,
+  pvs: Pv[],
+  hello: Uint8Array,
+  creates: Uint8Array[],
+): void {
+  const n = Math.min(PRIMER_CHANNELS, pvs.length);
+  sock.reset();
+  const c = new Circuit(sock as unknown as ConstructorParameters<typeof Circuit>[0], host);
+  sock.parsing = true;
+  feed(c, concatMessages([hello, ...creates.slice(0, n)]));
+  sock.parsing = false;
+  const sid = (cid: number) => sock.sidOf[cid] ?? 0;
+  const mask = new Uint8Array(16);
+  new DataView(mask.buffer).setUint16(12, DBE_VALUE_ALARM);
+  const parts: Uint8Array[] = [];
+  for (let cid = 0; cid < n; cid++) {
+    parts.push(encodeMessage(CMD.READ_NOTIFY, DBR.DOUBLE, 1, sid(cid), cid));
+    parts.push(encodeMessage(CMD.EVENT_ADD, DBR.TIME_DOUBLE, 1, sid(cid), cid, mask));
+  }
+  feed(c, concatMessages(parts));
+  for (let cid = 0; cid < n; cid++) pvs[cid]?.post(cid + 0.25);
+  c.flush();
+  parts.length = 0;
+  for (let cid = 0; cid < n; cid++) {
+    parts.push(encodeMessage(CMD.EVENT_CANCEL, DBR.TIME_DOUBLE, 1, sid(cid), cid));
+    parts.push(encodeMessage(CMD.CLEAR_CHANNEL, 0, 0, sid(cid), cid));
+  }
+  feed(c, concatMessages(parts));
+  c.onClose();
 }
 
 /** Subscriptions on the first PVs, three posted updates each (the fan-out path), cancelled. */

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   type FanoutSubscription,
+  InUseCount,
   PvEntry,
   type SubscriptionSink,
 } from "../../../src/ca/server/fanout.ts";
@@ -18,7 +19,7 @@ function sub(
 describe("PvEntry subscription list", () => {
   test("a post reaches every linked subscription once, in order; removal mid-walk is safe", () => {
     const pv = new Pv({ name: "T:FAN", kind: "double" });
-    const entry = new PvEntry(pv, () => {});
+    const entry = new PvEntry(pv, new InUseCount());
     const got: string[] = [];
     let onDeliver: (s: FanoutSubscription) => void = () => {};
     const sink: SubscriptionSink = {

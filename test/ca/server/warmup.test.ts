@@ -11,11 +11,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
+import { AuditLog } from "../../../src/access/audit.ts";
+import { SecurityPolicy } from "../../../src/access/policy.ts";
+import { AccessSecurity } from "../../../src/access/security.ts";
+import { CaServer } from "../../../src/ca/server/index.ts";
 import { warmupEnabled } from "../../../src/ca/server/warmup.ts";
 import { loadConfig } from "../../../src/config.ts";
+import { PvRegistry } from "../../../src/pv/registry.ts";
 import { type RunningServer, startServer } from "../../../src/server.ts";
 import { freeTcpPort, freeUdpPort } from "../../e2e/lib/server.ts";
-import { type CaHarness, runPy, startCaServer } from "../../helpers/ca-harness.ts";
+import { type CaHarness, runPy, startCaServer, testLogger } from "../../helpers/ca-harness.ts";
 import { RawCaClient, searchDatagram } from "../../helpers/ca-raw.ts";
 
 let h: CaHarness | null = null;
@@ -56,9 +61,11 @@ test("the warm-up runs the circuit and search paths and leaves no channel, PV or
   const r = await h.server.warmUp({ rounds: 2, channels: 300, searchDatagrams: 200 });
   expect(r.rounds).toBe(2);
   expect(r.cancelled).toBe(false);
-  // Per round: VERSION, HOST_NAME, CLIENT_NAME; 300 CREATE_CHAN and READ_NOTIFY; 200 EVENT_ADD and
-  // EVENT_CANCEL; 150 CLEAR_CHANNEL.
-  expect(r.requests).toBe(2 * (3 + 300 + 300 + 200 + 200 + 150));
+  // Per round: VERSION, HOST_NAME, CLIENT_NAME; 300 CREATE_CHAN and READ_NOTIFY; a burst of 3,000
+  // READ_NOTIFY in one chunk; 200 EVENT_ADD and EVENT_CANCEL; 150 CLEAR_CHANNEL. Once before the
+  // rounds, the primer: the same 3, then CREATE_CHAN, READ_NOTIFY, EVENT_ADD, EVENT_CANCEL and
+  // CLEAR_CHANNEL on 16 channels.
+  expect(r.requests).toBe(2 * (3 + 300 + 300 + 3000 + 200 + 200 + 150) + 3 + 5 * 16);
   // Three posted updates per subscription reached the circuit (plus its first value).
   expect(r.updatesSent).toBeGreaterThanOrEqual(2 * 200 * 3);
   await until(() => lines.some((l) => l.msg === "CA search path warmed up"));
@@ -80,6 +87,44 @@ test("the warm-up runs the circuit and search paths and leaves no channel, PV or
   const after = h.server.stats();
   expect(after.circuitsDropped).toBe(0);
   expect(after.internalErrors).toBe(0);
+});
+
+test("with an access policy the warm-up asks it for rights only: nothing audited, nothing changed", async () => {
+  // The product always has a policy; the warm-up's circuits use it (the code they compile is then
+  // the code real circuits run). Its identity gets no read access here, so its reads are refused.
+  root = await mkdtemp(join(tmpdir(), "iocmng-warmup-acf-"));
+  const file = join(root, "rules.acf");
+  await Bun.write(
+    file,
+    "UAG(ops) {operator}\nASG(DEFAULT) {\n  RULE(1, READ) { UAG(ops) }\n  RULE(1, WRITE) { UAG(ops) }\n}\n",
+  );
+  const registry = new PvRegistry();
+  registry.add({ name: "WU:SP", kind: "double", writable: true, initial: 5 });
+  const security = await AccessSecurity.open({ file, source: registry, hostMode: "names" });
+  const audit = new AuditLog({ pluginOf: () => "p" });
+  const server = new CaServer({
+    registry,
+    logger: testLogger(),
+    access: new SecurityPolicy(security, audit),
+    config: { serverPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false, beaconAddrs: [] },
+  });
+  await server.start();
+  try {
+    const before = server.stats();
+    const r = await server.warmUp({ rounds: 2, channels: 100, searchDatagrams: 50 });
+    expect(r.cancelled).toBe(false);
+    expect(r.requests).toBe(2 * (3 + 100 + 100 + 3000 + 100 + 100 + 50) + 3 + 5 * 16);
+    expect(audit.plugins()).toEqual([]);
+    expect(server.stats()).toEqual(before);
+    // A real client with the rights the rules give it.
+    const c = await RawCaClient.handshake(server.tcpPort, "operator");
+    const ch = await c.createChannel("WU:SP", 1);
+    expect(ch.rights).toBe(3);
+    c.close();
+  } finally {
+    await server.stop();
+    security.close();
+  }
 });
 
 test("the warm-up ends early when the server stops", async () => {
