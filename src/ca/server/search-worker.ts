@@ -12,8 +12,8 @@
  */
 import type dgram from "node:dgram";
 import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
-import { NameSet } from "../../common/name-set.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
+import { NameIndex } from "./names.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 import { warmUpSearch } from "./search-warmup.ts";
 import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
@@ -26,8 +26,13 @@ export function attachSearchSession(port: MessagePort): void {
 
 /** One CA server's search sockets, names and counters in the search Worker. */
 class CaSearchSession {
-  /** Bytes as latin1, as the CA server matches names everywhere (src/common/name-set.ts). */
-  private readonly names = new NameSet("latin1");
+  /**
+   * Looked up by the datagram's bytes. A `NameIndex`, not the byte-packed `NameSet` the PVA
+   * session uses (~1 MB less for 11,000 names): with the NameSet's byte loops inlined, `handle`
+   * reached JSC's top tier during warm storms, +5–6 ms of compiling per storm
+   * (docs/benchmarks.md, "The search Workers").
+   */
+  private readonly names = new NameIndex<true>();
   private counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
   private ignoreAddrs: string[] = [];
   private maxNameLength = 1007;
@@ -181,9 +186,8 @@ class CaSearchSession {
   /** One batch of registry changes: "+NAME" served from now on, "-NAME" no longer served. */
   private readonly applyBatch = (ops: NameOps): void => {
     for (const op of ops) {
-      // Registry names are unique, so the set's counts stay 0 or 1 here.
-      if (op.charCodeAt(0) === 43 /* + */) this.names.add(op.slice(1));
-      else this.names.remove(op.slice(1));
+      if (op.charCodeAt(0) === 43 /* + */) this.names.set(op.slice(1), true);
+      else this.names.delete(op.slice(1));
     }
   };
 }

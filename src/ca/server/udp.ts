@@ -17,6 +17,7 @@ import {
   writeSearchReply,
   writeUdpVersion,
 } from "../codec/messages.ts";
+import type { NameIndex } from "./names.ts";
 import {
   BAD_DATAGRAMS,
   SEARCH_COUNTER_SLOTS,
@@ -30,8 +31,7 @@ export class SearchResponder {
   private readonly warned = new Set<string>();
 
   constructor(
-    /** The served names, matched where they lie in the datagram (NameSet, src/common/name-set.ts). */
-    private readonly names: { has(bytes: Uint8Array, start: number, end: number): boolean },
+    private readonly names: NameIndex<unknown>,
     private readonly tcpPort: () => number,
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,
