@@ -28,9 +28,9 @@ export function attachSearchSession(port: MessagePort): void {
 class CaSearchSession {
   /**
    * Looked up by the datagram's bytes. A `NameIndex`, not the byte-packed `NameSet` the PVA
-   * session uses (~1 MB less for 11,000 names): with the NameSet's byte loops inlined, `handle`
-   * reached JSC's top tier during warm storms, +5–6 ms of compiling per storm
-   * (docs/benchmarks.md, "The search Workers").
+   * session uses (2.4–3.6 MB less in the product): with the NameSet's byte loops inlined, JSC took
+   * `handle` to its top tier during warm storms 3–10 after a start, ~60 ms of compiling once that
+   * the warm-storm figures count (docs/benchmarks.md, "The search Workers").
    */
   private readonly names = new NameIndex<true>();
   private counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
