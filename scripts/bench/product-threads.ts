@@ -12,6 +12,8 @@
  *          product-client.c on libca: ms of CPU and minor page faults per storm.
  * Threads are named by process (srv, or the plugin's name from its comm) and thread name; the
  * main thread of each process is `main`. 10 ms clock ticks: figures under ~2 ms are coarse.
+ * For the server's threads per storm beside softIoc's, with ns precision: product-storm.ts; this
+ * one covers the plugin processes too, and compares builds.
  */
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
