@@ -84,3 +84,12 @@ test("plugins get the server's allocator values, ours where the server has none"
     MIMALLOC_PURGE_DELAY: "100",
   });
 });
+
+test("the image sets the allocator settings, so a container's server starts once", () => {
+  // The Dockerfile's ENV (read as text: no Docker engine here); the re-exec costs ~15-25 ms of
+  // cold start, which the image's users need not pay.
+  const dockerfile = readFileSync(new URL("../../Dockerfile", import.meta.url), "utf8");
+  for (const [k, v] of Object.entries(ALLOCATOR_ENV)) {
+    expect(dockerfile).toMatch(new RegExp(`^\\s+${k}=${v}\\b`, "m"));
+  }
+});

@@ -63,6 +63,8 @@ const IMAGE_ENV = {
   IOCMNG_PLUGINS_DIR: "/data/plugins",
   IOCMNG_STATE_DIR: "/data/state",
   IOCMNG_LOG_PRETTY: "0",
+  MIMALLOC_PURGE_DELAY: "1000",
+  MIMALLOC_PURGE_HOLES_MIN_INTERVAL: "1000",
 };
 
 /** Runs `argv` inside the tree as the image's user. */
