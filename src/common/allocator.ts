@@ -37,7 +37,7 @@ export function allocatorEnvFor(
 /**
  * The environment `iocmng serve` should re-execute itself with, or null when nothing is missing:
  * each setting the user has not set (any value the user sets is kept, `MIMALLOC_PURGE_DELAY=100`
- * restores mimalloc's default). Also null where re-executing is not possible (no /proc).
+ * restores mimalloc's default).
  */
 export function allocatorReexecEnv(
   env: Readonly<Record<string, string | undefined>>,
