@@ -15,9 +15,9 @@ import type { NameMirrorInit } from "../../src/common/name-mirror.ts";
 import { SearchThreadHost } from "../../src/common/search-thread-host.ts";
 import { SearchWorker } from "../../src/common/search-worker.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
-import { PvaServer } from "../../src/pva/server/server.ts";
 import { searchDatagram } from "../helpers/ca-raw.ts";
 import { udpSearch } from "../helpers/pva-client.ts";
+import { startPva } from "../helpers/pva-harness.ts";
 
 let stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -41,19 +41,10 @@ async function startBoth(logger: pino.Logger) {
     config: { serverPort: 0, intfAddrs: ["127.0.0.1"], autoBeaconAddrList: false, beaconAddrs: [] },
     searchWorker: worker,
   });
-  const pva = new PvaServer({
-    source: registry,
-    logger,
-    config: {
-      serverPort: 0,
-      broadcastPort: 0,
-      intfAddrs: ["127.0.0.1"],
-      beaconAddrs: [],
-      autoBeaconAddrList: false,
-    },
-    searchWorker: worker,
-  });
-  await Promise.all([ca.start(), pva.start()]);
+  const [, { server: pva }] = await Promise.all([
+    ca.start(),
+    startPva({ registry, logger, searchWorker: worker }),
+  ]);
   stops.push(
     () => ca.stop(),
     () => pva.stop(),

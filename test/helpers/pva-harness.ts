@@ -3,6 +3,7 @@
  * unless IOCMNG_TEST_LOG=<pino level> is set.
  */
 import pino from "pino";
+import type { SearchWorker } from "../../src/common/search-worker.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import type { PvaServerConfig } from "../../src/pva/server/config.ts";
 import { PvaServer } from "../../src/pva/server/server.ts";
@@ -12,12 +13,18 @@ export function pvaTestLogger(): pino.Logger {
 }
 
 export async function startPva(
-  opts: { registry?: PvRegistry; config?: Partial<PvaServerConfig>; version?: string } = {},
+  opts: {
+    registry?: PvRegistry;
+    config?: Partial<PvaServerConfig>;
+    version?: string;
+    logger?: pino.Logger;
+    searchWorker?: SearchWorker;
+  } = {},
 ): Promise<{ registry: PvRegistry; server: PvaServer }> {
   const registry = opts.registry ?? new PvRegistry();
   const server = new PvaServer({
     source: registry,
-    logger: pvaTestLogger(),
+    logger: opts.logger ?? pvaTestLogger(),
     config: {
       serverPort: 0,
       broadcastPort: 0,
@@ -27,6 +34,7 @@ export async function startPva(
       ...opts.config,
     },
     ...(opts.version ? { version: opts.version } : {}),
+    ...(opts.searchWorker ? { searchWorker: opts.searchWorker } : {}),
   });
   await server.start();
   return { registry, server };
