@@ -5,10 +5,10 @@
  *   TCP: 10 rounds of one circuit doing 10,000 CREATE_CHAN, 10,000 READ_NOTIFY, then closing.
  * Run: `bun scripts/bench/ca-connect-split.ts`. Prints server CPU per 10,000 channels for each half.
  */
-import { readFileSync } from "node:fs";
 import { CMD } from "../../src/ca/codec/constants.ts";
 import { parseDatagram } from "../../src/ca/codec/udp.ts";
 import { msg, nameBytes, RawCaClient, searchDatagram } from "../../test/helpers/ca-raw.ts";
+import { cpuSeconds } from "./procfs.ts";
 
 const N = 10_000;
 const ROUNDS = 10;
@@ -25,11 +25,7 @@ while (!buf.includes("\n")) {
   buf += new TextDecoder().decode(value);
 }
 const port = Number(buf.split("\n")[0]?.split(" ")[1]);
-const cpu = (): number => {
-  const s = readFileSync(`/proc/${proc.pid}/stat`, "utf8");
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
+const cpu = (): number => cpuSeconds(proc.pid);
 await Bun.sleep(300);
 
 let got = 0;

@@ -9,16 +9,16 @@
  * Prints one line per figure. Keep runs short: the machine may be shared.
  */
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ALLOCATOR_ENV } from "../../src/common/allocator.ts";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
+import { cpuSeconds, rssMb } from "./procfs.ts";
 
 // Built per run (the source may change between runs; it compiles in well under a second).
 const work = mkdtempSync(join(tmpdir(), "ca-bench-"));
 const CLIENT = join(work, "product-client");
-const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 
 interface ServerProc {
   pid: number;
@@ -33,19 +33,6 @@ const SOFTIOC = join(process.env.EPICS_BASE ?? "/work/ref/epics-base", "bin/linu
 function buildClient(): void {
   buildCaClient(CLIENT, "product-client.c");
   if (!existsSync(CAPUTGET)) buildCaClient(CAPUTGET, "caputget.c");
-}
-
-/** utime+stime of a process in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // After "pid (comm) ", field index 11 = utime, 12 = stime (fields 14/15 of proc(5)).
-  return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(m?.[1] ?? 0) / 1024;
 }
 
 async function startServer(count: number): Promise<ServerProc> {

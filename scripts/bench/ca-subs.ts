@@ -6,10 +6,11 @@
  * alternately. Run: `bun scripts/bench/ca-subs.ts [ROUNDS=1000] [N=500] [REPS=2]`; SERVER_DIR=dir
  * runs iocmng from another checkout (for before/after figures).
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCaClient } from "./ca-client.ts";
+import { cpuSeconds } from "./procfs.ts";
 
 const CASUBS = process.env.CASUBS ?? "/tmp/casubs";
 const SOFTIOC = join(process.env.EPICS_BASE ?? "/work/ref/epics-base", "bin/linux-x86_64/softIoc");
@@ -17,13 +18,6 @@ const SERVER_DIR = process.env.SERVER_DIR ?? join(import.meta.dir, "../..");
 const [rounds = "1000", n = "500", reps = "2"] = process.argv.slice(2);
 
 if (!existsSync(CASUBS)) buildCaClient(CASUBS, "casubs.c");
-
-/** utime+stime of a process in seconds (clock ticks of 1/100 s, as on Linux x86_64). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** The client's line, with the server's CPU time during the run. */
 async function measured(pid: number, port: number): Promise<string> {

@@ -15,8 +15,8 @@ import type { Subprocess } from "bun";
 import { freeTcpPort, freeUdpPort } from "../../test/e2e/lib/server.ts";
 import { makeRepo } from "../../test/helpers/git-e2e.ts";
 import { BINARY, isUpToDate } from "../build.ts";
+import { cpuSeconds, parseStat } from "./procfs.ts";
 
-const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 const ROOT = join(import.meta.dir, "../..");
 export const SOFTIOC = join(
   process.env.EPICS_BASE ?? "/work/ref/epics-base",
@@ -202,8 +202,7 @@ export function processTree(pid: number): number[] {
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const ppid = Number(parseStat(readFileSync(`/proc/${d}/stat`, "utf8")).fields[1]);
       children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
     } catch {
       // Gone meanwhile.
@@ -223,9 +222,7 @@ export function treeCpu(pid: number): Map<number, number> {
   const out = new Map<number, number>();
   for (const p of processTree(pid)) {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(p, (Number(f[11]) + Number(f[12])) / TICK);
+      out.set(p, cpuSeconds(p));
     } catch {
       // Gone meanwhile.
     }

@@ -19,6 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
+import { cpuSeconds } from "./procfs.ts";
 import {
   installSplit,
   iocmngCommand,
@@ -60,13 +61,6 @@ function threadTimes(pid: number): Map<string, number> {
   return out;
 }
 
-/** utime + stime of the whole process in seconds (/proc/<pid>/stat, 10 ms ticks). */
-function processCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 function diff(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
   const d = new Map<string, number>();
   for (const [k, v] of b) d.set(k, v - (a.get(k) ?? 0));
@@ -77,11 +71,11 @@ async function measure(s: Side, label: string): Promise<void> {
   await Bun.sleep(2000);
   // The first storm after the start (what the boot's warm-up prepares for), then the warm ones.
   const f0 = threadTimes(s.pid);
-  const fp0 = processCpu(s.pid);
+  const fp0 = cpuSeconds(s.pid);
   const first = await runCaClient(CLIENT, s.caPort, ["connect", STORM_FILE, "_"]);
   let firstMs = 0;
   for (const v of diff(f0, threadTimes(s.pid)).values()) firstMs += v / 1e6;
-  const firstProc = (processCpu(s.pid) - fp0) * 1000;
+  const firstProc = (cpuSeconds(s.pid) - fp0) * 1000;
   const per = new Map<string, number[]>();
   const idle = new Map<string, number[]>();
   const walls: number[] = [];
@@ -89,13 +83,13 @@ async function measure(s: Side, label: string): Promise<void> {
   const getsPhase: number[] = [];
   let procCpu = 0;
   for (let i = 0; i < STORMS; i++) {
-    const p0 = processCpu(s.pid);
+    const p0 = cpuSeconds(s.pid);
     const t0 = threadTimes(s.pid);
     const w0 = performance.now();
     const out = await runCaClient(CLIENT, s.caPort, ["connect", STORM_FILE, "_"]);
     const wall = performance.now() - w0;
     const t1 = threadTimes(s.pid);
-    const pd = processCpu(s.pid) - p0;
+    const pd = cpuSeconds(s.pid) - p0;
     procCpu += pd;
     let live = 0;
     for (const v of diff(t0, t1).values()) live += v / 1e6;

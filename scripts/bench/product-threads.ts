@@ -19,6 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCaClient, runCaClient } from "./ca-client.ts";
+import { parseStat, statTicks } from "./procfs.ts";
 import {
   addProductPlugins,
   DOUBLES,
@@ -64,11 +65,11 @@ function threads(root: number): Map<string, Sample> {
     for (const tid of tids) {
       try {
         const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const name = tid === String(pid) ? "main" : s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
-        const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+        const { name: comm, fields: f } = parseStat(s);
+        const name = tid === String(pid) ? "main" : comm;
         const key = `${proc}:${name}`;
         const o = out.get(key) ?? { ticks: 0, faults: 0 };
-        o.ticks += Number(f[11]) + Number(f[12]);
+        o.ticks += statTicks(f);
         o.faults += Number(f[7]);
         out.set(key, o);
       } catch {

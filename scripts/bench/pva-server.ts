@@ -30,9 +30,9 @@ import { ALLOCATOR_ENV } from "../../src/common/allocator.ts";
 import { Cmd } from "../../src/pva/codec/index.ts";
 import { PvaClient } from "../../test/helpers/pva-client.ts";
 import { median } from "./ca-client.ts";
+import { cpuSeconds, parseStat, rssMb } from "./procfs.ts";
 
 const PVXS_BIN = process.env.PVXS_BIN ?? "/work/ref/pvxs/bin/linux-x86_64";
-const TICK = 100; // clock ticks per second (getconf CLK_TCK)
 
 interface Srv {
   name: string;
@@ -41,17 +41,6 @@ interface Srv {
   udp: number;
   update(n: number, hz: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / TICK;
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(m?.[1] ?? 0) / 1024;
 }
 
 /**
@@ -68,8 +57,7 @@ function schedOf(pid: number): { policy: number; priority: number; label: string
     } catch {
       continue; // the thread ended
     }
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const { name, fields: f } = parseStat(stat);
     const priority = Number(f[37]); // field 40 rt_priority, 41 policy (proc(5))
     const policy = Number(f[38]);
     if (policy === 1 && /^(PVXTCP|bun|iocmng)$/.test(name) && priority > best.priority) {
