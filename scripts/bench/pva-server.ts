@@ -327,7 +327,10 @@ async function benchLatency(): Promise<void> {
   // normal priority.
   const bEnv = process.env.PVA_BENCH_B_ENV;
   if (bEnv) {
-    const extra = Object.fromEntries(bEnv.split(" ").map((kv) => kv.split("=", 2)));
+    // Split at each pair's first "=": a value may hold one (split's limit would cut it off).
+    const extra = Object.fromEntries(
+      bEnv.split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
     const b = await startOurs(10, false, { IOCMNG_RT_PRIORITY: String(rt), ...extra });
     servers.push({ ...b, name: `iocmng (${bEnv})` });
   } else if (rt > 0 && forced === undefined) {
