@@ -42,10 +42,15 @@ export interface PvwsOptions {
   logger?: Logger;
   limits?: Partial<PvwsLimits>;
   /**
-   * The CA client for other IOCs' PVs (`ca://NAME` not served here), or undefined when libca is
-   * not available: then such names stay disconnected.
+   * The CA client for other IOCs' PVs (`ca://NAME` not served here); without it such names stay
+   * disconnected until this server has the PV.
    */
   remote?: () => RemoteCaClient;
+  /**
+   * Whether `remote` can work on this host (libca installed), asked once, at the first `ca://`
+   * name rather than at start: finding out loads the library (src/web/mount.ts). Absent: yes.
+   */
+  remoteAvailable?: () => boolean;
 }
 
 /** How often remote watches nobody uses any more are closed. */
@@ -94,6 +99,8 @@ export class PvwsHub implements PvwsHost {
   private readonly unwatch: () => void;
   /** Other IOCs' PVs (null without a CA client). */
   readonly remote: RemotePvs | null;
+  /** The answer of `remoteAvailable`, once asked. */
+  private remoteOk: boolean | undefined;
   private readonly sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly opts: PvwsOptions) {
@@ -126,7 +133,7 @@ export class PvwsHub implements PvwsHost {
     const key = PvwsHub.localName(name);
     // `ca://X` not served here: another IOC's PV, through the CA client. Whichever of the local
     // registry and the remote IOC serves it first wins; the other wait is cancelled.
-    if (this.remote !== null && name.startsWith("ca://") && key !== "") {
+    if (this.remote !== null && name.startsWith("ca://") && key !== "" && this.canWatchRemote()) {
       let done = false;
       let cancelRemote = (): void => {};
       const once = (pv: Pv) => {
@@ -149,6 +156,19 @@ export class PvwsHub implements PvwsHost {
       };
     }
     return this.waitLocal(key, cb);
+  }
+
+  /** Whether remote names can be watched; the first call asks `remoteAvailable` (and says no once). */
+  private canWatchRemote(): boolean {
+    if (this.remoteOk === undefined) {
+      this.remoteOk = this.opts.remoteAvailable?.() ?? true;
+      if (!this.remoteOk) {
+        this.opts.logger?.warn(
+          "PVWS: no Channel Access client library (libca) on this host: ca:// names are served only when this IOC has the PV",
+        );
+      }
+    }
+    return this.remoteOk;
   }
 
   private waitLocal(key: string, cb: (pv: Pv) => void): () => void {

@@ -64,7 +64,11 @@ export function createWebParts(deps: WebDeps): WebParts {
     ...(deps.authorizeWrite ? { authorizeWrite: deps.authorizeWrite } : {}),
     ...(deps.access ? { access: deps.access } : {}),
     // Other IOCs' PVs (`ca://NAME`) through this thread's libca client, when libca is installed.
-    ...(libcaAvailable() ? { remote: () => caClient() } : {}),
+    // Whether it is gets asked at the first such name, not here: finding out loads libca (with
+    // libCom and libstdc++) and binds its symbols, ~2 MB of an idle server's memory that a server
+    // whose console never shows another IOC's PV does not need (docs/benchmarks.md).
+    remote: () => caClient(),
+    remoteAvailable: libcaAvailable,
   });
   const metrics = createMetrics({
     source: deps.source,

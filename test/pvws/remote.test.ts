@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Elysia } from "elysia";
+import pino from "pino";
 import { caClient, closeCaClient, libcaAvailable } from "../../ffi/index.ts";
 import { PvRegistry } from "../../src/pv/registry.ts";
 import { PVWS_WEBSOCKET_CONFIG, PvwsHub, pvwsPlugin } from "../../src/pvws/hub.ts";
@@ -102,4 +103,45 @@ test("bare names stay local: a name no one serves here is reported disconnected"
   await c.sync();
   expect(hub.remote?.names).not.toContain("IOC:TEMP");
   c.close();
+});
+
+test("without libca: asked once, at the first ca:// name, which is then served only from this IOC's PVs", async () => {
+  let asked = 0;
+  let built = 0;
+  const lines: string[] = [];
+  const logger = pino({ level: "warn" }, { write: (s: string) => lines.push(s) });
+  const local = new PvRegistry();
+  const h = new PvwsHub({
+    source: local,
+    apiToken: null,
+    logger,
+    remote: () => {
+      built++;
+      return caClient();
+    },
+    remoteAvailable: () => {
+      asked++;
+      return false;
+    },
+  });
+  const a = new Elysia({ websocket: PVWS_WEBSOCKET_CONFIG }).use(pvwsPlugin(h));
+  a.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    // Not at start: finding out loads the library (src/web/mount.ts).
+    expect(asked).toBe(0);
+    const c = await PvwsTestClient.connect(`ws://127.0.0.1:${a.server?.port}/pvws/pv`);
+    // IOC:TEMP is served by the other IOC, which this hub may not reach without libca.
+    c.send({ type: "subscribe", pvs: ["ca://IOC:TEMP", "ca://IOC:RO"] });
+    await c.next((m) => m.pv === "ca://IOC:RO");
+    expect([asked, built]).toEqual([1, 0]);
+    expect(lines.filter((l) => l.includes("no Channel Access client library"))).toHaveLength(1);
+    // Served here once this IOC has the PV.
+    local.add({ name: "IOC:TEMP", kind: "double", initial: 3.5 });
+    const m = await c.next((x) => x.pv === "ca://IOC:TEMP" && x.connected === true);
+    expect(m.value).toBe(3.5);
+    c.close();
+  } finally {
+    await a.stop(true);
+    h.dispose();
+  }
 });
