@@ -77,8 +77,10 @@ export class PvEntry {
   private subHead: FanoutSubscription | null = null;
   private subTail: FanoutSubscription | null = null;
   private subCount = 0;
-  // The Pv listener, made once per entry (attached with the first subscription).
-  private readonly listener = (mask: number): void => this.fire(mask);
+  // The Pv listener, made with the entry's first subscription and kept: a closure and its scope
+  // per entry (~110 B) for the many PVs nobody monitors cost ~1.2 MB of heap with 11,000 PVs
+  // (docs/benchmarks.md, "Product-path memory").
+  private listener: ((mask: number) => void) | null = null;
   private unlisten: (() => void) | null = null;
   private cacheGeneration = -1;
   // One-slot cache for the common case (every subscriber asks for the same type/count) …
@@ -141,7 +143,10 @@ export class PvEntry {
     else this.subTail.fanNext = sub;
     this.subTail = sub;
     this.subCount++;
-    if (this.unlisten === null) this.unlisten = this.pv.subscribe(this.listener);
+    if (this.unlisten === null) {
+      this.listener ??= (mask: number): void => this.fire(mask);
+      this.unlisten = this.pv.subscribe(this.listener);
+    }
   }
 
   /** Removes a subscription; detaches from the Pv when none are left. */
