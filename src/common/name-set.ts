@@ -1,10 +1,10 @@
 /**
- * A counted set of names kept as bytes in one buffer: the PVA search thread's mirror of the served
- * names (src/pva/server/pva-search-worker.ts; why the CA one keeps its NameIndex is in
- * src/ca/server/search-worker.ts). A Map of 11,000 name strings costs a search session ~1.1–1.4
- * MB of JS heap (a string and a map entry per name); here a name costs its bytes plus a 12-byte
- * record header and a 4-byte table slot or two, ~0.5 MB for the same names (docs/benchmarks.md,
- * "Product-path memory, step by step").
+ * A counted set of names kept as bytes in one buffer: the search threads' mirror of the served
+ * names (src/ca/server/search-worker.ts, src/pva/server/pva-search-worker.ts). A Map of 11,000
+ * name strings costs each search session ~1.1–1.4 MB of JS heap (a string, a map entry, and for
+ * CA a slot object per name); here a name costs its bytes plus a 12-byte record header and a
+ * 4-byte table slot or two, ~0.5 MB for the same names (docs/benchmarks.md, "Product-path memory,
+ * step by step").
  *
  * Names are matched by their encoded bytes: "latin1" for CA (one byte per char, as the CA server
  * decodes names everywhere; a name with a char above 0xFF can never match, so it is not kept),
@@ -35,9 +35,9 @@ export class NameSet {
   private live = 0;
   private removed = 0;
   /**
-   * Where a name is encoded for add/remove/hasName. A Buffer, as node:dgram delivers datagrams:
-   * `find` and `hashBytes` then see one array type whether a lookup is by name or by a datagram's
-   * bytes, and their compiled code is not thrown away when one follows the other.
+   * Where a name is encoded for add/remove/hasName. A Buffer, as node:dgram hands the CA search
+   * its datagrams: `find` and `hashBytes` then see one array type, and their compiled code is not
+   * thrown away when a search follows a name change (or the warm-up) on the other type.
    */
   private scratch: Uint8Array = Buffer.alloc(256);
   private readonly encoder = new TextEncoder();

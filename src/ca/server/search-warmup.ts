@@ -2,14 +2,14 @@
  * Search-thread half of the CA warm-up (the circuit half is warmup.ts, where the why is): runs
  * the search responder and the batched reply sender on synthetic datagrams of the shape libca
  * sends in a connect storm (a VERSION, then ~30 SEARCHes), so JSC has compiled name matching and
- * reply encoding before the first real storm. Everything is its own: a name index of synthetic
+ * reply encoding before the first real storm. Everything is its own: a name set of synthetic
  * names, counters that are not the shared ones, a sender whose "socket" drops what it is given.
  * Runs in slices with a macrotask between them, so real datagrams are answered meanwhile.
  */
 import type dgram from "node:dgram";
+import { NameSet } from "../../common/name-set.ts";
 import { CA_MINOR_VERSION, CMD, SEARCH_REPLY } from "../codec/constants.ts";
 import { concatMessages, encodeMessage } from "../codec/messages.ts";
-import { NameIndex } from "./names.ts";
 import { SEARCH_COUNTER_SLOTS, SEARCH_REPLIES } from "./search-protocol.ts";
 import { SearchReplySender, SearchResponder } from "./udp.ts";
 
@@ -25,17 +25,11 @@ export async function warmUpSearch(
   cancelled: () => boolean = () => false,
 ): Promise<{ datagrams: number; replies: number; wallMs: number; busyMs: number }> {
   const t0 = performance.now();
-  const names = new NameIndex<true>();
-  for (let i = 0; i < NAMES; i++) names.set(`IOCMNG:WARMUP:D${i}`, true);
+  // The same structure the session answers from (search-worker.ts), so its lookup is compiled.
+  const names = new NameSet("latin1");
+  for (let i = 0; i < NAMES; i++) names.add(`IOCMNG:WARMUP:D${i}`);
   const counters = new Float64Array(SEARCH_COUNTER_SLOTS);
-  const responder = new SearchResponder(
-    names,
-    () => 5064,
-    [],
-    maxNameLength,
-    () => {},
-    counters,
-  );
+  const responder = new SearchResponder(names, [], maxNameLength, () => {}, counters);
   // No socket is ever reached: the stand-in native path takes every datagram.
   const sender = new SearchReplySender(
     null as unknown as dgram.Socket,
@@ -68,6 +62,7 @@ export async function warmUpSearch(
         "127.0.0.1",
         40000 + (done % 3),
         sender,
+        5064,
       );
       if (done % 16 === 15) sender.flush();
     }

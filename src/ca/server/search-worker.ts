@@ -12,8 +12,8 @@
  */
 import type dgram from "node:dgram";
 import { NameMirror, type NameOps } from "../../common/name-mirror.ts";
+import { NameSet } from "../../common/name-set.ts";
 import type { FromSearchThread } from "../../common/search-thread-host.ts";
-import { NameIndex } from "./names.ts";
 import { REPLIES_DROPPED, SEARCH_COUNTER_SLOTS, type ToSearchThread } from "./search-protocol.ts";
 import { warmUpSearch } from "./search-warmup.ts";
 import { bindUdp, nativeUdpSend, SearchReplySender, SearchResponder } from "./udp.ts";
@@ -26,13 +26,8 @@ export function attachSearchSession(port: MessagePort): void {
 
 /** One CA server's search sockets, names and counters in the search Worker. */
 class CaSearchSession {
-  /**
-   * Looked up by the datagram's bytes. A `NameIndex`, not the byte-packed `NameSet` the PVA
-   * session uses (2.4–3.6 MB less in the product): with the NameSet's byte loops inlined, JSC took
-   * `handle` to its top tier during warm storms 3–10 after a start, ~60 ms of compiling once that
-   * the warm-storm figures count (docs/benchmarks.md, "The search Workers").
-   */
-  private readonly names = new NameIndex<true>();
+  /** Bytes as latin1, as the CA server matches names everywhere (src/common/name-set.ts). */
+  private readonly names = new NameSet("latin1");
   private counters: Float64Array<ArrayBufferLike> = new Float64Array(SEARCH_COUNTER_SLOTS);
   private ignoreAddrs: string[] = [];
   private maxNameLength = 1007;
@@ -110,7 +105,6 @@ class CaSearchSession {
     this.closeSockets();
     const search = new SearchResponder(
       this.names,
-      () => this.tcpPort,
       this.ignoreAddrs,
       this.maxNameLength,
       (msg) => this.log("warn", msg),
@@ -155,7 +149,7 @@ class CaSearchSession {
     this.mirror?.sync();
     let queued: number;
     try {
-      queued = search.handle(msg, rinfo.address, rinfo.port, sender);
+      queued = search.handle(msg, rinfo.address, rinfo.port, sender, this.tcpPort);
     } catch (e) {
       this.log("error", "CA search handling failed", { err: String(e) });
       return;
@@ -186,8 +180,9 @@ class CaSearchSession {
   /** One batch of registry changes: "+NAME" served from now on, "-NAME" no longer served. */
   private readonly applyBatch = (ops: NameOps): void => {
     for (const op of ops) {
-      if (op.charCodeAt(0) === 43 /* + */) this.names.set(op.slice(1), true);
-      else this.names.delete(op.slice(1));
+      // Registry names are unique, so the set's counts stay 0 or 1 here.
+      if (op.charCodeAt(0) === 43 /* + */) this.names.add(op.slice(1));
+      else this.names.remove(op.slice(1));
     }
   };
 }

@@ -198,7 +198,9 @@ export class CaServer {
    */
   warmUp(opts: WarmupOptions & { searchDatagrams?: number } = {}): Promise<WarmupReport> {
     if (this.state !== "running") throw new Error(`CA server is ${this.state}, not running`);
-    this.search?.warmUp(opts.searchDatagrams ?? 1000);
+    // 4,000 datagrams take the search responder's `handle` to JSC's top tier at boot; with 1,000
+    // that compile (~120 ms) fell into the warm storms 3–5 after a start (docs/ca-server.md).
+    this.search?.warmUp(opts.searchDatagrams ?? 4000);
     return warmUpCircuits(this.config, this.logger, this._tcpPort, this.access, {
       ...opts,
       cancelled: () =>

@@ -17,7 +17,6 @@ import {
   writeSearchReply,
   writeUdpVersion,
 } from "../codec/messages.ts";
-import type { NameIndex } from "./names.ts";
 import {
   BAD_DATAGRAMS,
   SEARCH_COUNTER_SLOTS,
@@ -31,8 +30,8 @@ export class SearchResponder {
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly names: NameIndex<unknown>,
-    private readonly tcpPort: () => number,
+    /** The served names, matched where they lie in the datagram (NameSet, src/common/name-set.ts). */
+    private readonly names: { has(bytes: Uint8Array, start: number, end: number): boolean },
     ignoreAddrs: readonly string[],
     private readonly maxNameLength: number,
     private readonly warn: (msg: string) => void,
@@ -52,7 +51,17 @@ export class SearchResponder {
    * matches in place, allocation-free (the connect-storm hot path: one call per client datagram
    * of ~30 names). Never throws on malformed input.
    */
-  handle(msg: Uint8Array, fromIp: string, fromPort: number, sender: SearchReplySender): number {
+  handle(
+    msg: Uint8Array,
+    fromIp: string,
+    fromPort: number,
+    sender: SearchReplySender,
+    // The TCP port the replies advertise. A number, not a getter the responder calls: the boot
+    // warm-up's getter was another function than the session's, the compiled `handle` had inlined
+    // it, and JSC threw that code away at the first real search (then took ~120 ms to compile
+    // `handle` again during the warm storms: docs/benchmarks.md, "CA names as bytes").
+    tcpPort: number,
+  ): number {
     if (this.ignore.has(fromIp)) return 0;
     const c = this.counters;
     c[SEARCH_DATAGRAMS] = (c[SEARCH_DATAGRAMS] ?? 0) + 1;
@@ -61,7 +70,6 @@ export class SearchResponder {
     const ov = this.outView;
     let outLen = -1; // -1: no piece started
     let replies = 0;
-    const tcpPort = this.tcpPort();
     // Per datagram, like rsrv: a SEARCH counts only after a VERSION with minor ≥ 4 in the same one.
     let minor = 0;
     let seq = 0;
