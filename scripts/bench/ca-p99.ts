@@ -19,8 +19,7 @@
  * CA_P99_SAMPLES=DIR writes every get's (start ns, round trip ns) per run to DIR, for lining the
  * slow ones up with `strace -f -tt -T -p <pid>` or `perf sched` of the server (its pid is printed).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import {
@@ -28,9 +27,8 @@ import {
   iocmngCommand,
   loadText,
   type Side,
-  softIocDb,
+  splitBenchFiles,
   splitStormNames,
-  splitUpdatingNames,
   startVariant,
   treeCpu,
 } from "./product-sides.ts";
@@ -43,13 +41,7 @@ const SAMPLES_DIR = process.env.CA_P99_SAMPLES;
 // CA_P99_LATE=S: S seconds after the storms, 3 more get runs (is the tail a just-started effect?).
 const LATE_S = Number(process.env.CA_P99_LATE ?? 0);
 
-const work = mkdtempSync(join(tmpdir(), "iocmng-ca-p99-"));
-const CLIENT = join(work, "product-client");
-const stormNames = splitStormNames;
-const updatingNames = splitUpdatingNames;
-const STORM_FILE = join(work, "storm.txt");
-writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
-
+const { work, client: CLIENT, stormFile: STORM_FILE, dbFile } = splitBenchFiles("iocmng-ca-p99-");
 const load = loadText;
 
 const pct = (sorted: number[], p: number) => sorted[Math.floor(sorted.length * p)] as number;
@@ -69,7 +61,7 @@ interface Figures {
 const CLIENT_FIFO = process.env.CA_P99_CLIENT_FIFO;
 
 async function gets(s: Side, label: string, run: number): Promise<[number, number]> {
-  const args = ["samples", stormNames[0] as string, `${GETS}`];
+  const args = ["samples", splitStormNames[0] as string, `${GETS}`];
   const out = CLIENT_FIFO
     ? await runCaClient("chrt", s.caPort, ["-f", CLIENT_FIFO, CLIENT, ...args])
     : await runCaClient(CLIENT, s.caPort, args);
@@ -124,8 +116,6 @@ async function main(): Promise<void> {
   console.log(`CA get p99 / warm storm, ${new Date().toISOString()}, Bun ${Bun.version}`);
   console.log(`iocmng: ${what}; variants ${VARIANTS.join(", ")}; load ${load()}`);
   const inst = await installSplit(work, argv);
-  const dbFile = join(work, "bench.db");
-  writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
   const figures = new Map<string, Figures>(
     VARIANTS.map((v) => [v, { p50: [], p99: [], warm: [], warmCpu: [], lateP99: [] }]),
   );

@@ -8,8 +8,8 @@
  *   record counts: `ao` records for the static doubles, `calc` records scanned at 10 Hz for the
  *   updating ones.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freeTcpPort, freeUdpPort } from "../../test/e2e/lib/server.ts";
@@ -354,6 +354,28 @@ export const splitStormNames = [
   ...Array.from({ length: SPLIT_HALF }, (_, i) => `BENCH:BIGB:D${SPLIT_HALF + i}`),
 ];
 export const splitUpdatingNames = Array.from({ length: UPDATING }, (_, i) => `BENCH:UPD:U${i}`);
+
+/** The files a bench on the split setup works with (ca-p99.ts, product-storm.ts). */
+export interface SplitBenchFiles {
+  /** Its temporary directory (the iocmng installation, the client, the lists); remove it at the end. */
+  work: string;
+  /** Where the C load client (product-client.c) is built. */
+  client: string;
+  /** The storm's 10,000 names, one per line. */
+  stormFile: string;
+  /** The softIoc database serving the same names. */
+  dbFile: string;
+}
+
+/** Makes a temporary directory named after `prefix` and writes the storm list and softIoc database. */
+export function splitBenchFiles(prefix: string): SplitBenchFiles {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const stormFile = join(work, "storm.txt");
+  writeFileSync(stormFile, `${splitStormNames.join("\n")}\n`);
+  const dbFile = join(work, "bench.db");
+  writeFileSync(dbFile, softIocDb(splitStormNames, splitUpdatingNames));
+  return { work, client: join(work, "product-client"), stormFile, dbFile };
+}
 
 /**
  * An iocmng installation under `root` with the split layout's plugins added over REST (the

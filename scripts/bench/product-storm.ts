@@ -15,9 +15,7 @@
  * Variants as ca-p99.ts: `iocmng`, `softIoc`, `softIoc-nort`, `iocmng+ENV=VALUE[,…]` (`IOCMNG_BIN=<path>` runs
  * another binary, e.g. a copy kept from before a change). Default: `iocmng softIoc`.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { buildCaClient, median, runCaClient } from "./ca-client.ts";
 import { cpuSeconds } from "./procfs.ts";
 import {
@@ -25,9 +23,7 @@ import {
   iocmngCommand,
   loadText,
   type Side,
-  softIocDb,
-  splitStormNames,
-  splitUpdatingNames,
+  splitBenchFiles,
   startVariant,
 } from "./product-sides.ts";
 
@@ -35,13 +31,7 @@ const args = process.argv.slice(2);
 const STORMS = /^\d+$/.test(args[0] ?? "") ? Number(args.shift()) : 10;
 const VARIANTS = args.length > 0 ? args : ["iocmng", "softIoc"];
 
-const work = mkdtempSync(join(tmpdir(), "iocmng-storm-"));
-const CLIENT = join(work, "product-client");
-const stormNames = splitStormNames;
-const updatingNames = splitUpdatingNames;
-const STORM_FILE = join(work, "storm.txt");
-writeFileSync(STORM_FILE, `${stormNames.join("\n")}\n`);
-
+const { work, client: CLIENT, stormFile: STORM_FILE, dbFile } = splitBenchFiles("iocmng-storm-");
 const load = loadText;
 
 /** Run time (ns) of each thread of `pid`, summed by thread name. */
@@ -144,8 +134,6 @@ async function main(): Promise<void> {
   console.log(`warm storm per thread, ${new Date().toISOString()}, Bun ${Bun.version}`);
   console.log(`iocmng: ${what}; variants ${VARIANTS.join(", ")}; ${STORMS} storms; load ${load()}`);
   const inst = await installSplit(work, argv);
-  const dbFile = join(work, "bench.db");
-  writeFileSync(dbFile, softIocDb(stormNames, updatingNames));
   for (const v of VARIANTS) {
     const s = await startVariant(v, inst, argv, dbFile);
     try {
